@@ -1,0 +1,133 @@
+# MyloWare build. `make` builds ./myloware; `make help` lists the targets.
+# Objects live under build/ (build/<variant>/ for sanitizer builds); V=1 shows full commands.
+
+CC       ?= cc
+SANITIZE ?=
+WITH_POSTGRES ?= 0
+VERSION  := 0.1.0
+LLHTTP_SRC ?= /usr/share/llhttp
+LLHTTP_INC ?= /usr/share/include/llhttp
+
+PKGS := libuv sqlite3 libcurl jansson libavformat libavcodec libavutil libswscale libswresample libavfilter
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+ifeq ($(SANITIZE),)
+BUILD := build
+OPT   ?= -O2 -g
+else
+BUILD := build/$(subst $(comma),-,$(SANITIZE))
+OPT   ?= -O1 -g -fno-omit-frame-pointer
+SANFLAGS := -fsanitize=$(SANITIZE)
+ifneq ($(findstring undefined,$(SANITIZE)),)
+SANFLAGS += -fno-sanitize-recover=undefined
+endif
+endif
+comma := ,
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+        -Wno-unused-parameter -Wvla
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+
+CPPFLAGS := -Isrc -I$(LLHTTP_INC) -D_GNU_SOURCE -DMYLOWARE_VERSION=\"$(VERSION)\" \
+            -DMYLOWARE_SRCDIR=\"$(CURDIR)\" -MMD -MP
+CFLAGS   := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedcrypto -lpthread -lm
+LDFLAGS  := $(SANFLAGS)
+
+ifeq ($(WITH_POSTGRES),1)
+CPPFLAGS += -DWITH_POSTGRES=1 $(shell pkg-config --cflags libpq)
+LDLIBS   += $(shell pkg-config --libs libpq)
+endif
+
+SRCS     := $(sort $(wildcard src/*/*.c src/*.c))
+OBJS     := $(SRCS:%.c=$(BUILD)/%.o)
+LLHTTP_OBJS := $(BUILD)/llhttp/llhttp.o $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o
+LIB      := $(BUILD)/libmyloware.a
+BIN      := myloware$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)))
+
+UNIT_SRCS := $(sort $(wildcard tests/unit/*/*.c))
+INT_SRCS  := $(sort $(wildcard tests/integration/*.c))
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+TEST_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%) $(INT_SRCS:%.c=$(BUILD)/%)
+TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+
+.PHONY: all dev test unit integration demo fmt clean help bootstrap fuzz check-readme bench
+all: $(BIN)
+
+help:
+	@echo "make            build ./myloware"
+	@echo "make dev        build with -Werror"
+	@echo "make test       install what is missing, build, run every test"
+	@echo "make demo       install what is missing, build, run a whole video run with the fakes"
+	@echo "make fuzz       build and run the HTTP request fuzzer (FUZZ_SECONDS=60)"
+	@echo "make fmt        clang-format the sources"
+	@echo "make SANITIZE=address,undefined|thread test   the tests under sanitizers"
+	@echo "make WITH_POSTGRES=1   add the Postgres backend"
+
+bootstrap:
+	$(Q)bash scripts/bootstrap.sh
+
+dev:
+	$(Q)$(MAKE) --no-print-directory WERROR=1 all
+
+$(BIN): $(BUILD)/main.o $(LIB)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(LIB): $(OBJS) $(LLHTTP_OBJS)
+	@echo "  AR      $@"
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The embedded files (schema.sql, openapi.json) are pulled in with .incbin.
+$(BUILD)/src/core/embed.o: schema.sql openapi.json
+
+# llhttp: Debian ships its C sources (node-llhttp); compiled here, untouched, without our warnings.
+$(BUILD)/llhttp/%.o: $(LLHTTP_SRC)/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      llhttp/$*.c"
+	$(Q)$(CC) -I$(LLHTTP_INC) $(OPT) $(SANFLAGS) -w -c -o $@ $<
+
+$(BUILD)/tests/support/%.o: tests/support/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/%.c $(LIB) $(SUPPORT_SRCS:%.c=$(BUILD)/%.o)
+	@mkdir -p $(dir $@)
+	@echo "  TEST    $<"
+	$(Q)$(CC) $(CPPFLAGS) -Itests $(CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_SRCS:%.c=$(BUILD)/%.o) $(LIB) $(TEST_LIBS) $(LDLIBS)
+
+test: bootstrap
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
+	$(Q)MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(TEST_BINS)
+	$(Q)bash scripts/check-readme.sh $(BIN)
+
+demo: bootstrap
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)./$(BIN) demo --yes
+
+fuzz: $(LIB)
+	$(Q)bash scripts/fuzz.sh
+
+fmt:
+	$(Q)clang-format -i $(SRCS) main.c $(wildcard src/*/*.h) $(UNIT_SRCS) $(INT_SRCS) $(wildcard tests/support/*.[ch] tests/fuzz/*.c)
+
+bench: $(BIN)
+	$(Q)bash scripts/bench/http.sh
+
+clean:
+	rm -rf build myloware myloware-*
+
+-include $(OBJS:.o=.d) $(BUILD)/main.d

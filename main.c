@@ -1,0 +1,196 @@
+/* main: argv to a command; nothing else. Exit codes: 0 ok, 1 failure, 2 usage. */
+#include <jansson.h>
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/avutil.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+#include <curl/curl.h>
+#include <llhttp.h>
+#include <mbedtls/version.h>
+
+#include "app.h"
+#include "core/config.h"
+#include "core/log.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+struct command {
+    const char *name, *sub;
+    int (*run)(config_t *cfg, int argc, char **argv);
+    const char *usage, *help;
+};
+
+static bool wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static int usage_error(const char *cmd, const char *msg, const char *arg) {
+    fprintf(stderr, "myloware %s: %s%s%s\nTry 'myloware %s --help'.\n", cmd, msg, arg ? ": " : "",
+            arg ? arg : "", cmd);
+    return EXIT_USAGE;
+}
+
+static int cmd_serve(config_t *cfg, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "all") != 0 && strcmp(argv[i], "api") != 0)
+                return usage_error("serve", "--role must be all or api", argv[i]);
+            continue;
+        }
+        return usage_error("serve", "unknown option", argv[i]);
+    }
+    return app_serve(cfg);
+}
+
+static int cmd_migrate(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("migrate", "unknown option", argv[0]);
+    store_t *s = NULL;
+    if (app_migrate(cfg, &s) != 0)
+        return EXIT_FAIL;
+    int v = 0;
+    store_schema_version(s, &v);
+    printf("schema version %d (%s)\n", v, store_backend(s));
+    store_close(s);
+    return EXIT_OK;
+}
+
+static int cmd_version(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("version", "unknown option", argv[0]);
+    printf("myloware %s\n", MYLOWARE_VERSION);
+#ifdef WITH_POSTGRES
+    printf("databases: sqlite %s, postgres\n", sqlite3_libversion());
+#else
+    printf("databases: sqlite %s (built without postgres)\n", sqlite3_libversion());
+#endif
+    printf("ffmpeg: libavformat %s, libavcodec %s, libavutil %s\n", AV_STRINGIFY(LIBAVFORMAT_VERSION),
+           AV_STRINGIFY(LIBAVCODEC_VERSION), AV_STRINGIFY(LIBAVUTIL_VERSION));
+    printf("libuv %s, llhttp %d.%d.%d, libcurl %s, mbedtls %s, jansson %s\n", uv_version_string(),
+           LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, curl_version_info(CURLVERSION_NOW)->version,
+           MBEDTLS_VERSION_STRING, JANSSON_VERSION);
+    return EXIT_OK;
+}
+
+static int cmd_config_show(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("config show", "unknown option", argv[0]);
+    config_show(cfg, stdout);
+    return EXIT_OK;
+}
+
+static int cmd_config_check(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("config check", "unknown option", argv[0]);
+    printf("configuration ok\n");
+    return EXIT_OK;
+}
+
+static int cmd_config_table(config_t *cfg, int argc, char **argv) {
+    config_table_markdown(stdout);
+    return EXIT_OK;
+}
+
+static const struct command commands[] = {
+    {"serve", NULL, cmd_serve, "serve [--role all|api] [--config FILE] [--SETTING VALUE ...]",
+     "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or SIGINT.\n"
+     "A first signal drains in-flight requests (SHUTDOWN_GRACE_S); a second exits at once."},
+    {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
+     "Applies pending schema migrations in one transaction and prints the schema version."},
+    {"version", NULL, cmd_version, "version", "Prints the version and the build options."},
+    {"config", "show", cmd_config_show, "config show [--config FILE]",
+     "Prints the effective settings and where each comes from; secrets as ***."},
+    {"config", "check", cmd_config_check, "config check [--config FILE]",
+     "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
+    {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *out) {
+    fprintf(out, "usage: myloware <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-44s\n", commands[i].usage);
+    fprintf(out, "\nEvery setting (see 'myloware config show') is read from the environment, from\n"
+                 "--config FILE (KEY=VALUE lines) and from flags: PORT is --port, or --set PORT=...\n"
+                 "Run 'myloware <command> --help' for one command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        print_help(argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        argv[1] = "version";
+    const struct command *cmd = NULL;
+    int skip = 2;
+    for (size_t i = 0; i < NCOMMANDS && !cmd; i++) {
+        if (strcmp(commands[i].name, argv[1]) != 0)
+            continue;
+        if (!commands[i].sub) {
+            cmd = &commands[i];
+        } else if (argc > 2 && strcmp(commands[i].sub, argv[2]) == 0) {
+            cmd = &commands[i];
+            skip = 3;
+        }
+    }
+    if (!cmd) {
+        bool group = false;
+        for (size_t i = 0; i < NCOMMANDS; i++)
+            group |= strcmp(commands[i].name, argv[1]) == 0;
+        if (group && argc > 2 && wants_help(argc - 2, argv + 2) == false) {
+            fprintf(stderr, "myloware %s: unknown subcommand '%s'\n", argv[1], argv[2]);
+            return EXIT_USAGE;
+        }
+        if (group) {
+            fprintf(group && argc > 2 ? stdout : stderr, "usage:\n");
+            for (size_t i = 0; i < NCOMMANDS; i++)
+                if (strcmp(commands[i].name, argv[1]) == 0)
+                    fprintf(argc > 2 ? stdout : stderr, "  myloware %s\n", commands[i].usage);
+            return argc > 2 ? EXIT_OK : EXIT_USAGE;
+        }
+        fprintf(stderr, "myloware: unknown command '%s'\n", argv[1]);
+        print_help(stderr);
+        return EXIT_USAGE;
+    }
+    int cargc = argc - skip;
+    char **cargv = argv + skip;
+    if (wants_help(cargc, cargv)) {
+        printf("usage: myloware %s\n\n%s\n", cmd->usage, cmd->help);
+        return EXIT_OK;
+    }
+
+    config_t cfg;
+    config_init(&cfg);
+    buf_t err;
+    buf_init(&err, 4096);
+    char **rest = calloc((size_t)cargc + 1, sizeof *rest);
+    int nrest = 0, rc;
+    if (config_from_args(&cfg, cargc, cargv, rest, &nrest, &err) != 0) {
+        fprintf(stderr, "myloware: %s\n", err.data ? err.data : "invalid arguments");
+        rc = EXIT_USAGE;
+        goto out;
+    }
+    if (config_finish(&cfg, &err) != 0) {
+        fprintf(stderr, "myloware: invalid configuration: %s\n", err.data ? err.data : "");
+        rc = EXIT_FAIL;
+        goto out;
+    }
+    log_setup((enum log_level)log_level_parse(config_str(&cfg, S_LOG_LEVEL)),
+              strcmp(config_str(&cfg, S_LOG_FORMAT), "json") == 0);
+    rc = cmd->run(&cfg, nrest, rest);
+out:
+    free(rest);
+    buf_release(&err);
+    config_release(&cfg);
+    return rc;
+}

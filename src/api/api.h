@@ -1,0 +1,33 @@
+/*
+ * api: the route table and its thin handlers (validate, call, reply). One file per resource.
+ * Handlers run on the loop thread and never block it.
+ */
+#ifndef MYLOWARE_API_API_H
+#define MYLOWARE_API_API_H
+
+#include <stddef.h>
+
+#include "http/server.h"
+
+/* Rate-limit classes (indexes into app->limiters). */
+enum { RL_NONE, RL_RUN, RL_APPROVE, RL_PUBLIC_DEMO, RL__COUNT };
+
+extern const struct route api_routes[];
+extern const size_t api_nroutes;
+
+struct app;
+/* health.c: the cached database probe behind /health and /health/db. */
+struct health *health_new(struct app *app);
+void health_free(struct health *h);
+
+void api_health(http_req_t *req);
+void api_health_db(http_req_t *req);
+void api_metrics(http_req_t *req);
+void api_openapi(http_req_t *req);
+void api_log_level_get(http_req_t *req);
+void api_log_level_put(http_req_t *req);
+
+/* Answers 422 validation_error with one field error. */
+void api_field_error(http_req_t *req, const char *field, const char *message);
+
+#endif

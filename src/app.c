@@ -1,0 +1,167 @@
+/* app: start order and reverse-order shutdown of `serve`. Main (loop) thread. */
+#include "app.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+int app_migrate(const config_t *cfg, store_t **out) {
+    buf_t err;
+    buf_init(&err, 4096);
+    store_t *s = NULL;
+    int from = 0, to = 0;
+    int rc = store_open(cfg, &s, &err);
+    if (rc == 0)
+        rc = store_migrate(s, &from, &to, &err);
+    if (rc) {
+        log_error("db", "cannot prepare the database", LF_S("error", err.data ? err.data : ""));
+        store_close(s);
+        buf_release(&err);
+        return rc;
+    }
+    if (to != from)
+        log_info("db", "schema migrated", LF_S("backend", store_backend(s)), LF_I("from", from),
+                 LF_I("to", to));
+    buf_release(&err);
+    if (out)
+        *out = s;
+    else
+        store_close(s);
+    return 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path) {
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return -1;
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0750) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void raise_fd_limit(void) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void on_drained(http_server_t *s, void *ud) {
+    app_t *app = ud;
+    log_info("app", "http drained");
+    http_server_close(s);
+    app->http = NULL;
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum) {
+    app_t *app = sig->data;
+    if (++app->signals_seen > 1) {
+        log_warn("app", "second signal, exiting now", LF_I("signal", signum));
+        _exit(1);
+    }
+    uint64_t grace = (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000;
+    log_info("app", "shutting down", LF_I("signal", signum), LF_I("grace_ms", (long long)grace),
+             LF_I("connections", app->http ? http_server_connections(app->http) : 0));
+    if (app->http)
+        http_server_drain(app->http, grace, on_drained, app);
+}
+
+int app_serve(const config_t *cfg) {
+    app_t app_storage, *app = &app_storage;
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->started_ms = clock_now_ms();
+    app->exit_code = 1;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    metrics_init();
+
+    if (app_migrate(cfg, &app->store) != 0)
+        return 1;
+    if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
+        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
+                 LF_S("error", strerror(errno)));
+    uv_loop_init(&app->loop);
+    app->health = health_new(app);
+
+    static const enum setting_id rate_setting[RL__COUNT] = {0, S_RUN_RATE_LIMIT, S_APPROVE_RATE_LIMIT,
+                                                            S_PUBLIC_DEMO_RATE_LIMIT};
+    http_server_opts_t o;
+    memset(&o, 0, sizeof o);
+    for (int i = 1; i < RL__COUNT; i++) {
+        int64_t n;
+        double per;
+        config_rate(cfg, rate_setting[i], &n, &per);
+        app->limiters[i] = ratelimit_new(n, per, 100000);
+        o.limiters[i] = app->limiters[i];
+    }
+    o.host = config_str(cfg, S_HOST);
+    o.port = (int)config_int(cfg, S_PORT);
+    o.routes = api_routes;
+    o.nroutes = api_nroutes;
+    o.app = app;
+    o.max_body = (size_t)config_int(cfg, S_MAX_BODY_BYTES);
+    o.max_webhook_body = (size_t)config_int(cfg, S_WEBHOOK_MAX_BODY_BYTES);
+    o.idle_timeout_ms = (uint64_t)config_int(cfg, S_HTTP_IDLE_TIMEOUT_MS);
+    o.request_timeout_ms = (uint64_t)config_int(cfg, S_HTTP_REQUEST_TIMEOUT_MS);
+    o.max_connections = (int)config_int(cfg, S_HTTP_MAX_CONNECTIONS);
+    o.nkeys = config_api_keys(cfg, o.keys, o.key_lens, HTTP_MAX_KEYS);
+    o.access_log = true;
+
+    if (http_server_new(&app->loop, &o, &app->http) != 0)
+        goto out;
+    uv_signal_init(&app->loop, &app->sigterm);
+    uv_signal_init(&app->loop, &app->sigint);
+    app->sigterm.data = app->sigint.data = app;
+    uv_signal_start(&app->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&app->sigint, on_signal, SIGINT);
+    log_info("app", "listening", LF_S("host", o.host), LF_I("port", http_server_port(app->http)),
+             LF_S("version", MYLOWARE_VERSION), LF_S("environment", config_str(cfg, S_ENVIRONMENT)),
+             LF_S("database", store_backend(app->store)));
+
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    app->exit_code = 0;
+out:
+    if (app->http) {
+        http_server_close(app->http);
+        app->http = NULL;
+    }
+    uv_walk(&app->loop, close_walk, NULL);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&app->loop) != 0)
+        log_warn("app", "loop closed with open handles");
+    health_free(app->health);
+    for (int i = 0; i < RL__COUNT; i++)
+        ratelimit_free(app->limiters[i]);
+    store_close(app->store);
+    metrics_release();
+    if (app->exit_code == 0)
+        log_info("app", "stopped");
+    return app->exit_code;
+}

@@ -1,0 +1,128 @@
+/* buf: capped growable buffer. */
+#include "core/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+
+void buf_init(buf_t *b, size_t max) {
+    b->data = NULL;
+    b->len = b->alloc = 0;
+    b->max = max;
+}
+
+void buf_release(buf_t *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->alloc = 0;
+}
+
+void buf_reset(buf_t *b) {
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+static int reserve(buf_t *b, size_t n) {
+    if (n > b->max || b->len + n > b->max)
+        return ERR_TOOBIG;
+    size_t need = b->len + n + 1;
+    if (need <= b->alloc)
+        return 0;
+    size_t a = b->alloc ? b->alloc : 256;
+    while (a < need)
+        a *= 2;
+    if (a > b->max + 1)
+        a = b->max + 1;
+    b->data = xrealloc(b->data, a);
+    b->alloc = a;
+    return 0;
+}
+
+int buf_append(buf_t *b, const void *p, size_t n) {
+    if (reserve(b, n))
+        return ERR_TOOBIG;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int buf_puts(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
+
+int buf_vprintf(buf_t *b, const char *fmt, va_list ap) {
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0)
+        return ERR_INVAL;
+    if (reserve(b, (size_t)n))
+        return ERR_TOOBIG;
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int buf_printf(buf_t *b, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int buf_json_str(buf_t *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t start = b->len;
+    int rc = buf_append(b, "\"", 1);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            rc = buf_append(b, e, 2);
+        } else if (c == '\n') {
+            rc = buf_append(b, "\\n", 2);
+        } else if (c == '\r') {
+            rc = buf_append(b, "\\r", 2);
+        } else if (c == '\t') {
+            rc = buf_append(b, "\\t", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc = buf_append(b, e, 6);
+        } else {
+            rc = buf_append(b, &s[i], 1);
+        }
+    }
+    if (rc == 0)
+        rc = buf_append(b, "\"", 1);
+    if (rc) { /* all or nothing */
+        b->len = start;
+        if (b->data)
+            b->data[start] = '\0';
+    }
+    return rc;
+}
+
+char *buf_steal(buf_t *b, size_t *len) {
+    char *p = b->data ? b->data : xstrdup("");
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = b->alloc = 0;
+    return p;
+}
+
+void buf_consume(buf_t *b, size_t n) {
+    if (n >= b->len) {
+        buf_reset(b);
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+    b->data[b->len] = '\0';
+}
