@@ -133,6 +133,8 @@ static bool flag_to_name(const char *arg, size_t n, char *out, size_t cap) {
     return true;
 }
 
+static int parse_bool(const char *v, int64_t *out);
+
 int config_from_args(config_t *c, int argc, char **argv, char **rest, int *nrest, buf_t *err) {
     int k = 0;
     /* The file goes below the environment and the flags: load it first. */
@@ -185,8 +187,11 @@ int config_from_args(config_t *c, int argc, char **argv, char **rest, int *nrest
             continue;
         }
         const char *val = eq ? eq + 1 : NULL;
+        int64_t ignored;
+        /* A boolean flag takes the next argument only when it is a boolean word, so that
+         * `--allow-private-urls URL` leaves URL in rest. */
         if (!val && config_settings[id].type == CT_BOOL &&
-            (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0))
+            (i + 1 >= argc || parse_bool(argv[i + 1], &ignored) != 0))
             val = "true";
         if (!val) {
             if (i + 1 >= argc) {
@@ -195,7 +200,9 @@ int config_from_args(config_t *c, int argc, char **argv, char **rest, int *nrest
             }
             val = argv[++i];
         }
-        config_set(c, name, val, CS_FLAG, err);
+        int rc = config_set(c, name, val, CS_FLAG, err);
+        if (rc)
+            return rc;
     }
     *nrest = k;
     return 0;
@@ -476,10 +483,24 @@ void config_table_markdown(FILE *out) {
     for (int i = 0; i < S__COUNT; i++) {
         const struct setting_def *d = &config_settings[i];
         char type[160];
-        if (d->type == CT_ENUM)
-            snprintf(type, sizeof type, "`%s`", d->choices);
-        else if (d->type == CT_INT || d->type == CT_NUM)
-            snprintf(type, sizeof type, "%s %g–%g", types[d->type], d->min, d->max);
+        if (d->type == CT_ENUM) { /* `a`, `b`: a bare | would split the markdown cell */
+            size_t k = 0;
+            type[k++] = '`';
+            for (const char *p = d->choices; *p && k + 5 < sizeof type; p++) {
+                if (*p == '|') {
+                    memcpy(type + k, "`, `", 4);
+                    k += 4;
+                } else {
+                    type[k++] = *p;
+                }
+            }
+            type[k++] = '`';
+            type[k] = '\0';
+        }
+        else if (d->type == CT_INT)
+            snprintf(type, sizeof type, "integer %.0f–%.0f", d->min, d->max);
+        else if (d->type == CT_NUM)
+            snprintf(type, sizeof type, "number %g–%g", d->min, d->max);
         else
             snprintf(type, sizeof type, "%s%s", types[d->type], (d->flags & CF_LIST) ? " list" : "");
         fprintf(out, "| `%s` | %s | %s%s%s | %s%s |\n", d->name, type, d->def[0] ? "`" : "",
