@@ -12,6 +12,7 @@
 #include <llhttp.h>
 #include <mbedtls/version.h>
 
+#include "api/api.h"
 #include "app.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -99,6 +100,13 @@ static int cmd_config_table(config_t *cfg, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static int cmd_routes(config_t *cfg, int argc, char **argv) {
+    for (size_t i = 0; i < api_nroutes; i++)
+        printf("%-6s %-40s %s\n", api_routes[i].method, api_routes[i].pattern,
+               (api_routes[i].flags & R_AUTH) ? "api-key" : "public");
+    return EXIT_OK;
+}
+
 static const struct command commands[] = {
     {"serve", NULL, cmd_serve, "serve [--role all|api] [--config FILE] [--SETTING VALUE ...]",
      "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or SIGINT.\n"
@@ -111,6 +119,7 @@ static const struct command commands[] = {
     {"config", "check", cmd_config_check, "config check [--config FILE]",
      "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
     {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
+    {"routes", NULL, cmd_routes, "routes", "Lists the HTTP routes: method, pattern, authentication."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "support/harness.h"
@@ -284,6 +286,27 @@ Test(http, metrics_use_route_patterns_and_openapi_is_the_repository_file) {
     cr_assert(strstr(r.body, "# TYPE myloware_http_request_duration_seconds histogram"));
     cr_assert(strstr(r.body, "process_resident_memory_bytes "));
     cr_assert(strstr(r.body, "process_open_fds "));
+    /* the exposition passes Prometheus' own checker */
+    char path[] = "/tmp/myloware-metrics-XXXXXX";
+    int mfd = mkstemp(path);
+    cr_assert(mfd >= 0);
+    cr_assert_eq(write(mfd, r.body, r.body_len), (ssize_t)r.body_len);
+    close(mfd);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s > %s.out 2>&1", path, path);
+    int rc = system(cmd);
+    char outp[200];
+    snprintf(outp, sizeof outp, "%s.out", path);
+    FILE *of = fopen(outp, "r");
+    char msg[2048] = "";
+    if (of) {
+        size_t k = fread(msg, 1, sizeof msg - 1, of);
+        msg[k] = '\0';
+        fclose(of);
+    }
+    unlink(path);
+    unlink(outp);
+    cr_assert_eq(rc, 0, "promtool check metrics: %s", msg);
     resp_free(&r);
 
     cr_assert(h_request(srv.port, "GET", "/openapi.json", NULL, NULL, &r));
@@ -417,5 +440,47 @@ Test(http, second_signal_exits_at_once) {
     int code = server_stop(&srv, SIGTERM, 5000);
     cr_assert_neq(code, -1);
     cr_assert_lt(h_now_ms() - t0, 2000);
+    close(fd);
+}
+
+static long server_rss_kb(pid_t pid) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+Test(http, a_client_that_never_reads_cannot_grow_server_memory, .timeout = 120) {
+    long before = server_rss_kb(srv.pid);
+    int fd = h_connect(srv.port);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    /* ask for ~40 MiB of answers (5000 x openapi.json) and read none of them */
+    static char reqs[5000 * 48];
+    size_t n = 0;
+    for (int i = 0; i < 5000; i++)
+        n += (size_t)snprintf(reqs + n, sizeof reqs - n, "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    size_t sent = 0;
+    while (sent < n) { /* the server stops reading us: our send blocks and times out */
+        ssize_t w = send(fd, reqs + sent, n - sent, MSG_NOSIGNAL);
+        if (w <= 0)
+            break;
+        sent += (size_t)w;
+    }
+    /* the server still serves others, and its memory stayed bounded */
+    struct resp r;
+    cr_assert(h_request(srv.port, "GET", "/health", NULL, NULL, &r));
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    long after = server_rss_kb(srv.pid);
+    cr_assert_lt(after - before, 16 * 1024, "server grew by %ld KiB for one slow reader", after - before);
     close(fd);
 }
