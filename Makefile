@@ -119,8 +119,8 @@ else
 test: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
 	$(Q)MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(TEST_BINS)
-	$(Q)bash scripts/check-readme.sh $(BIN)
-	$(Q)bash scripts/check-openapi.sh $(BIN)
+	$(Q)bash scripts/check-readme.sh ./$(BIN)
+	$(Q)bash scripts/check-openapi.sh ./$(BIN)
 endif
 
 test-bins: $(TEST_BINS)

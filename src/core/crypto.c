@@ -1,6 +1,7 @@
 /* crypto: mbedTLS wrappers. The DRBG is per thread, so no lock is taken on the hot path. */
 #include "core/crypto.h"
 
+#include <ctype.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
@@ -128,6 +129,13 @@ size_t crypto_base64(const uint8_t *in, size_t n, char *out) {
 
 int crypto_base64_decode(const char *in, size_t n, uint8_t *out, size_t cap, size_t *outlen) {
     size_t olen = 0;
+    /* mbedTLS skips spaces and line breaks and drops an incomplete last group ("Zm9vY" gave
+     * "foo"): accept only whole groups of the alphabet and '='. */
+    if (n % 4 != 0)
+        return ERR_INVAL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)in[i]) && in[i] != '+' && in[i] != '/' && in[i] != '=')
+            return ERR_INVAL;
     if (mbedtls_base64_decode(out, cap, &olen, (const unsigned char *)in, n) != 0)
         return ERR_INVAL;
     *outlen = olen;

@@ -75,8 +75,11 @@ static void rebuild(ratelimit_t *rl, int64_t now_ms, int64_t lru_cut) {
         struct bucket *b = &old[i];
         if (!b->key)
             continue;
-        refill(rl, b, now_ms);
-        if (b->tokens >= rl->capacity || b->updated_ms < lru_cut) {
+        /* Not refill(): updated_ms must stay the time of last use, which the LRU cut reads. */
+        double level = b->tokens;
+        if (now_ms > b->updated_ms)
+            level += (double)(now_ms - b->updated_ms) * rl->per_ms;
+        if (level >= rl->capacity || b->updated_ms < lru_cut) {
             free(b->key);
             continue;
         }
@@ -142,7 +145,8 @@ int ratelimit_take(ratelimit_t *rl, const char *key, size_t keylen, int64_t now_
         b->tokens -= 1.0;
         return 0;
     }
-    double wait_ms = (1.0 - b->tokens) / rl->per_ms;
+    /* From the period, not per_ms: 1/per_ms is inexact (1 per hour gave 3601 s). */
+    double wait_ms = (1.0 - b->tokens) * rl->period_s * 1000.0 / rl->capacity;
     int s = (int)ceil(wait_ms / 1000.0);
     *retry_after_s = s < 1 ? 1 : s;
     return ERR_RATELIMIT;
