@@ -15,3 +15,44 @@ CREATE TABLE health_probe (
     at  TEXT NOT NULL,
     pid INTEGER NOT NULL
 );
+
+-- migration 2: the durable job queue (states as in src/queue/queue.h; times are ms since the epoch)
+CREATE TABLE jobs (
+    id               TEXT PRIMARY KEY,
+    type             TEXT NOT NULL,
+    run_id           TEXT,
+    payload          TEXT NOT NULL DEFAULT '{}',
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')),
+    priority         INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    run_at           INTEGER NOT NULL,
+    lease_owner      TEXT,
+    lease_token      TEXT,
+    lease_expires_at INTEGER,
+    progress         REAL,
+    last_error       TEXT,
+    result_url       TEXT,
+    idempotency_key  TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    finished_at      INTEGER,
+    resolved_at      INTEGER,
+    CHECK ((state = 'running') = (lease_token IS NOT NULL))
+);
+-- claim: ready jobs of one type by priority then age
+CREATE INDEX jobs_ready ON jobs (type, priority DESC, run_at) WHERE state = 'queued';
+-- rescuer: expired leases
+CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
+-- an idempotency key blocks duplicates only while a job holding it is unfinished
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (type, idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND state IN ('queued', 'running');
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'cancelled', 'dead');
+CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at);
+
+-- side effects of the test-only job type (ENVIRONMENT=test): a second run of a job breaks the key
+CREATE TABLE test_effects (
+    job_id TEXT PRIMARY KEY,
+    at     INTEGER NOT NULL
+);

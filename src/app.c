@@ -70,13 +70,24 @@ static void close_walk(uv_handle_t *h, void *arg) {
         uv_close(h, NULL);
 }
 
+/* The last step of the drain: nothing on the loop is waiting for the database any more. */
+static void finish(app_t *app) {
+    if (!app->drained || health_busy(app->health))
+        return;
+    store_detach_loop(app->store);
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
+void app_health_idle(app_t *app) { finish(app); }
+
 static void on_drained(http_server_t *s, void *ud) {
     app_t *app = ud;
     log_info("app", "http drained");
     http_server_close(s);
     app->http = NULL;
-    uv_close((uv_handle_t *)&app->sigterm, NULL);
-    uv_close((uv_handle_t *)&app->sigint, NULL);
+    app->drained = true;
+    finish(app);
 }
 
 static void on_signal(uv_signal_t *sig, int signum) {
@@ -109,6 +120,7 @@ int app_serve(const config_t *cfg) {
                  LF_S("error", strerror(errno)));
     uv_loop_init(&app->loop);
     app->health = health_new(app);
+    store_attach_loop(app->store, &app->loop);
 
     static const enum setting_id rate_setting[RL__COUNT] = {0, S_RUN_RATE_LIMIT, S_APPROVE_RATE_LIMIT,
                                                             S_PUBLIC_DEMO_RATE_LIMIT};
@@ -152,6 +164,8 @@ out:
         http_server_close(app->http);
         app->http = NULL;
     }
+    if (!app->drained)
+        store_detach_loop(app->store);
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app->loop) != 0)

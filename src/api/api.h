@@ -5,6 +5,7 @@
 #ifndef MYLOWARE_API_API_H
 #define MYLOWARE_API_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http/server.h"
@@ -19,6 +20,8 @@ struct app;
 /* health.c: the cached database probe behind /health and /health/db. */
 struct health *health_new(struct app *app);
 void health_free(struct health *h);
+/* True while a probe is on the database thread. */
+bool health_busy(const struct health *h);
 
 void api_health(http_req_t *req);
 void api_health_db(http_req_t *req);

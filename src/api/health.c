@@ -1,7 +1,7 @@
 /*
- * health: /health and /health/db. The database probe (a real write in a transaction) and the
- * storage check run on libuv's thread pool, at most once a second; requests that arrive while
- * a probe runs wait for it, the others get the cached answer. The rendered /health body is
+ * health: /health and /health/db. The database probe (a real write in a transaction, as a unit
+ * on the database thread) and the storage check run at most once a second; requests that
+ * arrive while a probe runs wait for it, the others get the cached answer. The rendered /health body is
  * cached too, per probe and per uptime second, so a busy health checker costs almost nothing.
  */
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include "api/api.h"
 #include "app.h"
 #include "core/clock.h"
+#include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
 
@@ -25,14 +26,13 @@ struct waiter {
 
 struct health {
     app_t *app;
-    uv_work_t work;
     bool running;
     int64_t probed_ms;
     /* last results (loop thread) */
     int db_rc, schema_version;
     bool storage_ok;
-    /* written by the pool thread, read after_work on the loop */
-    int w_db_rc, w_schema;
+    /* written by the database thread, read in probe_done on the loop */
+    int w_schema;
     bool w_storage_ok;
     struct waiter *waiting;
     size_t nwaiting, cap;
@@ -56,35 +56,35 @@ void health_free(struct health *h) {
     free(h);
 }
 
-/* Pool thread. */
-static void probe_work(uv_work_t *w) {
-    struct health *h = w->data;
-    buf_t err;
-    buf_init(&err, 1024);
-    h->w_db_rc = store_probe(h->app->store, &err);
-    if (h->w_db_rc)
-        log_error("health", "database probe failed", LF_S("error", err.data));
-    h->w_schema = 0;
-    if (h->w_db_rc == 0)
-        store_schema_version(h->app->store, &h->w_schema);
-    buf_release(&err);
+/* Database thread: the write, the schema version, and the media directory. */
+static int probe_unit(store_tx_t *tx, void *arg) {
+    struct health *h = arg;
     h->w_storage_ok = access(config_str(h->app->cfg, S_MEDIA_DIR), W_OK) == 0;
+    int rc = tx->s->ops->probe_write(tx);
+    if (rc == 0)
+        rc = tx->s->ops->schema_version(tx, &h->w_schema);
+    return rc;
 }
 
 static void answer(struct health *h, http_req_t *req, enum kind kind);
 
-static void probe_done(uv_work_t *w, int status) {
-    struct health *h = w->data;
+static void probe_done(void *arg, int rc) {
+    struct health *h = arg;
     h->running = false;
     h->probed_ms = clock_now_ms();
-    h->db_rc = status == 0 ? h->w_db_rc : -1;
+    if (rc)
+        log_error("health", "database probe failed", LF_S("error", err_name(rc)));
+    h->db_rc = rc;
     h->schema_version = h->w_schema;
     h->storage_ok = h->w_storage_ok;
     size_t n = h->nwaiting;
     h->nwaiting = 0;
     for (size_t i = 0; i < n; i++)
         answer(h, h->waiting[i].req, h->waiting[i].kind);
+    app_health_idle(h->app);
 }
+
+bool health_busy(const struct health *h) { return h && h->running; }
 
 static void render_health(struct health *h, int64_t uptime_s) {
     const config_t *c = h->app->cfg;
@@ -135,8 +135,7 @@ static void ask(http_req_t *req, enum kind kind) {
     h->waiting[h->nwaiting++] = (struct waiter){req, kind};
     if (!h->running) {
         h->running = true;
-        h->work.data = h;
-        uv_queue_work(&app->loop, &h->work, probe_work, probe_done);
+        store_submit(app->store, probe_unit, h, probe_done);
     }
 }
 

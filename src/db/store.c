@@ -1,32 +1,298 @@
-/* store: backend choice and the backend-neutral parts (the migration list). */
+/*
+ * store: backend choice, the database thread with group commit, and the backend-neutral parts
+ * (the migration list, job helpers). No SQL here.
+ */
 #include "db/store.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/embed.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
 
 extern const struct store_ops store_sqlite_ops;
 
+#define GROUP_MAX 512 /* units per transaction: bounds the time a unit waits behind others */
+
+struct unit {
+    store_fn fn;
+    void *arg;
+    store_done done; /* async: called on the loop */
+    int rc;
+    bool sync, finished;
+    struct unit *next;
+};
+
+struct store_thread {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, sync_cv;
+    struct unit *head, *tail;           /* waiting for the thread */
+    struct unit *done_head, *done_tail; /* finished async units, for the loop */
+    bool stop;
+    uv_async_t *async;
+};
+
+/* ---- the database thread -------------------------------------------------------------------- */
+
+static void run_group(store_t *s, struct unit *list) {
+    store_tx_t tx = {s};
+    int begin_rc = s->ops->begin(s);
+    for (struct unit *u = list; u; u = u->next) {
+        if (begin_rc) {
+            u->rc = begin_rc;
+            continue;
+        }
+        if (s->ops->savepoint(s) != 0) {
+            u->rc = ERR_DB;
+            continue;
+        }
+        u->rc = u->fn(&tx, u->arg);
+        if (u->rc)
+            s->ops->rollback_to(s);
+        s->ops->release(s);
+    }
+    if (begin_rc == 0 && s->ops->commit(s) != 0) {
+        s->ops->rollback(s);
+        for (struct unit *u = list; u; u = u->next)
+            if (u->rc == 0)
+                u->rc = ERR_DB;
+    }
+}
+
+static void *thread_main(void *arg) {
+    store_t *s = arg;
+    struct store_thread *t = s->th;
+    pthread_mutex_lock(&t->mu);
+    for (;;) {
+        while (!t->head && !t->stop)
+            pthread_cond_wait(&t->work_cv, &t->mu);
+        if (!t->head)
+            break; /* stopping, nothing left */
+        struct unit *list = t->head, *last = list;
+        int n = 1;
+        while (last->next && n < GROUP_MAX) {
+            last = last->next;
+            n++;
+        }
+        t->head = last->next;
+        if (!t->head)
+            t->tail = NULL;
+        last->next = NULL;
+        pthread_mutex_unlock(&t->mu);
+
+        run_group(s, list);
+
+        pthread_mutex_lock(&t->mu);
+        bool wake_loop = false;
+        for (struct unit *u = list, *next; u; u = next) {
+            next = u->next;
+            u->next = NULL;
+            if (u->sync) {
+                u->finished = true;
+            } else {
+                if (t->done_tail)
+                    t->done_tail->next = u;
+                else
+                    t->done_head = u;
+                t->done_tail = u;
+                wake_loop = true;
+            }
+        }
+        pthread_cond_broadcast(&t->sync_cv);
+        if (wake_loop && t->async)
+            uv_async_send(t->async);
+    }
+    pthread_mutex_unlock(&t->mu);
+    return NULL;
+}
+
+static void enqueue(struct store_thread *t, struct unit *u) {
+    if (t->tail)
+        t->tail->next = u;
+    else
+        t->head = u;
+    t->tail = u;
+    pthread_cond_signal(&t->work_cv);
+}
+
+/* ---- the loop side -------------------------------------------------------------------------- */
+
+static void async_cb(uv_async_t *a) {
+    store_t *s = a->data;
+    struct store_thread *t = s->th;
+    pthread_mutex_lock(&t->mu);
+    struct unit *list = t->done_head;
+    t->done_head = t->done_tail = NULL;
+    pthread_mutex_unlock(&t->mu);
+    for (struct unit *u = list, *next; u; u = next) {
+        next = u->next;
+        if (u->done)
+            u->done(u->arg, u->rc);
+        free(u);
+    }
+}
+
+int store_attach_loop(store_t *s, uv_loop_t *loop) {
+    uv_async_t *a = xcalloc(1, sizeof *a);
+    if (uv_async_init(loop, a, async_cb) != 0) {
+        free(a);
+        return ERR_IO;
+    }
+    a->data = s;
+    pthread_mutex_lock(&s->th->mu);
+    s->th->async = a;
+    pthread_mutex_unlock(&s->th->mu);
+    return 0;
+}
+
+static void free_handle(uv_handle_t *h) { free(h); }
+
+void store_detach_loop(store_t *s) {
+    pthread_mutex_lock(&s->th->mu);
+    uv_async_t *a = s->th->async;
+    s->th->async = NULL;
+    pthread_mutex_unlock(&s->th->mu);
+    if (a)
+        uv_close((uv_handle_t *)a, free_handle);
+}
+
+void store_submit(store_t *s, store_fn fn, void *arg, store_done done) {
+    struct unit *u = xcalloc(1, sizeof *u);
+    u->fn = fn;
+    u->arg = arg;
+    u->done = done;
+    pthread_mutex_lock(&s->th->mu);
+    enqueue(s->th, u);
+    pthread_mutex_unlock(&s->th->mu);
+}
+
+int store_call(store_t *s, store_fn fn, void *arg) {
+    struct unit u = {.fn = fn, .arg = arg, .sync = true};
+    struct store_thread *t = s->th;
+    pthread_mutex_lock(&t->mu);
+    enqueue(t, &u);
+    while (!u.finished)
+        pthread_cond_wait(&t->sync_cv, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    return u.rc;
+}
+
+/* ---- opening and closing -------------------------------------------------------------------- */
+
 int store_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
+    const struct store_ops *ops = NULL;
     if (strncmp(url, "sqlite:", 7) == 0)
-        return store_sqlite_ops.open(cfg, out, err);
-    buf_puts(err, "DATABASE_URL: no backend for this URL in this build");
-    return ERR_INVAL;
+        ops = &store_sqlite_ops;
+    if (!ops) {
+        buf_puts(err, "DATABASE_URL: no backend for this URL in this build");
+        return ERR_INVAL;
+    }
+    store_t *s = NULL;
+    int rc = ops->open(cfg, &s, err);
+    if (rc)
+        return rc;
+    struct store_thread *t = xcalloc(1, sizeof *t);
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->work_cv, NULL);
+    pthread_cond_init(&t->sync_cv, NULL);
+    s->th = t;
+    if (pthread_create(&t->tid, NULL, thread_main, s) != 0) {
+        buf_puts(err, "cannot start the database thread");
+        s->th = NULL;
+        free(t);
+        ops->close(s);
+        return ERR_INTERNAL;
+    }
+    *out = s;
+    return 0;
 }
-
-int store_migrate(store_t *s, int *from, int *to, buf_t *err) { return s->ops->migrate(s, from, to, err); }
-int store_schema_version(store_t *s, int *out) { return s->ops->schema_version(s, out); }
-int store_probe(store_t *s, buf_t *err) { return s->ops->probe(s, err); }
-const char *store_backend(const store_t *s) { return s->ops->name; }
 
 void store_close(store_t *s) {
-    if (s)
-        s->ops->close(s);
+    if (!s)
+        return;
+    struct store_thread *t = s->th;
+    if (t) {
+        pthread_mutex_lock(&t->mu);
+        t->stop = true;
+        pthread_cond_signal(&t->work_cv);
+        pthread_mutex_unlock(&t->mu);
+        pthread_join(t->tid, NULL);
+        /* async units finished after the loop went away: their owners are gone too */
+        for (struct unit *u = t->done_head, *next; u; u = next) {
+            next = u->next;
+            free(u);
+        }
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->work_cv);
+        pthread_cond_destroy(&t->sync_cv);
+        free(t);
+        s->th = NULL;
+    }
+    s->ops->close(s);
 }
+
+const char *store_backend(const store_t *s) { return s->ops->name; }
+
+struct migrate_arg {
+    int from, to;
+    buf_t *err;
+};
+
+static int migrate_unit(store_tx_t *tx, void *arg) {
+    struct migrate_arg *m = arg;
+    return tx->s->ops->migrate(tx->s, &m->from, &m->to, m->err);
+}
+
+int store_migrate(store_t *s, int *from, int *to, buf_t *err) {
+    struct migrate_arg m = {0, 0, err};
+    int rc = store_call(s, migrate_unit, &m);
+    if (rc == 0) {
+        *from = m.from;
+        *to = m.to;
+    } else if (err->len == 0) {
+        buf_printf(err, "migration failed (%s)", err_name(rc));
+    }
+    return rc;
+}
+
+static int version_unit(store_tx_t *tx, void *arg) { return tx->s->ops->schema_version(tx, arg); }
+
+int store_schema_version(store_t *s, int *out) { return store_call(s, version_unit, out); }
+
+static int probe_unit(store_tx_t *tx, void *arg) { return tx->s->ops->probe_write(tx); }
+
+int store_probe(store_t *s) { return store_call(s, probe_unit, NULL); }
+
+/* ---- jobs ----------------------------------------------------------------------------------- */
+
+static const char *state_names[JOB__STATES] = {"queued", "running", "succeeded", "dead", "cancelled"};
+
+const char *job_state_name(enum job_state st) {
+    return (unsigned)st < JOB__STATES ? state_names[st] : "unknown";
+}
+
+int job_state_parse(const char *str) {
+    for (int i = 0; i < JOB__STATES; i++)
+        if (strcmp(str, state_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+void job_release(job_t *j) {
+    free(j->payload);
+    free(j->last_error);
+    free(j->result_url);
+    free(j->idempotency_key);
+    j->payload = j->last_error = j->result_url = j->idempotency_key = NULL;
+}
+
+/* ---- migrations ----------------------------------------------------------------------------- */
 
 int store_migrations(struct migration *out, int max) {
     static const char tag[] = "-- migration ";

@@ -3,43 +3,142 @@
  * later store_postgres.c) contain SQL. A backend is an ops table chosen from DATABASE_URL;
  * adding one is one file and one line in store.c.
  *
- * This first cut holds what the foundation needs (open, migrations, the health probe); the
- * queue and run state grow here.
- * Thread safety: every function may be called from any thread; a backend serialises its own
- * connection use.
+ * Threads. Every store has one database thread that owns the write connection. Work reaches it
+ * as store_fn units: store_submit() from the loop (the answer comes back on the loop through a
+ * uv_async), or store_call() from any other thread (blocking). The database thread runs every
+ * waiting unit in ONE write transaction (group commit: one commit, one fsync with DB_SYNC=full,
+ * for many units), each unit inside its own savepoint, so a failing unit rolls back only its
+ * own writes. The loop never waits on SQLite.
  */
 #ifndef MYLOWARE_DB_STORE_H
 #define MYLOWARE_DB_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
 
 #include "core/buf.h"
 #include "core/config.h"
 
 typedef struct store store_t;
+typedef struct store_tx store_tx_t;
+
+/* A unit of work. Runs on the database thread inside the group's transaction. Returns 0 or an
+ * ERR_* code (its savepoint is then rolled back). */
+typedef int (*store_fn)(store_tx_t *tx, void *arg);
+/* Completion of store_submit(), on the loop thread: rc is the unit's result, or ERR_DB when the
+ * group's commit failed (then nothing of the unit was kept). */
+typedef void (*store_done)(void *arg, int rc);
+
+/* ---- jobs (see queue/queue.h for the states and what each transition means) ---- */
+
+enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_SUCCEEDED, JOB_DEAD, JOB_CANCELLED, JOB__STATES };
+
+#define JOB_ID_LEN 37
+#define JOB_TYPE_MAX 64
+#define JOB_TOKEN_LEN 33
+
+typedef struct job {
+    char id[JOB_ID_LEN];
+    char type[JOB_TYPE_MAX];
+    char run_id[JOB_ID_LEN]; /* "" when none */
+    char *payload;           /* JSON text, owned */
+    enum job_state state;
+    int priority; /* higher runs first */
+    int attempts, max_attempts;
+    int64_t run_at, lease_expires_at, created_at, updated_at, finished_at, resolved_at; /* ms; 0 none */
+    char lease_token[JOB_TOKEN_LEN];
+    char lease_owner[128];
+    double progress;        /* 0..1, or -1 when unknown */
+    char *last_error;       /* owned, may be NULL */
+    char *result_url;       /* owned, may be NULL */
+    char *idempotency_key;  /* owned, may be NULL */
+} job_t;
+
+/* Frees the owned strings (not the struct). */
+void job_release(job_t *j);
+const char *job_state_name(enum job_state s);
+int job_state_parse(const char *s); /* -1 when unknown */
+
+/* Filters for job listings; zero values mean "any". */
+struct job_filter {
+    int state; /* -1: any */
+    const char *type, *run_id;
+    bool dead_unresolved_only; /* with state JOB_DEAD */
+    bool dead_letters;         /* dead, or once dead and since replayed/resolved */
+    int limit;
+};
+
+struct queue_counts {
+    int64_t ready, scheduled, running, dead;
+    double oldest_ready_age_s;
+};
 
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     int (*open)(const config_t *cfg, store_t **out, buf_t *err);
     int (*migrate)(store_t *s, int *from, int *to, buf_t *err);
-    int (*schema_version)(store_t *s, int *out);
-    int (*probe)(store_t *s, buf_t *err);
     void (*close)(store_t *s);
+    /* transaction control, on the database thread */
+    int (*begin)(store_t *s);
+    int (*commit)(store_t *s);
+    void (*rollback)(store_t *s);
+    int (*savepoint)(store_t *s);
+    void (*release)(store_t *s);
+    void (*rollback_to)(store_t *s);
+    /* units' statements; tx is the running transaction */
+    int (*schema_version)(store_tx_t *tx, int *out);
+    int (*probe_write)(store_tx_t *tx);
+    int (*job_insert)(store_tx_t *tx, job_t *j, bool *existed);
+    int (*job_claim)(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
+                     const char *owner, job_t *out, int *n);
+    int (*job_finish)(store_tx_t *tx, const job_t *j); /* guarded transition out of running */
+    int (*job_renew)(store_tx_t *tx, const char *id, const char *token, int64_t until, double progress);
+    int (*job_get)(store_tx_t *tx, const char *id, job_t *out);
+    int (*job_list)(store_tx_t *tx, const struct job_filter *f, job_t *out, int *n);
+    int (*job_cancel)(store_tx_t *tx, const char *id, int64_t now);
+    int (*job_replay)(store_tx_t *tx, const char *id, int64_t now);
+    int (*job_resolve)(store_tx_t *tx, const char *id, int64_t now, int64_t *resolved_at);
+    int (*job_rescue)(store_tx_t *tx, int64_t now, const char *owner_prefix, bool (*dead_owner)(const char *),
+                      job_t *out, int *n);
+    int (*job_purge)(store_tx_t *tx, int64_t finished_before, int *deleted);
+    int (*job_counts)(store_tx_t *tx, int64_t now, struct queue_counts *c);
+    int (*test_effect)(store_tx_t *tx, const char *job_id, int64_t now);
 };
+
+struct store_thread;
 
 struct store {
     const struct store_ops *ops;
+    struct store_thread *th;
 };
 
-/* Opens the database named by DATABASE_URL (does not migrate). */
+struct store_tx {
+    store_t *s;
+};
+
+/* Opens the database named by DATABASE_URL (does not migrate) and starts its thread. */
 int store_open(const config_t *cfg, store_t **out, buf_t *err);
 /* Applies every pending migration in one transaction; *from and *to get the versions. */
 int store_migrate(store_t *s, int *from, int *to, buf_t *err);
-int store_schema_version(store_t *s, int *out);
-/* A real probe: a write in a transaction. Blocking: call it off the loop. */
-int store_probe(store_t *s, buf_t *err);
 const char *store_backend(const store_t *s);
+/* Stops the database thread after the units already given to it, then closes. */
 void store_close(store_t *s);
 
-/* The migrations in schema.sql: count, and the highest version. Pure. */
+/* Routes store_submit() completions to loop (uv_async). Loop thread; once, before submitting. */
+int store_attach_loop(store_t *s, uv_loop_t *loop);
+/* Closes the async handle; call on the loop thread when no submission is pending. */
+void store_detach_loop(store_t *s);
+/* Queues fn(tx, arg); done(arg, rc) runs on the attached loop after the commit. Loop thread. */
+void store_submit(store_t *s, store_fn fn, void *arg, store_done done);
+/* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
+int store_call(store_t *s, store_fn fn, void *arg);
+
+/* Convenience units (blocking) used by commands and the health probe. */
+int store_schema_version(store_t *s, int *out);
+int store_probe(store_t *s);
+
+/* The migrations in schema.sql. Pure. */
 struct migration {
     int version;
     char description[128];

@@ -1,10 +1,10 @@
 /*
  * store_sqlite: the SQLite backend. WAL, busy_timeout, foreign keys, synchronous from DB_SYNC,
- * BEGIN IMMEDIATE for writes. One connection guarded by a mutex for now; the queue issue
- * moves writes to a database thread with group commit.
+ * BEGIN IMMEDIATE for the group transactions. Only the database thread (db/store.c) uses the
+ * connection, so it is opened without SQLite's own mutex. Hot statements are prepared once
+ * and kept (keyed by their SQL text's address).
  */
 #include <errno.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,23 +12,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "db/store.h"
 
 #define MAX_MIGRATIONS 256
+#define CACHE_MAX 48
 
 struct sqlite_store {
     store_t base;
     sqlite3 *db;
-    pthread_mutex_t mu;
     char *path;
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } cache[CACHE_MAX];
+    int ncache;
 };
 
 #define S(st) ((struct sqlite_store *)(st))
+#define TXDB(tx) (S((tx)->s))
 
-/* mkdir -p for the directory part of path. */
+/* ---- helpers ---------------------------------------------------------------------------------- */
+
 static int make_parent_dirs(const char *path, buf_t *err) {
     char *dir = xstrdup(path);
     char *slash = strrchr(dir, '/');
@@ -55,23 +65,146 @@ static int make_parent_dirs(const char *path, buf_t *err) {
 static int exec(sqlite3 *db, const char *sql, buf_t *err) {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        buf_printf(err, "%s", msg ? msg : sqlite3_errmsg(db));
+        if (err)
+            buf_printf(err, "%s", msg ? msg : sqlite3_errmsg(db));
+        else
+            log_error("db", "statement failed", LF_S("error", msg ? msg : sqlite3_errmsg(db)));
         sqlite3_free(msg);
         return ERR_DB;
     }
     return 0;
 }
 
-static void sqlite_close(store_t *st) {
-    struct sqlite_store *s = S(st);
-    if (s->db)
-        sqlite3_close_v2(s->db);
-    pthread_mutex_destroy(&s->mu);
-    free(s->path);
-    free(s);
+/* A prepared statement for a static SQL text, reset and ready to bind. */
+static sqlite3_stmt *prep(struct sqlite_store *s, const char *sql) {
+    for (int i = 0; i < s->ncache; i++)
+        if (s->cache[i].sql == sql)
+            return s->cache[i].st;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        log_error("db", "cannot prepare a statement", LF_S("error", sqlite3_errmsg(s->db)));
+        return NULL;
+    }
+    if (s->ncache < CACHE_MAX) {
+        s->cache[s->ncache].sql = sql;
+        s->cache[s->ncache].st = st;
+        s->ncache++;
+    }
+    return st;
 }
 
-static int sqlite_open(const config_t *cfg, store_t **out, buf_t *err);
+static void done_stmt(struct sqlite_store *s, sqlite3_stmt *st) {
+    bool cached = false;
+    for (int i = 0; i < s->ncache; i++)
+        cached |= s->cache[i].st == st;
+    if (cached) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
+static int step_done(struct sqlite_store *s, sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("db", "statement failed", LF_S("error", sqlite3_errmsg(s->db)));
+        done_stmt(s, st);
+        return rc == SQLITE_CONSTRAINT ? ERR_CONFLICT : ERR_DB;
+    }
+    done_stmt(s, st);
+    return 0;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v) {
+    if (v && *v)
+        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_ms_or_null(sqlite3_stmt *st, int i, int64_t v) {
+    if (v)
+        sqlite3_bind_int64(st, i, v);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static char *col_dup(sqlite3_stmt *st, int i) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? xstrdup((const char *)t) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+#define JOB_COLS                                                                                   \
+    "id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner, "   \
+    "lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, "          \
+    "created_at, updated_at, finished_at, resolved_at"
+
+static void read_job(sqlite3_stmt *st, job_t *j) {
+    memset(j, 0, sizeof *j);
+    col_copy(st, 0, j->id, sizeof j->id);
+    col_copy(st, 1, j->type, sizeof j->type);
+    col_copy(st, 2, j->run_id, sizeof j->run_id);
+    j->payload = col_dup(st, 3);
+    if (!j->payload)
+        j->payload = xstrdup("{}");
+    int state = job_state_parse((const char *)sqlite3_column_text(st, 4));
+    j->state = state < 0 ? JOB_DEAD : (enum job_state)state;
+    j->priority = sqlite3_column_int(st, 5);
+    j->attempts = sqlite3_column_int(st, 6);
+    j->max_attempts = sqlite3_column_int(st, 7);
+    j->run_at = sqlite3_column_int64(st, 8);
+    col_copy(st, 9, j->lease_owner, sizeof j->lease_owner);
+    col_copy(st, 10, j->lease_token, sizeof j->lease_token);
+    j->lease_expires_at = sqlite3_column_int64(st, 11);
+    j->progress = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_double(st, 12);
+    j->last_error = col_dup(st, 13);
+    j->result_url = col_dup(st, 14);
+    j->idempotency_key = col_dup(st, 15);
+    j->created_at = sqlite3_column_int64(st, 16);
+    j->updated_at = sqlite3_column_int64(st, 17);
+    j->finished_at = sqlite3_column_int64(st, 18);
+    j->resolved_at = sqlite3_column_int64(st, 19);
+}
+
+/* ---- transactions ----------------------------------------------------------------------------- */
+
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_COMMIT[] = "COMMIT";
+static const char SQL_SAVEPOINT[] = "SAVEPOINT unit";
+static const char SQL_RELEASE[] = "RELEASE unit";
+static const char SQL_ROLLBACK_TO[] = "ROLLBACK TO unit";
+
+static int run_cached(store_t *st, const char *sql) {
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q = prep(s, sql);
+    if (!q)
+        return ERR_DB;
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_DONE) {
+        log_error("db", "transaction control failed", LF_S("sql", sql),
+                  LF_S("error", sqlite3_errmsg(s->db)));
+    }
+    sqlite3_reset(q);
+    return rc == SQLITE_DONE ? 0 : (rc == SQLITE_BUSY ? ERR_BUSY : ERR_DB);
+}
+
+static int sq_begin(store_t *s) { return run_cached(s, SQL_BEGIN); }
+static int sq_commit(store_t *s) { return run_cached(s, SQL_COMMIT); }
+static void sq_rollback(store_t *s) {
+    if (!sqlite3_get_autocommit(S(s)->db))
+        sqlite3_exec(S(s)->db, "ROLLBACK", NULL, NULL, NULL);
+}
+static int sq_savepoint(store_t *s) { return run_cached(s, SQL_SAVEPOINT); }
+static void sq_release(store_t *s) { run_cached(s, SQL_RELEASE); }
+static void sq_rollback_to(store_t *s) { run_cached(s, SQL_ROLLBACK_TO); }
+
+/* ---- schema ----------------------------------------------------------------------------------- */
 
 static int current_version(sqlite3 *db, int *out) {
     sqlite3_stmt *st = NULL;
@@ -98,51 +231,42 @@ out:
     return rc;
 }
 
-static int sqlite_schema_version(store_t *st, int *out) {
-    struct sqlite_store *s = S(st);
-    pthread_mutex_lock(&s->mu);
-    int rc = current_version(s->db, out);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
+static int sq_schema_version(store_tx_t *tx, int *out) { return current_version(TXDB(tx)->db, out); }
 
-static int sqlite_migrate(store_t *st, int *from, int *to, buf_t *err) {
+/* Runs inside the group transaction (one transaction for every pending migration). */
+static int sq_migrate(store_t *st, int *from, int *to, buf_t *err) {
     struct sqlite_store *s = S(st);
     static struct migration ms[MAX_MIGRATIONS];
     int n = store_migrations(ms, MAX_MIGRATIONS);
     int latest = n ? ms[n - 1].version : 0;
-    int rc, cur = 0;
-    pthread_mutex_lock(&s->mu);
-    if ((rc = exec(s->db, "BEGIN IMMEDIATE", err)) != 0)
-        goto out;
-    if ((rc = current_version(s->db, &cur)) != 0) {
+    int cur = 0;
+    if (current_version(s->db, &cur) != 0) {
         buf_printf(err, "cannot read the schema version: %s", sqlite3_errmsg(s->db));
-        goto rollback;
+        return ERR_DB;
     }
     if (cur > latest) {
         buf_printf(err, "database schema version %d is newer than this binary's (%d): upgrade myloware",
                    cur, latest);
-        rc = ERR_SCHEMA;
-        goto rollback;
+        return ERR_SCHEMA;
     }
     for (int i = 0; i < n; i++) {
         if (ms[i].version <= cur)
             continue;
         char *sql = xstrndup(ms[i].sql, ms[i].len);
-        rc = exec(s->db, sql, err);
+        int rc = exec(s->db, sql, err);
         free(sql);
         if (rc) {
             buf_printf(err, " (migration %d)", ms[i].version);
-            goto rollback;
+            return rc;
         }
         sqlite3_stmt *ins = NULL;
         char ts[CLOCK_ISO_LEN];
         clock_iso8601(clock_now_ms(), ts);
-        if (sqlite3_prepare_v2(s->db, "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)",
+        if (sqlite3_prepare_v2(s->db,
+                               "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)",
                                -1, &ins, NULL) != SQLITE_OK) {
             buf_printf(err, "%s", sqlite3_errmsg(s->db));
-            rc = ERR_DB;
-            goto rollback;
+            return ERR_DB;
         }
         sqlite3_bind_int(ins, 1, ms[i].version);
         sqlite3_bind_text(ins, 2, ms[i].description, -1, SQLITE_TRANSIENT);
@@ -151,66 +275,451 @@ static int sqlite_migrate(store_t *st, int *from, int *to, buf_t *err) {
         sqlite3_finalize(ins);
         if (step != SQLITE_DONE) {
             buf_printf(err, "%s", sqlite3_errmsg(s->db));
-            rc = ERR_DB;
-            goto rollback;
+            return ERR_DB;
         }
     }
-    if ((rc = exec(s->db, "COMMIT", err)) != 0)
-        goto rollback;
     *from = cur;
     *to = cur > latest ? cur : latest;
-    goto out;
-rollback:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+static const char SQL_PROBE[] = "INSERT INTO health_probe(id, at, pid) VALUES (1, ?, ?) "
+                                "ON CONFLICT(id) DO UPDATE SET at = excluded.at, pid = excluded.pid";
+
+static int sq_probe_write(store_tx_t *tx) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_PROBE);
+    if (!q)
+        return ERR_DB;
+    char ts[CLOCK_ISO_LEN];
+    clock_iso8601(clock_now_ms(), ts);
+    sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 2, (int)getpid());
+    return step_done(s, q);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------------- */
+
+static const char SQL_JOB_BY_KEY[] = "SELECT " JOB_COLS " FROM jobs WHERE type = ? AND idempotency_key = ? "
+                                     "AND state IN ('queued', 'running')";
+static const char SQL_JOB_INSERT[] =
+    "INSERT INTO jobs (id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, "
+    "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?)";
+
+static int sq_job_insert(store_tx_t *tx, job_t *j, bool *existed) {
+    struct sqlite_store *s = TXDB(tx);
+    *existed = false;
+    if (j->idempotency_key) {
+        sqlite3_stmt *q = prep(s, SQL_JOB_BY_KEY);
+        if (!q)
+            return ERR_DB;
+        sqlite3_bind_text(q, 1, j->type, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, j->idempotency_key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(q) == SQLITE_ROW) {
+            job_t found;
+            read_job(q, &found);
+            done_stmt(s, q);
+            job_release(j);
+            *j = found;
+            *existed = true;
+            return 0;
+        }
+        done_stmt(s, q);
+    }
+    sqlite3_stmt *q = prep(s, SQL_JOB_INSERT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, j->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, j->type, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 3, j->run_id);
+    sqlite3_bind_text(q, 4, j->payload ? j->payload : "{}", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 5, j->priority);
+    sqlite3_bind_int(q, 6, j->max_attempts);
+    sqlite3_bind_int64(q, 7, j->run_at);
+    bind_text_or_null(q, 8, j->idempotency_key);
+    sqlite3_bind_int64(q, 9, j->created_at);
+    sqlite3_bind_int64(q, 10, j->updated_at);
+    return step_done(s, q);
+}
+
+static const char SQL_JOB_CLAIM[] =
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, "
+    "lease_token = lower(hex(randomblob(16))), lease_owner = ?1, lease_expires_at = ?2, updated_at = ?3 "
+    "WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND type = ?4 AND run_at <= ?3 "
+    "ORDER BY priority DESC, run_at, id LIMIT ?5) RETURNING " JOB_COLS;
+
+static int sq_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
+                        const char *owner, job_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_CLAIM);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, owner, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, lease_until);
+    sqlite3_bind_int64(q, 3, now);
+    sqlite3_bind_text(q, 4, type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 5, limit);
+    int k = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW && k < limit)
+        read_job(q, &out[k++]);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+        log_error("db", "claim failed", LF_S("error", sqlite3_errmsg(s->db)));
+        done_stmt(s, q);
+        for (int i = 0; i < k; i++)
+            job_release(&out[i]);
+        return ERR_DB;
+    }
+    done_stmt(s, q);
+    *n = k;
+    return 0;
+}
+
+static const char SQL_JOB_FINISH[] =
+    "UPDATE jobs SET state = ?1, attempts = ?2, run_at = ?3, last_error = coalesce(?4, last_error), "
+    "result_url = coalesce(?5, result_url), finished_at = ?6, updated_at = ?7, "
+    "progress = coalesce(?8, progress), lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, "
+    "resolved_at = NULL WHERE id = ?9 AND state = 'running' AND lease_token = ?10";
+
+static int sq_job_finish(store_tx_t *tx, const job_t *j) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_FINISH);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, job_state_name(j->state), -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, j->attempts);
+    sqlite3_bind_int64(q, 3, j->run_at);
+    bind_text_or_null(q, 4, j->last_error);
+    bind_text_or_null(q, 5, j->result_url);
+    bind_ms_or_null(q, 6, j->finished_at);
+    sqlite3_bind_int64(q, 7, j->updated_at);
+    if (j->progress >= 0)
+        sqlite3_bind_double(q, 8, j->progress);
+    else
+        sqlite3_bind_null(q, 8);
+    sqlite3_bind_text(q, 9, j->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 10, j->lease_token, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : ERR_CONFLICT;
+}
+
+static const char SQL_JOB_RENEW[] =
+    "UPDATE jobs SET lease_expires_at = ?1, progress = CASE WHEN ?2 >= 0 THEN ?2 ELSE progress END, "
+    "updated_at = ?3 WHERE id = ?4 AND state = 'running' AND lease_token = ?5";
+
+static int sq_job_renew(store_tx_t *tx, const char *id, const char *token, int64_t until, double progress) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_RENEW);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, until);
+    sqlite3_bind_double(q, 2, progress);
+    sqlite3_bind_int64(q, 3, clock_now_ms());
+    sqlite3_bind_text(q, 4, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 5, token, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : ERR_CONFLICT;
+}
+
+static const char SQL_JOB_GET[] = "SELECT " JOB_COLS " FROM jobs WHERE id = ?";
+
+static int sq_job_get(store_tx_t *tx, const char *id, job_t *out) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_GET);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        read_job(q, out);
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+static int sq_job_list(store_tx_t *tx, const struct job_filter *f, job_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    buf_t sql;
+    buf_init(&sql, 4096);
+    buf_puts(&sql, "SELECT " JOB_COLS " FROM jobs WHERE 1");
+    if (f->dead_letters)
+        buf_puts(&sql, f->dead_unresolved_only ? " AND state = 'dead' AND resolved_at IS NULL"
+                                               : " AND (state = 'dead' OR resolved_at IS NOT NULL)");
+    else if (f->state >= 0)
+        buf_puts(&sql, " AND state = ?1");
+    if (f->type)
+        buf_puts(&sql, f->dead_letters ? " AND (type = ?2 OR type LIKE ?2 || '.%')" : " AND type = ?2");
+    if (f->run_id)
+        buf_puts(&sql, " AND run_id = ?3");
+    buf_puts(&sql, f->dead_letters ? " ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT ?4"
+                                   : " ORDER BY created_at DESC, id DESC LIMIT ?4");
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
+        log_error("db", "cannot prepare a listing", LF_S("error", sqlite3_errmsg(s->db)));
+        buf_release(&sql);
+        return ERR_DB;
+    }
+    buf_release(&sql);
+    if (!f->dead_letters && f->state >= 0)
+        sqlite3_bind_text(q, 1, job_state_name((enum job_state)f->state), -1, SQLITE_STATIC);
+    if (f->type)
+        sqlite3_bind_text(q, 2, f->type, -1, SQLITE_TRANSIENT);
+    if (f->run_id)
+        sqlite3_bind_text(q, 3, f->run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 4, f->limit);
+    int k = 0, rc;
+    while (k < f->limit && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        read_job(q, &out[k++]);
+    sqlite3_finalize(q);
+    *n = k;
+    return 0;
+}
+
+static const char SQL_JOB_CANCEL[] = "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, "
+                                     "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+                                     "WHERE id = ?2 AND state IN ('queued', 'running')";
+static const char SQL_JOB_EXISTS[] = "SELECT state, resolved_at FROM jobs WHERE id = ?";
+
+/* 0 when absent; else 1, with the state and resolved_at. */
+static int job_exists(struct sqlite_store *s, const char *id, char *state, size_t cap, int64_t *resolved_at) {
+    sqlite3_stmt *q = prep(s, SQL_JOB_EXISTS);
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    if (found) {
+        col_copy(q, 0, state, cap);
+        *resolved_at = sqlite3_column_int64(q, 1);
+    }
+    done_stmt(s, q);
+    return found;
+}
+
+static int sq_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_CANCEL);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    if (sqlite3_changes(s->db) == 1)
+        return 0;
+    char st[16];
+    int64_t r;
+    return job_exists(s, id, st, sizeof st, &r) == 1 ? ERR_CONFLICT : ERR_NOTFOUND;
+}
+
+static const char SQL_JOB_REPLAY[] =
+    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, resolved_at = ?1, finished_at = NULL, "
+    "updated_at = ?1 WHERE id = ?2 AND state = 'dead' AND resolved_at IS NULL";
+
+static int sq_job_replay(store_tx_t *tx, const char *id, int64_t now) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_REPLAY);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    if (sqlite3_changes(s->db) == 1)
+        return 0;
+    char st[16];
+    int64_t resolved = 0;
+    int found = job_exists(s, id, st, sizeof st, &resolved);
+    return found == 1 && resolved ? ERR_CONFLICT : ERR_NOTFOUND;
+}
+
+static const char SQL_JOB_RESOLVE[] =
+    "UPDATE jobs SET resolved_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'dead' AND resolved_at IS NULL";
+
+static int sq_job_resolve(store_tx_t *tx, const char *id, int64_t now, int64_t *resolved_at) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_RESOLVE);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, now);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    if (sqlite3_changes(s->db) == 1) {
+        *resolved_at = now;
+        return 0;
+    }
+    char st[16];
+    int64_t resolved = 0;
+    int found = job_exists(s, id, st, sizeof st, &resolved);
+    if (found == 1 && resolved) {
+        *resolved_at = resolved;
+        return ERR_CONFLICT; /* already resolved */
+    }
+    return ERR_NOTFOUND;
+}
+
+static const char SQL_JOB_RESCUE_EXPIRED[] =
+    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
+    "run_at = ?1, last_error = 'lease expired: the worker was lost', lease_token = NULL, "
+    "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1, "
+    "finished_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END, resolved_at = NULL "
+    "WHERE state = 'running' AND lease_expires_at < ?1 RETURNING " JOB_COLS;
+static const char SQL_JOB_RESCUE_OWNER[] =
+    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
+    "run_at = ?1, last_error = 'the worker process died', lease_token = NULL, "
+    "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1, "
+    "finished_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END, resolved_at = NULL "
+    "WHERE state = 'running' AND lease_owner = ?2 RETURNING " JOB_COLS;
+static const char SQL_JOB_OWNERS[] =
+    "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND substr(lease_owner, 1, length(?1)) = ?1";
+
+static int collect(struct sqlite_store *s, sqlite3_stmt *q, job_t *out, int *k, int max) {
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*k < max)
+            read_job(q, &out[(*k)++]);
+    }
+    done_stmt(s, q);
+    return rc == SQLITE_DONE ? 0 : ERR_DB;
+}
+
+static int sq_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix, bool (*dead_owner)(const char *),
+                         job_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    int max = *n, k = 0, rc = 0;
+    if (owner_prefix && dead_owner) {
+        sqlite3_stmt *q = prep(s, SQL_JOB_OWNERS);
+        if (!q)
+            return ERR_DB;
+        sqlite3_bind_text(q, 1, owner_prefix, -1, SQLITE_TRANSIENT);
+        char owners[32][128];
+        int no = 0;
+        while (sqlite3_step(q) == SQLITE_ROW && no < 32)
+            col_copy(q, 0, owners[no++], sizeof owners[0]);
+        done_stmt(s, q);
+        for (int i = 0; i < no && rc == 0; i++) {
+            if (!dead_owner(owners[i]))
+                continue;
+            sqlite3_stmt *u = prep(s, SQL_JOB_RESCUE_OWNER);
+            if (!u)
+                return ERR_DB;
+            sqlite3_bind_int64(u, 1, now);
+            sqlite3_bind_text(u, 2, owners[i], -1, SQLITE_TRANSIENT);
+            rc = collect(s, u, out, &k, max);
+        }
+    }
+    sqlite3_stmt *q = prep(s, SQL_JOB_RESCUE_EXPIRED);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, now);
+    if (rc == 0)
+        rc = collect(s, q, out, &k, max);
+    else
+        done_stmt(s, q);
+    *n = k;
     return rc;
 }
 
-static int sqlite_probe(store_t *st, buf_t *err) {
-    struct sqlite_store *s = S(st);
-    sqlite3_stmt *q = NULL;
-    char ts[CLOCK_ISO_LEN];
-    clock_iso8601(clock_now_ms(), ts);
-    pthread_mutex_lock(&s->mu);
-    int rc = exec(s->db, "BEGIN IMMEDIATE", err);
-    if (rc)
-        goto out;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO health_probe(id, at, pid) VALUES (1, ?, ?) "
-                           "ON CONFLICT(id) DO UPDATE SET at = excluded.at, pid = excluded.pid",
-                           -1, &q, NULL) != SQLITE_OK) {
-        buf_printf(err, "%s", sqlite3_errmsg(s->db));
-        rc = ERR_DB;
-        goto rollback;
-    }
-    sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int(q, 2, (int)getpid());
-    if (sqlite3_step(q) != SQLITE_DONE) {
-        buf_printf(err, "%s", sqlite3_errmsg(s->db));
-        rc = ERR_DB;
-        goto rollback;
-    }
-    if ((rc = exec(s->db, "COMMIT", err)) == 0)
-        goto out;
-rollback:
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-out:
-    sqlite3_finalize(q);
-    pthread_mutex_unlock(&s->mu);
+static const char SQL_JOB_PURGE[] =
+    "DELETE FROM jobs WHERE (state IN ('succeeded', 'cancelled') AND finished_at < ?1) "
+    "OR (state = 'dead' AND resolved_at IS NOT NULL AND resolved_at < ?1)";
+
+static int sq_job_purge(store_tx_t *tx, int64_t before, int *deleted) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_PURGE);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, before);
+    int rc = step_done(s, q);
+    *deleted = rc ? 0 : sqlite3_changes(s->db);
     return rc;
 }
+
+static const char SQL_JOB_COUNTS[] =
+    "SELECT coalesce(sum(state = 'queued' AND run_at <= ?1), 0), coalesce(sum(state = 'queued' AND run_at > ?1), 0), "
+    "coalesce(sum(state = 'running'), 0), coalesce(sum(state = 'dead' AND resolved_at IS NULL), 0), "
+    "min(CASE WHEN state = 'queued' AND run_at <= ?1 THEN run_at END) "
+    "FROM jobs WHERE state IN ('queued', 'running', 'dead')";
+
+static int sq_job_counts(store_tx_t *tx, int64_t now, struct queue_counts *c) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_JOB_COUNTS);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, now);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        c->ready = sqlite3_column_int64(q, 0);
+        c->scheduled = sqlite3_column_int64(q, 1);
+        c->running = sqlite3_column_int64(q, 2);
+        c->dead = sqlite3_column_int64(q, 3);
+        c->oldest_ready_age_s =
+            sqlite3_column_type(q, 4) == SQLITE_NULL ? 0 : (double)(now - sqlite3_column_int64(q, 4)) / 1000.0;
+    }
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : ERR_DB;
+}
+
+static const char SQL_TEST_EFFECT[] = "INSERT INTO test_effects (job_id, at) VALUES (?, ?)";
+
+static int sq_test_effect(store_tx_t *tx, const char *job_id, int64_t now) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_TEST_EFFECT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, job_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, now);
+    return step_done(s, q);
+}
+
+/* ---- open and close --------------------------------------------------------------------------- */
+
+static void sq_close(store_t *st) {
+    struct sqlite_store *s = S(st);
+    for (int i = 0; i < s->ncache; i++)
+        sqlite3_finalize(s->cache[i].st);
+    if (s->db)
+        sqlite3_close_v2(s->db);
+    free(s->path);
+    free(s);
+}
+
+static int sq_open(const config_t *cfg, store_t **out, buf_t *err);
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
-    .open = sqlite_open,
-    .migrate = sqlite_migrate,
-    .schema_version = sqlite_schema_version,
-    .probe = sqlite_probe,
-    .close = sqlite_close,
+    .open = sq_open,
+    .migrate = sq_migrate,
+    .close = sq_close,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .release = sq_release,
+    .rollback_to = sq_rollback_to,
+    .schema_version = sq_schema_version,
+    .probe_write = sq_probe_write,
+    .job_insert = sq_job_insert,
+    .job_claim = sq_job_claim,
+    .job_finish = sq_job_finish,
+    .job_renew = sq_job_renew,
+    .job_get = sq_job_get,
+    .job_list = sq_job_list,
+    .job_cancel = sq_job_cancel,
+    .job_replay = sq_job_replay,
+    .job_resolve = sq_job_resolve,
+    .job_rescue = sq_job_rescue,
+    .job_purge = sq_job_purge,
+    .job_counts = sq_job_counts,
+    .test_effect = sq_test_effect,
 };
 
-static int sqlite_open(const config_t *cfg, store_t **out, buf_t *err) {
+static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const char *path = url + 7; /* after "sqlite:" */
     if (strncmp(path, "//", 2) == 0)
@@ -218,7 +727,6 @@ static int sqlite_open(const config_t *cfg, store_t **out, buf_t *err) {
     struct sqlite_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_sqlite_ops;
     s->path = xstrdup(path);
-    pthread_mutex_init(&s->mu, NULL);
     int rc = strcmp(path, ":memory:") == 0 ? 0 : make_parent_dirs(path, err);
     if (rc)
         goto fail;
@@ -239,6 +747,6 @@ static int sqlite_open(const config_t *cfg, store_t **out, buf_t *err) {
     *out = &s->base;
     return 0;
 fail:
-    sqlite_close(&s->base);
+    sq_close(&s->base);
     return rc;
 }

@@ -335,3 +335,15 @@ bool h_recv_until(int fd, char *buf, size_t cap, const char *needle, int timeout
     }
     return true;
 }
+
+int latest_schema_version(void) {
+    FILE *f = fopen(MYLOWARE_SRCDIR "/schema.sql", "r");
+    cr_assert(f, "cannot read schema.sql");
+    char line[512];
+    int v = 0;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "-- migration ", 13) == 0 && atoi(line + 13) > v)
+            v = atoi(line + 13);
+    fclose(f);
+    return v;
+}

@@ -25,6 +25,8 @@ struct resp {
     size_t body_len;
 };
 
+/* The highest `-- migration N:` in the repository's schema.sql. */
+int latest_schema_version(void);
 /* Milliseconds on a monotonic clock. */
 int64_t h_now_ms(void);
 /* Starts `myloware serve` with extra NAME=VALUE env entries (NULL-terminated); asserts it is up. */
