@@ -39,16 +39,39 @@ static int usage_error(const char *cmd, const char *msg, const char *arg) {
 }
 
 static int cmd_serve(config_t *cfg, int argc, char **argv) {
+    struct app_opts o = {.role = "all"};
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
-            i++;
-            if (strcmp(argv[i], "all") != 0 && strcmp(argv[i], "api") != 0)
-                return usage_error("serve", "--role must be all or api", argv[i]);
+        const char *role = strncmp(argv[i], "--role=", 7) == 0 ? argv[i] + 7
+                           : strcmp(argv[i], "--role") == 0 && i + 1 < argc ? argv[++i]
+                                                                            : NULL;
+        if (!role)
+            return usage_error("serve", "unknown option", argv[i]);
+        if (strcmp(role, "all") != 0 && strcmp(role, "api") != 0)
+            return usage_error("serve", "--role must be all or api", role);
+        o.role = role;
+    }
+    return app_run(cfg, &o);
+}
+
+static int cmd_worker_run(config_t *cfg, int argc, char **argv) {
+    struct app_opts o = {.role = "worker"};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--once") == 0) {
+            o.once = true;
             continue;
         }
-        return usage_error("serve", "unknown option", argv[i]);
+        const char *n = strncmp(argv[i], "--concurrency=", 14) == 0 ? argv[i] + 14
+                        : strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc ? argv[++i]
+                                                                                : NULL;
+        if (!n)
+            return usage_error("worker run", "unknown option", argv[i]);
+        char *end;
+        long v = strtol(n, &end, 10);
+        if (*n == '\0' || *end || v < 1 || v > 256)
+            return usage_error("worker run", "--concurrency must be from 1 to 256", n);
+        o.concurrency = (int)v;
     }
-    return app_serve(cfg);
+    return app_run(cfg, &o);
 }
 
 static int cmd_migrate(config_t *cfg, int argc, char **argv) {
@@ -111,6 +134,9 @@ static const struct command commands[] = {
     {"serve", NULL, cmd_serve, "serve [--role all|api] [--config FILE] [--SETTING VALUE ...]",
      "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or SIGINT.\n"
      "A first signal drains in-flight requests (SHUTDOWN_GRACE_S); a second exits at once."},
+    {"worker", "run", cmd_worker_run, "worker run [--once] [--concurrency N] [--config FILE]",
+     "Runs jobs only (no HTTP), sharing the queue with other processes. --once exits when no job\n"
+     "is ready; --concurrency sets the worker threads. SIGTERM drains like serve."},
     {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
      "Applies pending schema migrations in one transaction and prints the schema version."},
     {"version", NULL, cmd_version, "version", "Prints the version and the build options."},

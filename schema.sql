@@ -56,3 +56,14 @@ CREATE TABLE test_effects (
     job_id TEXT PRIMARY KEY,
     at     INTEGER NOT NULL
 );
+
+-- migration 3: the audit log (gate decisions, replays, resolves; who is an API key id, never a key)
+CREATE TABLE audit_log (
+    id     INTEGER PRIMARY KEY,
+    at     INTEGER NOT NULL,
+    actor  TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT
+);
+CREATE INDEX audit_log_target ON audit_log (target);

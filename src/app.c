@@ -1,4 +1,11 @@
-/* app: start order and reverse-order shutdown of `serve`. Main (loop) thread. */
+/*
+ * app: start order and reverse-order shutdown of `serve` and `worker run`. Main (loop) thread.
+ *
+ * Start: migrate, loop, store completions on the loop, HTTP (unless worker), dispatcher
+ * (unless --role api), signals. Stop (first SIGTERM/SIGINT): the HTTP server drains and the
+ * dispatcher drains, side by side; once both are done and no database unit is waiting for its
+ * completion, the handles close and the loop ends. A second signal exits at once.
+ */
 #include "app.h"
 
 #include <errno.h>
@@ -15,6 +22,8 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "queue/dispatcher.h"
+#include "queue/testjobs.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
     buf_t err;
@@ -31,8 +40,7 @@ int app_migrate(const config_t *cfg, store_t **out) {
         return rc;
     }
     if (to != from)
-        log_info("db", "schema migrated", LF_S("backend", store_backend(s)), LF_I("from", from),
-                 LF_I("to", to));
+        log_info("db", "schema migrated", LF_S("backend", store_backend(s)), LF_I("from", from), LF_I("to", to));
     buf_release(&err);
     if (out)
         *out = s;
@@ -70,23 +78,67 @@ static void close_walk(uv_handle_t *h, void *arg) {
         uv_close(h, NULL);
 }
 
-/* The last step of the drain: nothing on the loop is waiting for the database any more. */
+/* ---- shutdown ----------------------------------------------------------------------------------- */
+
+static void store_idle(void *ud);
+
+/* Every piece that was running has stopped: close the rest so the loop ends. */
 static void finish(app_t *app) {
-    if (!app->drained || health_busy(app->health))
+    if (app->finished || !app->stopping || app->http || (app->dispatcher && !app->dispatcher_drained) ||
+        health_busy(app->health))
         return;
+    if (store_pending(app->store) > 0) {
+        store_when_idle(app->store, store_idle, app);
+        return;
+    }
+    app->finished = true;
+    if (app->dispatcher && dispatcher_running(app->dispatcher) > 0) {
+        /* handed-back jobs still on pool threads: their leases are released; do not wait */
+        log_info("app", "stopped (handed-back work abandoned)");
+        store_detach_loop(app->store);
+        store_close(app->store);
+        _exit(0);
+    }
     store_detach_loop(app->store);
+    if (app->dispatcher) {
+        dispatcher_close(app->dispatcher);
+        app->dispatcher = NULL;
+    }
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
 }
 
+static void store_idle(void *ud) { finish(ud); }
+
 void app_health_idle(app_t *app) { finish(app); }
 
-static void on_drained(http_server_t *s, void *ud) {
+static void on_http_drained(http_server_t *s, void *ud) {
     app_t *app = ud;
     log_info("app", "http drained");
     http_server_close(s);
     app->http = NULL;
-    app->drained = true;
+    finish(app);
+}
+
+static void on_dispatcher_drained(dispatcher_t *d, void *ud) {
+    app_t *app = ud;
+    log_info("app", "jobs drained", LF_I("completed", (long long)dispatcher_completed(d)));
+    app->dispatcher_drained = true;
+    finish(app);
+}
+
+static void stop(app_t *app, const char *why) {
+    if (app->stopping)
+        return;
+    app->stopping = true;
+    uint64_t grace = (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000;
+    log_info("app", "shutting down", LF_S("reason", why), LF_I("grace_ms", (long long)grace),
+             LF_I("connections", app->http ? http_server_connections(app->http) : 0),
+             LF_I("running_jobs", app->dispatcher ? dispatcher_running(app->dispatcher) : 0));
+    if (app->http)
+        http_server_drain(app->http, grace, on_http_drained, app);
+    if (app->dispatcher)
+        dispatcher_drain(app->dispatcher, grace, on_dispatcher_drained, app);
     finish(app);
 }
 
@@ -96,32 +148,15 @@ static void on_signal(uv_signal_t *sig, int signum) {
         log_warn("app", "second signal, exiting now", LF_I("signal", signum));
         _exit(1);
     }
-    uint64_t grace = (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000;
-    log_info("app", "shutting down", LF_I("signal", signum), LF_I("grace_ms", (long long)grace),
-             LF_I("connections", app->http ? http_server_connections(app->http) : 0));
-    if (app->http)
-        http_server_drain(app->http, grace, on_drained, app);
+    stop(app, signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
-int app_serve(const config_t *cfg) {
-    app_t app_storage, *app = &app_storage;
-    memset(app, 0, sizeof *app);
-    app->cfg = cfg;
-    app->started_ms = clock_now_ms();
-    app->exit_code = 1;
-    signal(SIGPIPE, SIG_IGN);
-    raise_fd_limit();
-    metrics_init();
+static void on_worker_idle(dispatcher_t *d, void *ud) { stop(ud, "no job left (--once)"); }
 
-    if (app_migrate(cfg, &app->store) != 0)
-        return 1;
-    if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
-        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
-                 LF_S("error", strerror(errno)));
-    uv_loop_init(&app->loop);
-    app->health = health_new(app);
-    store_attach_loop(app->store, &app->loop);
+/* ---- start -------------------------------------------------------------------------------------- */
 
+static int start_http(app_t *app) {
+    const config_t *cfg = app->cfg;
     static const enum setting_id rate_setting[RL__COUNT] = {0, S_RUN_RATE_LIMIT, S_APPROVE_RATE_LIMIT,
                                                             S_PUBLIC_DEMO_RATE_LIMIT};
     http_server_opts_t o;
@@ -145,17 +180,63 @@ int app_serve(const config_t *cfg) {
     o.max_connections = (int)config_int(cfg, S_HTTP_MAX_CONNECTIONS);
     o.nkeys = config_api_keys(cfg, o.keys, o.key_lens, HTTP_MAX_KEYS);
     o.access_log = true;
-
     if (http_server_new(&app->loop, &o, &app->http) != 0)
+        return ERR_IO;
+    log_info("app", "listening", LF_S("host", o.host), LF_I("port", http_server_port(app->http)),
+             LF_S("version", MYLOWARE_VERSION), LF_S("environment", config_str(cfg, S_ENVIRONMENT)),
+             LF_S("database", store_backend(app->store)), LF_S("role", app->role));
+    return 0;
+}
+
+static void start_dispatcher(app_t *app, int concurrency, bool once) {
+    app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, app);
+    if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
+        testjobs_register(app->dispatcher);
+    (void)concurrency;
+    dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+}
+
+int app_run(const config_t *cfg, const struct app_opts *opts) {
+    app_t app_storage, *app = &app_storage;
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->role = opts->role;
+    app->started_ms = clock_now_ms();
+    app->exit_code = 1;
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    metrics_init();
+    if (opts->concurrency > 0) { /* libuv reads it when its pool starts */
+        char n[24];
+        snprintf(n, sizeof n, "%d", opts->concurrency);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    } else if (config_int(cfg, S_WORKER_CONCURRENCY) > 0) {
+        char n[24];
+        snprintf(n, sizeof n, "%lld", (long long)config_int(cfg, S_WORKER_CONCURRENCY));
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+
+    if (app_migrate(cfg, &app->store) != 0)
+        return 1;
+    if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
+        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
+                 LF_S("error", strerror(errno)));
+    uv_loop_init(&app->loop);
+    app->health = health_new(app);
+    store_attach_loop(app->store, &app->loop);
+
+    bool worker = strcmp(opts->role, "worker") == 0;
+    if (!worker && start_http(app) != 0)
         goto out;
+    if (strcmp(opts->role, "api") != 0)
+        start_dispatcher(app, opts->concurrency, opts->once);
+    if (worker)
+        log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION), LF_B("once", opts->once));
     uv_signal_init(&app->loop, &app->sigterm);
     uv_signal_init(&app->loop, &app->sigint);
     app->sigterm.data = app->sigint.data = app;
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     uv_signal_start(&app->sigint, on_signal, SIGINT);
-    log_info("app", "listening", LF_S("host", o.host), LF_I("port", http_server_port(app->http)),
-             LF_S("version", MYLOWARE_VERSION), LF_S("environment", config_str(cfg, S_ENVIRONMENT)),
-             LF_S("database", store_backend(app->store)));
 
     uv_run(&app->loop, UV_RUN_DEFAULT);
     app->exit_code = 0;
@@ -164,8 +245,10 @@ out:
         http_server_close(app->http);
         app->http = NULL;
     }
-    if (!app->drained)
+    if (!app->finished)
         store_detach_loop(app->store);
+    if (app->dispatcher)
+        dispatcher_close(app->dispatcher);
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app->loop) != 0)

@@ -14,6 +14,7 @@
 #include "http/server.h"
 
 struct health;
+struct dispatcher;
 
 typedef struct app {
     uv_loop_t loop;
@@ -22,15 +23,23 @@ typedef struct app {
     http_server_t *http;
     ratelimit_t *limiters[HTTP_MAX_RATE_CLASSES];
     struct health *health;
+    struct dispatcher *dispatcher; /* NULL with --role api */
     uv_signal_t sigterm, sigint;
     int signals_seen;
-    bool drained; /* HTTP drained: finish once the database work in flight is back */
+    const char *role;     /* all, api, worker */
+    bool stopping, finished, dispatcher_drained;
     int64_t started_ms;
     int exit_code;
 } app_t;
 
-/* Runs `serve` until SIGTERM/SIGINT. Returns the process exit code. Main thread. */
-int app_serve(const config_t *cfg);
+struct app_opts {
+    const char *role; /* "all" (serve), "api" (serve --role api), "worker" (worker run) */
+    int concurrency;  /* worker threads; 0: WORKER_CONCURRENCY */
+    bool once;        /* worker: exit when no job is ready */
+};
+
+/* Runs until SIGTERM/SIGINT (or, with once, until no job is left). Returns the exit code. */
+int app_run(const config_t *cfg, const struct app_opts *opts);
 /* Called when the health probe has nothing in flight (shutdown waits for it). Loop thread. */
 void app_health_idle(app_t *app);
 /* Opens the database and applies pending migrations; logs what it did. Returns 0 or ERR_*. */

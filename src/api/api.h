@@ -30,6 +30,14 @@ void api_openapi(http_req_t *req);
 void api_log_level_get(http_req_t *req);
 void api_log_level_put(http_req_t *req);
 
+void api_job_get(http_req_t *req);
+void api_jobs_list(http_req_t *req);
+void api_dlq_list(http_req_t *req);
+void api_dlq_get(http_req_t *req);
+void api_dlq_replay(http_req_t *req);
+void api_dlq_resolve(http_req_t *req);
+void api_test_jobs(http_req_t *req);
+
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);
 

@@ -9,6 +9,13 @@ const struct route api_routes[] = {
     {"GET", "/openapi.json", api_openapi, 0, RL_NONE},
     {"GET", "/admin/log-level", api_log_level_get, R_AUTH, RL_NONE},
     {"PUT", "/admin/log-level", api_log_level_put, R_AUTH | R_JSON, RL_NONE},
+    {"GET", "/v1/jobs/{id}", api_job_get, R_AUTH, RL_NONE},
+    {"GET", "/admin/jobs", api_jobs_list, R_AUTH, RL_NONE},
+    {"GET", "/admin/dlq", api_dlq_list, R_AUTH, RL_NONE},
+    {"GET", "/admin/dlq/{id}", api_dlq_get, R_AUTH, RL_NONE},
+    {"POST", "/admin/dlq/{id}/replay", api_dlq_replay, R_AUTH, RL_NONE},
+    {"POST", "/admin/dlq/{id}/resolve", api_dlq_resolve, R_AUTH, RL_NONE},
+    {"POST", "/_test/jobs", api_test_jobs, R_AUTH | R_JSON, RL_NONE}, /* ENVIRONMENT=test only */
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -62,6 +62,8 @@
     X(WORKER_CONCURRENCY, CT_INT, "0", 0, 256, NULL, 0, "Worker threads (0: the CPU count)")        \
     X(TRANSCODE_MAX_CONCURRENCY, CT_INT, "2", 1, 64, NULL, 0, "Media jobs at once")                 \
     X(PROVIDER_MAX_INFLIGHT, CT_INT, "8", 1, 1024, NULL, 0, "Requests in flight per provider")       \
+    X(QUEUE_POLL_MS, CT_INT, "200", 10, 60000, NULL, 0,                                             \
+      "How often the dispatcher looks for jobs it was not told about (other processes, retries)") \
     X(QUEUE_LIMITER_MAX, CT_INT, "0", 0, 1000000, NULL, 0,                                          \
       "Provider jobs started per window (0: no limit)")                                            \
     X(QUEUE_LIMITER_DURATION_MS, CT_INT, "1000", 1, 86400000, NULL, 0, "The limiter's window")      \

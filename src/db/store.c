@@ -35,6 +35,9 @@ struct store_thread {
     struct unit *done_head, *done_tail; /* finished async units, for the loop */
     bool stop;
     uv_async_t *async;
+    int pending; /* loop thread only */
+    void (*idle_cb)(void *);
+    void *idle_ud;
 };
 
 /* ---- the database thread -------------------------------------------------------------------- */
@@ -131,10 +134,27 @@ static void async_cb(uv_async_t *a) {
     pthread_mutex_unlock(&t->mu);
     for (struct unit *u = list, *next; u; u = next) {
         next = u->next;
+        t->pending--;
         if (u->done)
             u->done(u->arg, u->rc);
         free(u);
     }
+    if (t->pending == 0 && t->idle_cb) {
+        void (*cb)(void *) = t->idle_cb;
+        t->idle_cb = NULL;
+        cb(t->idle_ud);
+    }
+}
+
+int store_pending(const store_t *s) { return s->th->pending; }
+
+void store_when_idle(store_t *s, void (*cb)(void *), void *ud) {
+    if (s->th->pending == 0) {
+        cb(ud);
+        return;
+    }
+    s->th->idle_cb = cb;
+    s->th->idle_ud = ud;
 }
 
 int store_attach_loop(store_t *s, uv_loop_t *loop) {
@@ -166,6 +186,7 @@ void store_submit(store_t *s, store_fn fn, void *arg, store_done done) {
     u->fn = fn;
     u->arg = arg;
     u->done = done;
+    s->th->pending++;
     pthread_mutex_lock(&s->th->mu);
     enqueue(s->th, u);
     pthread_mutex_unlock(&s->th->mu);

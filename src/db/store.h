@@ -104,6 +104,7 @@ struct store_ops {
     int (*job_purge)(store_tx_t *tx, int64_t finished_before, int *deleted);
     int (*job_counts)(store_tx_t *tx, int64_t now, struct queue_counts *c);
     int (*test_effect)(store_tx_t *tx, const char *job_id, int64_t now);
+    int (*audit)(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail);
 };
 
 struct store_thread;
@@ -131,6 +132,10 @@ int store_attach_loop(store_t *s, uv_loop_t *loop);
 void store_detach_loop(store_t *s);
 /* Queues fn(tx, arg); done(arg, rc) runs on the attached loop after the commit. Loop thread. */
 void store_submit(store_t *s, store_fn fn, void *arg, store_done done);
+/* Submitted units whose completion has not run yet. Loop thread. */
+int store_pending(const store_t *s);
+/* Calls cb(ud) on the loop once store_pending() drops to 0 (once). Loop thread. */
+void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
 

@@ -677,6 +677,21 @@ static int sq_test_effect(store_tx_t *tx, const char *job_id, int64_t now) {
     return step_done(s, q);
 }
 
+static const char SQL_AUDIT[] = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)";
+
+static int sq_audit(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_AUDIT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, clock_now_ms());
+    sqlite3_bind_text(q, 2, actor, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, action, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, target, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 5, detail);
+    return step_done(s, q);
+}
+
 /* ---- open and close --------------------------------------------------------------------------- */
 
 static void sq_close(store_t *st) {
@@ -717,6 +732,7 @@ const struct store_ops store_sqlite_ops = {
     .job_purge = sq_job_purge,
     .job_counts = sq_job_counts,
     .test_effect = sq_test_effect,
+    .audit = sq_audit,
 };
 
 static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {

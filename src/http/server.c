@@ -159,6 +159,16 @@ void http_client_ip(const http_req_t *req, char *out, size_t cap) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, out, cap);
 }
 
+void http_api_key_id(const http_req_t *req, char *out, size_t cap) {
+    if (req->api_key_index < 0) {
+        snprintf(out, cap, "anonymous");
+        return;
+    }
+    char hex[13];
+    crypto_hex(req->server->key_digest[req->api_key_index], 6, hex);
+    snprintf(out, cap, "key:%s", hex);
+}
+
 static const char *reason(int status) {
     switch (status) {
     case 100: return "Continue";

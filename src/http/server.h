@@ -103,6 +103,8 @@ int http_param(const http_req_t *req, int i, char *out, size_t cap);
 int http_query(const http_req_t *req, const char *name, char *out, size_t cap);
 /* The client's address (text), for public rate limits. */
 void http_client_ip(const http_req_t *req, char *out, size_t cap);
+/* The authenticated key's id ("key:" + 12 hex of its SHA-256), never the key; "anonymous". */
+void http_api_key_id(const http_req_t *req, char *out, size_t cap);
 /* True when id is 1-128 chars of [A-Za-z0-9._:-]. */
 bool http_request_id_valid(const char *id, size_t n);
 

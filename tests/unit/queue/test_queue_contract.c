@@ -230,7 +230,7 @@ Test(queue, complete_needs_the_lease_token) {
 }
 
 Test(queue, a_lease_taken_over_cannot_complete_fail_renew_or_reschedule) {
-    pol.lease_s = 0; /* the lease expires at once */
+    pol.lease_s = -1; /* the lease is already expired */
     job_t e = enqueue("test.noop", 0, NULL);
     struct op old = {.job = claim_one("test.noop")};
     pol.lease_s = 30;
@@ -286,7 +286,7 @@ Test(queue, retryable_failure_backs_off_with_jitter_within_bounds) {
     /* two lost attempts (expired leases, rescued) make the next failure the third attempt */
     job_t f = enqueue("test.third", 0, NULL);
     for (int i = 0; i < 2; i++) {
-        pol.lease_s = 0;
+        pol.lease_s = -1;
         job_t c = claim_one("test.third");
         pol.lease_s = 30;
         struct op r = {0};

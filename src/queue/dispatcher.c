@@ -1,0 +1,494 @@
+/* dispatcher: claiming, running, finishing, renewing, rescuing, draining. Loop thread. */
+#include "queue/dispatcher.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/metrics.h"
+
+#define MAX_TYPES 32
+#define CLAIM_BATCH 256 /* per type and pass */
+#define RESCUE_EVERY_MS 5000
+#define PURGE_EVERY 120 /* rescue ticks: 10 minutes */
+
+struct type_slot {
+    const struct job_type *t;
+    int running, cap;
+};
+
+struct dispatcher {
+    uv_loop_t *loop;
+    store_t *store;
+    const config_t *cfg;
+    void *app;
+    struct queue_policy pol;
+    struct type_slot types[MAX_TYPES];
+    int ntypes;
+    uv_timer_t poll_timer, renew_timer, rescue_timer, drain_timer;
+    int open_handles;
+    bool started, once, claiming, claim_again, draining, drained, closing;
+    int rescue_ticks;
+    struct job_ctx *running;
+    int nrunning;
+    uint64_t completed;
+    void (*idle_cb)(dispatcher_t *, void *);
+    void *idle_ud;
+    void (*drain_cb)(dispatcher_t *, void *);
+    void *drain_ud;
+};
+
+static void claim(dispatcher_t *d);
+
+/* ---- results ------------------------------------------------------------------------------------ */
+
+void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    free(ctx->error);
+    ctx->error = xstrdup(msg);
+    ctx->outcome = o;
+}
+
+static void ctx_free(struct job_ctx *ctx) {
+    job_release(&ctx->job);
+    free(ctx->error);
+    free(ctx->result_url);
+    free(ctx);
+}
+
+static void unlink_ctx(dispatcher_t *d, struct job_ctx *ctx) {
+    if (ctx->prev)
+        ctx->prev->next = ctx->next;
+    else
+        d->running = ctx->next;
+    if (ctx->next)
+        ctx->next->prev = ctx->prev;
+    d->nrunning--;
+    for (int i = 0; i < d->ntypes; i++)
+        if (d->types[i].t == ctx->type)
+            d->types[i].running--;
+}
+
+static void check_drained(dispatcher_t *d) {
+    if (d->draining && !d->drained && d->nrunning == 0) {
+        d->drained = true;
+        uv_timer_stop(&d->drain_timer);
+        if (d->drain_cb)
+            d->drain_cb(d, d->drain_ud);
+    }
+}
+
+/* Database thread: the transition for the outcome, with the type's side effect on success. */
+static int finish_unit(store_tx_t *tx, void *arg) {
+    struct job_ctx *ctx = arg;
+    dispatcher_t *d = ctx->d;
+    bool dead;
+    switch (ctx->outcome) {
+    case JO_OK: {
+        int rc = ctx->type->on_complete ? ctx->type->on_complete(tx, ctx) : 0;
+        return rc ? rc : queue_complete(tx, &ctx->job, ctx->result_url);
+    }
+    case JO_RESCHEDULE:
+        return queue_reschedule(tx, &ctx->job, ctx->reschedule_at);
+    case JO_RETRY:
+    case JO_PERMANENT:
+        return queue_fail(tx, &d->pol, &ctx->job, ctx->error, ctx->outcome == JO_PERMANENT, ctx->retry_after_s,
+                          &dead);
+    }
+    return ERR_INTERNAL;
+}
+
+static const char *outcome_name(const struct job_ctx *ctx, int rc) {
+    if (rc == ERR_CONFLICT)
+        return "lease_lost";
+    if (rc)
+        return "store_error";
+    switch (ctx->outcome) {
+    case JO_OK: return "succeeded";
+    case JO_RESCHEDULE: return "rescheduled";
+    case JO_RETRY: return ctx->job.state == JOB_DEAD ? "dead" : "retried";
+    case JO_PERMANENT: return "dead";
+    }
+    return "unknown";
+}
+
+static void finish_done(void *arg, int rc) {
+    struct job_ctx *ctx = arg;
+    dispatcher_t *d = ctx->d;
+    double secs = (double)(clock_mono_ns() - ctx->started_ns) / 1e9;
+    buf_t lb;
+    buf_init(&lb, 256);
+    metrics_label(&lb, "type", ctx->type->name);
+    metrics_observe(M_JOB_DURATION, lb.data, secs);
+    metrics_label(&lb, "outcome", outcome_name(ctx, rc));
+    metrics_add(M_JOBS, lb.data, 1);
+    buf_release(&lb);
+    if (rc == ERR_CONFLICT)
+        log_warn("queue", "result discarded: the job's lease was lost", LF_S("job_id", ctx->job.id),
+                 LF_S("type", ctx->type->name));
+    else if (rc)
+        log_error("queue", "cannot record a job's result", LF_S("job_id", ctx->job.id), LF_S("error", err_name(rc)));
+    else if (ctx->outcome != JO_OK && ctx->outcome != JO_RESCHEDULE)
+        log_warn("queue", ctx->job.state == JOB_DEAD ? "job dead" : "job failed, will retry",
+                 LF_S("job_id", ctx->job.id), LF_S("type", ctx->type->name), LF_I("attempts", ctx->job.attempts),
+                 LF_S("error", ctx->error ? ctx->error : ""));
+    if (rc == 0)
+        d->completed++;
+    unlink_ctx(d, ctx);
+    ctx_free(ctx);
+    check_drained(d);
+    if (!d->draining)
+        claim(d);
+}
+
+void job_finish(struct job_ctx *ctx) {
+    ctx->finished = true;
+    if (ctx->handed_back) { /* drained away: the job is someone else's now */
+        dispatcher_t *d = ctx->d;
+        unlink_ctx(d, ctx);
+        ctx_free(ctx);
+        check_drained(d);
+        return;
+    }
+    store_submit(ctx->d->store, finish_unit, ctx, finish_done);
+}
+
+static void pool_run(uv_work_t *w) {
+    struct job_ctx *ctx = w->data;
+    ctx->type->run_pool(ctx);
+}
+
+static void pool_after(uv_work_t *w, int status) {
+    struct job_ctx *ctx = w->data;
+    if (status == UV_ECANCELED)
+        job_set_error(ctx, JO_RETRY, "cancelled before it ran");
+    job_finish(ctx);
+}
+
+static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job) {
+    struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
+    ctx->d = d;
+    ctx->type = slot->t;
+    ctx->job = *job;
+    ctx->loop = d->loop;
+    ctx->app = d->app;
+    ctx->outcome = JO_OK;
+    ctx->progress = -1;
+    ctx->started_ns = clock_mono_ns();
+    ctx->next = d->running;
+    if (d->running)
+        d->running->prev = ctx;
+    d->running = ctx;
+    d->nrunning++;
+    slot->running++;
+    if (slot->t->kind == JK_POOL) {
+        ctx->work.data = ctx;
+        if (uv_queue_work(d->loop, &ctx->work, pool_run, pool_after) != 0) {
+            job_set_error(ctx, JO_RETRY, "cannot queue work on the thread pool");
+            job_finish(ctx);
+        }
+    } else {
+        slot->t->run_loop(ctx);
+    }
+}
+
+/* ---- claiming ----------------------------------------------------------------------------------- */
+
+struct claim_req {
+    dispatcher_t *d;
+    int n;
+    struct {
+        int slot, limit, got;
+        job_t *jobs;
+    } per[MAX_TYPES];
+};
+
+static int claim_unit(store_tx_t *tx, void *arg) {
+    struct claim_req *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        int rc = queue_claim(tx, &r->d->pol, r->d->types[r->per[i].slot].t->name, r->per[i].limit, r->per[i].jobs,
+                             &r->per[i].got);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void claim_done(void *arg, int rc) {
+    struct claim_req *r = arg;
+    dispatcher_t *d = r->d;
+    d->claiming = false;
+    int total = 0;
+    bool full = false;
+    for (int i = 0; i < r->n; i++) {
+        if (rc == 0) {
+            for (int k = 0; k < r->per[i].got; k++) {
+                if (d->draining) { /* claimed while the drain began: give it straight back */
+                    job_release(&r->per[i].jobs[k]);
+                    continue;
+                }
+                start_job(d, &d->types[r->per[i].slot], &r->per[i].jobs[k]);
+            }
+            total += r->per[i].got;
+            full |= r->per[i].got == r->per[i].limit;
+        }
+        free(r->per[i].jobs);
+    }
+    free(r);
+    if (rc)
+        log_error("queue", "claim failed", LF_S("error", err_name(rc)));
+    if (d->draining)
+        return;
+    if (full || d->claim_again) {
+        d->claim_again = false;
+        claim(d);
+    } else if (d->once && total == 0 && d->nrunning == 0 && d->idle_cb) {
+        d->idle_cb(d, d->idle_ud);
+    }
+}
+
+static void claim(dispatcher_t *d) {
+    if (!d->started || d->draining)
+        return;
+    if (d->claiming) {
+        d->claim_again = true;
+        return;
+    }
+    struct claim_req *r = xcalloc(1, sizeof *r);
+    r->d = d;
+    for (int i = 0; i < d->ntypes; i++) {
+        int free_slots = d->types[i].cap - d->types[i].running;
+        if (free_slots <= 0)
+            continue;
+        int limit = free_slots < CLAIM_BATCH ? free_slots : CLAIM_BATCH;
+        r->per[r->n].slot = i;
+        r->per[r->n].limit = limit;
+        r->per[r->n].jobs = xcalloc((size_t)limit, sizeof(job_t));
+        r->n++;
+    }
+    if (r->n == 0) {
+        free(r);
+        return;
+    }
+    d->claiming = true;
+    d->claim_again = false;
+    store_submit(d->store, claim_unit, r, claim_done);
+}
+
+void dispatcher_kick(dispatcher_t *d) {
+    if (d)
+        claim(d);
+}
+
+static void poll_cb(uv_timer_t *t) { claim(t->data); }
+
+/* ---- leases, rescue, retention ------------------------------------------------------------------ */
+
+struct renew_req {
+    dispatcher_t *d;
+    int n;
+    job_t *jobs; /* shallow copies: id, token */
+    double *progress;
+};
+
+static int renew_unit(store_tx_t *tx, void *arg) {
+    struct renew_req *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        int rc = queue_renew(tx, &r->d->pol, &r->jobs[i], r->progress[i]);
+        if (rc == ERR_CONFLICT)
+            log_warn("queue", "lease lost while running", LF_S("job_id", r->jobs[i].id));
+        else if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void renew_done(void *arg, int rc) {
+    struct renew_req *r = arg;
+    if (rc)
+        log_error("queue", "cannot renew leases", LF_S("error", err_name(rc)));
+    free(r->jobs);
+    free(r->progress);
+    free(r);
+}
+
+static void renew_cb(uv_timer_t *t) {
+    dispatcher_t *d = t->data;
+    if (d->nrunning == 0)
+        return;
+    struct renew_req *r = xcalloc(1, sizeof *r);
+    r->d = d;
+    r->jobs = xcalloc((size_t)d->nrunning, sizeof(job_t));
+    r->progress = xcalloc((size_t)d->nrunning, sizeof(double));
+    for (struct job_ctx *c = d->running; c; c = c->next) {
+        if (c->finished || c->handed_back)
+            continue;
+        memcpy(r->jobs[r->n].id, c->job.id, sizeof c->job.id);
+        memcpy(r->jobs[r->n].lease_token, c->job.lease_token, sizeof c->job.lease_token);
+        r->progress[r->n] = c->progress;
+        r->n++;
+    }
+    store_submit(d->store, renew_unit, r, renew_done);
+}
+
+struct rescue_req {
+    dispatcher_t *d;
+    bool purge;
+    int rescued, purged;
+};
+
+static int rescue_unit(store_tx_t *tx, void *arg) {
+    struct rescue_req *r = arg;
+    job_t moved[64];
+    int n = 64;
+    int rc = queue_rescue(tx, moved, &n);
+    for (int i = 0; i < n; i++)
+        job_release(&moved[i]);
+    r->rescued = n;
+    if (rc == 0 && r->purge)
+        rc = queue_purge(tx, &r->d->pol, &r->purged);
+    return rc;
+}
+
+static void rescue_done(void *arg, int rc) {
+    struct rescue_req *r = arg;
+    dispatcher_t *d = r->d;
+    if (rc)
+        log_error("queue", "rescue failed", LF_S("error", err_name(rc)));
+    if (r->purged)
+        log_info("queue", "old finished jobs deleted", LF_I("count", r->purged));
+    if (r->rescued)
+        claim(d);
+    free(r);
+}
+
+static void rescue_cb(uv_timer_t *t) {
+    dispatcher_t *d = t->data;
+    struct rescue_req *r = xcalloc(1, sizeof *r);
+    r->d = d;
+    r->purge = d->rescue_ticks++ % PURGE_EVERY == 0;
+    store_submit(d->store, rescue_unit, r, rescue_done);
+}
+
+/* ---- life cycle --------------------------------------------------------------------------------- */
+
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, void *app) {
+    dispatcher_t *d = xcalloc(1, sizeof *d);
+    d->loop = loop;
+    d->store = store;
+    d->cfg = cfg;
+    d->app = app;
+    queue_policy_from_config(&d->pol, cfg);
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer};
+    for (int i = 0; i < 4; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = d;
+    }
+    d->open_handles = 4;
+    return d;
+}
+
+void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
+    if (d->ntypes >= MAX_TYPES)
+        return;
+    int workers = (int)config_int(d->cfg, S_WORKER_CONCURRENCY);
+    if (workers <= 0)
+        workers = (int)uv_available_parallelism();
+    int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? workers : 64);
+    d->types[d->ntypes++] = (struct type_slot){t, 0, cap};
+}
+
+void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud) {
+    d->started = true;
+    d->once = once;
+    d->idle_cb = idle_cb;
+    d->idle_ud = ud;
+    uint64_t poll = (uint64_t)config_int(d->cfg, S_QUEUE_POLL_MS);
+    uint64_t renew = (uint64_t)d->pol.lease_s * 1000 / 3;
+    uv_timer_start(&d->poll_timer, poll_cb, poll, poll);
+    uv_timer_start(&d->renew_timer, renew_cb, renew, renew);
+    uv_timer_start(&d->rescue_timer, rescue_cb, 0, RESCUE_EVERY_MS); /* at once: dead workers' jobs */
+    claim(d);
+}
+
+static int handback_unit(store_tx_t *tx, void *arg) {
+    dispatcher_t *d = arg;
+    for (struct job_ctx *c = d->running; c; c = c->next) {
+        if (c->finished || c->handed_back)
+            continue;
+        int rc = queue_hand_back(tx, &c->job);
+        if (rc && rc != ERR_CONFLICT)
+            return rc;
+    }
+    return 0;
+}
+
+static void handback_done(void *arg, int rc) {
+    dispatcher_t *d = arg;
+    int n = 0;
+    for (struct job_ctx *c = d->running; c; c = c->next) {
+        if (!c->finished) {
+            c->handed_back = true;
+            n++;
+        }
+    }
+    log_warn("queue", rc ? "cannot hand back running jobs; their leases will expire" : "running jobs handed back",
+             LF_I("count", n));
+    /* what is left runs on pool threads or waits on I/O that the exit abandons */
+    d->drained = true;
+    if (d->drain_cb)
+        d->drain_cb(d, d->drain_ud);
+}
+
+static void drain_timeout(uv_timer_t *t) {
+    dispatcher_t *d = t->data;
+    if (d->drained)
+        return;
+    store_submit(d->store, handback_unit, d, handback_done);
+}
+
+void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *), void *ud) {
+    d->draining = true;
+    d->drain_cb = cb;
+    d->drain_ud = ud;
+    uv_timer_stop(&d->poll_timer);
+    log_info("queue", "draining", LF_I("running", d->nrunning), LF_I("grace_ms", (long long)grace_ms));
+    if (d->nrunning == 0) {
+        check_drained(d);
+        return;
+    }
+    uv_timer_start(&d->drain_timer, drain_timeout, grace_ms, 0);
+}
+
+static void close_cb(uv_handle_t *h) {
+    dispatcher_t *d = h->data;
+    if (--d->open_handles == 0) {
+        /* contexts still here were handed back; pool work that is still running keeps its ctx */
+        for (struct job_ctx *c = d->running, *n; c; c = n) {
+            n = c->next;
+            if (c->type->kind == JK_LOOP)
+                ctx_free(c);
+        }
+        free(d);
+    }
+}
+
+void dispatcher_close(dispatcher_t *d) {
+    d->closing = true;
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer};
+    for (int i = 0; i < 4; i++)
+        uv_close((uv_handle_t *)timers[i], close_cb);
+}
+
+int dispatcher_running(const dispatcher_t *d) { return d->nrunning; }
+uint64_t dispatcher_completed(const dispatcher_t *d) { return d->completed; }

@@ -1,0 +1,87 @@
+/*
+ * dispatcher: runs jobs in `serve` and `worker run`. It claims ready jobs for the types it
+ * handles, at most each type's concurrency at once, and runs them: pool types on libuv's thread
+ * pool (CPU work: FFmpeg), loop types on the loop (I/O: provider calls through libcurl-multi).
+ * Results go back to the store as units (group-committed with everything else). It renews the
+ * leases of its running jobs every JOB_LEASE_S/3, rescues expired leases every few seconds,
+ * purges old finished jobs, and is woken at once by in-process enqueues (other processes are
+ * seen by polling every QUEUE_POLL_MS).
+ *
+ * Drain (SIGTERM): stop claiming; running jobs get SHUTDOWN_GRACE_S to finish; the rest are
+ * handed back (re-queued without using the attempt) and their late results are refused by the
+ * lease guard.
+ *
+ * Loop thread, except job_type.run_pool (a pool thread).
+ */
+#ifndef MYLOWARE_QUEUE_DISPATCHER_H
+#define MYLOWARE_QUEUE_DISPATCHER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "db/store.h"
+#include "queue/queue.h"
+
+typedef struct dispatcher dispatcher_t;
+struct job_ctx;
+
+enum job_kind { JK_LOOP, JK_POOL };
+enum job_outcome { JO_OK, JO_RETRY, JO_PERMANENT, JO_RESCHEDULE };
+
+struct job_type {
+    const char *name;
+    enum job_kind kind;
+    int concurrency; /* 0: WORKER_CONCURRENCY for pool types, 64 for loop types */
+    /* JK_POOL: runs on a pool thread and fills ctx's result fields. */
+    void (*run_pool)(struct job_ctx *ctx);
+    /* JK_LOOP: starts the work on the loop and calls job_finish(ctx) when it is done. */
+    void (*run_loop)(struct job_ctx *ctx);
+    /* Optional: extra writes committed atomically with a successful completion (a side effect
+     * that must happen exactly once). Database thread. */
+    int (*on_complete)(store_tx_t *tx, struct job_ctx *ctx);
+};
+
+struct job_ctx {
+    dispatcher_t *d;
+    const struct job_type *type;
+    job_t job;
+    uv_loop_t *loop;
+    void *app;
+    /* the result, set by the handler */
+    enum job_outcome outcome;
+    char *error;       /* owned */
+    char *result_url;  /* owned */
+    int retry_after_s;
+    int64_t reschedule_at;
+    _Atomic double progress; /* 0..1, written by the handler; -1 unknown */
+    /* internal */
+    uv_work_t work;
+    uint64_t started_ns;
+    bool finished, handed_back;
+    struct job_ctx *prev, *next;
+};
+
+/* Sets the result (error copied). Any thread. */
+void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A loop job is done (its outcome set, JO_OK by default). Loop thread. */
+void job_finish(struct job_ctx *ctx);
+
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, void *app);
+/* Registers a type (static storage). Before dispatcher_start. */
+void dispatcher_register(dispatcher_t *d, const struct job_type *t);
+/* Starts claiming (rescues this host's dead workers first). once: stop when nothing is ready. */
+void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud);
+/* Claim now: called after an in-process enqueue commits. */
+void dispatcher_kick(dispatcher_t *d);
+/* Stops claiming and drains (see above); cb runs when nothing is running any more. */
+void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *), void *ud);
+/* Closes the handles; frees in the close callbacks. After the drain. */
+void dispatcher_close(dispatcher_t *d);
+int dispatcher_running(const dispatcher_t *d);
+/* Jobs finished by this dispatcher (for `worker run --once` and tests). */
+uint64_t dispatcher_completed(const dispatcher_t *d);
+
+#endif

@@ -1,0 +1,10 @@
+/* testjobs: job types for tests (ENVIRONMENT=test only): test.noop, test.effect, test.sleep,
+ * test.fail. */
+#ifndef MYLOWARE_QUEUE_TESTJOBS_H
+#define MYLOWARE_QUEUE_TESTJOBS_H
+
+#include "queue/dispatcher.h"
+
+void testjobs_register(dispatcher_t *d);
+
+#endif
