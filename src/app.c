@@ -82,6 +82,8 @@ static void close_walk(uv_handle_t *h, void *arg) {
 
 static void store_idle(void *ud);
 
+static void flush_logs(uv_prepare_t *p) { log_flush(); } /* once per loop turn, before it sleeps */
+
 /* Every piece that was running has stopped: close the rest so the loop ends. */
 static void finish(app_t *app) {
     if (app->finished || !app->stopping || app->http || (app->dispatcher && !app->dispatcher_drained) ||
@@ -95,6 +97,7 @@ static void finish(app_t *app) {
     if (app->dispatcher && dispatcher_running(app->dispatcher) > 0) {
         /* handed-back jobs still on pool threads: their leases are released; do not wait */
         log_info("app", "stopped (handed-back work abandoned)");
+        log_batch_end();
         store_detach_loop(app->store);
         store_close(app->store);
         _exit(0);
@@ -106,6 +109,7 @@ static void finish(app_t *app) {
     }
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->log_prepare, NULL);
 }
 
 static void store_idle(void *ud) { finish(ud); }
@@ -145,7 +149,7 @@ static void stop(app_t *app, const char *why) {
 static void on_signal(uv_signal_t *sig, int signum) {
     app_t *app = sig->data;
     if (++app->signals_seen > 1) {
-        log_warn("app", "second signal, exiting now", LF_I("signal", signum));
+        log_warn("app", "second signal, exiting now", LF_I("signal", signum)); /* flushes */
         _exit(1);
     }
     stop(app, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -222,6 +226,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
         log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
                  LF_S("error", strerror(errno)));
     uv_loop_init(&app->loop);
+    log_batch_begin();
+    uv_prepare_init(&app->loop, &app->log_prepare);
+    uv_prepare_start(&app->log_prepare, flush_logs);
     app->health = health_new(app);
     store_attach_loop(app->store, &app->loop);
 
@@ -260,5 +267,6 @@ out:
     metrics_release();
     if (app->exit_code == 0)
         log_info("app", "stopped");
+    log_batch_end();
     return app->exit_code;
 }

@@ -25,6 +25,7 @@ typedef struct app {
     struct health *health;
     struct dispatcher *dispatcher; /* NULL with --role api */
     uv_signal_t sigterm, sigint;
+    uv_prepare_t log_prepare;
     int signals_seen;
     const char *role;     /* all, api, worker */
     bool stopping, finished, dispatcher_drained;

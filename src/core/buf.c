@@ -55,12 +55,27 @@ int buf_append(buf_t *b, const void *p, size_t n) {
 int buf_puts(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap) {
+    /* one pass into the spare room; a second only when it did not fit */
+    if (!b->data && reserve(b, 0) != 0) /* allocates the first block */
+        return ERR_TOOBIG;
+    size_t room = b->alloc - b->len;
     va_list cp;
     va_copy(cp, ap);
-    int n = vsnprintf(NULL, 0, fmt, cp);
+    int n = vsnprintf(b->data + b->len, room, fmt, cp);
     va_end(cp);
-    if (n < 0)
+    if (n < 0) {
+        b->data[b->len] = '\0';
         return ERR_INVAL;
+    }
+    if ((size_t)n < room) {
+        if (b->len + (size_t)n > b->max) {
+            b->data[b->len] = '\0';
+            return ERR_TOOBIG;
+        }
+        b->len += (size_t)n;
+        return 0;
+    }
+    b->data[b->len] = '\0';
     if (reserve(b, (size_t)n))
         return ERR_TOOBIG;
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);

@@ -2,11 +2,15 @@
 #include "core/log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
+
+/* Batching (one thread, the loop): lines collect here and leave in one write per loop turn. */
+static _Thread_local buf_t *batch;
 
 static _Atomic int threshold = LOG_INFO; /* changed at run time by PUT /admin/log-level */
 static bool as_json = true;
@@ -59,12 +63,58 @@ static void field_text(buf_t *b, const struct log_field *f) {
     }
 }
 
+static void write_all(const char *p, size_t left) {
+    while (left > 0) {
+        ssize_t w = write(STDERR_FILENO, p, left);
+        if (w <= 0)
+            break;
+        p += w;
+        left -= (size_t)w;
+    }
+}
+
+void log_batch_begin(void) {
+    if (!batch) {
+        batch = malloc(sizeof *batch);
+        if (batch)
+            buf_init(batch, 1 << 20);
+    }
+}
+
+void log_flush(void) {
+    if (batch && batch->len) {
+        write_all(batch->data, batch->len);
+        buf_reset(batch);
+    }
+}
+
+void log_batch_end(void) {
+    log_flush();
+    if (batch) {
+        buf_release(batch);
+        free(batch);
+        batch = NULL;
+    }
+}
+
+/* The stamp changes once a millisecond; many lines share it. */
+static void stamp(char ts[CLOCK_ISO_LEN]) {
+    static _Thread_local int64_t last_ms = -1;
+    static _Thread_local char last[CLOCK_ISO_LEN];
+    int64_t now = clock_now_ms();
+    if (now != last_ms) {
+        clock_iso8601(now, last);
+        last_ms = now;
+    }
+    memcpy(ts, last, CLOCK_ISO_LEN);
+}
+
 void log_write(enum log_level level, const char *module, const char *msg,
                const struct log_field *fields) {
     buf_t b;
     buf_init(&b, 64 * 1024);
     char ts[CLOCK_ISO_LEN];
-    clock_iso8601(clock_now_ms(), ts);
+    stamp(ts);
     if (as_json) {
         buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"module\":", ts, names[level]);
         buf_json_str(&b, module, strlen(module));
@@ -88,14 +138,12 @@ void log_write(enum log_level level, const char *module, const char *msg,
         buf_printf(&b, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"log line too long\"}\n", ts,
                    names[level]);
     }
-    const char *p = b.data;
-    size_t left = b.len;
-    while (left > 0) {
-        ssize_t w = write(STDERR_FILENO, p, left);
-        if (w <= 0)
-            break;
-        p += w;
-        left -= (size_t)w;
+    if (batch && level < LOG_WARN && buf_append(batch, b.data, b.len) == 0) {
+        if (batch->len > 64 * 1024)
+            log_flush();
+    } else {
+        log_flush(); /* keep the order */
+        write_all(b.data, b.len);
     }
     buf_release(&b);
 }

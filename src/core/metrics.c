@@ -130,6 +130,30 @@ void metrics_observe(enum metric_id id, const char *labels, double v) {
     pthread_mutex_unlock(&mu);
 }
 
+struct series *metrics_series(enum metric_id id, const char *labels) {
+    pthread_mutex_lock(&mu);
+    struct series *s = find(&families[id], labels ? labels : "", 1);
+    pthread_mutex_unlock(&mu);
+    return s;
+}
+
+void metrics_series_add(struct series *s, double v) {
+    pthread_mutex_lock(&mu);
+    s->value += v;
+    pthread_mutex_unlock(&mu);
+}
+
+void metrics_series_observe(enum metric_id id, struct series *s, double v) {
+    struct family *f = &families[id];
+    pthread_mutex_lock(&mu);
+    s->value += v;
+    s->count++;
+    for (int i = 0; i < f->nbounds; i++)
+        if (v <= f->bounds[i])
+            s->buckets[i]++;
+    pthread_mutex_unlock(&mu);
+}
+
 double metrics_get(enum metric_id id, const char *labels) {
     pthread_mutex_lock(&mu);
     struct series *s = find(&families[id], labels ? labels : "", 0);

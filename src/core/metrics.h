@@ -56,6 +56,12 @@ void metrics_release(void);
 void metrics_add(enum metric_id id, const char *labels, double v);
 void metrics_set(enum metric_id id, const char *labels, double v);
 void metrics_observe(enum metric_id id, const char *labels, double v);
+/* A series handle, stable until metrics_release(): skips label building and lookup on hot
+ * paths. */
+struct series;
+struct series *metrics_series(enum metric_id id, const char *labels);
+void metrics_series_add(struct series *s, double v);
+void metrics_series_observe(enum metric_id id, struct series *s, double v);
 /* Current value of a counter or gauge series (0 when absent). For tests. */
 double metrics_get(enum metric_id id, const char *labels);
 /* Appends `key="escaped value"` to b (with a leading comma when b is not empty). */

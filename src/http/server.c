@@ -41,7 +41,18 @@ struct http_conn {
     struct http_conn *prev, *next;
 };
 
+#define SERIES_CACHE 256
+
+/* Metric series per (route, method, status): built once, then one pointer lookup per answer. */
+struct series_slot {
+    const struct route *route;
+    const char *method; /* llhttp's static names: compared by address */
+    int status;
+    struct series *count, *duration;
+};
+
 struct http_server {
+    struct series_slot series[SERIES_CACHE];
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t drain_timer;
@@ -248,8 +259,20 @@ static void write_cb(uv_write_t *w, int status) {
     }
 }
 
-/* Queues data (taken: freed after the write). */
+/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
 static void conn_write(struct http_conn *c, char *data, size_t len) {
+    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
+        uv_buf_t b0 = uv_buf_init(data, (unsigned)len);
+        int n = uv_try_write(&c->h.stream, &b0, 1);
+        if (n == (int)len) {
+            free(data);
+            return;
+        }
+        if (n > 0) { /* keep the rest */
+            memmove(data, data + n, len - (size_t)n);
+            len -= (size_t)n;
+        }
+    }
     struct wreq *wr = xmalloc(sizeof *wr);
     wr->conn = c;
     wr->data = data;
@@ -293,18 +316,49 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
     const char *route = req->match.route ? req->match.route->pattern : "unmatched";
 
     /* metrics and the access log: the route pattern, never the raw path */
-    buf_t lb;
-    buf_init(&lb, 1024);
-    metrics_label(&lb, "method", req->method);
-    metrics_label(&lb, "route", route);
-    char st[8];
-    snprintf(st, sizeof st, "%d", status);
-    metrics_label(&lb, "status", st);
-    metrics_add(M_HTTP_REQUESTS, lb.data, 1);
-    buf_reset(&lb);
-    metrics_label(&lb, "route", route);
-    metrics_observe(M_HTTP_DURATION, lb.data, ms / 1000.0);
-    buf_release(&lb);
+    const struct route *rt = req->match.route;
+    size_t key = ((uintptr_t)rt >> 4) * 31u + ((uintptr_t)req->method >> 3) * 7u + (unsigned)status;
+    struct series_slot *slot = NULL;
+    for (size_t i = 0; i < 8 && !slot; i++) {
+        struct series_slot *sl = &s->series[(key + i) % SERIES_CACHE];
+        if (sl->count && sl->route == rt && sl->method == req->method && sl->status == status)
+            slot = sl;
+        else if (!sl->count) {
+            buf_t lb;
+            buf_init(&lb, 1024);
+            metrics_label(&lb, "method", req->method);
+            metrics_label(&lb, "route", route);
+            char st[8];
+            snprintf(st, sizeof st, "%d", status);
+            metrics_label(&lb, "status", st);
+            sl->count = metrics_series(M_HTTP_REQUESTS, lb.data);
+            buf_reset(&lb);
+            metrics_label(&lb, "route", route);
+            sl->duration = metrics_series(M_HTTP_DURATION, lb.data);
+            buf_release(&lb);
+            sl->route = rt;
+            sl->method = req->method;
+            sl->status = status;
+            slot = sl;
+        }
+    }
+    if (slot) {
+        metrics_series_add(slot->count, 1);
+        metrics_series_observe(M_HTTP_DURATION, slot->duration, ms / 1000.0);
+    } else { /* the cache is full around this key: the slow path */
+        buf_t lb;
+        buf_init(&lb, 1024);
+        metrics_label(&lb, "method", req->method);
+        metrics_label(&lb, "route", route);
+        char st[8];
+        snprintf(st, sizeof st, "%d", status);
+        metrics_label(&lb, "status", st);
+        metrics_add(M_HTTP_REQUESTS, lb.data, 1);
+        buf_reset(&lb);
+        metrics_label(&lb, "route", route);
+        metrics_observe(M_HTTP_DURATION, lb.data, ms / 1000.0);
+        buf_release(&lb);
+    }
     if (s->o.access_log)
         log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
                  LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
@@ -650,11 +704,13 @@ static void parse_pending(struct http_conn *c) {
         buf_consume(&c->pending, (size_t)(pos - c->pending.data));
         if (e == HPE_PAUSED_UPGRADE)
             c->req->keep_alive = false; /* no protocol switch: answer, then close */
-        if (c->reading) {
+        dispatch(c, c->early_err);
+        /* Stop reading only when the answer comes later: a synchronous answer keeps the fd in
+         * epoll (no EPOLL_CTL churn per request). */
+        if (c->state == C_HANDLING && c->reading && !c->close_after_write) {
             uv_read_stop(&c->h.stream);
             c->reading = false;
         }
-        dispatch(c, c->early_err);
         return;
     }
     buf_reset(&c->pending);
