@@ -110,6 +110,7 @@ static void finish(app_t *app) {
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->log_prepare, NULL);
+    health_close(app->health);
 }
 
 static void store_idle(void *ud) { finish(ud); }
@@ -256,6 +257,7 @@ out:
         store_detach_loop(app->store);
     if (app->dispatcher)
         dispatcher_close(app->dispatcher);
+    health_close(app->health);
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app->loop) != 0)

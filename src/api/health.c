@@ -16,6 +16,7 @@
 #include "core/mem.h"
 
 #define PROBE_EVERY_MS 1000
+#define PROBE_DEADLINE_MS 2000 /* a database that cannot take a write by then is down */
 
 enum kind { K_HEALTH, K_DB };
 
@@ -26,7 +27,8 @@ struct waiter {
 
 struct health {
     app_t *app;
-    bool running;
+    uv_timer_t deadline;
+    bool running, timer_open;
     int64_t probed_ms;
     /* last results (loop thread) */
     int db_rc, schema_version;
@@ -45,11 +47,28 @@ struct health *health_new(app_t *app) {
     struct health *h = xcalloc(1, sizeof *h);
     h->app = app;
     h->probed_ms = INT64_MIN / 2;
+    uv_timer_init(&app->loop, &h->deadline);
+    h->deadline.data = h;
+    h->timer_open = true;
     return h;
 }
 
+static void free_after_close(uv_handle_t *t) {
+    struct health *h = t->data;
+    free(h->waiting);
+    free(h->body);
+    free(h);
+}
+
+void health_close(struct health *h) {
+    if (h && h->timer_open) {
+        h->timer_open = false;
+        uv_close((uv_handle_t *)&h->deadline, free_after_close);
+    }
+}
+
 void health_free(struct health *h) {
-    if (!h)
+    if (!h || !h->timer_open) /* closed: freed by the close callback */
         return;
     free(h->waiting);
     free(h->body);
@@ -68,19 +87,33 @@ static int probe_unit(store_tx_t *tx, void *arg) {
 
 static void answer(struct health *h, http_req_t *req, enum kind kind);
 
+static void answer_waiters(struct health *h) {
+    size_t n = h->nwaiting;
+    h->nwaiting = 0;
+    for (size_t i = 0; i < n; i++)
+        answer(h, h->waiting[i].req, h->waiting[i].kind);
+}
+
+/* The probe is still on the database thread (a lock held elsewhere): answer "down" now. */
+static void deadline_cb(uv_timer_t *t) {
+    struct health *h = t->data;
+    log_error("health", "database probe timed out", LF_I("after_ms", PROBE_DEADLINE_MS));
+    h->db_rc = ERR_BUSY;
+    h->probed_ms = clock_now_ms();
+    answer_waiters(h);
+}
+
 static void probe_done(void *arg, int rc) {
     struct health *h = arg;
     h->running = false;
+    uv_timer_stop(&h->deadline);
     h->probed_ms = clock_now_ms();
     if (rc)
         log_error("health", "database probe failed", LF_S("error", err_name(rc)));
     h->db_rc = rc;
     h->schema_version = h->w_schema;
     h->storage_ok = h->w_storage_ok;
-    size_t n = h->nwaiting;
-    h->nwaiting = 0;
-    for (size_t i = 0; i < n; i++)
-        answer(h, h->waiting[i].req, h->waiting[i].kind);
+    answer_waiters(h);
     app_health_idle(h->app);
 }
 
@@ -124,7 +157,8 @@ static void answer(struct health *h, http_req_t *req, enum kind kind) {
 static void ask(http_req_t *req, enum kind kind) {
     app_t *app = req->app;
     struct health *h = app->health;
-    if (!h->running && clock_now_ms() - h->probed_ms < PROBE_EVERY_MS) {
+    bool overdue = h->running && !uv_is_active((uv_handle_t *)&h->deadline);
+    if (overdue || (!h->running && clock_now_ms() - h->probed_ms < PROBE_EVERY_MS)) {
         answer(h, req, kind);
         return;
     }
@@ -135,6 +169,7 @@ static void ask(http_req_t *req, enum kind kind) {
     h->waiting[h->nwaiting++] = (struct waiter){req, kind};
     if (!h->running) {
         h->running = true;
+        uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
         store_submit(app->store, probe_unit, h, probe_done);
     }
 }

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/clock.h"
 #include "core/embed.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -67,11 +69,17 @@ static void run_group(store_t *s, struct unit *list) {
     }
 }
 
+#define BUSY_STREAK_NS 50000000ull /* after 50 ms of back-to-back transactions... */
+#define YIELD_NS 1000000L           /* ...pause 1 ms so writers in other processes get a turn */
+
 static void *thread_main(void *arg) {
     store_t *s = arg;
     struct store_thread *t = s->th;
+    uint64_t streak_start = 0;
     pthread_mutex_lock(&t->mu);
     for (;;) {
+        if (!t->head)
+            streak_start = 0;
         while (!t->head && !t->stop)
             pthread_cond_wait(&t->work_cv, &t->mu);
         if (!t->head)
@@ -88,6 +96,14 @@ static void *thread_main(void *arg) {
         last->next = NULL;
         pthread_mutex_unlock(&t->mu);
 
+        uint64_t now = clock_mono_ns();
+        if (!streak_start) {
+            streak_start = now;
+        } else if (now - streak_start > BUSY_STREAK_NS) {
+            struct timespec ts = {0, YIELD_NS};
+            nanosleep(&ts, NULL);
+            streak_start = clock_mono_ns();
+        }
         run_group(s, list);
 
         pthread_mutex_lock(&t->mu);

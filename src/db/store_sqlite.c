@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/buf.h"
@@ -378,7 +379,7 @@ static const char SQL_JOB_FINISH[] =
     "UPDATE jobs SET state = ?1, attempts = ?2, run_at = ?3, last_error = coalesce(?4, last_error), "
     "result_url = coalesce(?5, result_url), finished_at = ?6, updated_at = ?7, "
     "progress = coalesce(?8, progress), lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, "
-    "resolved_at = NULL WHERE id = ?9 AND state = 'running' AND lease_token = ?10";
+    "resolved_at = CASE WHEN ?1 = 'dead' THEN NULL ELSE resolved_at END WHERE id = ?9 AND state = 'running' AND lease_token = ?10";
 
 static int sq_job_finish(store_tx_t *tx, const job_t *j) {
     struct sqlite_store *s = TXDB(tx);
@@ -735,6 +736,17 @@ const struct store_ops store_sqlite_ops = {
     .audit = sq_audit,
 };
 
+/* Other processes' writers: poll every millisecond (SQLite's default backs off to 100 ms
+ * sleeps, which loses every race against a busy writer's back-to-back transactions). */
+#define BUSY_TIMEOUT_MS 30000
+static int busy_wait(void *ud, int count) {
+    if (count >= BUSY_TIMEOUT_MS)
+        return 0;
+    struct timespec ts = {0, count < 10 ? 100 * 1000 : 1000 * 1000};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const char *path = url + 7; /* after "sqlite:" */
@@ -753,7 +765,7 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
         rc = ERR_DB;
         goto fail;
     }
-    sqlite3_busy_timeout(s->db, 5000);
+    sqlite3_busy_handler(s->db, busy_wait, NULL);
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = %s;",

@@ -60,6 +60,9 @@ static void spawn(struct server *s, const char *const *env) {
     snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", s->dir);
     snprintf(media, sizeof media, "--media-dir=%s/media", s->dir);
     snprintf(s->log, sizeof s->log, "%s/server.log", s->dir);
+    char *before = server_log(s); /* a restart appends: look only past what is there */
+    size_t skip = strlen(before);
+    free(before);
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed");
     if (pid == 0) {
@@ -81,7 +84,7 @@ static void spawn(struct server *s, const char *const *env) {
     int64_t deadline = h_now_ms() + 15000;
     while (h_now_ms() < deadline) {
         char *log = server_log(s);
-        char *p = strstr(log, "\"msg\":\"listening\"");
+        char *p = strlen(log) > skip ? strstr(log + skip, "\"msg\":\"listening\"") : NULL;
         char *port = p ? strstr(p, "\"port\":") : NULL;
         if (port) {
             s->port = atoi(port + 7);
