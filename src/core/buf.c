@@ -1,6 +1,7 @@
 /* buf: capped growable buffer. */
 #include "core/buf.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,8 +96,17 @@ int buf_json_str(buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len;
     int rc = buf_append(b, "\"", 1);
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+    size_t run = 0; /* start of the current run of characters that need no escape */
+    for (size_t i = 0; rc == 0 && i <= n; i++) {
+        unsigned char c = i < n ? (unsigned char)s[i] : 0;
+        bool plain = i < n && c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
+        if (plain)
+            continue;
+        if (i > run)
+            rc = buf_append(b, s + run, i - run);
+        run = i + 1;
+        if (rc || i == n)
+            break;
         if (c == '"' || c == '\\') {
             char e[2] = {'\\', (char)c};
             rc = buf_append(b, e, 2);
@@ -106,11 +116,9 @@ int buf_json_str(buf_t *b, const char *s, size_t n) {
             rc = buf_append(b, "\\r", 2);
         } else if (c == '\t') {
             rc = buf_append(b, "\\t", 2);
-        } else if (c < 0x20 || c == 0x7f) {
+        } else {
             char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc = buf_append(b, e, 6);
-        } else {
-            rc = buf_append(b, &s[i], 1);
         }
     }
     if (rc == 0)
