@@ -35,6 +35,7 @@ struct http_conn {
     enum conn_state state;
     int early_err;  /* a limit hit inside a parser callback */
     bool in_field;  /* header name being received */
+    bool head_done; /* head parsed: later header callbacks are chunked trailers, ignored */
     bool reading, in_drive, blocked, eof, close_after_write;
     int nwrites, open_handles;
     uint16_t hoff[HTTP_MAX_HEADERS][2]; /* name and value offsets into req->head */
@@ -553,6 +554,7 @@ static int on_message_begin(llhttp_t *p) {
     c->req = req_new(c);
     c->state = C_READING;
     c->in_field = false;
+    c->head_done = false;
     c->early_err = 0;
     return 0;
 }
@@ -572,6 +574,8 @@ static int on_url_complete(llhttp_t *p) { return head_add(CONN(p), "", 1); }
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     struct http_conn *c = CONN(p);
     http_req_t *r = c->req;
+    if (c->head_done)
+        return 0;
     if (!c->in_field) {
         if (r->nheaders >= HTTP_MAX_HEADERS) {
             c->early_err = ERR_HEADERS;
@@ -586,6 +590,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t n) {
 
 static int on_header_field_complete(llhttp_t *p) {
     struct http_conn *c = CONN(p);
+    if (c->head_done)
+        return 0;
     c->in_field = false;
     if (head_add(c, "", 1))
         return -1;
@@ -593,14 +599,17 @@ static int on_header_field_complete(llhttp_t *p) {
     return 0;
 }
 
-static int on_header_value(llhttp_t *p, const char *at, size_t n) { return head_add(CONN(p), at, n); }
+static int on_header_value(llhttp_t *p, const char *at, size_t n) {
+    return CONN(p)->head_done ? 0 : head_add(CONN(p), at, n);
+}
 
-static int on_header_value_complete(llhttp_t *p) { return head_add(CONN(p), "", 1); }
+static int on_header_value_complete(llhttp_t *p) { return CONN(p)->head_done ? 0 : head_add(CONN(p), "", 1); }
 
 static int on_headers_complete(llhttp_t *p) {
     struct http_conn *c = CONN(p);
     http_server_t *s = c->srv;
     http_req_t *r = c->req;
+    c->head_done = true; /* the pointers below must not move: no more appends to r->head */
     const char *base = r->head.data ? r->head.data : "";
     for (int i = 0; i < r->nheaders; i++) {
         struct http_header *h = &r->headers[i];
@@ -659,7 +668,9 @@ static int on_body(llhttp_t *p, const char *at, size_t n) {
 static int on_message_complete(llhttp_t *p) {
     struct http_conn *c = CONN(p);
     c->state = C_HANDLING;
-    c->req->keep_alive = llhttp_should_keep_alive(p) && !c->srv->draining;
+    /* no protocol switch: after an Upgrade request the parser is in upgrade mode, so the
+     * connection ends with the answer */
+    c->req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->srv->draining;
     uv_timer_stop(&c->timer);
     return HPE_PAUSED;
 }
@@ -671,6 +682,8 @@ static void fail_request(struct http_conn *c, int err) {
         crypto_uuid4(c->req->request_id);
     }
     http_req_t *r = c->req;
+    if (!r->request_id[0]) /* failed before its head was complete */
+        crypto_uuid4(r->request_id);
     r->start_ns = clock_mono_ns();
     r->keep_alive = false;
     r->match.route = NULL;
@@ -697,6 +710,11 @@ static void parse_pending(struct http_conn *c) {
     enum llhttp_errno e = llhttp_execute(&c->parser, c->pending.data, c->pending.len);
     if (e == HPE_OK) {
         buf_reset(&c->pending);
+        return;
+    }
+    if ((e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) && !c->req) { /* nothing more to parse */
+        buf_reset(&c->pending);
+        c->eof = true;
         return;
     }
     if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
@@ -813,8 +831,18 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
             uv_read_stop(st);
             c->reading = false;
         }
-        if (n != UV_EOF || c->state == C_READING) {
-            conn_close(c); /* reset, or gone in the middle of a request */
+        if (n != UV_EOF) {
+            conn_close(c); /* reset */
+            return;
+        }
+        if (c->state == C_READING) { /* gone in the middle of a request: send what is owed, close */
+            c->state = C_HANDLING;
+            if (c->nwrites == 0) {
+                conn_close(c);
+            } else {
+                c->close_after_write = true;
+                timer_arm(c);
+            }
             return;
         }
         c->eof = true; /* half-closed: answer what was sent, then close */

@@ -484,3 +484,68 @@ Test(http, a_client_that_never_reads_cannot_grow_server_memory, .timeout = 120) 
     cr_assert_lt(after - before, 16 * 1024, "server grew by %ld KiB for one slow reader", after - before);
     close(fd);
 }
+
+/* ---- regressions found by the fuzzer (tests/fuzz/regress) ---- */
+
+Test(http, chunked_trailers_do_not_disturb_the_parsed_head) {
+    int fd = h_connect(srv.port);
+    cr_assert(h_sendf(fd, "GET /admin/log-level HTTP/1.1\r\nX-API-Key: dev-api-key\r\nTransfer-Encoding: chunked\r\n\r\n"
+                          "0\r\nX-Trailer-One: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nX-Trailer-Two: b\r\n\r\n"));
+    struct resp r;
+    cr_assert(h_read(fd, &r, 5000));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    close(fd);
+}
+
+Test(http, an_error_before_the_head_is_complete_still_has_a_request_id) {
+    const char *reqs[] = {"GET /health HTTP/1.1\r\nX@: y\r\n\r\n", "\x01\xff GARBAGE\r\n\r\n"};
+    for (int i = 0; i < 2; i++) {
+        int fd = h_connect(srv.port);
+        cr_assert(h_send(fd, reqs[i], strlen(reqs[i])));
+        struct resp r;
+        cr_assert(h_read(fd, &r, 5000));
+        assert_error(&r, 400, "bad_request", NULL);
+        char v[200];
+        cr_assert(resp_header(&r, "X-Request-ID", v, sizeof v));
+        cr_assert_eq(strlen(v), 36, "'%s'", v);
+        resp_free(&r);
+        close(fd);
+    }
+}
+
+Test(http, upgrade_requests_get_a_plain_answer_then_the_connection_ends) {
+    int fd = h_connect(srv.port);
+    cr_assert(h_sendf(fd, "GET /health HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nrest of bytes"));
+    struct resp r;
+    cr_assert(h_read(fd, &r, 5000));
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    cr_assert(h_closed(fd, 5000));
+    close(fd);
+    /* and the server is still fine */
+    cr_assert(h_request(srv.port, "GET", "/health/db", NULL, NULL, &r));
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+}
+
+Test(http, eof_in_the_middle_of_a_request_still_delivers_the_earlier_answers) {
+    int fd = h_connect(srv.port);
+    int small = 4096; /* keep the answers queued on the server side for a while */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    char buf[4096];
+    size_t n = 0;
+    for (int i = 0; i < 3; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
+    n += (size_t)snprintf(buf + n, sizeof buf - n, "GET /openapi.json HTTP/1.1\r\nHo");
+    cr_assert(h_send(fd, buf, n));
+    shutdown(fd, SHUT_WR);
+    for (int i = 0; i < 3; i++) {
+        struct resp r;
+        cr_assert(h_read(fd, &r, 5000), "answer %d lost", i);
+        cr_assert_eq(r.status, 200);
+        resp_free(&r);
+    }
+    cr_assert(h_closed(fd, 5000));
+    close(fd);
+}
