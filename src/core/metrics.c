@@ -118,15 +118,18 @@ void metrics_set(enum metric_id id, const char *labels, double v) {
     pthread_mutex_unlock(&mu);
 }
 
-void metrics_observe(enum metric_id id, const char *labels, double v) {
-    struct family *f = &families[id];
-    pthread_mutex_lock(&mu);
-    struct series *s = find(f, labels ? labels : "", 1);
+/* Called with mu held. */
+static void observe_locked(struct family *f, struct series *s, double v) {
     s->value += v;
     s->count++;
     for (int i = 0; i < f->nbounds; i++)
         if (v <= f->bounds[i])
             s->buckets[i]++;
+}
+
+void metrics_observe(enum metric_id id, const char *labels, double v) {
+    pthread_mutex_lock(&mu);
+    observe_locked(&families[id], find(&families[id], labels ? labels : "", 1), v);
     pthread_mutex_unlock(&mu);
 }
 
@@ -144,13 +147,8 @@ void metrics_series_add(struct series *s, double v) {
 }
 
 void metrics_series_observe(enum metric_id id, struct series *s, double v) {
-    struct family *f = &families[id];
     pthread_mutex_lock(&mu);
-    s->value += v;
-    s->count++;
-    for (int i = 0; i < f->nbounds; i++)
-        if (v <= f->bounds[i])
-            s->buckets[i]++;
+    observe_locked(&families[id], s, v);
     pthread_mutex_unlock(&mu);
 }
 

@@ -498,17 +498,24 @@ static int job_exists(struct sqlite_store *s, const char *id, char *state, size_
     return found;
 }
 
-static int sq_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
-    struct sqlite_store *s = TXDB(tx);
-    sqlite3_stmt *q = prep(s, SQL_JOB_CANCEL);
+/* Runs an UPDATE bound as (?1 now, ?2 id); *changed gets the rows it changed. */
+static int update_now_id(struct sqlite_store *s, const char *sql, int64_t now, const char *id, int *changed) {
+    sqlite3_stmt *q = prep(s, sql);
     if (!q)
         return ERR_DB;
     sqlite3_bind_int64(q, 1, now);
     sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
     int rc = step_done(s, q);
+    *changed = rc ? 0 : sqlite3_changes(s->db);
+    return rc;
+}
+
+static int sq_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
+    struct sqlite_store *s = TXDB(tx);
+    int changed, rc = update_now_id(s, SQL_JOB_CANCEL, now, id, &changed);
     if (rc)
         return rc;
-    if (sqlite3_changes(s->db) == 1)
+    if (changed == 1)
         return 0;
     char st[16];
     int64_t r;
@@ -521,15 +528,10 @@ static const char SQL_JOB_REPLAY[] =
 
 static int sq_job_replay(store_tx_t *tx, const char *id, int64_t now) {
     struct sqlite_store *s = TXDB(tx);
-    sqlite3_stmt *q = prep(s, SQL_JOB_REPLAY);
-    if (!q)
-        return ERR_DB;
-    sqlite3_bind_int64(q, 1, now);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
-    int rc = step_done(s, q);
+    int changed, rc = update_now_id(s, SQL_JOB_REPLAY, now, id, &changed);
     if (rc)
         return rc;
-    if (sqlite3_changes(s->db) == 1)
+    if (changed == 1)
         return 0;
     char st[16];
     int64_t resolved = 0;
@@ -542,15 +544,10 @@ static const char SQL_JOB_RESOLVE[] =
 
 static int sq_job_resolve(store_tx_t *tx, const char *id, int64_t now, int64_t *resolved_at) {
     struct sqlite_store *s = TXDB(tx);
-    sqlite3_stmt *q = prep(s, SQL_JOB_RESOLVE);
-    if (!q)
-        return ERR_DB;
-    sqlite3_bind_int64(q, 1, now);
-    sqlite3_bind_text(q, 2, id, -1, SQLITE_TRANSIENT);
-    int rc = step_done(s, q);
+    int changed, rc = update_now_id(s, SQL_JOB_RESOLVE, now, id, &changed);
     if (rc)
         return rc;
-    if (sqlite3_changes(s->db) == 1) {
+    if (changed == 1) {
         *resolved_at = now;
         return 0;
     }

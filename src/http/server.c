@@ -235,6 +235,22 @@ static void req_free(http_req_t *r) {
     free(r);
 }
 
+/* Finds (creating) the request counter and duration histogram for these labels. */
+static void series_lookup(struct series_slot *sl, const char *method, const char *route, int status) {
+    buf_t lb;
+    buf_init(&lb, 1024);
+    metrics_label(&lb, "method", method);
+    metrics_label(&lb, "route", route);
+    char st[8];
+    snprintf(st, sizeof st, "%d", status);
+    metrics_label(&lb, "status", st);
+    sl->count = metrics_series(M_HTTP_REQUESTS, lb.data);
+    buf_reset(&lb);
+    metrics_label(&lb, "route", route);
+    sl->duration = metrics_series(M_HTTP_DURATION, lb.data);
+    buf_release(&lb);
+}
+
 /* ---- writing ------------------------------------------------------------------------------ */
 
 static void write_cb(uv_write_t *w, int status) {
@@ -319,47 +335,22 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
     /* metrics and the access log: the route pattern, never the raw path */
     const struct route *rt = req->match.route;
     size_t key = ((uintptr_t)rt >> 4) * 31u + ((uintptr_t)req->method >> 3) * 7u + (unsigned)status;
-    struct series_slot *slot = NULL;
+    struct series_slot *slot = NULL, tmp;
     for (size_t i = 0; i < 8 && !slot; i++) {
         struct series_slot *sl = &s->series[(key + i) % SERIES_CACHE];
-        if (sl->count && sl->route == rt && sl->method == req->method && sl->status == status)
+        if (!sl->count || (sl->route == rt && sl->method == req->method && sl->status == status))
             slot = sl;
-        else if (!sl->count) {
-            buf_t lb;
-            buf_init(&lb, 1024);
-            metrics_label(&lb, "method", req->method);
-            metrics_label(&lb, "route", route);
-            char st[8];
-            snprintf(st, sizeof st, "%d", status);
-            metrics_label(&lb, "status", st);
-            sl->count = metrics_series(M_HTTP_REQUESTS, lb.data);
-            buf_reset(&lb);
-            metrics_label(&lb, "route", route);
-            sl->duration = metrics_series(M_HTTP_DURATION, lb.data);
-            buf_release(&lb);
-            sl->route = rt;
-            sl->method = req->method;
-            sl->status = status;
-            slot = sl;
-        }
     }
-    if (slot) {
-        metrics_series_add(slot->count, 1);
-        metrics_series_observe(M_HTTP_DURATION, slot->duration, ms / 1000.0);
-    } else { /* the cache is full around this key: the slow path */
-        buf_t lb;
-        buf_init(&lb, 1024);
-        metrics_label(&lb, "method", req->method);
-        metrics_label(&lb, "route", route);
-        char st[8];
-        snprintf(st, sizeof st, "%d", status);
-        metrics_label(&lb, "status", st);
-        metrics_add(M_HTTP_REQUESTS, lb.data, 1);
-        buf_reset(&lb);
-        metrics_label(&lb, "route", route);
-        metrics_observe(M_HTTP_DURATION, lb.data, ms / 1000.0);
-        buf_release(&lb);
+    if (!slot)
+        slot = &tmp; /* the cache is full around this key: look the series up this once */
+    if (slot == &tmp || !slot->count) {
+        series_lookup(slot, req->method, route, status);
+        slot->route = rt;
+        slot->method = req->method;
+        slot->status = status;
     }
+    metrics_series_add(slot->count, 1);
+    metrics_series_observe(M_HTTP_DURATION, slot->duration, ms / 1000.0);
     if (s->o.access_log)
         log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
                  LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
