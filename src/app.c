@@ -110,7 +110,8 @@ static void finish(app_t *app) {
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->log_prepare, NULL);
-    health_close(app->health);
+    health_close(app->health); /* freed in its close callback */
+    app->health = NULL;
 }
 
 static void store_idle(void *ud) { finish(ud); }
@@ -258,11 +259,11 @@ out:
     if (app->dispatcher)
         dispatcher_close(app->dispatcher);
     health_close(app->health);
+    app->health = NULL;
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&app->loop) != 0)
         log_warn("app", "loop closed with open handles");
-    health_free(app->health);
     for (int i = 0; i < RL__COUNT; i++)
         ratelimit_free(app->limiters[i]);
     store_close(app->store);

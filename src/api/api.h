@@ -19,7 +19,6 @@ extern const size_t api_nroutes;
 struct app;
 /* health.c: the cached database probe behind /health and /health/db. */
 struct health *health_new(struct app *app);
-void health_free(struct health *h);
 /* Closes its timer (the memory goes in the close callback). Loop thread. */
 void health_close(struct health *h);
 /* True while a probe is on the database thread. */

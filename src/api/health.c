@@ -67,14 +67,6 @@ void health_close(struct health *h) {
     }
 }
 
-void health_free(struct health *h) {
-    if (!h || !h->timer_open) /* closed: freed by the close callback */
-        return;
-    free(h->waiting);
-    free(h->body);
-    free(h);
-}
-
 /* Database thread: the write, the schema version, and the media directory. */
 static int probe_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;

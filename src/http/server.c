@@ -35,7 +35,8 @@ struct http_conn {
     enum conn_state state;
     int early_err;  /* a limit hit inside a parser callback */
     bool in_field;  /* header name being received */
-    bool head_done; /* head parsed: later header callbacks are chunked trailers, ignored */
+    bool head_done; /* head parsed: later header callbacks are chunked trailers, dropped */
+    size_t trailer_bytes;
     bool reading, in_drive, blocked, eof, close_after_write;
     int nwrites, open_handles;
     uint16_t hoff[HTTP_MAX_HEADERS][2]; /* name and value offsets into req->head */
@@ -546,6 +547,7 @@ static int on_message_begin(llhttp_t *p) {
     c->state = C_READING;
     c->in_field = false;
     c->head_done = false;
+    c->trailer_bytes = 0;
     c->early_err = 0;
     return 0;
 }
@@ -562,11 +564,22 @@ static int on_url(llhttp_t *p, const char *at, size_t n) { return head_add(CONN(
 
 static int on_url_complete(llhttp_t *p) { return head_add(CONN(p), "", 1); }
 
+/* Trailers are not stored (req->head must not move after the head), but count against the
+ * same limit as the head. */
+static int trailer_add(struct http_conn *c, size_t n) {
+    c->trailer_bytes += n;
+    if (c->trailer_bytes > HTTP_MAX_HEAD_BYTES) {
+        c->early_err = ERR_HEADERS;
+        return -1;
+    }
+    return 0;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t n) {
     struct http_conn *c = CONN(p);
     http_req_t *r = c->req;
     if (c->head_done)
-        return 0;
+        return trailer_add(c, n);
     if (!c->in_field) {
         if (r->nheaders >= HTTP_MAX_HEADERS) {
             c->early_err = ERR_HEADERS;
@@ -591,7 +604,7 @@ static int on_header_field_complete(llhttp_t *p) {
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t n) {
-    return CONN(p)->head_done ? 0 : head_add(CONN(p), at, n);
+    return CONN(p)->head_done ? trailer_add(CONN(p), n) : head_add(CONN(p), at, n);
 }
 
 static int on_header_value_complete(llhttp_t *p) { return CONN(p)->head_done ? 0 : head_add(CONN(p), "", 1); }
@@ -744,6 +757,8 @@ static void conn_continue(struct http_conn *c) {
                 uv_read_stop(&c->h.stream);
                 c->reading = false;
             }
+            if (c->state == C_IDLE)
+                timer_arm(c); /* bounds how long it may leave its answers unread */
             break;
         }
         if (c->pending.len) {
@@ -846,17 +861,28 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
 
 static void timer_cb(uv_timer_t *t) {
     struct http_conn *c = t->data;
-    if (c->state == C_READING)
+    if (c->state == C_READING) {
         fail_request(c, ERR_TIMEOUT);
-    else if (c->state == C_IDLE)
+    } else if (c->state == C_IDLE && c->nwrites == 0) {
         conn_close(c);
-    else if (c->close_after_write)
+    } else if (c->state == C_IDLE) {
+        /* answers still queued (or unread): read nothing more, close once they are out, or at
+         * the next expiry if the client does not take them */
+        c->close_after_write = true;
+        c->state = C_HANDLING;
+        if (c->reading) {
+            uv_read_stop(&c->h.stream);
+            c->reading = false;
+        }
+        timer_arm(c);
+    } else if (c->close_after_write)
         conn_close(c); /* the final answer is stuck on a client that does not read */
 }
 
 /* The timer callbacks are chosen here, from the state (one timer per connection). */
 static void timer_arm(struct http_conn *c) {
     http_server_t *s = c->srv;
+    uv_update_time(s->loop); /* from now, not from the start of this loop turn */
     uint64_t ms = c->state == C_READING ? s->o.request_timeout_ms : s->o.idle_timeout_ms;
     uv_timer_start(&c->timer, timer_cb, ms, 0);
 }
