@@ -40,6 +40,8 @@ struct http_conn {
     bool reading, in_drive, blocked, eof, close_after_write;
     int nwrites, open_handles;
     uint16_t hoff[HTTP_MAX_HEADERS][2]; /* name and value offsets into req->head */
+    uint64_t deadline_ms; /* when the timer should act; 0: no deadline (handling) */
+    uint64_t fires_ms;    /* when the running libuv timer fires */
     struct http_conn *prev, *next;
 };
 
@@ -79,6 +81,9 @@ static void conn_continue(struct http_conn *c);
 static void conn_close(struct http_conn *c);
 static void maybe_drained(http_server_t *s);
 static void timer_arm(struct http_conn *c);
+static void timer_disarm(struct http_conn *c);
+static void timer_cb(uv_timer_t *t);
+static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
@@ -236,6 +241,19 @@ static void req_free(http_req_t *r) {
     free(r);
 }
 
+/* Decimal digits of v into out (no NUL); returns the count. */
+static size_t fmt_u64(char *out, uint64_t v) {
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 /* Finds (creating) the request counter and duration histogram for these labels. */
 static void series_lookup(struct series_slot *sl, const char *method, const char *route, int status) {
     buf_t lb;
@@ -362,12 +380,32 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
         bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
         buf_t h;
         buf_init(&h, 64 * 1024);
-        buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, reason(status));
-        if (content_type && !no_body)
-            buf_printf(&h, "Content-Type: %s\r\n", content_type);
-        if (!no_body)
-            buf_printf(&h, "Content-Length: %zu\r\n", len);
-        buf_printf(&h, "X-Request-ID: %s\r\nX-Response-Time-ms: %.2f\r\n", req->request_id, ms);
+        char num[32];
+        buf_puts(&h, "HTTP/1.1 ");
+        buf_append(&h, num, fmt_u64(num, (uint64_t)status));
+        buf_puts(&h, " ");
+        buf_puts(&h, reason(status));
+        buf_puts(&h, "\r\n");
+        if (content_type && !no_body) {
+            buf_puts(&h, "Content-Type: ");
+            buf_puts(&h, content_type);
+            buf_puts(&h, "\r\n");
+        }
+        if (!no_body) {
+            buf_puts(&h, "Content-Length: ");
+            buf_append(&h, num, fmt_u64(num, len));
+            buf_puts(&h, "\r\n");
+        }
+        buf_puts(&h, "X-Request-ID: ");
+        buf_puts(&h, req->request_id);
+        buf_puts(&h, "\r\nX-Response-Time-ms: ");
+        uint64_t centi = (uint64_t)(ms * 100.0 + 0.5); /* %.2f without printf */
+        buf_append(&h, num, fmt_u64(num, centi / 100));
+        num[0] = '.';
+        num[1] = (char)('0' + centi / 10 % 10);
+        num[2] = (char)('0' + centi % 10);
+        buf_append(&h, num, 3);
+        buf_puts(&h, "\r\n");
         if (close)
             buf_puts(&h, "Connection: close\r\n");
         else if (req->http_minor == 0)
@@ -675,7 +713,7 @@ static int on_message_complete(llhttp_t *p) {
     /* no protocol switch: after an Upgrade request the parser is in upgrade mode, so the
      * connection ends with the answer */
     c->req->keep_alive = llhttp_should_keep_alive(p) && !p->upgrade && !c->srv->draining;
-    uv_timer_stop(&c->timer);
+    timer_disarm(c);
     return HPE_PAUSED;
 }
 
@@ -692,7 +730,7 @@ static void fail_request(struct http_conn *c, int err) {
     r->keep_alive = false;
     r->match.route = NULL;
     c->state = C_HANDLING;
-    uv_timer_stop(&c->timer);
+    timer_disarm(c);
     static const struct {
         int err;
         const char *detail;
@@ -861,6 +899,15 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
 
 static void timer_cb(uv_timer_t *t) {
     struct http_conn *c = t->data;
+    if (c->deadline_ms == 0)
+        return; /* handling: no deadline */
+    uint64_t now = now_ms();
+    if (now < c->deadline_ms) { /* the deadline moved on since this timer was started */
+        uv_timer_start(&c->timer, timer_cb, c->deadline_ms - now, 0);
+        c->fires_ms = c->deadline_ms;
+        return;
+    }
+    c->deadline_ms = 0;
     if (c->state == C_READING) {
         fail_request(c, ERR_TIMEOUT);
     } else if (c->state == C_IDLE && c->nwrites == 0) {
@@ -879,13 +926,22 @@ static void timer_cb(uv_timer_t *t) {
         conn_close(c); /* the final answer is stuck on a client that does not read */
 }
 
-/* The timer callbacks are chosen here, from the state (one timer per connection). */
+/* One timer per connection, re-armed lazily: requests only move c->deadline_ms, and the libuv
+ * timer (a heap operation) is started only when it is not running; when it fires early it
+ * sleeps again until the current deadline. */
 static void timer_arm(struct http_conn *c) {
     http_server_t *s = c->srv;
-    uv_update_time(s->loop); /* from now, not from the start of this loop turn */
     uint64_t ms = c->state == C_READING ? s->o.request_timeout_ms : s->o.idle_timeout_ms;
-    uv_timer_start(&c->timer, timer_cb, ms, 0);
+    c->deadline_ms = now_ms() + ms;
+    if (!uv_is_active((uv_handle_t *)&c->timer) || c->deadline_ms < c->fires_ms) {
+        uv_update_time(s->loop); /* from now, not from the start of this loop turn */
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+        c->fires_ms = c->deadline_ms;
+    }
 }
+
+/* No deadline while a handler works (it answers, or the connection goes). */
+static void timer_disarm(struct http_conn *c) { c->deadline_ms = 0; }
 
 static struct http_conn *conn_new(http_server_t *s) {
     struct http_conn *c = xcalloc(1, sizeof *c);
