@@ -318,7 +318,7 @@ bool h_request(int port, const char *method, const char *path, const char *heade
     size_t blen = body ? strlen(body) : 0;
     bool ok = h_sendf(fd, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n", method, path,
                       headers ? headers : "", blen) &&
-              (!blen || h_send(fd, body, blen)) && h_read(fd, r, 10000);
+              (!blen || h_send(fd, body, blen)) && h_read(fd, r, 60000); /* sanitizer builds are slow */
     close(fd);
     return ok;
 }
