@@ -114,11 +114,11 @@ ifeq ($(SANITIZE),thread)
 test: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)$(MAKE) --no-print-directory SANITIZE= test-bins
-	$(Q)MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(subst $(BUILD)/,build/,$(TEST_BINS))
+	$(Q)MYLOWARE_TEST_SLOW=1 MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(subst $(BUILD)/,build/,$(TEST_BINS))
 else
 test: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)
-	$(Q)MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(TEST_BINS)
+	$(Q)$(if $(SANITIZE),MYLOWARE_TEST_SLOW=1 )MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(TEST_BINS)
 	$(Q)bash scripts/check-readme.sh ./$(BIN)
 	$(Q)bash scripts/check-openapi.sh ./$(BIN)
 endif
