@@ -194,11 +194,10 @@ static int start_http(app_t *app) {
     return 0;
 }
 
-static void start_dispatcher(app_t *app, int concurrency, bool once) {
-    app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, app);
+static void start_dispatcher(app_t *app, int workers, bool once) {
+    app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);
-    (void)concurrency;
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
 }
 
@@ -212,15 +211,14 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     metrics_init();
-    if (opts->concurrency > 0) { /* libuv reads it when its pool starts */
-        char n[24];
-        snprintf(n, sizeof n, "%d", opts->concurrency);
-        setenv("UV_THREADPOOL_SIZE", n, 1);
-    } else if (config_int(cfg, S_WORKER_CONCURRENCY) > 0) {
-        char n[24];
-        snprintf(n, sizeof n, "%lld", (long long)config_int(cfg, S_WORKER_CONCURRENCY));
-        setenv("UV_THREADPOOL_SIZE", n, 1);
-    }
+    /* the worker count: --concurrency, else WORKER_CONCURRENCY, else the CPUs; it sizes
+     * libuv's pool (read when the pool starts) and caps the pool job types */
+    int workers = opts->concurrency > 0 ? opts->concurrency : (int)config_int(cfg, S_WORKER_CONCURRENCY);
+    if (workers <= 0)
+        workers = (int)uv_available_parallelism();
+    char nthreads[24];
+    snprintf(nthreads, sizeof nthreads, "%d", workers);
+    setenv("UV_THREADPOOL_SIZE", nthreads, 1);
 
     if (app_migrate(cfg, &app->store) != 0)
         return 1;
@@ -238,7 +236,7 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (!worker && start_http(app) != 0)
         goto out;
     if (strcmp(opts->role, "api") != 0)
-        start_dispatcher(app, opts->concurrency, opts->once);
+        start_dispatcher(app, workers, opts->once);
     if (worker)
         log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION), LF_B("once", opts->once));
     uv_signal_init(&app->loop, &app->sigterm);

@@ -302,9 +302,6 @@ static int version_unit(store_tx_t *tx, void *arg) { return tx->s->ops->schema_v
 
 int store_schema_version(store_t *s, int *out) { return store_call(s, version_unit, out); }
 
-static int probe_unit(store_tx_t *tx, void *arg) { return tx->s->ops->probe_write(tx); }
-
-int store_probe(store_t *s) { return store_call(s, probe_unit, NULL); }
 
 /* ---- jobs ----------------------------------------------------------------------------------- */
 

@@ -139,9 +139,8 @@ void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
 
-/* Convenience units (blocking) used by commands and the health probe. */
+/* Convenience unit (blocking) used by commands. */
 int store_schema_version(store_t *s, int *out);
-int store_probe(store_t *s);
 
 /* The migrations in schema.sql. Pure. */
 struct migration {

@@ -28,6 +28,7 @@ struct dispatcher {
     store_t *store;
     const config_t *cfg;
     void *app;
+    int workers;
     struct queue_policy pol;
     struct type_slot types[MAX_TYPES];
     int ntypes;
@@ -382,8 +383,9 @@ static void rescue_cb(uv_timer_t *t) {
 
 /* ---- life cycle --------------------------------------------------------------------------------- */
 
-dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, void *app) {
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers, void *app) {
     dispatcher_t *d = xcalloc(1, sizeof *d);
+    d->workers = workers;
     d->loop = loop;
     d->store = store;
     d->cfg = cfg;
@@ -401,10 +403,7 @@ dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cf
 void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     if (d->ntypes >= MAX_TYPES)
         return;
-    int workers = (int)config_int(d->cfg, S_WORKER_CONCURRENCY);
-    if (workers <= 0)
-        workers = (int)uv_available_parallelism();
-    int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? workers : 64);
+    int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     d->types[d->ntypes++] = (struct type_slot){t, 0, cap};
 }
 

@@ -33,7 +33,7 @@ enum job_outcome { JO_OK, JO_RETRY, JO_PERMANENT, JO_RESCHEDULE };
 struct job_type {
     const char *name;
     enum job_kind kind;
-    int concurrency; /* 0: WORKER_CONCURRENCY for pool types, 64 for loop types */
+    int concurrency; /* 0: the worker count for pool types, 64 for loop types */
     /* JK_POOL: runs on a pool thread and fills ctx's result fields. */
     void (*run_pool)(struct job_ctx *ctx);
     /* JK_LOOP: starts the work on the loop and calls job_finish(ctx) when it is done. */
@@ -69,7 +69,8 @@ void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...
 /* A loop job is done (its outcome set, JO_OK by default). Loop thread. */
 void job_finish(struct job_ctx *ctx);
 
-dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, void *app);
+/* workers: the pool's thread count, the default cap of pool types. */
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers, void *app);
 /* Registers a type (static storage). Before dispatcher_start. */
 void dispatcher_register(dispatcher_t *d, const struct job_type *t);
 /* Starts claiming (rescues this host's dead workers first). once: stop when nothing is ready. */
