@@ -15,6 +15,7 @@
 
 struct health;
 struct dispatcher;
+struct storage;
 
 typedef struct app {
     uv_loop_t loop;
@@ -24,6 +25,7 @@ typedef struct app {
     ratelimit_t *limiters[HTTP_MAX_RATE_CLASSES];
     struct health *health;
     struct dispatcher *dispatcher; /* NULL with --role api */
+    struct storage *storage;       /* media files (storage/storage.h); shared with the workers */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
     int signals_seen;
