@@ -15,6 +15,7 @@
 
 struct health;
 struct dispatcher;
+struct storage;
 struct http_client;
 struct providers;
 struct fakes;
@@ -27,6 +28,7 @@ typedef struct app {
     ratelimit_t *limiters[HTTP_MAX_RATE_CLASSES];
     struct health *health;
     struct dispatcher *dispatcher; /* NULL with --role api */
+    struct storage *storage;       /* media files (storage/storage.h); shared with the workers */
     /* providers (src/providers/providers.h): created after the HTTP server listens */
     struct http_client *client;    /* the one outgoing HTTP client */
     struct providers *providers;   /* provider calls, real or pointed at the fakes */
