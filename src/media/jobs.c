@@ -170,11 +170,11 @@ out:
 }
 
 static const struct job_type types[] = {
-    {.name = "media.transcode", .kind = JK_POOL, .run_pool = run_transcode},
+    {.name = "media.transcode", .kind = JK_POOL, .run_pool = run_transcode, .cap_group = "media"},
 };
 /* the same job under a test.* name, which POST /_test/jobs accepts (ENVIRONMENT=test only) */
 static const struct job_type test_types[] = {
-    {.name = "test.media.transcode", .kind = JK_POOL, .run_pool = run_transcode},
+    {.name = "test.media.transcode", .kind = JK_POOL, .run_pool = run_transcode, .cap_group = "media"},
 };
 
 void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
