@@ -151,7 +151,10 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
     c->akid = xstrdup(akid);
     c->secret = xstrdup(secret);
     c->prefix = xmalloc(pn + 2);
-    snprintf(c->prefix, pn + 2, "%s%s", pfx, pn ? "/" : "");
+    memcpy(c->prefix, pfx, pn);
+    if (pn)
+        c->prefix[pn++] = '/';
+    c->prefix[pn] = '\0';
     snprintf(c->sigv4, sizeof c->sigv4, "aws:amz:%s:s3", region);
 
     char auth[300];
