@@ -434,10 +434,13 @@ Test(storage, s3_presigned_url_shape_for_each_addressing_style) {
     cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 3600, url, sizeof url), 0);
     const char *want_prefix =
         "https://media-bucket.s3.eu-west-3.amazonaws.com/myloware/media/transcoded/c.mp4?"
-        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20231114%2Feu-west-3%2Fs3%2Faws4_request"
-        "&X-Amz-Date=20231114T221320Z&X-Amz-Expires=3600&X-Amz-SignedHeaders=host&X-Amz-Signature=";
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD"
+        "&X-Amz-Credential=AKIDEXAMPLE%2F20231114%2Feu-west-3%2Fs3%2Faws4_request"
+        "&X-Amz-Date=20231114T221320Z&X-Amz-Expires=3600&X-Amz-Signature=";
+    const char *want_suffix = "&X-Amz-SignedHeaders=host&x-id=GetObject";
     cr_assert(strncmp(url, want_prefix, strlen(want_prefix)) == 0, "%s", url);
-    cr_assert_eq(strlen(url), strlen(want_prefix) + 64);
+    cr_assert_eq(strlen(url), strlen(want_prefix) + 64 + strlen(want_suffix), "%s", url);
+    cr_assert_str_eq(url + strlen(want_prefix) + 64, want_suffix);
     char url2[4096];
     cr_assert_eq(storage_url(st, "transcoded/c.mp4", 1700000000, url2, sizeof url2), 0);
     cr_assert(strstr(url2, "X-Amz-Expires=86400&"), "S3_PRESIGN_S is the default lifetime: %s", url2);
