@@ -2,6 +2,7 @@
 #include "http/server.h"
 
 #include <llhttp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,9 @@ struct http_server {
     bool listening, draining, closing;
     void (*drain_cb)(http_server_t *, void *);
     void *drain_ud;
+    http_req_t *spare; /* finished requests for reuse, linked through their conn field */
+    int nspare;
+    buf_t out; /* an answer's head is built here (kept from one answer to the next) */
     char readbuf[READ_BUF_SIZE];
 };
 
@@ -218,27 +222,74 @@ static const char *reason(int status) {
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
+/* Finished requests are kept for the next ones (up to REQ_SPARE): no allocation and no clearing
+ * of the header array per request. */
+#define REQ_SPARE 64
+#define REQ_KEEP_BYTES 4096 /* head and body memory kept with a spare request */
+
 static http_req_t *req_new(struct http_conn *c) {
-    http_req_t *r = xcalloc(1, sizeof *r);
-    r->server = c->srv;
+    http_server_t *s = c->srv;
+    http_req_t *r = s->spare;
+    if (r) {
+        s->spare = r->conn ? (http_req_t *)r->conn : NULL; /* the list is linked through conn */
+        s->nspare--;
+        buf_t head = r->head, body = r->body;
+        /* everything but the header array (only the first nheaders entries are ever read) */
+        memset(r, 0, offsetof(http_req_t, headers));
+        memset(&r->nheaders, 0, sizeof *r - offsetof(http_req_t, nheaders));
+        r->head = head;
+        r->body = body;
+        buf_reset(&r->head);
+        buf_reset(&r->body);
+        r->body.max = 0;
+    } else {
+        r = xmalloc(sizeof *r);
+        memset(r, 0, offsetof(http_req_t, headers));
+        memset(&r->nheaders, 0, sizeof *r - offsetof(http_req_t, nheaders));
+        buf_init(&r->head, HEAD_CAP);
+        buf_init(&r->body, 0);
+    }
+    r->server = s;
     r->conn = c;
-    r->app = c->srv->o.app;
+    r->app = s->o.app;
     r->method = "GET";
     r->path = "/";
     r->query = "";
     r->api_key_index = -1;
     r->keep_alive = false;
-    buf_init(&r->head, HEAD_CAP);
-    buf_init(&r->body, 0);
     return r;
 }
 
 static void req_free(http_req_t *r) {
-    buf_release(&r->head);
-    buf_release(&r->body);
-    if (r->json)
+    http_server_t *s = r->server;
+    if (r->json) {
         json_decref(r->json);
-    free(r);
+        r->json = NULL;
+    }
+    if (s->nspare >= REQ_SPARE || s->closing) {
+        buf_release(&r->head);
+        buf_release(&r->body);
+        free(r);
+        return;
+    }
+    if (r->head.alloc > REQ_KEEP_BYTES)
+        buf_release(&r->head);
+    if (r->body.alloc > REQ_KEEP_BYTES)
+        buf_release(&r->body);
+    r->conn = (struct http_conn *)s->spare;
+    s->spare = r;
+    s->nspare++;
+}
+
+static void spare_free_all(http_server_t *s) {
+    while (s->spare) {
+        http_req_t *r = s->spare;
+        s->spare = (http_req_t *)r->conn;
+        buf_release(&r->head);
+        buf_release(&r->body);
+        free(r);
+    }
+    s->nspare = 0;
 }
 
 /* Decimal digits of v into out (no NUL); returns the count. */
@@ -295,24 +346,24 @@ static void write_cb(uv_write_t *w, int status) {
     }
 }
 
-/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
-static void conn_write(struct http_conn *c, char *data, size_t len) {
-    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
-        uv_buf_t b0 = uv_buf_init(data, (unsigned)len);
-        int n = uv_try_write(&c->h.stream, &b0, 1);
-        if (n == (int)len) {
-            free(data);
-            return;
-        }
-        if (n > 0) { /* keep the rest */
-            memmove(data, data + n, len - (size_t)n);
-            len -= (size_t)n;
-        }
+/* Queues a copy of the unsent part of head + body (from byte off on). */
+static void conn_queue_copy(struct http_conn *c, const char *head, size_t hlen, const char *body,
+                            size_t blen, size_t off) {
+    size_t total = hlen + blen - off;
+    char *data = xmalloc(total ? total : 1), *p = data;
+    if (off < hlen) {
+        memcpy(p, head + off, hlen - off);
+        p += hlen - off;
+        off = 0;
+    } else {
+        off -= hlen;
     }
+    if (blen > off)
+        memcpy(p, body + off, blen - off);
     struct wreq *wr = xmalloc(sizeof *wr);
     wr->conn = c;
     wr->data = data;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    uv_buf_t b = uv_buf_init(data, (unsigned)total);
     c->nwrites++;
     if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
         c->nwrites--;
@@ -320,6 +371,29 @@ static void conn_write(struct http_conn *c, char *data, size_t len) {
         free(wr);
         conn_close(c);
     }
+}
+
+/* Sends head then body (neither taken). When nothing is queued they are written at once with
+ * one writev; only what the socket did not take is copied and queued. */
+static void conn_send(struct http_conn *c, const char *head, size_t hlen, const char *body,
+                      size_t blen) {
+    size_t off = 0;
+    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
+        uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
+                         uv_buf_init((char *)body, (unsigned)blen)};
+        int n = uv_try_write(&c->h.stream, b, blen ? 2 : 1);
+        if (n > 0)
+            off = (size_t)n;
+        if (off == hlen + blen)
+            return;
+    }
+    conn_queue_copy(c, head, hlen, body, blen, off);
+}
+
+/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
+static void conn_write(struct http_conn *c, char *data, size_t len) {
+    conn_send(c, data, len, NULL, 0);
+    free(data);
 }
 
 /* Called after a request's answer is queued: next request, or close. */
@@ -378,51 +452,59 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
     if (c && c->state != C_CLOSING) {
         bool close = !req->keep_alive || s->draining;
         bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-        buf_t h;
-        buf_init(&h, 64 * 1024);
-        char num[32];
-        buf_puts(&h, "HTTP/1.1 ");
-        buf_append(&h, num, fmt_u64(num, (uint64_t)status));
-        buf_puts(&h, " ");
-        buf_puts(&h, reason(status));
-        buf_puts(&h, "\r\n");
-        if (content_type && !no_body) {
-            buf_puts(&h, "Content-Type: ");
-            buf_puts(&h, content_type);
-            buf_puts(&h, "\r\n");
+        /* the head, written straight into s->out with room for the worst case reserved once */
+        const char *why = reason(status);
+        size_t why_n = strlen(why), ct_n = content_type && !no_body ? strlen(content_type) : 0;
+        size_t id_n = strlen(req->request_id), extra_n = extra_headers ? strlen(extra_headers) : 0;
+        buf_t *h = &s->out;
+        buf_reset(h);
+        char *p0 = buf_room(h, 200 + why_n + ct_n + id_n + extra_n), *p = p0;
+        if (!p) { /* extra headers over 64 KiB: a handler bug; answer without them */
+            extra_n = 0;
+            p0 = p = buf_room(h, 200 + why_n + ct_n + id_n);
+        }
+#define PUT(str, n) (memcpy(p, (str), (n)), p += (n))
+#define PUTS(lit) PUT(lit, sizeof lit - 1)
+        PUTS("HTTP/1.1 ");
+        p += fmt_u64(p, (uint64_t)status);
+        *p++ = ' ';
+        PUT(why, why_n);
+        PUTS("\r\n");
+        if (ct_n) {
+            PUTS("Content-Type: ");
+            PUT(content_type, ct_n);
+            PUTS("\r\n");
         }
         if (!no_body) {
-            buf_puts(&h, "Content-Length: ");
-            buf_append(&h, num, fmt_u64(num, len));
-            buf_puts(&h, "\r\n");
+            PUTS("Content-Length: ");
+            p += fmt_u64(p, len);
+            PUTS("\r\n");
         }
-        buf_puts(&h, "X-Request-ID: ");
-        buf_puts(&h, req->request_id);
-        buf_puts(&h, "\r\nX-Response-Time-ms: ");
+        PUTS("X-Request-ID: ");
+        PUT(req->request_id, id_n);
+        PUTS("\r\nX-Response-Time-ms: ");
         uint64_t centi = (uint64_t)(ms * 100.0 + 0.5); /* %.2f without printf */
-        buf_append(&h, num, fmt_u64(num, centi / 100));
-        num[0] = '.';
-        num[1] = (char)('0' + centi / 10 % 10);
-        num[2] = (char)('0' + centi % 10);
-        buf_append(&h, num, 3);
-        buf_puts(&h, "\r\n");
+        p += fmt_u64(p, centi / 100);
+        p[0] = '.';
+        p[1] = (char)('0' + centi / 10 % 10);
+        p[2] = (char)('0' + centi % 10);
+        p += 3;
+        PUTS("\r\n");
         if (close)
-            buf_puts(&h, "Connection: close\r\n");
+            PUTS("Connection: close\r\n");
         else if (req->http_minor == 0)
-            buf_puts(&h, "Connection: keep-alive\r\n");
-        if (extra_headers)
-            buf_puts(&h, extra_headers);
-        buf_puts(&h, "\r\n");
-        if (!no_body && !req->head_only && len > 0) {
-            /* one write per answer: header and body together */
-            if (buf_append(&h, body, len) != 0) {
-                h.max = h.len + len;
-                buf_append(&h, body, len);
-            }
-        }
-        size_t total;
-        char *data = buf_steal(&h, &total);
-        conn_write(c, data, total);
+            PUTS("Connection: keep-alive\r\n");
+        if (extra_n)
+            PUT(extra_headers, extra_n);
+        PUTS("\r\n");
+#undef PUTS
+#undef PUT
+        buf_commit(h, (size_t)(p - p0));
+        bool send_body = !no_body && !req->head_only && len > 0;
+        /* one writev per answer: head and body together, the body not copied */
+        conn_send(c, h->data, h->len, send_body ? body : NULL, send_body ? len : 0);
+        if (h->alloc > 8192) /* an unusually long head: do not keep its memory */
+            buf_release(h);
         req_free(req);
         conn_request_done(c, close);
         return;
@@ -1016,6 +1098,7 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
     http_server_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->o = *opts;
+    buf_init(&s->out, 64 * 1024);
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin_timed;
     s->settings.on_url = on_url;
@@ -1066,16 +1149,22 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
 int http_server_port(const http_server_t *s) { return s->port; }
 int http_server_connections(const http_server_t *s) { return s->nconns; }
 
+static void server_free(http_server_t *s) {
+    spare_free_all(s);
+    buf_release(&s->out);
+    free(s);
+}
+
 static void server_close_cb(uv_handle_t *h) {
     http_server_t *s = h->data;
     if (--s->open_handles == 0 && s->nconns == 0)
-        free(s);
+        server_free(s);
 }
 
 static void maybe_drained(http_server_t *s) {
     if (s->closing) {
         if (s->nconns == 0 && s->open_handles == 0)
-            free(s);
+            server_free(s);
         return;
     }
     if (s->draining && s->nconns == 0 && s->drain_cb) {
