@@ -296,3 +296,61 @@ written:
     write_all(own.data, own.len);
     buf_release(&own);
 }
+
+void log_http_request(const char *request_id, const char *method, const char *route, int status,
+                      long long bytes, double ms) {
+    if (!log_enabled(LOG_INFO))
+        return;
+    size_t idn = strlen(request_id), mn = strlen(method), rn = strlen(route);
+    if (!as_json || !batch || idn > 1024 || mn > 1024 || rn > 1024 || !(ms >= 0 && ms < 1e12)) {
+        log_info("http", "request", LF_S("request_id", request_id), LF_S("method", method),
+                 LF_S("route", route), LF_I("status", status), LF_I("bytes", bytes),
+                 LF_D("duration_ms", ms));
+        return;
+    }
+    static const char p1[] = "\",\"level\":\"info\",\"module\":\"http\",\"msg\":\"request\",\"request_id\":";
+    char ts[CLOCK_ISO_LEN];
+    stamp(ts);
+    size_t need = 120 + sizeof p1 + CLOCK_ISO_LEN + BUF_JSON_WORST(idn) + BUF_JSON_WORST(mn) +
+                  BUF_JSON_WORST(rn);
+    char *p0 = buf_room(batch, need), *p = p0;
+    if (!p)
+        return; /* cannot happen: the batch is flushed long before its cap */
+#define PUTS(lit) (memcpy(p, lit, sizeof lit - 1), p += sizeof lit - 1)
+    PUTS("{\"ts\":\"");
+    memcpy(p, ts, CLOCK_ISO_LEN - 1);
+    p += CLOCK_ISO_LEN - 1;
+    PUTS(p1);
+    p = buf_json_raw(p, request_id, idn);
+    PUTS(",\"method\":");
+    p = buf_json_raw(p, method, mn);
+    PUTS(",\"route\":");
+    p = buf_json_raw(p, route, rn);
+    PUTS(",\"status\":");
+    if (status < 0) {
+        *p++ = '-';
+        p += put_u64(p, 0ull - (unsigned long long)status);
+    } else {
+        p += put_u64(p, (unsigned long long)status);
+    }
+    PUTS(",\"bytes\":");
+    if (bytes < 0) {
+        *p++ = '-';
+        p += put_u64(p, 0ull - (unsigned long long)bytes);
+    } else {
+        p += put_u64(p, (unsigned long long)bytes);
+    }
+    PUTS(",\"duration_ms\":");
+    unsigned long long milli = (unsigned long long)(ms * 1000.0 + 0.5);
+    p += put_u64(p, milli / 1000);
+    p[0] = '.';
+    p[1] = (char)('0' + milli / 100 % 10);
+    p[2] = (char)('0' + milli / 10 % 10);
+    p[3] = (char)('0' + milli % 10);
+    p += 4;
+    PUTS("}\n");
+#undef PUTS
+    buf_commit(batch, (size_t)(p - p0));
+    if (batch->len > 64 * 1024)
+        log_flush();
+}

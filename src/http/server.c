@@ -17,6 +17,7 @@
 
 #define READ_BUF_SIZE 65536
 #define WRITE_HIGH_WATER (1u << 20) /* stop reading requests while this much is unsent */
+#define SMALL_BODY 4096 /* answers' bodies up to this size are copied after their head */
 #define HEAD_CAP (HTTP_MAX_HEAD_BYTES + 2 * HTTP_MAX_HEADERS + 8)
 
 enum conn_state { C_IDLE, C_READING, C_HANDLING, C_CLOSING };
@@ -69,6 +70,7 @@ struct http_server {
     bool listening, draining, closing;
     void (*drain_cb)(http_server_t *, void *);
     void *drain_ud;
+    uint64_t now_ns;   /* monotonic time read once per read callback; 0 outside of one */
     http_req_t *spare; /* finished requests for reuse, linked through their conn field */
     int nspare;
     buf_t out; /* an answer's head is built here (kept from one answer to the next) */
@@ -87,11 +89,16 @@ static void maybe_drained(http_server_t *s);
 static void timer_arm(struct http_conn *c);
 static void timer_disarm(struct http_conn *c);
 static void timer_cb(uv_timer_t *t);
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+static uint64_t mono_ns(const http_server_t *s);
+static uint64_t now_ms(const http_server_t *s) { return mono_ns(s) / 1000000u; }
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
+
+/* The monotonic clock (clock_mono_ns's and uv_hrtime's), read once per read callback: the
+ * request timers and the request start times of one read share it. */
+static uint64_t mono_ns(const http_server_t *s) { return s->now_ns ? s->now_ns : uv_hrtime(); }
 
 bool http_request_id_valid(const char *id, size_t n) {
     if (n < 1 || n > HTTP_REQUEST_ID_MAX)
@@ -445,9 +452,7 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
     metrics_series_add(slot->count, 1);
     metrics_series_observe(M_HTTP_DURATION, slot->duration, ms / 1000.0);
     if (s->o.access_log)
-        log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
-                 LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
-                 LF_D("duration_ms", ms));
+        log_http_request(req->request_id, req->method, route, status, (long long)len, ms);
 
     if (c && c->state != C_CLOSING) {
         bool close = !req->keep_alive || s->draining;
@@ -501,7 +506,10 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
 #undef PUT
         buf_commit(h, (size_t)(p - p0));
         bool send_body = !no_body && !req->head_only && len > 0;
-        /* one writev per answer: head and body together, the body not copied */
+        /* one write per answer: a small body is copied after the head, a large one is sent
+         * from where it is, with the head, by one writev */
+        if (send_body && len <= SMALL_BODY && buf_append(h, body, len) == 0)
+            send_body = false;
         conn_send(c, h->data, h->len, send_body ? body : NULL, send_body ? len : 0);
         if (h->alloc > 8192) /* an unusually long head: do not keep its memory */
             buf_release(h);
@@ -610,7 +618,7 @@ static bool parse_json_body(http_req_t *req) {
 
 static void dispatch(struct http_conn *c, int route_err) {
     http_req_t *req = c->req;
-    req->start_ns = clock_mono_ns();
+    req->start_ns = mono_ns(c->srv);
     if (route_err == ERR_NOTFOUND) {
         http_respond_error(req, 404, "not_found", "Not found", NULL, NULL);
         return;
@@ -808,7 +816,7 @@ static void fail_request(struct http_conn *c, int err) {
     http_req_t *r = c->req;
     if (!r->request_id[0]) /* failed before its head was complete */
         crypto_uuid4(r->request_id);
-    r->start_ns = clock_mono_ns();
+    r->start_ns = mono_ns(c->srv);
     r->keep_alive = false;
     r->match.route = NULL;
     c->state = C_HANDLING;
@@ -976,14 +984,17 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         return;
     }
     buf_append(&c->pending, b->base, (size_t)n);
+    http_server_t *s = c->srv; /* c may be closing after conn_continue (freed later) */
+    s->now_ns = uv_hrtime();
     conn_continue(c);
+    s->now_ns = 0;
 }
 
 static void timer_cb(uv_timer_t *t) {
     struct http_conn *c = t->data;
     if (c->deadline_ms == 0)
         return; /* handling: no deadline */
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(c->srv);
     if (now < c->deadline_ms) { /* the deadline moved on since this timer was started */
         uv_timer_start(&c->timer, timer_cb, c->deadline_ms - now, 0);
         c->fires_ms = c->deadline_ms;
@@ -1014,7 +1025,7 @@ static void timer_cb(uv_timer_t *t) {
 static void timer_arm(struct http_conn *c) {
     http_server_t *s = c->srv;
     uint64_t ms = c->state == C_READING ? s->o.request_timeout_ms : s->o.idle_timeout_ms;
-    c->deadline_ms = now_ms() + ms;
+    c->deadline_ms = now_ms(s) + ms;
     if (!uv_is_active((uv_handle_t *)&c->timer) || c->deadline_ms < c->fires_ms) {
         uv_update_time(s->loop); /* from now, not from the start of this loop turn */
         uv_timer_start(&c->timer, timer_cb, ms, 0);

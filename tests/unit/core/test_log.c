@@ -188,3 +188,34 @@ Test(log, below_threshold_is_not_written) {
     cr_assert(strstr(l[0], "\"level\":\"error\"") != NULL);
     free_lines(l, n);
 }
+
+Test(log, access_line_is_the_generic_line) {
+    log_batch_begin();
+    const char *ids[] = {"abc-1", "0c9f3e2a-8d7b-4c61-9a05-5b1f2e3d4c5b", "we\"ird"};
+    for (size_t i = 0; i < 3; i++) {
+        log_http_request(ids[i], "GET", "/v1/runs/{id}", 404, 1234567, 12.3456);
+        log_info("http", "request", LF_S("request_id", ids[i]), LF_S("method", "GET"),
+                 LF_S("route", "/v1/runs/{id}"), LF_I("status", 404), LF_I("bytes", 1234567),
+                 LF_D("duration_ms", 12.3456));
+    }
+    log_http_request("x", "POST", "/", -1, -5, 1e13); /* out-of-range duration: generic path */
+    log_info("http", "request", LF_S("request_id", "x"), LF_S("method", "POST"), LF_S("route", "/"),
+             LF_I("status", -1), LF_I("bytes", -5), LF_D("duration_ms", 1e13));
+    log_flush();
+    char **l;
+    size_t n = captured(&l);
+    cr_assert_eq(n, 8);
+    for (size_t i = 0; i < n; i += 2) {
+        /* the same after the time stamp */
+        cr_assert_str_eq(l[i] + 31, l[i + 1] + 31, "\n%s\n%s", l[i], l[i + 1]);
+        json_decref(parse(l[i]));
+    }
+    cr_assert(strstr(l[0], "\"duration_ms\":12.346}") != NULL, "%s", l[0]);
+    log_setup(LOG_WARN, true);
+    log_http_request("hidden", "GET", "/", 200, 1, 1);
+    log_setup(LOG_DEBUG, true);
+    log_flush();
+    free_lines(l, n);
+    cr_assert_eq(captured(&l), 8, "nothing below the threshold");
+    free_lines(l, 8);
+}
