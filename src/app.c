@@ -196,6 +196,8 @@ static int start_http(app_t *app) {
 
 static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
+    /* media work (transcode, render, clip synthesis) shares one cap */
+    dispatcher_set_group_cap(app->dispatcher, "media", (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);

@@ -343,11 +343,13 @@ static int sq_job_insert(store_tx_t *tx, job_t *j, bool *existed) {
     return step_done(s, q);
 }
 
+/* Ties broken by rowid: insertion order (ids are random), and the tail of every index, so the
+ * ready index gives the order without a sort. */
 static const char SQL_JOB_CLAIM[] =
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, "
     "lease_token = lower(hex(randomblob(16))), lease_owner = ?1, lease_expires_at = ?2, updated_at = ?3 "
-    "WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND type = ?4 AND run_at <= ?3 "
-    "ORDER BY priority DESC, run_at, id LIMIT ?5) RETURNING " JOB_COLS;
+    "WHERE rowid IN (SELECT rowid FROM jobs WHERE state = 'queued' AND type = ?4 AND run_at <= ?3 "
+    "ORDER BY priority DESC, run_at, rowid LIMIT ?5) RETURNING " JOB_COLS;
 
 static int sq_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
                         const char *owner, job_t *out, int *n) {
