@@ -24,6 +24,7 @@
 #include "core/metrics.h"
 #include "queue/dispatcher.h"
 #include "queue/testjobs.h"
+#include "storage/storage.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
     buf_t err;
@@ -227,6 +228,15 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
         log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
                  LF_S("error", strerror(errno)));
+    buf_t serr;
+    buf_init(&serr, 1024);
+    if (storage_open(cfg, &app->storage, &serr) != 0) {
+        log_error("app", "cannot open the media storage", LF_S("error", serr.data ? serr.data : ""));
+        buf_release(&serr);
+        store_close(app->store);
+        return 1;
+    }
+    buf_release(&serr);
     uv_loop_init(&app->loop);
     log_batch_begin();
     uv_prepare_init(&app->loop, &app->log_prepare);
@@ -237,6 +247,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     bool worker = strcmp(opts->role, "worker") == 0;
     if (!worker && start_http(app) != 0)
         goto out;
+    if (app->http)
+        storage_set_port(app->storage, http_server_port(app->http));
     if (strcmp(opts->role, "api") != 0)
         start_dispatcher(app, workers, opts->once);
     if (worker)
@@ -267,6 +279,7 @@ out:
     for (int i = 0; i < RL__COUNT; i++)
         ratelimit_free(app->limiters[i]);
     store_close(app->store);
+    storage_free(app->storage);
     metrics_release();
     if (app->exit_code == 0)
         log_info("app", "stopped");

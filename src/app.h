@@ -18,6 +18,7 @@ struct dispatcher;
 struct http_client;
 struct providers;
 struct fakes;
+struct storage;
 
 typedef struct app {
     uv_loop_t loop;
@@ -31,6 +32,7 @@ typedef struct app {
     struct http_client *client;    /* the one outgoing HTTP client */
     struct providers *providers;   /* provider calls, real or pointed at the fakes */
     struct fakes *fakes;           /* /_fake/... routes; NULL in production */
+    struct storage *storage;       /* media files (storage/storage.h); shared with the workers */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
     int signals_seen;

@@ -39,6 +39,11 @@ void api_dlq_replay(http_req_t *req);
 void api_dlq_resolve(http_req_t *req);
 void api_test_jobs(http_req_t *req);
 
+/* media.c: the /v1/media routes (files from storage, api.md §7) */
+void api_media_transcoded(http_req_t *req);
+void api_media_video(http_req_t *req);
+void api_media_thumbnail(http_req_t *req);
+
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);
 

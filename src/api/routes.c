@@ -15,6 +15,9 @@ const struct route api_routes[] = {
     {"GET", "/admin/dlq/{id}", api_dlq_get, R_AUTH, RL_NONE},
     {"POST", "/admin/dlq/{id}/replay", api_dlq_replay, R_AUTH, RL_NONE},
     {"POST", "/admin/dlq/{id}/resolve", api_dlq_resolve, R_AUTH, RL_NONE},
+    {"GET", "/v1/media/transcoded/{file}", api_media_transcoded, 0, RL_NONE},
+    {"GET", "/v1/media/video/{id}", api_media_video, 0, RL_NONE},
+    {"GET", "/v1/media/thumbnails/{file}", api_media_thumbnail, 0, RL_NONE},
     {"POST", "/_test/jobs", api_test_jobs, R_AUTH | R_JSON, RL_NONE}, /* ENVIRONMENT=test only */
 };
 

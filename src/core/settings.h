@@ -107,7 +107,8 @@
     X(STORAGE_BACKEND, CT_ENUM, "local", 0, 0, "local|s3", 0, "Where media is stored")              \
     X(S3_BUCKET, CT_STR, "", 0, 0, NULL, 0, "S3 bucket")                                            \
     X(S3_PREFIX, CT_STR, "", 0, 0, NULL, 0, "S3 key prefix")                                        \
-    X(S3_ENDPOINT, CT_STR, "", 0, 0, NULL, 0, "S3 endpoint (empty: AWS)")                           \
+    X(S3_ENDPOINT, CT_STR, "", 0, 0, NULL, 0,                                                       \
+      "S3 endpoint: empty for AWS; with {bucket} in it, virtual-host style; else path style")     \
     X(S3_REGION, CT_STR, "us-east-1", 0, 0, NULL, 0, "S3 region")                                   \
     X(AWS_ACCESS_KEY_ID, CT_STR, "", 0, 0, NULL, CF_SECRET, "S3 access key id")                     \
     X(AWS_SECRET_ACCESS_KEY, CT_STR, "", 0, 0, NULL, CF_SECRET, "S3 secret key")                    \

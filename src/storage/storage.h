@@ -19,7 +19,7 @@
  *
  * Threads. storage_t is read-only after storage_open() and may be shared by every thread.
  *   - pure (any thread, loop included; no I/O): storage_key_valid, storage_backend,
- *     storage_local_path, storage_media_path, storage_url, storage_presign, the storage_media_*
+ *     storage_local_path, storage_local_root, storage_media_path, storage_url, storage_presign, the storage_media_*
  *     helpers.
  *   - blocking (worker / pool threads only, NEVER the loop): storage_put_file, storage_get_file,
  *     storage_stat, storage_exists, storage_delete, storage_cleanup, storage_tmp_path (mkdir).
@@ -73,6 +73,10 @@ enum storage_put_flags {
  * Main thread at start-up (or any thread). Returns 0 and *out, or ERR_INVAL / ERR_IO.
  */
 int storage_open(const config_t *cfg, storage_t **out, buf_t *err);
+/* The port of the URLs when PUBLIC_BASE_URL is empty (http://HOST:<port>): the server calls it
+ * once it is listening (PORT=0 picks the port then). Main thread at start-up, before the storage
+ * is shared with other threads. */
+void storage_set_port(storage_t *s, int port);
 /* Frees the storage. NULL is fine. Any thread, once no other thread uses it. */
 void storage_free(storage_t *s);
 /* "local" or "s3". Pure. */
@@ -90,6 +94,10 @@ bool storage_name_valid(const char *name, size_t n);
  * exist. Pure, any thread. ERR_INVAL bad key or not the local backend; ERR_TOOBIG.
  */
 int storage_local_path(const storage_t *s, const char *key, char *out, size_t cap);
+
+/* Local backend: MEDIA_DIR with symlinks resolved (taken at storage_open), the directory every
+ * served file must resolve inside; NULL for other backends. Pure. */
+const char *storage_local_root(const storage_t *s);
 
 /*
  * A fresh temp file path for a worker to write an output into before storage_put_file(...,
