@@ -23,6 +23,10 @@ struct health *health_new(struct app *app);
 void health_close(struct health *h);
 /* True while a probe is on the database thread. */
 bool health_busy(const struct health *h);
+/* Runs fn(req) once the probe's results (database, storage, queue counts and the queue gauges
+ * of /metrics) are at most a second old: at once, or when the probe in flight ends. Loop
+ * thread. */
+void health_then(http_req_t *req, void (*fn)(http_req_t *req));
 
 void api_health(http_req_t *req);
 void api_health_db(http_req_t *req);

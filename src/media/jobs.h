@@ -19,7 +19,8 @@
 
 #include "queue/dispatcher.h"
 
-/* Registers media.transcode. Loop thread, before dispatcher_start. */
-void media_jobs_register(dispatcher_t *d);
+/* Registers media.transcode; cfg (MEDIA_DIR, RENDER_SCALE, TRANSCODE_*) must outlive the
+ * dispatcher. Loop thread, before dispatcher_start. */
+void media_jobs_register(dispatcher_t *d, const config_t *cfg);
 
 #endif

@@ -759,3 +759,11 @@ int dispatcher_group_running(const dispatcher_t *d, const char *group) {
             return d->groups[i].running;
     return 0;
 }
+
+int dispatcher_providers(const dispatcher_t *d, const char **names, int max) {
+    if (!d)
+        return 0;
+    for (int i = 0; i < d->nprovs && i < max; i++)
+        names[i] = d->provs[i].name;
+    return d->nprovs;
+}

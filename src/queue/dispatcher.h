@@ -114,6 +114,9 @@ uint64_t dispatcher_completed(const dispatcher_t *d);
 /* The circuit state of a provider's breaker (BREAKER_CLOSED for a provider no registered type
  * names, and when d is NULL: `serve --role api` has no dispatcher). For /health and metrics. */
 enum breaker_state dispatcher_circuit(const dispatcher_t *d, const char *provider);
+/* The providers the registered types name, in registration order: up to max names (static
+ * storage) into names; returns how many there are. */
+int dispatcher_providers(const dispatcher_t *d, const char **names, int max);
 /* Running jobs of a provider, of a cap group (0 when unknown). For tests and metrics. */
 int dispatcher_provider_running(const dispatcher_t *d, const char *provider);
 int dispatcher_group_running(const dispatcher_t *d, const char *group);
