@@ -69,6 +69,17 @@ static void run_group(store_t *s, struct unit *list) {
     }
 }
 
+int store_nested(store_tx_t *tx, store_fn fn, void *arg) {
+    store_t *s = tx->s;
+    if (s->ops->savepoint(s) != 0)
+        return ERR_DB;
+    int rc = fn(tx, arg);
+    if (rc)
+        s->ops->rollback_to(s);
+    s->ops->release(s);
+    return rc;
+}
+
 #define BUSY_STREAK_NS 50000000ull /* after 50 ms of back-to-back transactions... */
 #define YIELD_NS 1000000L           /* ...pause 1 ms so writers in other processes get a turn */
 

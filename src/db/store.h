@@ -272,6 +272,11 @@ void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
 
+/* Runs fn(tx, arg) inside a unit, in a nested savepoint: when it fails, its writes alone are
+ * rolled back and the unit goes on (batched units that hold many independent items). Returns
+ * fn's result, or ERR_DB when the savepoint could not be taken. Database thread. */
+int store_nested(store_tx_t *tx, store_fn fn, void *arg);
+
 /* Convenience unit (blocking) used by commands. */
 int store_schema_version(store_t *s, int *out);
 

@@ -84,7 +84,9 @@ struct job_ctx {
     enum breaker_ticket ticket;       /* provider types: the breaker's permission */
     uint32_t ticket_gen;
     bool finished, handed_back;
+    int rc;                     /* the store's answer to the result */
     struct job_ctx *prev, *next;
+    struct job_ctx *fin_next;   /* results waiting to be recorded together */
 };
 
 /* Sets the result (error copied). Any thread. */

@@ -117,14 +117,14 @@ int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct que
         return ERR_INVAL;
     job_t j;
     memset(&j, 0, sizeof j);
-    crypto_uuid4(j.id);
+    int64_t now = clock_now_ms();
+    crypto_uuid7(j.id, now); /* time-ordered: the primary key index grows at its right edge */
     snprintf(j.type, sizeof j.type, "%s", n->type);
     snprintf(j.run_id, sizeof j.run_id, "%s", n->run_id ? n->run_id : "");
     j.payload = xstrdup(n->payload ? n->payload : "{}");
     j.state = JOB_QUEUED;
     j.priority = n->priority;
     j.max_attempts = n->max_attempts > 0 ? n->max_attempts : p->max_attempts;
-    int64_t now = clock_now_ms();
     j.run_at = n->run_at > 0 ? n->run_at : now;
     j.created_at = j.updated_at = now;
     j.progress = -1;
