@@ -119,11 +119,15 @@ static int cmd_config_check(config_t *cfg, int argc, char **argv) {
 }
 
 static int cmd_config_table(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("config table", "unknown option", argv[0]);
     config_table_markdown(stdout);
     return EXIT_OK;
 }
 
 static int cmd_routes(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("routes", "unknown option", argv[0]);
     for (size_t i = 0; i < api_nroutes; i++)
         printf("%-6s %-40s %s\n", api_routes[i].method, api_routes[i].pattern,
                (api_routes[i].flags & R_AUTH) ? "api-key" : "public");
