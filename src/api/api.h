@@ -23,6 +23,10 @@ struct health *health_new(struct app *app);
 void health_close(struct health *h);
 /* True while a probe is on the database thread. */
 bool health_busy(const struct health *h);
+/* Runs fn(req) once the probe's results (database, storage, queue counts and the queue gauges
+ * of /metrics) are at most a second old: at once, or when the probe in flight ends. Loop
+ * thread. */
+void health_then(http_req_t *req, void (*fn)(http_req_t *req));
 
 void api_health(http_req_t *req);
 void api_health_db(http_req_t *req);
@@ -38,6 +42,22 @@ void api_dlq_get(http_req_t *req);
 void api_dlq_replay(http_req_t *req);
 void api_dlq_resolve(http_req_t *req);
 void api_test_jobs(http_req_t *req);
+
+/* media.c: the /v1/media routes (files from storage, api.md §7) */
+void api_media_transcoded(http_req_t *req);
+void api_media_video(http_req_t *req);
+void api_media_thumbnail(http_req_t *req);
+
+/* runs.c: the v1 run routes (api.md §4); webhooks.c: provider deliveries (api.md §6) */
+void api_run_start(http_req_t *req);
+void api_runs_list(http_req_t *req);
+void api_run_get(http_req_t *req);
+void api_run_artifacts(http_req_t *req);
+void api_run_approve(http_req_t *req);
+void api_run_cancel(http_req_t *req);
+void api_run_feedback_add(http_req_t *req);
+void api_run_feedback_list(http_req_t *req);
+void api_webhook_sora(http_req_t *req);
 
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);

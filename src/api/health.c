@@ -1,8 +1,15 @@
 /*
  * health: /health and /health/db. The database probe (a real write in a transaction, as a unit
- * on the database thread) and the storage check run at most once a second; requests that
- * arrive while a probe runs wait for it, the others get the cached answer. The rendered /health body is
- * cached too, per probe and per uptime second, so a busy health checker costs almost nothing.
+ * on the database thread), the storage check and the queue counts run at most once a second;
+ * requests that arrive while a probe runs wait for it, the others get the cached answer. The
+ * rendered /health body is cached too, per probe and per uptime second, so a busy health checker
+ * costs almost nothing: no database work and no JSON per request. The probe also refreshes the
+ * queue gauges of /metrics (myloware_queue_jobs, myloware_queue_oldest_ready_age_seconds), and
+ * /metrics waits for it the same way (health_then).
+ *
+ * Circuits (checks.providers.*.circuit) are the dispatcher's of this process, read when the
+ * body is rendered; `serve --role api` runs no jobs, so its circuits are always closed. An open
+ * or half-open circuit makes the status "degraded" (200), like storage trouble.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,15 +21,15 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
+#include "queue/dispatcher.h"
 
 #define PROBE_EVERY_MS 1000
 #define PROBE_DEADLINE_MS 2000 /* a database that cannot take a write by then is down */
 
-enum kind { K_HEALTH, K_DB };
-
 struct waiter {
     http_req_t *req;
-    enum kind kind;
+    void (*fn)(http_req_t *req);
 };
 
 struct health {
@@ -33,9 +40,11 @@ struct health {
     /* last results (loop thread) */
     int db_rc, schema_version;
     bool storage_ok;
+    struct queue_counts counts;
     /* written by the database thread, read in probe_done on the loop */
     int w_schema;
     bool w_storage_ok;
+    struct queue_counts w_counts;
     struct waiter *waiting;
     size_t nwaiting, cap;
     char *body; /* cached /health body */
@@ -67,23 +76,31 @@ void health_close(struct health *h) {
     }
 }
 
-/* Database thread: the write, the schema version, and the media directory. */
+/* Database thread: the write, the schema version, the queue counts and the media directory. */
 static int probe_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;
     h->w_storage_ok = access(config_str(h->app->cfg, S_MEDIA_DIR), W_OK) == 0;
     int rc = tx->s->ops->probe_write(tx);
     if (rc == 0)
         rc = tx->s->ops->schema_version(tx, &h->w_schema);
+    if (rc == 0)
+        rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
     return rc;
 }
-
-static void answer(struct health *h, http_req_t *req, enum kind kind);
 
 static void answer_waiters(struct health *h) {
     size_t n = h->nwaiting;
     h->nwaiting = 0;
     for (size_t i = 0; i < n; i++)
-        answer(h, h->waiting[i].req, h->waiting[i].kind);
+        h->waiting[i].fn(h->waiting[i].req);
+}
+
+static void set_queue_gauges(const struct queue_counts *c) {
+    metrics_set(M_QUEUE_JOBS, "state=\"ready\"", (double)c->ready);
+    metrics_set(M_QUEUE_JOBS, "state=\"scheduled\"", (double)c->scheduled);
+    metrics_set(M_QUEUE_JOBS, "state=\"running\"", (double)c->running);
+    metrics_set(M_QUEUE_JOBS, "state=\"dead\"", (double)c->dead);
+    metrics_set(M_QUEUE_OLDEST, "", c->oldest_ready_age_s);
 }
 
 /* The probe is still on the database thread (a lock held elsewhere): answer "down" now. */
@@ -105,60 +122,92 @@ static void probe_done(void *arg, int rc) {
     h->db_rc = rc;
     h->schema_version = h->w_schema;
     h->storage_ok = h->w_storage_ok;
+    if (rc == 0) {
+        h->counts = h->w_counts;
+        set_queue_gauges(&h->counts);
+    }
     answer_waiters(h);
     app_health_idle(h->app);
 }
 
 bool health_busy(const struct health *h) { return h && h->running; }
 
+/* The spec's providers and the settings that give their modes; then any other provider the
+ * dispatcher knows (mode "real": no fake exists for it). */
+static const struct {
+    const char *name;
+    enum setting_id mode;
+} spec_providers[] = {{"llm", S_LLM_PROVIDER}, {"sora", S_SORA_PROVIDER}, {"render", S_RENDER_PROVIDER},
+                      {"publish", S_PUBLISH_PROVIDER}};
+#define NSPEC (sizeof spec_providers / sizeof spec_providers[0])
+
 static void render_health(struct health *h, int64_t uptime_s) {
     const config_t *c = h->app->cfg;
-    const char *llm = config_str(c, S_LLM_PROVIDER), *sora = config_str(c, S_SORA_PROVIDER);
-    const char *render = config_str(c, S_RENDER_PROVIDER), *pub = config_str(c, S_PUBLISH_PROVIDER);
-    bool degraded_mode = strcmp(llm, "fake") == 0 || strcmp(sora, "fake") == 0 || strcmp(pub, "fake") == 0;
+    const struct dispatcher *d = h->app->dispatcher;
+    json_t *modes = json_object(), *providers = json_object();
+    bool degraded_mode = false, circuit_open = false;
+    for (size_t i = 0; i < NSPEC; i++) {
+        const char *mode = config_str(c, spec_providers[i].mode);
+        degraded_mode |= strcmp(mode, "fake") == 0;
+        json_object_set_new(modes, spec_providers[i].name, json_string(mode));
+    }
+    const char *names[32];
+    int n = dispatcher_providers(d, names, 32);
+    for (int i = -(int)NSPEC; i < n && i < 32; i++) {
+        const char *name = i < 0 ? spec_providers[i + (int)NSPEC].name : names[i];
+        if (i >= 0 && json_object_get(providers, name))
+            continue; /* a spec provider, done above */
+        enum breaker_state st = dispatcher_circuit(d, name);
+        circuit_open |= st != BREAKER_CLOSED;
+        json_t *mode = i < 0 ? json_string(config_str(c, spec_providers[i + (int)NSPEC].mode)) : json_string("real");
+        json_object_set_new(providers, name, json_pack("{s:o,s:s}", "mode", mode, "circuit", breaker_state_name(st)));
+    }
     bool db_up = h->db_rc == 0;
-    const char *status = !db_up ? "down" : h->storage_ok ? "healthy" : "degraded";
-    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:{s:s,s:s,s:s,s:s},s:{s:s,s:s,s:{s:{s:s},s:{s:s},s:{s:s},s:{s:s}}}}",
-                          "status", status, "version", MYLOWARE_VERSION, "uptime_s", (json_int_t)uptime_s,
-                          "degraded_mode", degraded_mode, "provider_modes", "llm", llm, "sora", sora,
-                          "render", render, "publish", pub, "checks", "database", db_up ? "up" : "down",
-                          "storage", h->storage_ok ? "up" : "down", "providers", "llm", "mode", llm, "sora",
-                          "mode", sora, "render", "mode", render, "publish", "mode", pub);
+    const char *status = !db_up ? "down" : h->storage_ok && !circuit_open ? "healthy" : "degraded";
+    const struct queue_counts *q = &h->counts;
+    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:o,s:{s:s,s:{s:I,s:I,s:I,s:I,s:f},s:s,s:o}}", "status", status,
+                          "version", MYLOWARE_VERSION, "uptime_s", (json_int_t)uptime_s, "degraded_mode",
+                          degraded_mode, "provider_modes", modes, "checks", "database", db_up ? "up" : "down",
+                          "queue", "ready", (json_int_t)q->ready, "running", (json_int_t)q->running, "scheduled",
+                          (json_int_t)q->scheduled, "dead", (json_int_t)q->dead, "oldest_ready_age_s",
+                          q->oldest_ready_age_s, "storage", h->storage_ok ? "up" : "down", "providers", providers);
     free(h->body);
-    h->body = json_dumps(o, JSON_COMPACT);
+    h->body = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
     h->body_status = db_up ? 200 : 503;
     h->body_probe_ms = h->probed_ms;
     h->body_uptime_s = uptime_s;
 }
 
-static void answer(struct health *h, http_req_t *req, enum kind kind) {
-    if (kind == K_DB) {
-        bool ok = h->db_rc == 0;
-        http_respond_json(req, ok ? 200 : 503,
-                          json_pack("{s:s,s:s,s:i}", "database", ok ? "healthy" : "unhealthy", "backend",
-                                    store_backend(h->app->store), "schema_version", h->schema_version));
-        return;
-    }
+static void answer_db(http_req_t *req) {
+    struct health *h = ((app_t *)req->app)->health;
+    bool ok = h->db_rc == 0;
+    http_respond_json(req, ok ? 200 : 503,
+                      json_pack("{s:s,s:s,s:i}", "database", ok ? "healthy" : "unhealthy", "backend",
+                                store_backend(h->app->store), "schema_version", h->schema_version));
+}
+
+static void answer_health(http_req_t *req) {
+    struct health *h = ((app_t *)req->app)->health;
     int64_t uptime_s = (clock_now_ms() - h->app->started_ms) / 1000;
     if (!h->body || h->body_probe_ms != h->probed_ms || h->body_uptime_s != uptime_s)
         render_health(h, uptime_s);
     http_respond(req, h->body_status, "application/json", h->body, strlen(h->body), NULL);
 }
 
-static void ask(http_req_t *req, enum kind kind) {
+void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
     app_t *app = req->app;
     struct health *h = app->health;
     bool overdue = h->running && !uv_is_active((uv_handle_t *)&h->deadline);
     if (overdue || (!h->running && clock_now_ms() - h->probed_ms < PROBE_EVERY_MS)) {
-        answer(h, req, kind);
+        fn(req);
         return;
     }
     if (h->nwaiting == h->cap) {
         h->cap = h->cap ? h->cap * 2 : 16;
         h->waiting = xrealloc(h->waiting, h->cap * sizeof *h->waiting);
     }
-    h->waiting[h->nwaiting++] = (struct waiter){req, kind};
+    h->waiting[h->nwaiting++] = (struct waiter){req, fn};
     if (!h->running) {
         h->running = true;
         uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
@@ -166,5 +215,5 @@ static void ask(http_req_t *req, enum kind kind) {
     }
 }
 
-void api_health(http_req_t *req) { ask(req, K_HEALTH); }
-void api_health_db(http_req_t *req) { ask(req, K_DB); }
+void api_health(http_req_t *req) { health_then(req, answer_health); }
+void api_health_db(http_req_t *req) { health_then(req, answer_db); }

@@ -13,6 +13,14 @@ void api_field_error(http_req_t *req, const char *field, const char *message) {
     http_respond_error(req, 422, "validation_error", "Request validation failed", extra, NULL);
 }
 
+static void render_metrics(http_req_t *req) {
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    metrics_render(&b);
+    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL);
+    buf_release(&b);
+}
+
 void api_metrics(http_req_t *req) {
     app_t *app = req->app;
     const char *token = config_str(app->cfg, S_METRICS_TOKEN);
@@ -26,11 +34,7 @@ void api_metrics(http_req_t *req) {
             return;
         }
     }
-    buf_t b;
-    buf_init(&b, 64u << 20);
-    metrics_render(&b);
-    http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len, NULL);
-    buf_release(&b);
+    health_then(req, render_metrics); /* the queue gauges come from the health probe */
 }
 
 void api_openapi(http_req_t *req) {

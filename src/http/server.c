@@ -19,6 +19,7 @@
 #define WRITE_HIGH_WATER (1u << 20) /* stop reading requests while this much is unsent */
 #define SMALL_BODY 4096 /* answers' bodies up to this size are copied after their head */
 #define HEAD_CAP (HTTP_MAX_HEAD_BYTES + 2 * HTTP_MAX_HEADERS + 8)
+#define STREAM_HIGH_WATER (256u << 10) /* a streaming answer waits while this much is unsent */
 
 enum conn_state { C_IDLE, C_READING, C_HANDLING, C_CLOSING };
 
@@ -44,6 +45,10 @@ struct http_conn {
     uint16_t hoff[HTTP_MAX_HEADERS][2]; /* name and value offsets into req->head */
     uint64_t deadline_ms; /* when the timer should act; 0: no deadline (handling) */
     uint64_t fires_ms;    /* when the running libuv timer fires */
+    /* a streaming answer in progress (http_stream_*) */
+    http_stream_cb stream_cb;
+    void *stream_ud;
+    bool streaming, stream_wait;
     struct http_conn *prev, *next;
 };
 
@@ -351,6 +356,10 @@ static void write_cb(uv_write_t *w, int status) {
         c->blocked = false;
         conn_continue(c);
     }
+    if (c->stream_wait && queued < STREAM_HIGH_WATER / 2) { /* a streaming answer may go on */
+        c->stream_wait = false;
+        c->stream_cb(c->req, 0, c->stream_ud);
+    }
 }
 
 /* Queues a copy of the unsent part of head + body (from byte off on). */
@@ -551,6 +560,96 @@ void http_respond_error(http_req_t *req, int status, const char *code, const cha
 
 void http_respond_err(http_req_t *req, int err, const char *detail) {
     http_respond_error(req, err_http_status(err), err_code_name(err), detail, NULL, NULL);
+}
+
+/* ---- streaming answers -------------------------------------------------------------------- */
+
+/* The metric series and access-log line of a streaming answer (counted when it starts). */
+static void stream_record(http_req_t *req, int status, uint64_t len) {
+    double ms = (double)(clock_mono_ns() - req->start_ns) / 1e6;
+    const char *route = req->match.route ? req->match.route->pattern : "unmatched";
+    struct series_slot sl;
+    series_lookup(&sl, req->method, route, status);
+    metrics_series_add(sl.count, 1);
+    metrics_series_observe(M_HTTP_DURATION, sl.duration, ms / 1000.0);
+    if (req->server->o.access_log)
+        log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
+                 LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
+                 LF_D("duration_ms", ms), LF_B("streamed", true));
+}
+
+int http_stream_begin(http_req_t *req, int status, const char *content_type, uint64_t content_length,
+                      const char *extra_headers, http_stream_cb cb, void *ud) {
+    if (req->head_only || !cb)
+        return ERR_INVAL;
+    struct http_conn *c = req->conn;
+    stream_record(req, status, content_length);
+    if (!c || c->state == C_CLOSING) {
+        if (c)
+            c->req = NULL;
+        req_free(req);
+        return ERR_IO;
+    }
+    double ms = (double)(clock_mono_ns() - req->start_ns) / 1e6;
+    buf_t h;
+    buf_init(&h, 64 * 1024);
+    buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, reason(status));
+    if (content_type)
+        buf_printf(&h, "Content-Type: %s\r\n", content_type);
+    buf_printf(&h, "Content-Length: %llu\r\nX-Request-ID: %s\r\nX-Response-Time-ms: %.2f\r\n",
+               (unsigned long long)content_length, req->request_id, ms);
+    if (!req->keep_alive || req->server->draining)
+        buf_puts(&h, "Connection: close\r\n");
+    else if (req->http_minor == 0)
+        buf_puts(&h, "Connection: keep-alive\r\n");
+    if (extra_headers)
+        buf_puts(&h, extra_headers);
+    buf_puts(&h, "\r\n");
+    size_t total;
+    char *data = buf_steal(&h, &total);
+    c->streaming = true;
+    c->stream_wait = false;
+    c->stream_cb = cb;
+    c->stream_ud = ud;
+    conn_write(c, data, total);
+    if (c->state != C_CLOSING)
+        timer_arm(c); /* bounds how long a client may leave the answer unread */
+    return 0;
+}
+
+int http_stream_write(http_req_t *req, char *data, size_t len) {
+    struct http_conn *c = req->conn;
+    if (!c || c->state == C_CLOSING || !c->streaming) {
+        free(data);
+        return ERR_IO;
+    }
+    conn_write(c, data, len);
+    if (c->state == C_CLOSING)
+        return ERR_IO;
+    timer_arm(c); /* progress: the deadline moves on */
+    if (uv_stream_get_write_queue_size(&c->h.stream) > STREAM_HIGH_WATER) {
+        c->stream_wait = true;
+        return HTTP_STREAM_WAIT;
+    }
+    return 0;
+}
+
+void http_stream_end(http_req_t *req, bool complete) {
+    struct http_conn *c = req->conn;
+    if (!c) {
+        req_free(req);
+        return;
+    }
+    c->streaming = c->stream_wait = false;
+    if (c->state == C_CLOSING) {
+        c->req = NULL;
+        req_free(req);
+        return;
+    }
+    /* a body cut short cannot be followed by another answer on this connection */
+    bool close = !req->keep_alive || req->server->draining || !complete;
+    req_free(req);
+    conn_request_done(c, close);
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -921,6 +1020,14 @@ static void conn_close_cb(uv_handle_t *h) {
     if (--c->open_handles > 0)
         return;
     http_server_t *s = c->srv;
+    if (c->streaming) { /* gone in the middle of a streaming answer: tell the streamer, end it */
+        http_req_t *r = c->req;
+        c->streaming = c->stream_wait = false;
+        c->req = NULL;
+        r->conn = NULL;
+        c->stream_cb(r, ERR_IO, c->stream_ud);
+        req_free(r);
+    }
     if (c->req)
         c->req->conn = NULL; /* an asynchronous handler still owns it */
     buf_release(&c->pending);
@@ -1015,8 +1122,8 @@ static void timer_cb(uv_timer_t *t) {
             c->reading = false;
         }
         timer_arm(c);
-    } else if (c->close_after_write)
-        conn_close(c); /* the final answer is stuck on a client that does not read */
+    } else if (c->close_after_write || c->streaming)
+        conn_close(c); /* the final (or a streaming) answer is stuck on a client that does not read */
 }
 
 /* One timer per connection, re-armed lazily: requests only move c->deadline_ms, and the libuv
@@ -1158,6 +1265,7 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
 }
 
 int http_server_port(const http_server_t *s) { return s->port; }
+uv_loop_t *http_server_loop(const http_server_t *s) { return s->loop; }
 int http_server_connections(const http_server_t *s) { return s->nconns; }
 
 static void server_free(http_server_t *s) {

@@ -12,8 +12,11 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "core/winlimit.h"
 
 #define MAX_TYPES 32
+#define MAX_PROVIDERS 16
+#define MAX_GROUPS 16
 #define CLAIM_BATCH 256 /* per type and pass */
 #define RESCUE_EVERY_MS 5000
 #define PURGE_EVERY 120 /* rescue ticks: 10 minutes */
@@ -21,6 +24,23 @@
 struct type_slot {
     const struct job_type *t;
     int running, cap;
+    int prov, group; /* slot indexes; -1: none */
+    job_t *claimed;  /* claim buffer, min(cap, CLAIM_BATCH) entries, allocated on first use and
+                        reused (one claim is in flight at a time) */
+};
+
+/* What the types naming one provider share. */
+struct prov_slot {
+    const char *name; /* the first registered type's string (static storage) */
+    int running, cap;
+    breaker_t br;
+    winlimit_t *lim; /* NULL: QUEUE_LIMITER_MAX is 0 */
+    int gauge;       /* last value given to myloware_provider_circuit_open */
+};
+
+struct group_slot {
+    char *name; /* owned */
+    int running, cap; /* cap 0: none set */
 };
 
 struct dispatcher {
@@ -32,7 +52,15 @@ struct dispatcher {
     struct queue_policy pol;
     struct type_slot types[MAX_TYPES];
     int ntypes;
-    uv_timer_t poll_timer, renew_timer, rescue_timer, drain_timer;
+    struct prov_slot provs[MAX_PROVIDERS];
+    int nprovs;
+    struct group_slot groups[MAX_GROUPS];
+    int ngroups;
+    unsigned rr; /* the type a claim pass starts with (round robin over shared budgets) */
+    uv_timer_t poll_timer, renew_timer, rescue_timer, drain_timer, wake_timer;
+    uv_check_t fin_check;                 /* records the results of one loop turn in one unit */
+    struct job_ctx *fin_head, *fin_tail;  /* results not yet submitted */
+    int64_t wake_at; /* when wake_timer fires (0: not armed) */
     int open_handles;
     bool started, once, claiming, claim_again, draining, drained, closing;
     int rescue_ticks;
@@ -61,6 +89,8 @@ void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...
 }
 
 static void ctx_free(struct job_ctx *ctx) {
+    if (ctx->type->release)
+        ctx->type->release(ctx);
     job_release(&ctx->job);
     free(ctx->error);
     free(ctx->result_url);
@@ -75,9 +105,46 @@ static void unlink_ctx(dispatcher_t *d, struct job_ctx *ctx) {
     if (ctx->next)
         ctx->next->prev = ctx->prev;
     d->nrunning--;
-    for (int i = 0; i < d->ntypes; i++)
-        if (d->types[i].t == ctx->type)
-            d->types[i].running--;
+    struct type_slot *ts = &d->types[ctx->slot];
+    ts->running--;
+    if (ts->prov >= 0)
+        d->provs[ts->prov].running--;
+    if (ts->group >= 0)
+        d->groups[ts->group].running--;
+}
+
+static int64_t mono_ms(void) { return (int64_t)(clock_mono_ns() / 1000000u); }
+
+/* Keeps myloware_provider_circuit_open in step: 1 while the circuit is not closed. */
+static void circuit_gauge(struct prov_slot *p, int64_t now) {
+    int v = breaker_state(&p->br, now) != BREAKER_CLOSED;
+    if (v != p->gauge) {
+        p->gauge = v;
+        buf_t lb;
+        buf_init(&lb, 128);
+        metrics_label(&lb, "provider", p->name);
+        metrics_set(M_PROVIDER_CIRCUIT, lb.data, v);
+        buf_release(&lb);
+    }
+}
+
+/* The job's verdict for its provider's breaker (see dispatcher.h). */
+static void feed_breaker(dispatcher_t *d, struct job_ctx *ctx, enum breaker_verdict v) {
+    struct type_slot *ts = &d->types[ctx->slot];
+    if (ts->prov < 0 || ctx->ticket == BT_DENIED)
+        return;
+    struct prov_slot *p = &d->provs[ts->prov];
+    int64_t now = mono_ms();
+    if (breaker_release(&p->br, ctx->ticket, ctx->ticket_gen, v, now)) {
+        enum breaker_state st = breaker_state(&p->br, now);
+        if (st == BREAKER_OPEN)
+            log_warn("queue", "provider circuit open: its jobs wait", LF_S("provider", p->name),
+                     LF_S("job_id", ctx->job.id), LF_I("recovery_s", (long long)(p->br.recovery_ms / 1000)));
+        else
+            log_info("queue", "provider circuit closed", LF_S("provider", p->name), LF_S("job_id", ctx->job.id));
+    }
+    ctx->ticket = BT_DENIED;
+    circuit_gauge(p, now);
 }
 
 static void check_drained(dispatcher_t *d) {
@@ -90,7 +157,7 @@ static void check_drained(dispatcher_t *d) {
 }
 
 /* Database thread: the transition for the outcome, with the type's side effect on success. */
-static int finish_unit(store_tx_t *tx, void *arg) {
+static int finish_one(store_tx_t *tx, void *arg) {
     struct job_ctx *ctx = arg;
     dispatcher_t *d = ctx->d;
     bool dead;
@@ -109,6 +176,18 @@ static int finish_unit(store_tx_t *tx, void *arg) {
     return ERR_INTERNAL;
 }
 
+/* Database thread: every result of a batch. A plain completion or reschedule is one guarded
+ * UPDATE (atomic alone, nothing to undo when its lease was lost); the others may write more
+ * rows (the type's side effect, the dead-letter hook), so each gets its own savepoint and a
+ * failure undoes only its own writes. */
+static int finish_unit(store_tx_t *tx, void *arg) {
+    for (struct job_ctx *c = arg; c; c = c->fin_next) {
+        bool single = (c->outcome == JO_OK && !c->type->on_complete) || c->outcome == JO_RESCHEDULE;
+        c->rc = single ? finish_one(tx, c) : store_nested(tx, finish_one, c);
+    }
+    return 0;
+}
+
 static const char *outcome_name(const struct job_ctx *ctx, int rc) {
     if (rc == ERR_CONFLICT)
         return "lease_lost";
@@ -123,8 +202,7 @@ static const char *outcome_name(const struct job_ctx *ctx, int rc) {
     return "unknown";
 }
 
-static void finish_done(void *arg, int rc) {
-    struct job_ctx *ctx = arg;
+static void finish_done_one(struct job_ctx *ctx, int rc) {
     dispatcher_t *d = ctx->d;
     double secs = (double)(clock_mono_ns() - ctx->started_ns) / 1e9;
     buf_t lb;
@@ -147,13 +225,41 @@ static void finish_done(void *arg, int rc) {
         d->completed++;
     unlink_ctx(d, ctx);
     ctx_free(ctx);
+}
+
+static void finish_done(void *arg, int rc) {
+    struct job_ctx *c = arg;
+    dispatcher_t *d = c->d;
+    for (struct job_ctx *next; c; c = next) {
+        next = c->fin_next;
+        finish_done_one(c, rc ? rc : c->rc); /* rc: the group's commit failed */
+    }
     check_drained(d);
     if (!d->draining)
         claim(d);
 }
 
+static void fin_check_cb(uv_check_t *h) {
+    dispatcher_t *d = h->data;
+    uv_check_stop(h);
+    struct job_ctx *list = d->fin_head;
+    d->fin_head = d->fin_tail = NULL;
+    if (list)
+        store_submit(d->store, finish_unit, list, finish_done);
+}
+
 void job_finish(struct job_ctx *ctx) {
     ctx->finished = true;
+    dispatcher_t *fd = ctx->d;
+    if (ctx->handed_back) {
+        feed_breaker(fd, ctx, BV_NEUTRAL);
+    } else {
+        /* A permanent error is a success for the breaker: the provider answered. */
+        enum breaker_verdict v = ctx->outcome == JO_RETRY ? BV_FAILURE
+                                 : ctx->outcome == JO_RESCHEDULE ? BV_NEUTRAL
+                                                                 : BV_SUCCESS;
+        feed_breaker(fd, ctx, v);
+    }
     if (ctx->handed_back) { /* drained away: the job is someone else's now */
         dispatcher_t *d = ctx->d;
         unlink_ctx(d, ctx);
@@ -161,7 +267,16 @@ void job_finish(struct job_ctx *ctx) {
         check_drained(d);
         return;
     }
-    store_submit(ctx->d->store, finish_unit, ctx, finish_done);
+    /* recorded with the other results of this loop turn, after it (one unit for all) */
+    dispatcher_t *d = ctx->d;
+    ctx->fin_next = NULL;
+    if (d->fin_tail)
+        d->fin_tail->fin_next = ctx;
+    else
+        d->fin_head = ctx;
+    d->fin_tail = ctx;
+    if (!uv_is_active((uv_handle_t *)&d->fin_check))
+        uv_check_start(&d->fin_check, fin_check_cb);
 }
 
 static void pool_run(uv_work_t *w) {
@@ -176,10 +291,13 @@ static void pool_after(uv_work_t *w, int status) {
     job_finish(ctx);
 }
 
-static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job) {
+static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job, enum breaker_ticket ticket, uint32_t gen) {
     struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
     ctx->d = d;
     ctx->type = slot->t;
+    ctx->slot = (int)(slot - d->types);
+    ctx->ticket = ticket;
+    ctx->ticket_gen = gen;
     ctx->job = *job;
     ctx->loop = d->loop;
     ctx->app = d->app;
@@ -192,6 +310,10 @@ static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job) {
     d->running = ctx;
     d->nrunning++;
     slot->running++;
+    if (slot->prov >= 0)
+        d->provs[slot->prov].running++;
+    if (slot->group >= 0)
+        d->groups[slot->group].running++;
     if (slot->t->kind == JK_POOL) {
         ctx->work.data = ctx;
         if (uv_queue_work(d->loop, &ctx->work, pool_run, pool_after) != 0) {
@@ -225,27 +347,108 @@ static int claim_unit(store_tx_t *tx, void *arg) {
     return 0;
 }
 
+/* Jobs claimed just as their provider's circuit opened (or its limiter filled): back to queued
+ * without using the attempt. */
+struct refuse_req {
+    int n;
+    job_t *jobs;
+};
+
+static int refuse_unit(store_tx_t *tx, void *arg) {
+    struct refuse_req *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        int rc = queue_hand_back(tx, &r->jobs[i]);
+        if (rc && rc != ERR_CONFLICT)
+            return rc;
+    }
+    return 0;
+}
+
+static void refuse_done(void *arg, int rc) {
+    struct refuse_req *r = arg;
+    if (rc)
+        log_error("queue", "cannot give back jobs held by an open circuit; their leases will expire",
+                  LF_S("error", err_name(rc)), LF_I("count", r->n));
+    for (int i = 0; i < r->n; i++)
+        job_release(&r->jobs[i]);
+    free(r->jobs);
+    free(r);
+}
+
+static void wake_cb(uv_timer_t *t) {
+    dispatcher_t *d = t->data;
+    d->wake_at = 0;
+    claim(d);
+}
+
+/* Claims again at now + ms (the earliest time a limiter or an open circuit lets a job go). */
+static void wake_in(dispatcher_t *d, int64_t now, int64_t ms) {
+    if (ms < 1)
+        ms = 1;
+    if (d->wake_at && d->wake_at <= now + ms)
+        return;
+    d->wake_at = now + ms;
+    uv_timer_start(&d->wake_timer, wake_cb, (uint64_t)ms, 0);
+}
+
+/* May a claimed job of this slot start now? Takes its breaker ticket and limiter slot. */
+static bool admit(dispatcher_t *d, struct type_slot *ts, int64_t now, enum breaker_ticket *ticket, uint32_t *gen) {
+    *ticket = BT_DENIED;
+    *gen = 0;
+    if (ts->prov < 0)
+        return true;
+    struct prov_slot *p = &d->provs[ts->prov];
+    if (p->lim && winlimit_available(p->lim, now) <= 0)
+        return false;
+    *ticket = breaker_acquire(&p->br, now, gen);
+    circuit_gauge(p, now);
+    if (*ticket == BT_DENIED)
+        return false;
+    if (p->lim)
+        winlimit_take(p->lim, now);
+    return true;
+}
+
 static void claim_done(void *arg, int rc) {
     struct claim_req *r = arg;
     dispatcher_t *d = r->d;
     d->claiming = false;
     int total = 0;
     bool full = false;
+    int64_t now = mono_ms();
+    struct refuse_req *refused = NULL;
     for (int i = 0; i < r->n; i++) {
         if (rc == 0) {
+            struct type_slot *ts = &d->types[r->per[i].slot];
             for (int k = 0; k < r->per[i].got; k++) {
                 if (d->draining) { /* claimed while the drain began: give it straight back */
                     job_release(&r->per[i].jobs[k]);
                     continue;
                 }
-                start_job(d, &d->types[r->per[i].slot], &r->per[i].jobs[k]);
+                enum breaker_ticket ticket;
+                uint32_t gen;
+                if (!admit(d, ts, now, &ticket, &gen)) {
+                    if (!refused) {
+                        refused = xcalloc(1, sizeof *refused);
+                        refused->jobs = xcalloc((size_t)r->per[i].got, sizeof(job_t));
+                    } else {
+                        refused->jobs = xrealloc(refused->jobs, (size_t)(refused->n + r->per[i].got) * sizeof(job_t));
+                    }
+                    refused->jobs[refused->n++] = r->per[i].jobs[k];
+                    continue;
+                }
+                start_job(d, ts, &r->per[i].jobs[k], ticket, gen);
             }
             total += r->per[i].got;
             full |= r->per[i].got == r->per[i].limit;
         }
-        free(r->per[i].jobs);
     }
     free(r);
+    if (refused) {
+        log_info("queue", "claimed jobs given back: their provider cannot take them now", LF_I("count", refused->n));
+        store_submit(d->store, refuse_unit, refused, refuse_done);
+        d->claim_again = true; /* the budgets changed under the claim: the next pass recomputes them */
+    }
     if (rc)
         log_error("queue", "claim failed", LF_S("error", err_name(rc)));
     if (d->draining)
@@ -258,6 +461,8 @@ static void claim_done(void *arg, int rc) {
     }
 }
 
+static int imin(int a, int b) { return a < b ? a : b; }
+
 static void claim(dispatcher_t *d) {
     if (!d->started || d->draining)
         return;
@@ -265,16 +470,54 @@ static void claim(dispatcher_t *d) {
         d->claim_again = true;
         return;
     }
+    int64_t now = mono_ms();
+    /* What each provider and group can still take in this pass. */
+    int pfree[MAX_PROVIDERS], gfree[MAX_GROUPS];
+    for (int i = 0; i < d->nprovs; i++) {
+        struct prov_slot *p = &d->provs[i];
+        circuit_gauge(p, now);
+        pfree[i] = p->cap - p->running;
+        switch (breaker_state(&p->br, now)) {
+        case BREAKER_CLOSED: break;
+        case BREAKER_OPEN:
+            pfree[i] = 0;
+            wake_in(d, now, breaker_wait_ms(&p->br, now));
+            break;
+        case BREAKER_HALF_OPEN: /* one trial at a time */
+            pfree[i] = p->br.state == BREAKER_HALF_OPEN && p->br.trial_out ? 0 : imin(pfree[i], 1);
+            break;
+        }
+        if (p->lim && pfree[i] > 0) {
+            int avail = winlimit_available(p->lim, now);
+            if (avail <= 0)
+                wake_in(d, now, winlimit_wait_ms(p->lim, now));
+            pfree[i] = imin(pfree[i], avail);
+        }
+    }
+    for (int i = 0; i < d->ngroups; i++)
+        gfree[i] = d->groups[i].cap > 0 ? d->groups[i].cap - d->groups[i].running : CLAIM_BATCH;
     struct claim_req *r = xcalloc(1, sizeof *r);
     r->d = d;
-    for (int i = 0; i < d->ntypes; i++) {
-        int free_slots = d->types[i].cap - d->types[i].running;
-        if (free_slots <= 0)
+    unsigned first = d->ntypes ? d->rr++ % (unsigned)d->ntypes : 0;
+    for (int j = 0; j < d->ntypes; j++) {
+        int i = (int)((first + (unsigned)j) % (unsigned)d->ntypes);
+        struct type_slot *ts = &d->types[i];
+        int limit = imin(ts->cap - ts->running, CLAIM_BATCH);
+        if (ts->prov >= 0)
+            limit = imin(limit, pfree[ts->prov]);
+        if (ts->group >= 0)
+            limit = imin(limit, gfree[ts->group]);
+        if (limit <= 0)
             continue;
-        int limit = free_slots < CLAIM_BATCH ? free_slots : CLAIM_BATCH;
+        if (ts->prov >= 0)
+            pfree[ts->prov] -= limit;
+        if (ts->group >= 0)
+            gfree[ts->group] -= limit;
         r->per[r->n].slot = i;
         r->per[r->n].limit = limit;
-        r->per[r->n].jobs = xcalloc((size_t)limit, sizeof(job_t));
+        if (!ts->claimed) /* not zeroed: the store fills each entry it returns */
+            ts->claimed = xmalloc((size_t)imin(ts->cap, CLAIM_BATCH) * sizeof(job_t));
+        r->per[r->n].jobs = ts->claimed;
         r->n++;
     }
     if (r->n == 0) {
@@ -391,20 +634,70 @@ dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cf
     d->cfg = cfg;
     d->app = app;
     queue_policy_from_config(&d->pol, cfg);
-    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer};
-    for (int i = 0; i < 4; i++) {
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer, &d->wake_timer};
+    for (int i = 0; i < 5; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = d;
     }
-    d->open_handles = 4;
+    uv_check_init(loop, &d->fin_check);
+    d->fin_check.data = d;
+    d->open_handles = 6;
     return d;
 }
 
+static int find_group(dispatcher_t *d, const char *name) {
+    for (int i = 0; i < d->ngroups; i++)
+        if (strcmp(d->groups[i].name, name) == 0)
+            return i;
+    if (d->ngroups >= MAX_GROUPS) {
+        log_error("queue", "too many cap groups; ignored", LF_S("group", name));
+        return -1;
+    }
+    d->groups[d->ngroups] = (struct group_slot){xstrdup(name), 0, 0};
+    return d->ngroups++;
+}
+
+static int find_provider(const dispatcher_t *d, const char *name) {
+    for (int i = 0; name && i < d->nprovs; i++)
+        if (strcmp(d->provs[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+static int add_provider(dispatcher_t *d, const char *name) {
+    int i = find_provider(d, name);
+    if (i >= 0)
+        return i;
+    if (d->nprovs >= MAX_PROVIDERS) {
+        log_error("queue", "too many providers; their caps are not applied", LF_S("provider", name));
+        return -1;
+    }
+    struct prov_slot *p = &d->provs[d->nprovs];
+    *p = (struct prov_slot){.name = name, .cap = (int)config_int(d->cfg, S_PROVIDER_MAX_INFLIGHT), .gauge = -1};
+    breaker_init(&p->br, (int)config_int(d->cfg, S_CIRCUIT_BREAKER_FAILURE_THRESHOLD),
+                 config_int(d->cfg, S_CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S) * 1000);
+    int64_t max = config_int(d->cfg, S_QUEUE_LIMITER_MAX);
+    if (max > 0)
+        p->lim = winlimit_new((int)max, config_int(d->cfg, S_QUEUE_LIMITER_DURATION_MS));
+    circuit_gauge(p, mono_ms());
+    return d->nprovs++;
+}
+
 void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
-    if (d->ntypes >= MAX_TYPES)
+    if (d->ntypes >= MAX_TYPES) {
+        log_error("queue", "too many job types; ignored", LF_S("type", t->name));
         return;
+    }
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
-    d->types[d->ntypes++] = (struct type_slot){t, 0, cap};
+    int prov = t->provider ? add_provider(d, t->provider) : -1;
+    int group = t->cap_group ? find_group(d, t->cap_group) : -1;
+    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL};
+}
+
+void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {
+    int i = find_group(d, group);
+    if (i >= 0)
+        d->groups[i].cap = cap > 0 ? cap : 1;
 }
 
 void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud) {
@@ -461,6 +754,7 @@ void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_
     d->drain_cb = cb;
     d->drain_ud = ud;
     uv_timer_stop(&d->poll_timer);
+    uv_timer_stop(&d->wake_timer);
     log_info("queue", "draining", LF_I("running", d->nrunning), LF_I("grace_ms", (long long)grace_ms));
     if (d->nrunning == 0) {
         check_drained(d);
@@ -478,16 +772,48 @@ static void close_cb(uv_handle_t *h) {
             if (c->type->kind == JK_LOOP)
                 ctx_free(c);
         }
+        for (int i = 0; i < d->nprovs; i++)
+            winlimit_free(d->provs[i].lim);
+        for (int i = 0; i < d->ngroups; i++)
+            free(d->groups[i].name);
+        for (int i = 0; i < d->ntypes; i++)
+            free(d->types[i].claimed);
         free(d);
     }
 }
 
 void dispatcher_close(dispatcher_t *d) {
     d->closing = true;
-    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer};
-    for (int i = 0; i < 4; i++)
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer, &d->wake_timer};
+    for (int i = 0; i < 5; i++)
         uv_close((uv_handle_t *)timers[i], close_cb);
+    uv_close((uv_handle_t *)&d->fin_check, close_cb);
 }
 
 int dispatcher_running(const dispatcher_t *d) { return d->nrunning; }
 uint64_t dispatcher_completed(const dispatcher_t *d) { return d->completed; }
+
+enum breaker_state dispatcher_circuit(const dispatcher_t *d, const char *provider) {
+    int i = d ? find_provider(d, provider) : -1;
+    return i < 0 ? BREAKER_CLOSED : breaker_state(&d->provs[i].br, mono_ms());
+}
+
+int dispatcher_provider_running(const dispatcher_t *d, const char *provider) {
+    int i = d ? find_provider(d, provider) : -1;
+    return i < 0 ? 0 : d->provs[i].running;
+}
+
+int dispatcher_group_running(const dispatcher_t *d, const char *group) {
+    for (int i = 0; d && i < d->ngroups; i++)
+        if (strcmp(d->groups[i].name, group) == 0)
+            return d->groups[i].running;
+    return 0;
+}
+
+int dispatcher_providers(const dispatcher_t *d, const char **names, int max) {
+    if (!d)
+        return 0;
+    for (int i = 0; i < d->nprovs && i < max; i++)
+        names[i] = d->provs[i].name;
+    return d->nprovs;
+}

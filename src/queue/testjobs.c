@@ -1,6 +1,6 @@
 /*
  * testjobs: job types that exist only with ENVIRONMENT=test, for the crash, concurrency, drain
- * and benchmark tests. test.effect records its side effect under a unique key in the same
+ * benchmark and circuit tests. test.effect records its side effect under a unique key in the same
  * transaction as its completion, so a job done twice would break the key.
  */
 #include "queue/testjobs.h"
@@ -50,6 +50,10 @@ static const struct job_type types[] = {
     {.name = "test.effect", .kind = JK_LOOP, .concurrency = 512, .run_loop = run_now, .on_complete = record_effect},
     {.name = "test.sleep", .kind = JK_POOL, .run_pool = run_sleep},
     {.name = "test.fail", .kind = JK_LOOP, .run_loop = run_fail},
+    /* test.fail behind provider "test": its failures open the provider's circuit */
+    {.name = "test.provider", .kind = JK_LOOP, .run_loop = run_fail, .provider = "test"},
+    /* test.sleep in the "media" cap group (TRANSCODE_MAX_CONCURRENCY) */
+    {.name = "test.media", .kind = JK_POOL, .run_pool = run_sleep, .cap_group = "media"},
 };
 
 void testjobs_register(dispatcher_t *d) {

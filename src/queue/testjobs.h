@@ -1,5 +1,6 @@
 /* testjobs: job types for tests (ENVIRONMENT=test only): test.noop, test.effect, test.sleep,
- * test.fail. */
+ * test.fail, test.provider (test.fail behind provider "test"), test.media (test.sleep in the
+ * "media" cap group). */
 #ifndef MYLOWARE_QUEUE_TESTJOBS_H
 #define MYLOWARE_QUEUE_TESTJOBS_H
 
