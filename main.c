@@ -136,6 +136,23 @@ static int cmd_routes(config_t *cfg, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static int cmd_backup(config_t *cfg, int argc, char **argv) {
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error("backup", argc == 0 ? "the backup path is missing" : "one path expected",
+                           argc > 0 ? argv[argc > 1 ? 1 : 0] : NULL);
+    struct store_backup_info info;
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = store_backup(cfg, argv[0], &info, &err);
+    if (rc != 0)
+        fprintf(stderr, "myloware backup: %s\n", err.data ? err.data : "failed");
+    else
+        printf("backup written to %s (%lld bytes, schema version %d, integrity ok)\n", argv[0],
+               (long long)info.bytes, info.schema_version);
+    buf_release(&err);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static const struct command commands[] = {
     {"serve", NULL, cmd_serve, "serve [--role all|api] [--config FILE] [--SETTING VALUE ...]",
      "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or SIGINT.\n"
@@ -145,6 +162,11 @@ static const struct command commands[] = {
      "is ready; --concurrency sets the worker threads. SIGTERM drains like serve."},
     {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
      "Applies pending schema migrations in one transaction and prints the schema version."},
+    {"backup", NULL, cmd_backup, "backup PATH [--config FILE]",
+     "Writes a consistent copy of the SQLite database to PATH (a new file) with SQLite's online\n"
+     "backup API: safe while the server runs and writes. The copy is checked (integrity_check)\n"
+     "and appears under PATH only once complete. Restore: stop the server, copy the backup over\n"
+     "the DATABASE_URL file, delete that file's -wal and -shm files, start the server."},
     {"version", NULL, cmd_version, "version", "Prints the version and the build options."},
     {"config", "show", cmd_config_show, "config show [--config FILE]",
      "Prints the effective settings and where each comes from; secrets as ***."},
