@@ -33,7 +33,7 @@ OUT=build/fuzz
 BIN=$OUT/fuzz_http
 LLHTTP_SRC=${LLHTTP_SRC:-/usr/share/llhttp}
 LLHTTP_INC=${LLHTTP_INC:-/usr/share/include/llhttp}
-PKGS=(libuv sqlite3 jansson libavformat libavcodec libavutil libcurl)
+PKGS=(libuv sqlite3 jansson libavformat libavcodec libavutil libswscale libswresample libavfilter libcurl) # as the Makefile's
 
 # ---- build --------------------------------------------------------------------------------
 
