@@ -182,6 +182,10 @@ http_get() { # port path: prints the whole answer (Connection: close)
 }
 
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+# rss_split pid: "anon file" KiB (private memory; pages of mapped files, mostly shared libraries)
+rss_split() { awk '/^RssAnon:/ {a = $2} /^RssFile:/ {f = $2} END {print a + 0, f + 0}' "/proc/$1/status" 2>/dev/null; }
+# lib_rss pid: KiB of RSS in mappings of shared libraries (.so files), from smaps
+lib_rss() { awk '/^[0-9a-f]+-[0-9a-f]+ / {lib = ($6 ~ /\.so/)} lib && /^Rss:/ {k += $2} END {print k + 0}' "/proc/$1/smaps" 2>/dev/null; }
 
 kib_mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
@@ -396,7 +400,9 @@ MAIN_PID=$MPID MAIN_PORT=$MPORT
 sleep 1
 IDLE_RSS=$(rss_kib "$MAIN_PID")
 echo "myloware (default settings, LOG_LEVEL=info) pid $MAIN_PID on 127.0.0.1:$MAIN_PORT"
-echo "  idle RSS after start: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB)"
+read -r IDLE_ANON IDLE_FILE <<<"$(rss_split "$MAIN_PID")"
+IDLE_LIBS=$(lib_rss "$MAIN_PID")
+echo "  idle RSS after start: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB): RssAnon $(kib_mib "$IDLE_ANON") MiB, RssFile $(kib_mib "$IDLE_FILE") MiB; in shared-library mappings $(kib_mib "$IDLE_LIBS") MiB ($(readelf -d "$MYLOWARE" 2>/dev/null | grep -c NEEDED) direct libraries)"
 
 READY="$TMP/idle.ready"
 $SETSID "$TMP/idle_conns" 127.0.0.1 "$MAIN_PORT" "$IDLE_CONNS" /health "$READY" 120 2>"$TMP/idle_conns.log" &
@@ -555,6 +561,8 @@ check_http myloware "(default, LOG_LEVEL=info)" 1
 v=$(verdict "$IDLE_RSS < $T_IDLE_MIB * 1024")
 [[ $v == FAIL ]] && ((FAILS++))
 row "idle RSS after start" "< $T_IDLE_MIB MiB" "$(kib_mib "$IDLE_RSS") MiB" "$v"
+OWN=$((IDLE_RSS - IDLE_LIBS))
+row "  of it outside shared libraries" "< $T_IDLE_MIB MiB" "$(kib_mib "$OWN") MiB" "$(verdict "$OWN < $T_IDLE_MIB * 1024") (informational)"
 v=$(verdict "$CONNS_RSS < $T_CONNS_MIB * 1024 && $IDLE_OK == $IDLE_CONNS && $HELD_RC == 0")
 [[ $v == FAIL ]] && ((FAILS++))
 row "RSS with $IDLE_CONNS idle keep-alive conns" "< $T_CONNS_MIB MiB, all held open" \
