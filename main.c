@@ -17,6 +17,7 @@
 #include "cli/jobs.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "media/cli.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -147,6 +148,20 @@ static const struct command commands[] = {
      "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
     {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
     {"routes", NULL, cmd_routes, "routes", "Lists the HTTP routes: method, pattern, authentication."},
+    {"media", "transcode", media_cmd_transcode,
+     "media transcode IN OUT --size WxH [--fps N] [--threads N] [--thumbnail JPG]",
+     "Transcodes IN to H.264/AAC MP4 (TRANSCODE_PRESET, TRANSCODE_CRF), scaled and padded to WxH\n"
+     "times RENDER_SCALE, at N frames per second (30). --threads 0 (default): automatic."},
+    {"media", "render", media_cmd_render,
+     "media render CLIP [--overlay TEXT] ... --output OUT --size WxH [--fps N] [--thumbnail JPG]",
+     "Concatenates the clips in order, each scaled and padded, with its overlay text (RENDER_FONT)."},
+    {"media", "probe", media_cmd_probe, "media probe FILE",
+     "Prints a media file's codecs, size, rate, durations and whether moov is before mdat (JSON)."},
+    {"media", "synth", media_cmd_synth,
+     "media synth OUT [--size WxH] [--fps N] [--seconds S] [--number N] [--codec C] [--no-audio]",
+     "Writes a test clip (moving pattern, the number drawn on it, a tone): the fake provider's clips."},
+    {"media", "thumbnail", media_cmd_thumbnail, "media thumbnail IN OUT.jpg",
+     "Writes a JPEG of IN at 1 s (or the middle of shorter clips)."},
     /* client commands: MYLOWARE_URL, MYLOWARE_API_KEY (API_KEY when empty) */
     {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
      "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},

@@ -22,8 +22,11 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "media/jobs.h"
 #include "queue/dispatcher.h"
 #include "queue/testjobs.h"
+#include "storage/storage.h"
+#include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
     buf_t err;
@@ -198,8 +201,10 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
     dispatcher_set_group_cap(app->dispatcher, "media", (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
+    media_jobs_register(app->dispatcher, app->cfg);
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);
+    workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
 }
 
@@ -219,7 +224,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (workers <= 0)
         workers = (int)uv_available_parallelism();
     char nthreads[24];
-    snprintf(nthreads, sizeof nthreads, "%d", workers);
+    /* + 2: file answers (http/file.c) and storage uv_fs_* calls share libuv's pool; the pool job
+     * types are capped at `workers`, so these threads stay free for them while transcodes run */
+    snprintf(nthreads, sizeof nthreads, "%d", workers + 2);
     setenv("UV_THREADPOOL_SIZE", nthreads, 1);
 
     if (app_migrate(cfg, &app->store) != 0)
@@ -227,6 +234,25 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
         log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
                  LF_S("error", strerror(errno)));
+    buf_t serr;
+    buf_init(&serr, 1024);
+    if (storage_open(cfg, &app->storage, &serr) != 0) {
+        log_error("app", "cannot open the media storage", LF_S("error", serr.data ? serr.data : ""));
+        buf_release(&serr);
+        store_close(app->store);
+        return 1;
+    }
+    buf_release(&serr);
+    buf_t werr;
+    buf_init(&werr, 4096);
+    if (workflow_new(app, &app->workflow, &werr) != 0) {
+        log_error("app", "cannot load the projects", LF_S("error", werr.data ? werr.data : ""));
+        buf_release(&werr);
+        storage_free(app->storage);
+        store_close(app->store);
+        return 1;
+    }
+    buf_release(&werr);
     uv_loop_init(&app->loop);
     log_batch_begin();
     uv_prepare_init(&app->loop, &app->log_prepare);
@@ -237,6 +263,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     bool worker = strcmp(opts->role, "worker") == 0;
     if (!worker && start_http(app) != 0)
         goto out;
+    if (app->http)
+        storage_set_port(app->storage, http_server_port(app->http));
     if (strcmp(opts->role, "api") != 0)
         start_dispatcher(app, workers, opts->once);
     if (worker)
@@ -267,6 +295,8 @@ out:
     for (int i = 0; i < RL__COUNT; i++)
         ratelimit_free(app->limiters[i]);
     store_close(app->store);
+    storage_free(app->storage);
+    workflow_free(app->workflow);
     metrics_release();
     if (app->exit_code == 0)
         log_info("app", "stopped");

@@ -15,6 +15,11 @@
 
 struct health;
 struct dispatcher;
+struct storage;
+struct http_client;
+struct providers;
+struct fakes;
+struct workflow;
 
 typedef struct app {
     uv_loop_t loop;
@@ -24,6 +29,12 @@ typedef struct app {
     ratelimit_t *limiters[HTTP_MAX_RATE_CLASSES];
     struct health *health;
     struct dispatcher *dispatcher; /* NULL with --role api */
+    struct storage *storage;       /* media files (storage/storage.h); shared with the workers */
+    /* providers (src/providers/providers.h): created after the HTTP server listens */
+    struct http_client *client;    /* the one outgoing HTTP client */
+    struct providers *providers;   /* provider calls, real or pointed at the fakes */
+    struct fakes *fakes;           /* /_fake/... routes; NULL in production */
+    struct workflow *workflow;     /* the run engine and the projects (workflow/workflow.h) */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
     int signals_seen;

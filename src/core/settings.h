@@ -101,13 +101,15 @@
     X(ALLOWED_MEDIA_DOMAINS, CT_STR, "", 0, 0, NULL, CF_LIST, "When set, the only download hosts")  \
     X(WEBHOOK_EARLY_TTL_S, CT_INT, "600", 0, 86400, NULL, 0,                                        \
       "How long a webhook for an unknown task is kept")                                            \
+    X(PROJECTS_DIR, CT_STR, "./projects", 0, 0, NULL, 0, "Directory of the project files (<name>.json)") \
     X(V2_WAIT_MS, CT_INT, "30000", 0, 600000, NULL, 0, "Longest wait of the v2 routes")             \
     /* media */                                                                                    \
     X(MEDIA_DIR, CT_STR, "./data/media", 0, 0, NULL, 0, "Local media directory")                    \
     X(STORAGE_BACKEND, CT_ENUM, "local", 0, 0, "local|s3", 0, "Where media is stored")              \
     X(S3_BUCKET, CT_STR, "", 0, 0, NULL, 0, "S3 bucket")                                            \
     X(S3_PREFIX, CT_STR, "", 0, 0, NULL, 0, "S3 key prefix")                                        \
-    X(S3_ENDPOINT, CT_STR, "", 0, 0, NULL, 0, "S3 endpoint (empty: AWS)")                           \
+    X(S3_ENDPOINT, CT_STR, "", 0, 0, NULL, 0,                                                       \
+      "S3 endpoint: empty for AWS; with {bucket} in it, virtual-host style; else path style")     \
     X(S3_REGION, CT_STR, "us-east-1", 0, 0, NULL, 0, "S3 region")                                   \
     X(AWS_ACCESS_KEY_ID, CT_STR, "", 0, 0, NULL, CF_SECRET, "S3 access key id")                     \
     X(AWS_SECRET_ACCESS_KEY, CT_STR, "", 0, 0, NULL, CF_SECRET, "S3 secret key")                    \

@@ -80,6 +80,8 @@ typedef struct http_server_opts {
 
 /* Creates the server and binds/listens. Returns 0 or a negative ERR_* (message logged). */
 int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server_t **out);
+/* The loop the server runs on. */
+uv_loop_t *http_server_loop(const http_server_t *s);
 /* The bound port (useful with port 0). */
 int http_server_port(const http_server_t *s);
 /* Open connections. */
@@ -125,5 +127,30 @@ void http_respond_error(http_req_t *req, int status, const char *code, const cha
                         json_t *extra, const char *extra_headers);
 /* Same, with the status and code from an ERR_* value. */
 void http_respond_err(http_req_t *req, int err, const char *detail);
+
+/*
+ * Streaming answers, for bodies too large to hold in memory (files, http/file.c). The handler
+ * starts the answer with its status, headers and Content-Length, then writes the body in
+ * chunks, then ends it; answers to pipelined requests behind it wait until it has ended.
+ *
+ *   http_stream_begin: sends the head (not for HEAD requests: answer those with http_respond
+ *     and a NULL body). Returns 0, or ERR_IO when the client has gone (req is then freed and
+ *     cb is never called), ERR_INVAL for a HEAD request or no cb (req untouched).
+ *   http_stream_write: queues data (malloc'd, taken). Returns 0: write more now;
+ *     HTTP_STREAM_WAIT: more than the stream high-water mark is unsent, write again only once
+ *     cb(req, 0, ud) has been called (the socket drained below half the mark); ERR_IO: the
+ *     connection is going away (do not write again; cb(req, ERR_IO, ud) follows).
+ *   cb(req, ERR_IO, ud): the client went away or stopped reading for HTTP_IDLE_TIMEOUT_MS; req
+ *     is freed when cb returns: the streamer must drop it and never call http_stream_* again.
+ *   http_stream_end: the answer is complete (complete=true) or cut short (false: the
+ *     connection closes after what was queued). req is gone afterwards; cb is not called again.
+ * All on the loop thread.
+ */
+#define HTTP_STREAM_WAIT 1
+typedef void (*http_stream_cb)(http_req_t *req, int status, void *ud);
+int http_stream_begin(http_req_t *req, int status, const char *content_type, uint64_t content_length,
+                      const char *extra_headers, http_stream_cb cb, void *ud);
+int http_stream_write(http_req_t *req, char *data, size_t len);
+void http_stream_end(http_req_t *req, bool complete);
 
 #endif

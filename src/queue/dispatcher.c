@@ -100,6 +100,8 @@ void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...
 }
 
 static void ctx_free(struct job_ctx *ctx) {
+    if (ctx->type->release)
+        ctx->type->release(ctx);
     job_release(&ctx->job);
     free(ctx->error);
     free(ctx->result_url);
