@@ -320,6 +320,29 @@ Test(media, transcode_variable_frame_rate_input_to_constant_rate) {
     check_output(path("low.mp4"), 128, 224, 15, 1.0);
 }
 
+static void synth_audio(const char *name, double video_s, double audio_s) {
+    struct media_synth_opts o = {.output = path(name), .width = 96, .height = 160, .fps = 30, .seconds = video_s,
+                                 .clip_number = 2, .audio_seconds = audio_s};
+    buf_reset(&err);
+    cr_assert_eq(media_synth_clip(&o, &err), 0, "synth %s: %s", name, err.data);
+    struct media_info mi = probe(path(name));
+    cr_assert(fabs(mi.audio_duration - audio_s) < 0.05, "%s: audio %f s", name, mi.audio_duration);
+}
+
+Test(media, audio_longer_or_shorter_than_the_video_is_cut_or_padded) {
+    /* Matroska declares no per-stream length: the container's (the audio's) is what the
+     * truncation check sees, and a song outlasting the clip must not look like a cut file */
+    synth_audio("long.mkv", 1.0, 3.0);
+    cr_assert_eq(transcode("long.mkv", "a.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("a.mp4"), 96, 160, 30, 1.0);
+    synth_audio("long.mp4", 1.0, 3.0);
+    cr_assert_eq(transcode("long.mp4", "b.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("b.mp4"), 96, 160, 30, 1.0);
+    synth_audio("short.mp4", 1.5, 0.5);
+    cr_assert_eq(transcode("short.mp4", "c.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("c.mp4"), 96, 160, 30, 1.5);
+}
+
 Test(media, transcode_rejects_odd_or_out_of_range_output) {
     synth("in.mp4", 64, 112, 30, 0.5, NULL, false, false);
     cr_expect_eq(transcode("in.mp4", "out.mp4", 63, 112, 30, NULL), ERR_INVAL);
