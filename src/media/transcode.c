@@ -527,7 +527,11 @@ static int check_clip(const struct clip *c, buf_t *err) {
     if (c->declared > 0) {
         /* against the container's length, the audio may be what reaches it */
         double covered = c->declared_is_video ? c->vend - c->vstart : fmax(c->vend, c->aend) - c->start;
-        double tol = fmax(0.25, 0.05 * c->declared);
+        /* a frame or two of slack for rounding and edit lists, no more: a cut in the last
+         * seconds of a file is still a cut */
+        AVRational fr = c->ic->streams[c->vi]->avg_frame_rate;
+        double frame = fr.num > 0 && fr.den > 0 ? 1 / av_q2d(fr) : 0.04;
+        double tol = fmax(0.1, 0.02 * c->declared) + frame;
         if (covered < c->declared - tol)
             return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated: it ends at %.2f s of the %.2f s it declares", c->path,
                               covered, c->declared);
