@@ -161,9 +161,10 @@ int storage_media_path(const char *key, char *out, size_t cap);
 int storage_url(const storage_t *s, const char *key, int64_t now, char *out, size_t cap);
 
 /*
- * S3 backend: a SigV4 presigned GET URL for key (query auth: X-Amz-Algorithm, X-Amz-Credential,
- * X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders=host, X-Amz-Signature; payload
- * UNSIGNED-PAYLOAD), signed at now (Unix seconds, so tests fix the clock), valid expires_s
+ * S3 backend: a SigV4 presigned GET URL for key (query auth: X-Amz-Algorithm,
+ * X-Amz-Content-Sha256=UNSIGNED-PAYLOAD, X-Amz-Credential, X-Amz-Date, X-Amz-Expires,
+ * X-Amz-Signature, X-Amz-SignedHeaders=host, x-id=GetObject: the AWS SDK's presigner's URL, byte
+ * for byte), signed at now (Unix seconds, so tests fix the clock), valid expires_s
  * seconds (1..604800). Pure, any thread. ERR_INVAL (not s3, bad key, bad expiry), ERR_TOOBIG.
  */
 int storage_presign(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,

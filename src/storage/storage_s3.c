@@ -97,6 +97,7 @@ static void s3_free(storage_t *s) {
     }
     free(c);
     s->impl = NULL;
+    curl_global_cleanup();
 }
 
 static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
@@ -144,6 +145,12 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
         p = slash + 1;
     }
 
+    /* once, at open (start-up, one thread): libcurl's global state is not set up lazily from
+     * the worker threads then; reference-counted, undone in s3_free */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        buf_puts(err, "STORAGE_BACKEND=s3: cannot initialise libcurl");
+        return ERR_IO;
+    }
     struct s3 *c = xcalloc(1, sizeof *c);
     s->impl = c;
     c->bucket = xstrdup(bucket);
@@ -151,7 +158,10 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
     c->akid = xstrdup(akid);
     c->secret = xstrdup(secret);
     c->prefix = xmalloc(pn + 2);
-    snprintf(c->prefix, pn + 2, "%s%s", pfx, pn ? "/" : "");
+    memcpy(c->prefix, pfx, pn);
+    if (pn)
+        c->prefix[pn++] = '/';
+    c->prefix[pn] = '\0';
     snprintf(c->sigv4, sizeof c->sigv4, "aws:amz:%s:s3", region);
 
     char auth[300];
@@ -265,12 +275,14 @@ static int s3_presign(const storage_t *s, const char *key, int64_t now, int64_t 
     if (uri_encode(&path, raw.data, true))
         goto out;
     buf_printf(&cred, "%s/%s/%s/s3/aws4_request", c->akid, date, c->region);
-    /* canonical query: names in byte order, values URI-encoded */
-    buf_puts(&query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=");
+    /* canonical query: names in byte order, values URI-encoded. The same parameters as the AWS
+     * SDK's presigner (X-Amz-Content-Sha256, x-id), so the URLs are the SDK's byte for byte. */
+    buf_puts(&query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential=");
     if (uri_encode(&query, cred.data, false))
         goto out;
-    buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%lld&X-Amz-SignedHeaders=host", amzdate,
-               (long long)expires_s);
+    buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%lld", amzdate, (long long)expires_s);
+    size_t sig_at = query.len; /* X-Amz-Signature sorts here, before X-Amz-SignedHeaders */
+    buf_puts(&query, "&X-Amz-SignedHeaders=host&x-id=GetObject");
     if (buf_printf(&creq, "GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", path.data, query.data,
                    c->authority))
         goto out;
@@ -292,8 +304,8 @@ static int s3_presign(const storage_t *s, const char *key, int64_t now, int64_t 
     crypto_hmac_sha256(k4, 32, sts.data, sts.len, sig);
     memset(kstart, 0, sizeof kstart);
     crypto_hex(sig, 32, hex);
-    int n = snprintf(out, cap, "%s://%s%s?%s&X-Amz-Signature=%s", c->scheme, c->authority, path.data,
-                     query.data, hex);
+    int n = snprintf(out, cap, "%s://%s%s?%.*s&X-Amz-Signature=%s%s", c->scheme, c->authority, path.data,
+                     (int)sig_at, query.data, hex, query.data + sig_at);
     rc = n < 0 || (size_t)n >= cap ? ERR_TOOBIG : 0;
 out:
     buf_release(&raw);
