@@ -22,9 +22,11 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "media/jobs.h"
 #include "queue/dispatcher.h"
 #include "queue/testjobs.h"
 #include "storage/storage.h"
+#include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
     buf_t err;
@@ -199,8 +201,10 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
     dispatcher_set_group_cap(app->dispatcher, "media", (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
+    media_jobs_register(app->dispatcher, app->cfg);
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);
+    workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
 }
 
@@ -239,6 +243,16 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
         return 1;
     }
     buf_release(&serr);
+    buf_t werr;
+    buf_init(&werr, 4096);
+    if (workflow_new(app, &app->workflow, &werr) != 0) {
+        log_error("app", "cannot load the projects", LF_S("error", werr.data ? werr.data : ""));
+        buf_release(&werr);
+        storage_free(app->storage);
+        store_close(app->store);
+        return 1;
+    }
+    buf_release(&werr);
     uv_loop_init(&app->loop);
     log_batch_begin();
     uv_prepare_init(&app->loop, &app->log_prepare);
@@ -282,6 +296,7 @@ out:
         ratelimit_free(app->limiters[i]);
     store_close(app->store);
     storage_free(app->storage);
+    workflow_free(app->workflow);
     metrics_release();
     if (app->exit_code == 0)
         log_info("app", "stopped");

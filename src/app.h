@@ -19,6 +19,7 @@ struct storage;
 struct http_client;
 struct providers;
 struct fakes;
+struct workflow;
 
 typedef struct app {
     uv_loop_t loop;
@@ -33,6 +34,7 @@ typedef struct app {
     struct http_client *client;    /* the one outgoing HTTP client */
     struct providers *providers;   /* provider calls, real or pointed at the fakes */
     struct fakes *fakes;           /* /_fake/... routes; NULL in production */
+    struct workflow *workflow;     /* the run engine and the projects (workflow/workflow.h) */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
     int signals_seen;

@@ -48,6 +48,17 @@ void api_media_transcoded(http_req_t *req);
 void api_media_video(http_req_t *req);
 void api_media_thumbnail(http_req_t *req);
 
+/* runs.c: the v1 run routes (api.md §4); webhooks.c: provider deliveries (api.md §6) */
+void api_run_start(http_req_t *req);
+void api_runs_list(http_req_t *req);
+void api_run_get(http_req_t *req);
+void api_run_artifacts(http_req_t *req);
+void api_run_approve(http_req_t *req);
+void api_run_cancel(http_req_t *req);
+void api_run_feedback_add(http_req_t *req);
+void api_run_feedback_list(http_req_t *req);
+void api_webhook_sora(http_req_t *req);
+
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);
 

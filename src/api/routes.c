@@ -18,6 +18,15 @@ const struct route api_routes[] = {
     {"GET", "/v1/media/transcoded/{file}", api_media_transcoded, 0, RL_NONE},
     {"GET", "/v1/media/video/{id}", api_media_video, 0, RL_NONE},
     {"GET", "/v1/media/thumbnails/{file}", api_media_thumbnail, 0, RL_NONE},
+    {"POST", "/v1/runs/start", api_run_start, R_AUTH | R_JSON, RL_RUN},
+    {"GET", "/v1/runs", api_runs_list, R_AUTH, RL_NONE},
+    {"GET", "/v1/runs/{id}", api_run_get, R_AUTH, RL_NONE},
+    {"GET", "/v1/runs/{id}/artifacts", api_run_artifacts, R_AUTH, RL_NONE},
+    {"POST", "/v1/runs/{id}/approve", api_run_approve, R_AUTH | R_JSON, RL_APPROVE},
+    {"POST", "/v1/runs/{id}/cancel", api_run_cancel, R_AUTH | R_JSON, RL_APPROVE},
+    {"POST", "/v1/runs/{id}/feedback", api_run_feedback_add, R_AUTH | R_JSON, RL_NONE},
+    {"GET", "/v1/runs/{id}/feedback", api_run_feedback_list, R_AUTH, RL_NONE},
+    {"POST", "/v1/webhooks/sora", api_webhook_sora, R_WEBHOOK | R_RAW, RL_NONE},
     {"POST", "/_test/jobs", api_test_jobs, R_AUTH | R_JSON, RL_NONE}, /* ENVIRONMENT=test only */
 };
 

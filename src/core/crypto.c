@@ -60,11 +60,28 @@ static void random16(uint8_t b[16]) {
     used += 16;
 }
 
+static void uuid_format(const uint8_t b[16], char out[CRYPTO_UUID_LEN]);
+
 void crypto_uuid4(char out[CRYPTO_UUID_LEN]) {
     uint8_t b[16];
     random16(b);
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
+}
+
+void crypto_uuid7(char out[CRYPTO_UUID_LEN], int64_t ms_epoch) {
+    uint8_t b[16];
+    random16(b);
+    uint64_t ms = (uint64_t)ms_epoch;
+    for (int i = 0; i < 6; i++)
+        b[i] = (uint8_t)(ms >> (40 - 8 * i));
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x70);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    uuid_format(b, out);
+}
+
+static void uuid_format(const uint8_t b[16], char out[CRYPTO_UUID_LEN]) {
     static const char hx[] = "0123456789abcdef";
     int o = 0;
     for (int i = 0; i < 16; i++) {

@@ -16,6 +16,10 @@
 void crypto_random(void *out, size_t n);
 /* Writes a random lowercase UUIDv4 ("xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx"). */
 void crypto_uuid4(char out[CRYPTO_UUID_LEN]);
+/* A UUIDv7 (RFC 9562): 48 bits of ms_epoch, then 74 random bits. Ids made later sort later
+ * (across milliseconds), so a B-tree keyed by them grows at its right edge instead of at
+ * random pages (the job table's primary key). Any thread. */
+void crypto_uuid7(char out[CRYPTO_UUID_LEN], int64_t ms_epoch);
 /* True when s is a canonical UUID (any version, either case). */
 bool crypto_is_uuid(const char *s, size_t n);
 

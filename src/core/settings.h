@@ -101,6 +101,7 @@
     X(ALLOWED_MEDIA_DOMAINS, CT_STR, "", 0, 0, NULL, CF_LIST, "When set, the only download hosts")  \
     X(WEBHOOK_EARLY_TTL_S, CT_INT, "600", 0, 86400, NULL, 0,                                        \
       "How long a webhook for an unknown task is kept")                                            \
+    X(PROJECTS_DIR, CT_STR, "./projects", 0, 0, NULL, 0, "Directory of the project files (<name>.json)") \
     X(V2_WAIT_MS, CT_INT, "30000", 0, 600000, NULL, 0, "Longest wait of the v2 routes")             \
     /* media */                                                                                    \
     X(MEDIA_DIR, CT_STR, "./data/media", 0, 0, NULL, 0, "Local media directory")                    \

@@ -69,6 +69,17 @@ static void run_group(store_t *s, struct unit *list) {
     }
 }
 
+int store_nested(store_tx_t *tx, store_fn fn, void *arg) {
+    store_t *s = tx->s;
+    if (s->ops->savepoint(s) != 0)
+        return ERR_DB;
+    int rc = fn(tx, arg);
+    if (rc)
+        s->ops->rollback_to(s);
+    s->ops->release(s);
+    return rc;
+}
+
 #define BUSY_STREAK_NS 50000000ull /* after 50 ms of back-to-back transactions... */
 #define YIELD_NS 1000000L           /* ...pause 1 ms so writers in other processes get a turn */
 
@@ -356,4 +367,41 @@ int store_migrations(struct migration *out, int max) {
         p = line_end;
     }
     return n;
+}
+
+/* ---- runs and their companions ------------------------------------------------------------- */
+
+void run_release(run_t *r) {
+    free(r->brief);
+    free(r->user_id);
+    free(r->telegram_chat_id);
+    free(r->artifacts);
+    free(r->context);
+    free(r->error);
+    free(r->public_token);
+    r->brief = r->user_id = r->telegram_chat_id = r->artifacts = r->context = r->error = r->public_token = NULL;
+}
+
+void run_event_release(run_event_t *e) {
+    free(e->message);
+    free(e->data);
+    e->message = e->data = NULL;
+}
+
+void artifact_release(artifact_t *a) {
+    free(a->content);
+    free(a->uri);
+    free(a->metadata);
+    free(a->dedupe);
+    a->content = a->uri = a->metadata = a->dedupe = NULL;
+}
+
+void inbox_item_release(inbox_item_t *w) {
+    free(w->payload);
+    w->payload = NULL;
+}
+
+void feedback_release(feedback_t *f) {
+    free(f->comment);
+    f->comment = NULL;
 }

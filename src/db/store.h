@@ -74,6 +74,94 @@ struct queue_counts {
     double oldest_ready_age_s;
 };
 
+
+/* ---- runs, run events, artifacts, tasks, webhook inbox, idempotency keys, feedback ----
+ * (statuses and steps, and what each transition means: workflow/run.h). Times are ms. */
+
+#define RUN_ID_LEN 37
+#define RUN_WORKFLOW_MAX 65
+#define RUN_STATUS_MAX 32
+#define RUN_STEP_MAX 24
+
+typedef struct run {
+    char id[RUN_ID_LEN];
+    char workflow[RUN_WORKFLOW_MAX];
+    char status[RUN_STATUS_MAX];
+    char step[RUN_STEP_MAX]; /* "" when none */
+    char *brief;             /* owned */
+    char *user_id, *telegram_chat_id; /* owned, may be NULL */
+    char *artifacts; /* owned JSON object text: the run's artifacts view (api.md §4) */
+    char *context;   /* owned JSON object text: the engine's private state (never shown) */
+    char *error;     /* owned, may be NULL */
+    int clips_expected, clips_ready;
+    char *public_token; /* owned, may be NULL */
+    int64_t public_expires_at, created_at, updated_at;
+} run_t;
+
+/* Frees the owned strings (not the struct). */
+void run_release(run_t *r);
+
+struct run_filter {
+    const char *status, *workflow; /* NULL: any */
+    int64_t before_created;        /* cursor: runs strictly older than (before_created, before_id) */
+    const char *before_id;         /* NULL: no cursor */
+    int limit;
+};
+
+typedef struct run_event {
+    int64_t id; /* set by run_event_add: increasing, the SSE event id */
+    char run_id[RUN_ID_LEN];
+    char kind[12];            /* "run" or "artifact" */
+    char status[RUN_STATUS_MAX], step[RUN_STEP_MAX];
+    char *message;            /* owned, may be NULL */
+    char *data;               /* owned JSON text, may be NULL ("{}") */
+    int64_t at;
+} run_event_t;
+void run_event_release(run_event_t *e);
+
+typedef struct artifact {
+    char id[RUN_ID_LEN];
+    char run_id[RUN_ID_LEN];
+    char type[48];
+    char persona[24];  /* "" when none */
+    char *content;     /* owned, may be NULL */
+    char *uri;         /* owned, may be NULL */
+    char *metadata;    /* owned JSON object text, may be NULL ("{}") */
+    char *dedupe;      /* owned, may be NULL: one artifact per (run, dedupe) */
+    int64_t created_at;
+} artifact_t;
+void artifact_release(artifact_t *a);
+
+typedef struct inbox_item {
+    int64_t id;
+    char provider[16];
+    char delivery_id[256];
+    char event_type[64];
+    char task_id[128];
+    char run_id[RUN_ID_LEN]; /* "" when unknown */
+    char *payload;           /* owned raw body */
+    char status[12];         /* accepted, ignored, early, applied */
+    int64_t received_at;
+} inbox_item_t;
+void inbox_item_release(inbox_item_t *w);
+
+enum idem_state { IDEM_NEW, IDEM_REPLAY, IDEM_MISMATCH, IDEM_INFLIGHT };
+struct idem_result {
+    enum idem_state state;
+    int status; /* IDEM_REPLAY */
+    char *body; /* IDEM_REPLAY: owned */
+};
+
+typedef struct feedback {
+    char id[RUN_ID_LEN];
+    char run_id[RUN_ID_LEN];
+    char artifact_id[RUN_ID_LEN]; /* "" when none */
+    int rating;
+    char *comment; /* owned, may be NULL */
+    int64_t created_at;
+} feedback_t;
+void feedback_release(feedback_t *f);
+
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     int (*open)(const config_t *cfg, store_t **out, buf_t *err);
@@ -105,6 +193,51 @@ struct store_ops {
     int (*job_counts)(store_tx_t *tx, int64_t now, struct queue_counts *c);
     int (*test_effect)(store_tx_t *tx, const char *job_id, int64_t now);
     int (*audit)(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail);
+    /* runs. run_get with for_update locks the row for the rest of the transaction (Postgres:
+     * SELECT ... FOR UPDATE; SQLite's write transaction already is exclusive): read-modify-
+     * write of a run happens under it. ERR_NOTFOUND when absent. */
+    int (*run_insert)(store_tx_t *tx, const run_t *r);
+    int (*run_get)(store_tx_t *tx, const char *id, bool for_update, run_t *out);
+    /* Writes status, step, artifacts, context, error, clips_*, public_* and updated_at, guarded
+     * by the status the caller read: ERR_CONFLICT when the run's status is no longer
+     * expect_status (someone else moved it), ERR_NOTFOUND when the run is gone. */
+    int (*run_update)(store_tx_t *tx, const run_t *r, const char *expect_status);
+    /* Newest first (created_at, id); out holds at most *n, *n gets the count. */
+    int (*run_list)(store_tx_t *tx, const struct run_filter *f, run_t *out, int *n);
+    int (*run_count_since)(store_tx_t *tx, int64_t since, int64_t *count);
+    /* Runs in one of the statuses (NULL-terminated) not updated since before; oldest first. */
+    int (*run_stale)(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out, int *n);
+    int (*run_by_token)(store_tx_t *tx, const char *token, run_t *out);
+    /* run events: e->id is set; listing is by id, after after_id (oldest first) or newest first */
+    int (*run_event_add)(store_tx_t *tx, run_event_t *e);
+    int (*run_event_list)(store_tx_t *tx, const char *run_id, int64_t after_id, bool newest_first,
+                          run_event_t *out, int *n);
+    /* artifacts: a->id and created_at set by the caller; *existed (nothing written) when the
+     * run already has an artifact with a->dedupe. Listing is oldest first; type NULL: any. */
+    int (*artifact_add)(store_tx_t *tx, const artifact_t *a, bool *existed);
+    int (*artifact_list)(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out, int *n);
+    int (*artifact_count)(store_tx_t *tx, const char *run_id, const char *type, int *count);
+    /* provider tasks: ERR_CONFLICT when (provider, task_id) is taken */
+    int (*task_add)(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id, int video_index);
+    int (*task_find)(store_tx_t *tx, const char *provider, const char *task_id, char run_id[RUN_ID_LEN],
+                     int *video_index);
+    /* webhook inbox: *duplicate (nothing written) when (provider, delivery_id) was seen before;
+     * w->id is set otherwise. inbox_early lists the 'early' deliveries for a task received at or
+     * after since, oldest first. inbox_set changes status (and run_id when not NULL). */
+    int (*inbox_add)(store_tx_t *tx, inbox_item_t *w, bool *duplicate);
+    int (*inbox_early)(store_tx_t *tx, const char *provider, const char *task_id, int64_t since,
+                       inbox_item_t *out, int *n);
+    int (*inbox_set)(store_tx_t *tx, int64_t id, const char *status, const char *run_id);
+    /* Idempotency keys: idem_begin claims (scope, key) for a request with this hash (an expired
+     * row counts as absent); IDEM_NEW means the caller must idem_finish (same transaction or a
+     * later one) or idem_abort. */
+    int (*idem_begin)(store_tx_t *tx, const char *scope, const char *key, const char *hash, int64_t now,
+                      int64_t ttl_ms, struct idem_result *out);
+    int (*idem_finish)(store_tx_t *tx, const char *scope, const char *key, int status, const char *body);
+    int (*idem_abort)(store_tx_t *tx, const char *scope, const char *key);
+    /* feedback: listing newest first */
+    int (*feedback_add)(store_tx_t *tx, const feedback_t *f);
+    int (*feedback_list)(store_tx_t *tx, const char *run_id, feedback_t *out, int *n);
 };
 
 struct store_thread;
@@ -138,6 +271,11 @@ int store_pending(const store_t *s);
 void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
+
+/* Runs fn(tx, arg) inside a unit, in a nested savepoint: when it fails, its writes alone are
+ * rolled back and the unit goes on (batched units that hold many independent items). Returns
+ * fn's result, or ERR_DB when the savepoint could not be taken. Database thread. */
+int store_nested(store_tx_t *tx, store_fn fn, void *arg);
 
 /* Convenience unit (blocking) used by commands. */
 int store_schema_version(store_t *s, int *out);

@@ -22,7 +22,7 @@
 #include "db/store.h"
 
 #define MAX_MIGRATIONS 256
-#define CACHE_MAX 48
+#define CACHE_MAX 96
 
 struct sqlite_store {
     store_t base;
@@ -692,6 +692,586 @@ static int sq_audit(store_tx_t *tx, const char *actor, const char *action, const
     return step_done(s, q);
 }
 
+/* ---- runs --------------------------------------------------------------------------------------- */
+
+#define RUN_COLS                                                                                   \
+    "id, workflow, status, current_step, brief, user_id, telegram_chat_id, artifacts, context, error, " \
+    "clips_expected, clips_ready, public_token, public_expires_at, created_at, updated_at"
+
+static void read_run(sqlite3_stmt *st, run_t *r) {
+    memset(r, 0, sizeof *r);
+    col_copy(st, 0, r->id, sizeof r->id);
+    col_copy(st, 1, r->workflow, sizeof r->workflow);
+    col_copy(st, 2, r->status, sizeof r->status);
+    col_copy(st, 3, r->step, sizeof r->step);
+    r->brief = col_dup(st, 4);
+    if (!r->brief)
+        r->brief = xstrdup("");
+    r->user_id = col_dup(st, 5);
+    r->telegram_chat_id = col_dup(st, 6);
+    r->artifacts = col_dup(st, 7);
+    r->context = col_dup(st, 8);
+    r->error = col_dup(st, 9);
+    r->clips_expected = sqlite3_column_int(st, 10);
+    r->clips_ready = sqlite3_column_int(st, 11);
+    r->public_token = col_dup(st, 12);
+    r->public_expires_at = sqlite3_column_int64(st, 13);
+    r->created_at = sqlite3_column_int64(st, 14);
+    r->updated_at = sqlite3_column_int64(st, 15);
+}
+
+static const char SQL_RUN_INSERT[] = "INSERT INTO runs (" RUN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+                                     "coalesce(?8, '{}'), coalesce(?9, '{}'), ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+
+static int sq_run_insert(store_tx_t *tx, const run_t *r) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_RUN_INSERT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, r->workflow, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, r->status, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 4, r->step);
+    sqlite3_bind_text(q, 5, r->brief ? r->brief : "", -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 6, r->user_id);
+    bind_text_or_null(q, 7, r->telegram_chat_id);
+    bind_text_or_null(q, 8, r->artifacts);
+    bind_text_or_null(q, 9, r->context);
+    bind_text_or_null(q, 10, r->error);
+    sqlite3_bind_int(q, 11, r->clips_expected);
+    sqlite3_bind_int(q, 12, r->clips_ready);
+    bind_text_or_null(q, 13, r->public_token);
+    bind_ms_or_null(q, 14, r->public_expires_at);
+    sqlite3_bind_int64(q, 15, r->created_at);
+    sqlite3_bind_int64(q, 16, r->updated_at);
+    return step_done(s, q);
+}
+
+static const char SQL_RUN_GET[] = "SELECT " RUN_COLS " FROM runs WHERE id = ?";
+
+static int one_run(struct sqlite_store *s, sqlite3_stmt *q, run_t *out) {
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        read_run(q, out);
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+static int sq_run_get(store_tx_t *tx, const char *id, bool for_update, run_t *out) {
+    /* for_update: the group's BEGIN IMMEDIATE already holds SQLite's write lock */
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_RUN_GET);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, id, -1, SQLITE_TRANSIENT);
+    return one_run(s, q, out);
+}
+
+static const char SQL_RUN_BY_TOKEN[] = "SELECT " RUN_COLS " FROM runs WHERE public_token = ?";
+
+static int sq_run_by_token(store_tx_t *tx, const char *token, run_t *out) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_RUN_BY_TOKEN);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, token, -1, SQLITE_TRANSIENT);
+    return one_run(s, q, out);
+}
+
+static const char SQL_RUN_UPDATE[] =
+    "UPDATE runs SET status = ?1, current_step = ?2, artifacts = coalesce(?3, '{}'), context = coalesce(?4, '{}'), "
+    "error = ?5, clips_expected = ?6, clips_ready = ?7, public_token = ?8, public_expires_at = ?9, updated_at = ?10 "
+    "WHERE id = ?11 AND status = ?12";
+static const char SQL_RUN_EXISTS[] = "SELECT 1 FROM runs WHERE id = ?";
+
+static int sq_run_update(store_tx_t *tx, const run_t *r, const char *expect_status) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_RUN_UPDATE);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, r->status, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 2, r->step);
+    bind_text_or_null(q, 3, r->artifacts);
+    bind_text_or_null(q, 4, r->context);
+    bind_text_or_null(q, 5, r->error);
+    sqlite3_bind_int(q, 6, r->clips_expected);
+    sqlite3_bind_int(q, 7, r->clips_ready);
+    bind_text_or_null(q, 8, r->public_token);
+    bind_ms_or_null(q, 9, r->public_expires_at);
+    sqlite3_bind_int64(q, 10, r->updated_at);
+    sqlite3_bind_text(q, 11, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 12, expect_status, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    if (sqlite3_changes(s->db) == 1)
+        return 0;
+    sqlite3_stmt *e = prep(s, SQL_RUN_EXISTS);
+    if (!e)
+        return ERR_DB;
+    sqlite3_bind_text(e, 1, r->id, -1, SQLITE_TRANSIENT);
+    int found = sqlite3_step(e) == SQLITE_ROW;
+    done_stmt(s, e);
+    return found ? ERR_CONFLICT : ERR_NOTFOUND;
+}
+
+static int sq_run_list(store_tx_t *tx, const struct run_filter *f, run_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    buf_t sql;
+    buf_init(&sql, 2048);
+    buf_puts(&sql, "SELECT " RUN_COLS " FROM runs WHERE 1");
+    if (f->status)
+        buf_puts(&sql, " AND status = ?1");
+    if (f->workflow)
+        buf_puts(&sql, " AND workflow = ?2");
+    if (f->before_id)
+        buf_puts(&sql, " AND (created_at < ?3 OR (created_at = ?3 AND id < ?4))");
+    buf_puts(&sql, " ORDER BY created_at DESC, id DESC LIMIT ?5");
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
+    buf_release(&sql);
+    if (rc != SQLITE_OK) {
+        log_error("db", "cannot prepare a listing", LF_S("error", sqlite3_errmsg(s->db)));
+        return ERR_DB;
+    }
+    if (f->status)
+        sqlite3_bind_text(q, 1, f->status, -1, SQLITE_TRANSIENT);
+    if (f->workflow)
+        sqlite3_bind_text(q, 2, f->workflow, -1, SQLITE_TRANSIENT);
+    if (f->before_id) {
+        sqlite3_bind_int64(q, 3, f->before_created);
+        sqlite3_bind_text(q, 4, f->before_id, -1, SQLITE_TRANSIENT);
+    }
+    int max = f->limit < *n ? f->limit : *n;
+    sqlite3_bind_int(q, 5, max);
+    int k = 0;
+    while (k < max && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        read_run(q, &out[k++]);
+    sqlite3_finalize(q);
+    *n = k;
+    return 0;
+}
+
+static const char SQL_RUN_COUNT_SINCE[] = "SELECT count(*) FROM runs WHERE created_at >= ?";
+
+static int sq_run_count_since(store_tx_t *tx, int64_t since, int64_t *count) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_RUN_COUNT_SINCE);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, since);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int64(q, 0);
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : ERR_DB;
+}
+
+static int sq_run_stale(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    buf_t sql;
+    buf_init(&sql, 2048);
+    buf_puts(&sql, "SELECT " RUN_COLS " FROM runs WHERE updated_at < ?1 AND status IN (");
+    int ns = 0;
+    for (; statuses[ns]; ns++)
+        buf_printf(&sql, "%s?%d", ns ? ", " : "", ns + 2);
+    buf_puts(&sql, ns ? ") ORDER BY updated_at, id" : "NULL) ORDER BY updated_at, id");
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL);
+    buf_release(&sql);
+    if (rc != SQLITE_OK)
+        return ERR_DB;
+    sqlite3_bind_int64(q, 1, before);
+    for (int i = 0; i < ns; i++)
+        sqlite3_bind_text(q, i + 2, statuses[i], -1, SQLITE_TRANSIENT);
+    int k = 0;
+    while (k < *n && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        read_run(q, &out[k++]);
+    sqlite3_finalize(q);
+    *n = k;
+    return 0;
+}
+
+/* ---- run events --------------------------------------------------------------------------------- */
+
+static const char SQL_EVENT_ADD[] =
+    "INSERT INTO run_events (run_id, kind, status, step, message, data, at) VALUES (?, ?, ?, ?, ?, coalesce(?, '{}'), ?)";
+
+static int sq_run_event_add(store_tx_t *tx, run_event_t *e) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_EVENT_ADD);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, e->run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, e->kind, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 3, e->status);
+    bind_text_or_null(q, 4, e->step);
+    bind_text_or_null(q, 5, e->message);
+    bind_text_or_null(q, 6, e->data);
+    sqlite3_bind_int64(q, 7, e->at);
+    int rc = step_done(s, q);
+    if (rc == 0)
+        e->id = sqlite3_last_insert_rowid(s->db);
+    return rc;
+}
+
+static const char SQL_EVENTS_ASC[] = "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+                                     "WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+static const char SQL_EVENTS_DESC[] = "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+                                      "WHERE run_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3";
+
+static int sq_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_id, bool newest_first,
+                             run_event_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, newest_first ? SQL_EVENTS_DESC : SQL_EVENTS_ASC);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 2, after_id);
+    sqlite3_bind_int(q, 3, *n);
+    int k = 0, rc;
+    while (k < *n && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        run_event_t *e = &out[k++];
+        memset(e, 0, sizeof *e);
+        e->id = sqlite3_column_int64(q, 0);
+        col_copy(q, 1, e->run_id, sizeof e->run_id);
+        col_copy(q, 2, e->kind, sizeof e->kind);
+        col_copy(q, 3, e->status, sizeof e->status);
+        col_copy(q, 4, e->step, sizeof e->step);
+        e->message = col_dup(q, 5);
+        e->data = col_dup(q, 6);
+        e->at = sqlite3_column_int64(q, 7);
+    }
+    done_stmt(s, q);
+    *n = k;
+    return 0;
+}
+
+/* ---- artifacts ---------------------------------------------------------------------------------- */
+
+static const char SQL_ARTIFACT_BY_DEDUPE[] = "SELECT 1 FROM artifacts WHERE run_id = ? AND dedupe = ?";
+static const char SQL_ARTIFACT_ADD[] =
+    "INSERT INTO artifacts (id, run_id, type, persona, content, uri, metadata, dedupe, seq, created_at) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, '{}'), ?8, "
+    "(SELECT coalesce(max(seq), 0) + 1 FROM artifacts WHERE run_id = ?2), ?9)";
+
+static int sq_artifact_add(store_tx_t *tx, const artifact_t *a, bool *existed) {
+    struct sqlite_store *s = TXDB(tx);
+    *existed = false;
+    if (a->dedupe) {
+        sqlite3_stmt *q = prep(s, SQL_ARTIFACT_BY_DEDUPE);
+        if (!q)
+            return ERR_DB;
+        sqlite3_bind_text(q, 1, a->run_id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 2, a->dedupe, -1, SQLITE_TRANSIENT);
+        *existed = sqlite3_step(q) == SQLITE_ROW;
+        done_stmt(s, q);
+        if (*existed)
+            return 0;
+    }
+    sqlite3_stmt *q = prep(s, SQL_ARTIFACT_ADD);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, a->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, a->run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, a->type, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 4, a->persona);
+    bind_text_or_null(q, 5, a->content);
+    bind_text_or_null(q, 6, a->uri);
+    bind_text_or_null(q, 7, a->metadata);
+    bind_text_or_null(q, 8, a->dedupe);
+    sqlite3_bind_int64(q, 9, a->created_at);
+    return step_done(s, q);
+}
+
+static const char SQL_ARTIFACTS_ALL[] = "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
+                                        "FROM artifacts WHERE run_id = ?1 ORDER BY seq LIMIT ?3";
+static const char SQL_ARTIFACTS_TYPE[] = "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
+                                         "FROM artifacts WHERE run_id = ?1 AND type = ?2 ORDER BY seq LIMIT ?3";
+
+static int sq_artifact_list(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, type ? SQL_ARTIFACTS_TYPE : SQL_ARTIFACTS_ALL);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, run_id, -1, SQLITE_TRANSIENT);
+    if (type)
+        sqlite3_bind_text(q, 2, type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 3, *n);
+    int k = 0, rc;
+    while (k < *n && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        artifact_t *a = &out[k++];
+        memset(a, 0, sizeof *a);
+        col_copy(q, 0, a->id, sizeof a->id);
+        col_copy(q, 1, a->run_id, sizeof a->run_id);
+        col_copy(q, 2, a->type, sizeof a->type);
+        col_copy(q, 3, a->persona, sizeof a->persona);
+        a->content = col_dup(q, 4);
+        a->uri = col_dup(q, 5);
+        a->metadata = col_dup(q, 6);
+        a->dedupe = col_dup(q, 7);
+        a->created_at = sqlite3_column_int64(q, 8);
+    }
+    done_stmt(s, q);
+    *n = k;
+    return 0;
+}
+
+static const char SQL_ARTIFACT_COUNT[] = "SELECT count(*) FROM artifacts WHERE run_id = ?1 AND (?2 IS NULL OR type = ?2)";
+
+static int sq_artifact_count(store_tx_t *tx, const char *run_id, const char *type, int *count) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_ARTIFACT_COUNT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, run_id, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 2, type);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW)
+        *count = sqlite3_column_int(q, 0);
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : ERR_DB;
+}
+
+/* ---- provider tasks ----------------------------------------------------------------------------- */
+
+static const char SQL_TASK_ADD[] =
+    "INSERT INTO run_tasks (provider, task_id, run_id, video_index, created_at) VALUES (?, ?, ?, ?, ?)";
+
+static int sq_task_add(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id, int index) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_TASK_ADD);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, provider, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, task_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 4, index);
+    sqlite3_bind_int64(q, 5, clock_now_ms());
+    return step_done(s, q);
+}
+
+static const char SQL_TASK_FIND[] = "SELECT run_id, video_index FROM run_tasks WHERE provider = ? AND task_id = ?";
+
+static int sq_task_find(store_tx_t *tx, const char *provider, const char *task_id, char run_id[RUN_ID_LEN],
+                        int *index) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_TASK_FIND);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, provider, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, task_id, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        col_copy(q, 0, run_id, RUN_ID_LEN);
+        *index = sqlite3_column_int(q, 1);
+    }
+    done_stmt(s, q);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
+}
+
+/* ---- webhook inbox ------------------------------------------------------------------------------ */
+
+static const char SQL_INBOX_ADD[] =
+    "INSERT INTO webhook_inbox (provider, delivery_id, event_type, task_id, run_id, payload, status, received_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, delivery_id) DO NOTHING";
+
+static int sq_inbox_add(store_tx_t *tx, inbox_item_t *w, bool *duplicate) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_INBOX_ADD);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, w->provider, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, w->delivery_id, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 3, w->event_type);
+    bind_text_or_null(q, 4, w->task_id);
+    bind_text_or_null(q, 5, w->run_id);
+    sqlite3_bind_text(q, 6, w->payload ? w->payload : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 7, w->status, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 8, w->received_at);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    *duplicate = sqlite3_changes(s->db) == 0;
+    if (!*duplicate)
+        w->id = sqlite3_last_insert_rowid(s->db);
+    return 0;
+}
+
+static const char SQL_INBOX_EARLY[] =
+    "SELECT id, provider, delivery_id, event_type, task_id, run_id, payload, status, received_at FROM webhook_inbox "
+    "WHERE provider = ?1 AND task_id = ?2 AND status = 'early' AND received_at >= ?3 ORDER BY received_at, id LIMIT ?4";
+
+static int sq_inbox_early(store_tx_t *tx, const char *provider, const char *task_id, int64_t since,
+                          inbox_item_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_INBOX_EARLY);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, provider, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, task_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 3, since);
+    sqlite3_bind_int(q, 4, *n);
+    int k = 0, rc;
+    while (k < *n && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        inbox_item_t *w = &out[k++];
+        memset(w, 0, sizeof *w);
+        w->id = sqlite3_column_int64(q, 0);
+        col_copy(q, 1, w->provider, sizeof w->provider);
+        col_copy(q, 2, w->delivery_id, sizeof w->delivery_id);
+        col_copy(q, 3, w->event_type, sizeof w->event_type);
+        col_copy(q, 4, w->task_id, sizeof w->task_id);
+        col_copy(q, 5, w->run_id, sizeof w->run_id);
+        w->payload = col_dup(q, 6);
+        col_copy(q, 7, w->status, sizeof w->status);
+        w->received_at = sqlite3_column_int64(q, 8);
+    }
+    done_stmt(s, q);
+    *n = k;
+    return 0;
+}
+
+static const char SQL_INBOX_SET[] = "UPDATE webhook_inbox SET status = ?1, run_id = coalesce(?2, run_id), "
+                                    "applied_at = CASE WHEN ?1 = 'applied' THEN ?3 ELSE applied_at END WHERE id = ?4";
+
+static int sq_inbox_set(store_tx_t *tx, int64_t id, const char *status, const char *run_id) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_INBOX_SET);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, status, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 2, run_id);
+    sqlite3_bind_int64(q, 3, clock_now_ms());
+    sqlite3_bind_int64(q, 4, id);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : ERR_NOTFOUND;
+}
+
+/* ---- idempotency keys --------------------------------------------------------------------------- */
+
+static const char SQL_IDEM_GET[] =
+    "SELECT request_hash, status, body, expires_at FROM idempotency_keys WHERE scope = ? AND key = ?";
+static const char SQL_IDEM_PUT[] =
+    "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, expires_at) "
+    "VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5) ON CONFLICT (scope, key) DO UPDATE SET request_hash = ?3, "
+    "status = NULL, body = NULL, created_at = ?4, expires_at = ?5";
+
+static int sq_idem_begin(store_tx_t *tx, const char *scope, const char *key, const char *hash, int64_t now,
+                         int64_t ttl_ms, struct idem_result *out) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_IDEM_GET);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(q, 3) > now) {
+        const char *h = (const char *)sqlite3_column_text(q, 0);
+        if (!h || strcmp(h, hash) != 0)
+            out->state = IDEM_MISMATCH;
+        else if (sqlite3_column_type(q, 1) == SQLITE_NULL)
+            out->state = IDEM_INFLIGHT;
+        else {
+            out->state = IDEM_REPLAY;
+            out->status = sqlite3_column_int(q, 1);
+            out->body = col_dup(q, 2);
+        }
+        done_stmt(s, q);
+        return 0;
+    }
+    done_stmt(s, q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return ERR_DB;
+    q = prep(s, SQL_IDEM_PUT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, hash, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 4, now);
+    sqlite3_bind_int64(q, 5, now + ttl_ms);
+    rc = step_done(s, q);
+    if (rc == 0)
+        out->state = IDEM_NEW;
+    return rc;
+}
+
+static const char SQL_IDEM_FINISH[] = "UPDATE idempotency_keys SET status = ?, body = ? WHERE scope = ? AND key = ?";
+
+static int sq_idem_finish(store_tx_t *tx, const char *scope, const char *key, int status, const char *body) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_IDEM_FINISH);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_int(q, 1, status);
+    sqlite3_bind_text(q, 2, body ? body : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 3, scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 4, key, -1, SQLITE_TRANSIENT);
+    int rc = step_done(s, q);
+    if (rc)
+        return rc;
+    return sqlite3_changes(s->db) == 1 ? 0 : ERR_NOTFOUND;
+}
+
+static const char SQL_IDEM_ABORT[] = "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL";
+
+static int sq_idem_abort(store_tx_t *tx, const char *scope, const char *key) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_IDEM_ABORT);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, scope, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, key, -1, SQLITE_TRANSIENT);
+    return step_done(s, q);
+}
+
+/* ---- feedback ----------------------------------------------------------------------------------- */
+
+static const char SQL_FEEDBACK_ADD[] =
+    "INSERT INTO feedback (id, run_id, artifact_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+
+static int sq_feedback_add(store_tx_t *tx, const feedback_t *f) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_FEEDBACK_ADD);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, f->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, f->run_id, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(q, 3, f->artifact_id);
+    sqlite3_bind_int(q, 4, f->rating);
+    bind_text_or_null(q, 5, f->comment);
+    sqlite3_bind_int64(q, 6, f->created_at);
+    return step_done(s, q);
+}
+
+static const char SQL_FEEDBACK_LIST[] = "SELECT id, run_id, artifact_id, rating, comment, created_at FROM feedback "
+                                        "WHERE run_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?";
+
+static int sq_feedback_list(store_tx_t *tx, const char *run_id, feedback_t *out, int *n) {
+    struct sqlite_store *s = TXDB(tx);
+    sqlite3_stmt *q = prep(s, SQL_FEEDBACK_LIST);
+    if (!q)
+        return ERR_DB;
+    sqlite3_bind_text(q, 1, run_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 2, *n);
+    int k = 0, rc;
+    while (k < *n && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        feedback_t *f = &out[k++];
+        memset(f, 0, sizeof *f);
+        col_copy(q, 0, f->id, sizeof f->id);
+        col_copy(q, 1, f->run_id, sizeof f->run_id);
+        col_copy(q, 2, f->artifact_id, sizeof f->artifact_id);
+        f->rating = sqlite3_column_int(q, 3);
+        f->comment = col_dup(q, 4);
+        f->created_at = sqlite3_column_int64(q, 5);
+    }
+    done_stmt(s, q);
+    *n = k;
+    return 0;
+}
+
 /* ---- open and close --------------------------------------------------------------------------- */
 
 static void sq_close(store_t *st) {
@@ -733,6 +1313,28 @@ const struct store_ops store_sqlite_ops = {
     .job_counts = sq_job_counts,
     .test_effect = sq_test_effect,
     .audit = sq_audit,
+    .run_insert = sq_run_insert,
+    .run_get = sq_run_get,
+    .run_update = sq_run_update,
+    .run_list = sq_run_list,
+    .run_count_since = sq_run_count_since,
+    .run_stale = sq_run_stale,
+    .run_by_token = sq_run_by_token,
+    .run_event_add = sq_run_event_add,
+    .run_event_list = sq_run_event_list,
+    .artifact_add = sq_artifact_add,
+    .artifact_list = sq_artifact_list,
+    .artifact_count = sq_artifact_count,
+    .task_add = sq_task_add,
+    .task_find = sq_task_find,
+    .inbox_add = sq_inbox_add,
+    .inbox_early = sq_inbox_early,
+    .inbox_set = sq_inbox_set,
+    .idem_begin = sq_idem_begin,
+    .idem_finish = sq_idem_finish,
+    .idem_abort = sq_idem_abort,
+    .feedback_add = sq_feedback_add,
+    .feedback_list = sq_feedback_list,
 };
 
 /* Other processes' writers: poll every millisecond (SQLite's default backs off to 100 ms
@@ -765,9 +1367,13 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
         goto fail;
     }
     sqlite3_busy_handler(s->db, busy_wait, NULL);
+    /* cache_size: the queue's indexes (random-UUID primary key included) stay in memory at
+     * 100,000s of jobs instead of being re-read from the OS cache (32 MiB at most; pages are
+     * only allocated as used). */
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = %s;",
+             "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = %s; "
+             "PRAGMA cache_size = -32768;",
              strcmp(config_str(cfg, S_DB_SYNC), "full") == 0 ? "FULL" : "NORMAL");
     if ((rc = exec(s->db, pragmas, err)) != 0)
         goto fail;

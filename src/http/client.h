@@ -73,6 +73,8 @@ struct http_request {
     uint64_t max_download;         /* download cap; 0: the client's max_download */
     bool guard;                    /* the URL came from outside: apply the URL guard */
     const char *provider;          /* label for logs and myloware_provider_requests_total, or NULL */
+    const char *log_url;           /* shown in errors and logs instead of url (a secret in the
+                                      path, e.g. Telegram's bot token), or NULL */
 };
 
 /* Valid only during the completion callback. */

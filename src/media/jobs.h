@@ -17,10 +17,22 @@
 #ifndef MYLOWARE_MEDIA_JOBS_H
 #define MYLOWARE_MEDIA_JOBS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "queue/dispatcher.h"
 
 /* Registers media.transcode; cfg (MEDIA_DIR, RENDER_SCALE, TRANSCODE_*) must outlive the
  * dispatcher. Loop thread, before dispatcher_start. */
 void media_jobs_register(dispatcher_t *d, const config_t *cfg);
+
+/*
+ * Resolves path (relative to root, or absolute) to a canonical absolute path inside root (after
+ * symlinks and `..`): must_exist, an existing file or directory strictly below root; otherwise
+ * a plain visible name (not starting with '.', not a directory) in an existing directory at or
+ * below root. Returns 0 (out filled), ERR_NOTFOUND (missing) or ERR_INVAL (outside root,
+ * control characters, longer than 1024 bytes, too long for out). Any thread.
+ */
+int media_resolve_path(const char *root, const char *path, bool must_exist, char *out, size_t n);
 
 #endif

@@ -293,18 +293,18 @@ int media_probe(const char *path, struct media_info *out, buf_t *err) {
     pkt = av_packet_alloc();
     if (!pkt)
         abort();
-    int64_t first = AV_NOPTS_VALUE, end = AV_NOPTS_VALUE;
+    int64_t first[2] = {AV_NOPTS_VALUE, AV_NOPTS_VALUE}, end[2] = {AV_NOPTS_VALUE, AV_NOPTS_VALUE};
     int ret;
     while ((ret = av_read_frame(ic, pkt)) >= 0) {
-        if (pkt->stream_index == vi) {
+        int k = pkt->stream_index == vi ? 0 : pkt->stream_index == ai ? 1 : -1;
+        int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+        if (k == 0)
             mi.video_frames++;
-            int64_t t = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
-            if (t != AV_NOPTS_VALUE) {
-                if (first == AV_NOPTS_VALUE || t < first)
-                    first = t;
-                if (end == AV_NOPTS_VALUE || t + pkt->duration > end)
-                    end = t + pkt->duration;
-            }
+        if (k >= 0 && t != AV_NOPTS_VALUE) {
+            if (first[k] == AV_NOPTS_VALUE || t < first[k])
+                first[k] = t;
+            if (end[k] == AV_NOPTS_VALUE || t + pkt->duration > end[k])
+                end[k] = t + pkt->duration;
         }
         av_packet_unref(pkt);
     }
@@ -312,8 +312,10 @@ int media_probe(const char *path, struct media_info *out, buf_t *err) {
         rc = media_fail_av(err, ERR_MEDIATYPE, ret, "cannot read '%s'", path);
         goto out;
     }
-    if (first != AV_NOPTS_VALUE)
-        mi.video_duration = (double)(end - first) * av_q2d(vs->time_base);
+    if (first[0] != AV_NOPTS_VALUE)
+        mi.video_duration = (double)(end[0] - first[0]) * av_q2d(vs->time_base);
+    if (ai >= 0 && first[1] != AV_NOPTS_VALUE)
+        mi.audio_duration = (double)(end[1] - first[1]) * av_q2d(ic->streams[ai]->time_base);
     if (strstr(mi.format, "mp4") || strstr(mi.format, "mov"))
         mi.faststart = moov_first(path);
     *out = mi;

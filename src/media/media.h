@@ -166,6 +166,7 @@ struct media_info {
     double duration;       /* of the container, seconds (0 when unknown) */
     double video_duration; /* end of the last video packet minus the start, seconds */
     int64_t video_frames;  /* video packets read */
+    double audio_duration; /* the same for the first audio stream (0 without one) */
     bool has_video, has_audio;
     int sample_rate, channels;
     int64_t bit_rate;      /* of the container, bits/s (0 when unknown) */

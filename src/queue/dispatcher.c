@@ -25,6 +25,8 @@ struct type_slot {
     const struct job_type *t;
     int running, cap;
     int prov, group; /* slot indexes; -1: none */
+    job_t *claimed;  /* claim buffer, min(cap, CLAIM_BATCH) entries, allocated on first use and
+                        reused (one claim is in flight at a time) */
 };
 
 /* What the types naming one provider share. */
@@ -56,6 +58,8 @@ struct dispatcher {
     int ngroups;
     unsigned rr; /* the type a claim pass starts with (round robin over shared budgets) */
     uv_timer_t poll_timer, renew_timer, rescue_timer, drain_timer, wake_timer;
+    uv_check_t fin_check;                 /* records the results of one loop turn in one unit */
+    struct job_ctx *fin_head, *fin_tail;  /* results not yet submitted */
     int64_t wake_at; /* when wake_timer fires (0: not armed) */
     int open_handles;
     bool started, once, claiming, claim_again, draining, drained, closing;
@@ -85,6 +89,8 @@ void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...
 }
 
 static void ctx_free(struct job_ctx *ctx) {
+    if (ctx->type->release)
+        ctx->type->release(ctx);
     job_release(&ctx->job);
     free(ctx->error);
     free(ctx->result_url);
@@ -151,7 +157,7 @@ static void check_drained(dispatcher_t *d) {
 }
 
 /* Database thread: the transition for the outcome, with the type's side effect on success. */
-static int finish_unit(store_tx_t *tx, void *arg) {
+static int finish_one(store_tx_t *tx, void *arg) {
     struct job_ctx *ctx = arg;
     dispatcher_t *d = ctx->d;
     bool dead;
@@ -170,6 +176,18 @@ static int finish_unit(store_tx_t *tx, void *arg) {
     return ERR_INTERNAL;
 }
 
+/* Database thread: every result of a batch. A plain completion or reschedule is one guarded
+ * UPDATE (atomic alone, nothing to undo when its lease was lost); the others may write more
+ * rows (the type's side effect, the dead-letter hook), so each gets its own savepoint and a
+ * failure undoes only its own writes. */
+static int finish_unit(store_tx_t *tx, void *arg) {
+    for (struct job_ctx *c = arg; c; c = c->fin_next) {
+        bool single = (c->outcome == JO_OK && !c->type->on_complete) || c->outcome == JO_RESCHEDULE;
+        c->rc = single ? finish_one(tx, c) : store_nested(tx, finish_one, c);
+    }
+    return 0;
+}
+
 static const char *outcome_name(const struct job_ctx *ctx, int rc) {
     if (rc == ERR_CONFLICT)
         return "lease_lost";
@@ -184,8 +202,7 @@ static const char *outcome_name(const struct job_ctx *ctx, int rc) {
     return "unknown";
 }
 
-static void finish_done(void *arg, int rc) {
-    struct job_ctx *ctx = arg;
+static void finish_done_one(struct job_ctx *ctx, int rc) {
     dispatcher_t *d = ctx->d;
     double secs = (double)(clock_mono_ns() - ctx->started_ns) / 1e9;
     buf_t lb;
@@ -208,9 +225,27 @@ static void finish_done(void *arg, int rc) {
         d->completed++;
     unlink_ctx(d, ctx);
     ctx_free(ctx);
+}
+
+static void finish_done(void *arg, int rc) {
+    struct job_ctx *c = arg;
+    dispatcher_t *d = c->d;
+    for (struct job_ctx *next; c; c = next) {
+        next = c->fin_next;
+        finish_done_one(c, rc ? rc : c->rc); /* rc: the group's commit failed */
+    }
     check_drained(d);
     if (!d->draining)
         claim(d);
+}
+
+static void fin_check_cb(uv_check_t *h) {
+    dispatcher_t *d = h->data;
+    uv_check_stop(h);
+    struct job_ctx *list = d->fin_head;
+    d->fin_head = d->fin_tail = NULL;
+    if (list)
+        store_submit(d->store, finish_unit, list, finish_done);
 }
 
 void job_finish(struct job_ctx *ctx) {
@@ -232,7 +267,16 @@ void job_finish(struct job_ctx *ctx) {
         check_drained(d);
         return;
     }
-    store_submit(ctx->d->store, finish_unit, ctx, finish_done);
+    /* recorded with the other results of this loop turn, after it (one unit for all) */
+    dispatcher_t *d = ctx->d;
+    ctx->fin_next = NULL;
+    if (d->fin_tail)
+        d->fin_tail->fin_next = ctx;
+    else
+        d->fin_head = ctx;
+    d->fin_tail = ctx;
+    if (!uv_is_active((uv_handle_t *)&d->fin_check))
+        uv_check_start(&d->fin_check, fin_check_cb);
 }
 
 static void pool_run(uv_work_t *w) {
@@ -398,7 +442,6 @@ static void claim_done(void *arg, int rc) {
             total += r->per[i].got;
             full |= r->per[i].got == r->per[i].limit;
         }
-        free(r->per[i].jobs);
     }
     free(r);
     if (refused) {
@@ -472,7 +515,9 @@ static void claim(dispatcher_t *d) {
             gfree[ts->group] -= limit;
         r->per[r->n].slot = i;
         r->per[r->n].limit = limit;
-        r->per[r->n].jobs = xcalloc((size_t)limit, sizeof(job_t));
+        if (!ts->claimed) /* not zeroed: the store fills each entry it returns */
+            ts->claimed = xmalloc((size_t)imin(ts->cap, CLAIM_BATCH) * sizeof(job_t));
+        r->per[r->n].jobs = ts->claimed;
         r->n++;
     }
     if (r->n == 0) {
@@ -594,7 +639,9 @@ dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cf
         uv_timer_init(loop, timers[i]);
         timers[i]->data = d;
     }
-    d->open_handles = 5;
+    uv_check_init(loop, &d->fin_check);
+    d->fin_check.data = d;
+    d->open_handles = 6;
     return d;
 }
 
@@ -644,7 +691,7 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     int prov = t->provider ? add_provider(d, t->provider) : -1;
     int group = t->cap_group ? find_group(d, t->cap_group) : -1;
-    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group};
+    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL};
 }
 
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {
@@ -729,6 +776,8 @@ static void close_cb(uv_handle_t *h) {
             winlimit_free(d->provs[i].lim);
         for (int i = 0; i < d->ngroups; i++)
             free(d->groups[i].name);
+        for (int i = 0; i < d->ntypes; i++)
+            free(d->types[i].claimed);
         free(d);
     }
 }
@@ -738,6 +787,7 @@ void dispatcher_close(dispatcher_t *d) {
     uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer, &d->wake_timer};
     for (int i = 0; i < 5; i++)
         uv_close((uv_handle_t *)timers[i], close_cb);
+    uv_close((uv_handle_t *)&d->fin_check, close_cb);
 }
 
 int dispatcher_running(const dispatcher_t *d) { return d->nrunning; }

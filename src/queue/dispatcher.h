@@ -62,6 +62,8 @@ struct job_type {
     /* Types with the same group share the cap set by dispatcher_set_group_cap ("media").
      * NULL, or a group without a cap: only the type's own concurrency. */
     const char *cap_group;
+    /* Optional: frees ctx->data, whatever the outcome (after on_complete). Loop thread. */
+    void (*release)(struct job_ctx *ctx);
 };
 
 struct job_ctx {
@@ -77,6 +79,7 @@ struct job_ctx {
     int retry_after_s;
     int64_t reschedule_at;
     _Atomic double progress; /* 0..1, written by the handler; -1 unknown */
+    void *data; /* the handler's own state, read by on_complete, freed by type->release */
     /* internal */
     uv_work_t work;
     uint64_t started_ns;
@@ -84,7 +87,9 @@ struct job_ctx {
     enum breaker_ticket ticket;       /* provider types: the breaker's permission */
     uint32_t ticket_gen;
     bool finished, handed_back;
+    int rc;                     /* the store's answer to the result */
     struct job_ctx *prev, *next;
+    struct job_ctx *fin_next;   /* results waiting to be recorded together */
 };
 
 /* Sets the result (error copied). Any thread. */

@@ -17,6 +17,10 @@ static queue_dead_hook dead_hook;
 
 void queue_set_dead_hook(queue_dead_hook fn) { dead_hook = fn; }
 
+static queue_replay_hook replay_hook;
+
+void queue_set_replay_hook(queue_replay_hook fn) { replay_hook = fn; }
+
 void queue_policy_from_config(struct queue_policy *p, const config_t *cfg) {
     p->lease_s = (int)config_int(cfg, S_JOB_LEASE_S);
     p->retry_base_s = config_num(cfg, S_JOB_RETRY_BASE_S);
@@ -117,14 +121,14 @@ int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct que
         return ERR_INVAL;
     job_t j;
     memset(&j, 0, sizeof j);
-    crypto_uuid4(j.id);
+    int64_t now = clock_now_ms();
+    crypto_uuid7(j.id, now); /* time-ordered: the primary key index grows at its right edge */
     snprintf(j.type, sizeof j.type, "%s", n->type);
     snprintf(j.run_id, sizeof j.run_id, "%s", n->run_id ? n->run_id : "");
     j.payload = xstrdup(n->payload ? n->payload : "{}");
     j.state = JOB_QUEUED;
     j.priority = n->priority;
     j.max_attempts = n->max_attempts > 0 ? n->max_attempts : p->max_attempts;
-    int64_t now = clock_now_ms();
     j.run_at = n->run_at > 0 ? n->run_at : now;
     j.created_at = j.updated_at = now;
     j.progress = -1;
@@ -220,7 +224,18 @@ int queue_renew(store_tx_t *tx, const struct queue_policy *p, job_t *j, double p
 
 int queue_cancel(store_tx_t *tx, const char *id) { return tx->s->ops->job_cancel(tx, id, clock_now_ms()); }
 
-int queue_replay(store_tx_t *tx, const char *id) { return tx->s->ops->job_replay(tx, id, clock_now_ms()); }
+int queue_replay(store_tx_t *tx, const char *id) {
+    int rc = tx->s->ops->job_replay(tx, id, clock_now_ms());
+    if (rc == 0 && replay_hook) {
+        job_t j;
+        memset(&j, 0, sizeof j);
+        rc = tx->s->ops->job_get(tx, id, &j);
+        if (rc == 0)
+            rc = replay_hook(tx, &j);
+        job_release(&j);
+    }
+    return rc;
+}
 
 int queue_resolve(store_tx_t *tx, const char *id, int64_t *resolved_at) {
     return tx->s->ops->job_resolve(tx, id, clock_now_ms(), resolved_at);

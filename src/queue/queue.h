@@ -109,5 +109,9 @@ int queue_purge(store_tx_t *tx, const struct queue_policy *p, int *deleted);
  * run failed there). NULL: none. */
 typedef int (*queue_dead_hook)(store_tx_t *tx, const job_t *j);
 void queue_set_dead_hook(queue_dead_hook fn);
+/* Replay hook: called inside the transaction of queue_replay with the replayed job (the workflow
+ * restores its run to the status it waited in). NULL: none. */
+typedef int (*queue_replay_hook)(store_tx_t *tx, const job_t *j);
+void queue_set_replay_hook(queue_replay_hook fn);
 
 #endif

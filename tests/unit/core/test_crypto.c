@@ -311,3 +311,16 @@ Test(crypto, ct_equal) {
     cr_assert_not(crypto_ct_equal(x, 4, y, 4), "high bit");
     cr_assert(crypto_ct_equal(x, 3, y, 3), "the length is respected");
 }
+
+Test(crypto, uuid7_is_versioned_and_time_ordered) {
+    char a[CRYPTO_UUID_LEN], b[CRYPTO_UUID_LEN], c[CRYPTO_UUID_LEN];
+    crypto_uuid7(a, 1700000000000);
+    crypto_uuid7(b, 1700000000001);
+    crypto_uuid7(c, 1700000000001);
+    cr_assert(crypto_is_uuid(a, strlen(a)));
+    cr_assert_eq(a[14], '7', "version nibble: %s", a);
+    cr_assert(strchr("89ab", a[19]), "variant: %s", a);
+    cr_assert_lt(strcmp(a, b), 0, "later ms sorts later: %s %s", a, b);
+    cr_assert_str_neq(b, c, "random bits differ within a millisecond");
+    cr_assert_eq(strncmp(a, "018bcfe5-6800", 13), 0, "48-bit big-endian ms first: %s", a);
+}

@@ -1,0 +1,574 @@
+/*
+ * runs: the v1 run routes (api.md §4): start, list, get, artifacts, approve, cancel, feedback.
+ * Handlers validate (422), take a rate-limit token (429), then run one unit on the database
+ * thread that checks the Idempotency-Key (§3), the run budget and the safety filter, makes the
+ * decision through workflow.h and stores the idempotent answer, all in one transaction; the
+ * answer is sent from the unit's completion. A refused request changes nothing (the unit's
+ * savepoint is rolled back).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "app.h"
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "workflow/safety.h"
+#include "workflow/workflow.h"
+
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
+#define LIST_MAX 200
+#define ARTIFACTS_MAX 1000
+#define FEEDBACK_MAX 500
+
+enum op { OP_START, OP_LIST, OP_GET, OP_ARTIFACTS, OP_APPROVE, OP_CANCEL, OP_FEEDBACK_ADD, OP_FEEDBACK_LIST };
+
+struct call {
+    http_req_t *req;
+    enum op op;
+    char id[RUN_ID_LEN];
+    char actor[32];
+    /* idempotency */
+    char *idem_key;
+    char idem_hash[65];
+    struct idem_result idem;
+    /* inputs */
+    const project_t *project;
+    json_t *in; /* the request body (borrowed from req until the answer) */
+    char gate[16];
+    bool approved;
+    struct run_filter f;
+    char status_f[RUN_STATUS_MAX], workflow_f[RUN_WORKFLOW_MAX], cursor_id[RUN_ID_LEN];
+    /* outputs */
+    int http_status;
+    json_t *out; /* the answer body */
+    char detail[300];
+    char reason[160];
+};
+
+static void call_free(struct call *c) {
+    free(c->idem_key);
+    free(c->idem.body);
+    json_decref(c->out);
+    free(c);
+}
+
+static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+
+/* ---- the database side ------------------------------------------------------------------------- */
+
+static bool blocked(struct call *c, const char *text) {
+    app_t *app = c->req->app;
+    char entry[128];
+    if (text && safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), text, entry, sizeof entry)) {
+        safety_reason(entry, c->reason, sizeof c->reason);
+        return true;
+    }
+    return false;
+}
+
+static int op_unit(store_tx_t *tx, struct call *c) {
+    const struct store_ops *ops = tx->s->ops;
+    int rc;
+    run_t r;
+    memset(&r, 0, sizeof r);
+    switch (c->op) {
+    case OP_START: {
+        if ((rc = wf_budget(tx, c->detail, sizeof c->detail)) != 0)
+            return rc;
+        if (blocked(c, jstr(c->in, "brief")))
+            return ERR_BLOCKED;
+        struct wf_start_req q = {.project = c->project,
+                                 .brief = jstr(c->in, "brief"),
+                                 .user_id = jstr(c->in, "user_id"),
+                                 .telegram_chat_id = jstr(c->in, "telegram_chat_id")};
+        rc = wf_start(tx, &q, &r);
+        if (rc)
+            return rc;
+        c->http_status = 200;
+        c->out = json_pack("{s:s,s:s}", "run_id", r.id, "status", r.status);
+        run_release(&r);
+        return 0;
+    }
+    case OP_GET:
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        c->out = wf_run_json(&r, true);
+        run_release(&r);
+        return 0;
+    case OP_LIST: {
+        run_t *runs = xcalloc((size_t)c->f.limit, sizeof *runs);
+        int n = c->f.limit;
+        rc = ops->run_list(tx, &c->f, runs, &n);
+        if (rc == 0) {
+            json_t *arr = json_array();
+            for (int i = 0; i < n; i++)
+                json_array_append_new(arr, wf_run_json(&runs[i], false));
+            json_t *next = json_null();
+            if (n == c->f.limit && n > 0) {
+                char cur[80];
+                snprintf(cur, sizeof cur, "%lld.%s", (long long)runs[n - 1].created_at, runs[n - 1].id);
+                next = json_string(cur);
+            }
+            c->out = json_pack("{s:o,s:o}", "runs", arr, "next_cursor", next);
+        }
+        for (int i = 0; i < n; i++)
+            run_release(&runs[i]);
+        free(runs);
+        return rc;
+    }
+    case OP_ARTIFACTS: {
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        run_release(&r);
+        artifact_t *as = xcalloc(ARTIFACTS_MAX, sizeof *as);
+        int n = ARTIFACTS_MAX;
+        rc = ops->artifact_list(tx, c->id, NULL, as, &n);
+        if (rc == 0) {
+            json_t *arr = json_array();
+            for (int i = 0; i < n; i++) {
+                char ts[CLOCK_ISO_LEN];
+                clock_iso8601(as[i].created_at, ts);
+                json_t *meta = as[i].metadata ? json_loads(as[i].metadata, 0, NULL) : NULL;
+                json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:o,s:s}", "id", as[i].id, "type",
+                                                     as[i].type, "persona", *as[i].persona ? as[i].persona : NULL,
+                                                     "content", as[i].content, "uri", as[i].uri, "metadata",
+                                                     meta ? meta : json_object(), "created_at", ts));
+            }
+            c->out = json_pack("{s:o,s:i}", "artifacts", arr, "count", n);
+        }
+        for (int i = 0; i < n; i++)
+            artifact_release(&as[i]);
+        free(as);
+        return rc;
+    }
+    case OP_APPROVE:
+        if (blocked(c, jstr(c->in, "comment")))
+            return ERR_BLOCKED;
+        rc = wf_gate(tx, c->id, c->gate, c->approved, jstr(c->in, "comment"), c->actor, &r);
+        if (rc == ERR_CONFLICT)
+            snprintf(c->detail, sizeof c->detail, "Run %s is not awaiting %s approval", c->id, c->gate);
+        if (rc)
+            return rc;
+        c->http_status = 200;
+        c->out = wf_run_json(&r, true);
+        run_release(&r);
+        return 0;
+    case OP_CANCEL:
+        if (blocked(c, jstr(c->in, "reason")))
+            return ERR_BLOCKED;
+        rc = wf_cancel(tx, c->id, jstr(c->in, "reason"), c->actor, &r);
+        if (rc == ERR_CONFLICT) {
+            run_t cur;
+            memset(&cur, 0, sizeof cur);
+            if (ops->run_get(tx, c->id, false, &cur) == 0) {
+                snprintf(c->detail, sizeof c->detail, "Run %s is already %s", c->id, cur.status);
+                run_release(&cur);
+            }
+        }
+        if (rc)
+            return rc;
+        c->http_status = 200;
+        c->out = wf_run_json(&r, true);
+        run_release(&r);
+        return 0;
+    case OP_FEEDBACK_ADD: {
+        if (blocked(c, jstr(c->in, "comment")))
+            return ERR_BLOCKED;
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        run_release(&r);
+        feedback_t f;
+        memset(&f, 0, sizeof f);
+        crypto_uuid4(f.id);
+        memcpy(f.run_id, c->id, sizeof f.run_id);
+        snprintf(f.artifact_id, sizeof f.artifact_id, "%s", jstr(c->in, "artifact_id") ? jstr(c->in, "artifact_id") : "");
+        f.rating = (int)json_integer_value(json_object_get(c->in, "rating"));
+        f.comment = (char *)jstr(c->in, "comment");
+        f.created_at = clock_now_ms();
+        rc = ops->feedback_add(tx, &f);
+        if (rc)
+            return rc;
+        char ts[CLOCK_ISO_LEN];
+        clock_iso8601(f.created_at, ts);
+        c->http_status = 201;
+        c->out = json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", f.id, "run_id", f.run_id, "artifact_id",
+                           *f.artifact_id ? f.artifact_id : NULL, "rating", f.rating, "comment", f.comment,
+                           "created_at", ts);
+        return 0;
+    }
+    case OP_FEEDBACK_LIST: {
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        run_release(&r);
+        feedback_t *fs = xcalloc(FEEDBACK_MAX, sizeof *fs);
+        int n = FEEDBACK_MAX;
+        rc = ops->feedback_list(tx, c->id, fs, &n);
+        if (rc == 0) {
+            json_t *arr = json_array();
+            for (int i = 0; i < n; i++) {
+                char ts[CLOCK_ISO_LEN];
+                clock_iso8601(fs[i].created_at, ts);
+                json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", fs[i].id, "run_id",
+                                                     fs[i].run_id, "artifact_id",
+                                                     *fs[i].artifact_id ? fs[i].artifact_id : NULL, "rating",
+                                                     fs[i].rating, "comment", fs[i].comment, "created_at", ts));
+            }
+            c->out = json_pack("{s:o,s:i}", "feedback", arr, "count", n);
+        }
+        for (int i = 0; i < n; i++)
+            feedback_release(&fs[i]);
+        free(fs);
+        return rc;
+    }
+    }
+    return ERR_INTERNAL;
+}
+
+static int call_unit(store_tx_t *tx, void *arg) {
+    struct call *c = arg;
+    const struct store_ops *ops = tx->s->ops;
+    c->http_status = 200;
+    if (c->idem_key) {
+        int rc = ops->idem_begin(tx, c->actor, c->idem_key, c->idem_hash, clock_now_ms(), IDEM_TTL_MS, &c->idem);
+        if (rc)
+            return rc;
+        if (c->idem.state != IDEM_NEW)
+            return 0; /* answered from the record, nothing written */
+    }
+    int rc = op_unit(tx, c);
+    if (rc == 0 && c->idem_key) {
+        char *body = json_dumps(c->out, JSON_COMPACT);
+        rc = ops->idem_finish(tx, c->actor, c->idem_key, c->http_status, body);
+        free(body);
+    }
+    return rc;
+}
+
+/* ---- the answers ------------------------------------------------------------------------------- */
+
+static void call_done(void *arg, int rc) {
+    struct call *c = arg;
+    http_req_t *req = c->req;
+    app_t *app = req->app;
+    if (rc == 0 && c->idem_key && c->idem.state != IDEM_NEW) {
+        if (c->idem.state == IDEM_REPLAY) {
+            const char *b = c->idem.body ? c->idem.body : "";
+            http_respond(req, c->idem.status, "application/json", b, strlen(b), "Idempotent-Replayed: true\r\n");
+        } else if (c->idem.state == IDEM_MISMATCH) {
+            http_respond_error(req, 422, "idempotency_key_reused",
+                               "Idempotency-Key was already used with a different request", NULL, NULL);
+        } else {
+            http_respond_error(req, 409, "conflict", "A request with this Idempotency-Key is still in progress",
+                               NULL, NULL);
+        }
+        call_free(c);
+        return;
+    }
+    switch (rc) {
+    case 0:
+        if (c->op == OP_START || c->op == OP_APPROVE || c->op == OP_CANCEL)
+            workflow_kick(app->workflow);
+        http_respond_json(req, c->http_status, json_incref(c->out));
+        break;
+    case ERR_NOTFOUND:
+        http_respond_error(req, 404, "not_found", "Run not found", NULL, NULL);
+        break;
+    case ERR_CONFLICT:
+        http_respond_error(req, 409, "conflict", c->detail[0] ? c->detail : "Conflict", NULL, NULL);
+        break;
+    case ERR_BUDGET:
+        http_respond_error(req, 429, "budget_exceeded", c->detail, NULL, NULL);
+        break;
+    case ERR_BLOCKED:
+        http_respond_error(req, 400, "content_blocked", "Content blocked by the safety filter",
+                           json_pack("{s:s}", "reason", c->reason), NULL);
+        break;
+    default:
+        log_error("api", "run request failed", LF_S("request_id", req->request_id), LF_S("error", err_name(rc)));
+        http_respond_err(req, ERR_INTERNAL, "Internal server error");
+        break;
+    }
+    call_free(c);
+}
+
+/* ---- the handlers ------------------------------------------------------------------------------ */
+
+static struct call *call_new(http_req_t *req, enum op op) {
+    struct call *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    c->op = op;
+    c->in = req->json;
+    http_api_key_id(req, c->actor, sizeof c->actor);
+    return c;
+}
+
+/* The {id} parameter; 404 when it is not a UUID. */
+static bool take_id(http_req_t *req, struct call *c) {
+    int n = http_param(req, 0, c->id, sizeof c->id);
+    if (n > 0 && crypto_is_uuid(c->id, (size_t)n)) {
+        for (char *p = c->id; *p; p++)
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+        return true;
+    }
+    http_respond_error(req, 404, "not_found", "Run not found", NULL, NULL);
+    call_free(c);
+    return false;
+}
+
+/* Idempotency-Key: 1-255 printable chars. false: answered 422. */
+static bool take_idem(http_req_t *req, struct call *c) {
+    size_t n = 0;
+    const char *k = http_header(req, "Idempotency-Key", &n);
+    if (!k)
+        return true;
+    bool ok = n >= 1 && n <= 255;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] >= 0x21 && k[i] <= 0x7e;
+    if (!ok) {
+        api_field_error(req, "Idempotency-Key", "must be 1 to 255 printable characters");
+        call_free(c);
+        return false;
+    }
+    c->idem_key = xstrndup(k, n);
+    buf_t b;
+    buf_init(&b, 64u << 20);
+    buf_printf(&b, "%s %s\n", req->method, req->path);
+    buf_append(&b, req->body.data ? req->body.data : "", req->body.len);
+    uint8_t h[32];
+    crypto_sha256(b.data ? b.data : "", b.len, h);
+    crypto_hex(h, sizeof h, c->idem_hash);
+    buf_release(&b);
+    return true;
+}
+
+static void submit(struct call *c) {
+    app_t *app = c->req->app;
+    store_submit(app->store, call_unit, c, call_done);
+}
+
+/* A string field: optional (absent/null ok) with a maximum length. false: answered 422. */
+static bool opt_string(http_req_t *req, struct call *c, const char *field, size_t max) {
+    json_t *v = json_object_get(req->json, field);
+    if (!v || json_is_null(v))
+        return true;
+    char msg[80];
+    if (!json_is_string(v)) {
+        api_field_error(req, field, "must be a string");
+    } else if (json_string_length(v) > max) {
+        snprintf(msg, sizeof msg, "must be at most %zu characters", max);
+        api_field_error(req, field, msg);
+    } else {
+        return true;
+    }
+    call_free(c);
+    return false;
+}
+
+static bool name_valid(const char *s) {
+    size_t n = strlen(s);
+    if (n < 1 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+void api_run_start(http_req_t *req) {
+    app_t *app = req->app;
+    struct call *c = call_new(req, OP_START);
+    json_t *wf = json_object_get(req->json, "workflow");
+    if (!wf || json_is_null(wf))
+        wf = json_object_get(req->json, "project");
+    const char *name = "aismr";
+    if (wf && !json_is_null(wf)) {
+        if (!json_is_string(wf) || !name_valid(json_string_value(wf))) {
+            api_field_error(req, json_object_get(req->json, "workflow") ? "workflow" : "project",
+                            "must match ^[a-z0-9_]{1,64}$");
+            call_free(c);
+            return;
+        }
+        name = json_string_value(wf);
+    }
+    json_t *brief = json_object_get(req->json, "brief");
+    const char *why = NULL;
+    if (!brief || json_is_null(brief))
+        why = "is required";
+    else if (!json_is_string(brief))
+        why = "must be a string";
+    else if (json_string_length(brief) > 10000)
+        why = "must be at most 10000 characters";
+    else {
+        const char *p = json_string_value(brief);
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+            p++;
+        if (!*p)
+            why = "must not be blank";
+    }
+    if (why) {
+        api_field_error(req, "brief", why);
+        call_free(c);
+        return;
+    }
+    if (!opt_string(req, c, "user_id", 128) || !opt_string(req, c, "telegram_chat_id", 64))
+        return;
+    c->project = workflow_project(app->workflow, name);
+    if (!c->project) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "Workflow '%s' not found", name);
+        http_respond_error(req, 404, "not_found", msg, NULL, NULL);
+        call_free(c);
+        return;
+    }
+    if (!take_idem(req, c))
+        return;
+    if (!http_rate_check(req)) {
+        call_free(c);
+        return;
+    }
+    submit(c);
+}
+
+void api_run_get(http_req_t *req) {
+    struct call *c = call_new(req, OP_GET);
+    if (take_id(req, c))
+        submit(c);
+}
+
+void api_run_artifacts(http_req_t *req) {
+    struct call *c = call_new(req, OP_ARTIFACTS);
+    if (take_id(req, c))
+        submit(c);
+}
+
+void api_runs_list(http_req_t *req) {
+    struct call *c = call_new(req, OP_LIST);
+    c->f.limit = 50;
+    char v[128];
+    if (http_query(req, "limit", v, sizeof v) >= 0) {
+        char *end;
+        long n = strtol(v, &end, 10);
+        if (!*v || *end || n < 1 || n > LIST_MAX) {
+            api_field_error(req, "limit", "must be an integer from 1 to 200");
+            call_free(c);
+            return;
+        }
+        c->f.limit = (int)n;
+    }
+    if (http_query(req, "status", c->status_f, sizeof c->status_f) >= 0) {
+        if (run_status_parse(c->status_f) < 0) {
+            api_field_error(req, "status", "must be a run status");
+            call_free(c);
+            return;
+        }
+        c->f.status = c->status_f;
+    }
+    if (http_query(req, "workflow", c->workflow_f, sizeof c->workflow_f) >= 0) {
+        if (!name_valid(c->workflow_f)) {
+            api_field_error(req, "workflow", "must match ^[a-z0-9_]{1,64}$");
+            call_free(c);
+            return;
+        }
+        c->f.workflow = c->workflow_f;
+    }
+    if (http_query(req, "cursor", v, sizeof v) >= 0) {
+        char *dot = strchr(v, '.');
+        char *end = NULL;
+        long long at = dot ? strtoll(v, &end, 10) : -1;
+        if (!dot || end != dot || at < 0 || !crypto_is_uuid(dot + 1, strlen(dot + 1))) {
+            api_field_error(req, "cursor", "is not a cursor this server gave");
+            call_free(c);
+            return;
+        }
+        snprintf(c->cursor_id, sizeof c->cursor_id, "%s", dot + 1);
+        c->f.before_id = c->cursor_id;
+        c->f.before_created = at;
+    }
+    submit(c);
+}
+
+void api_run_approve(http_req_t *req) {
+    struct call *c = call_new(req, OP_APPROVE);
+    if (!take_id(req, c))
+        return;
+    json_t *g = json_object_get(req->json, "gate");
+    if (!g || json_is_null(g)) {
+        api_field_error(req, "gate", "is required");
+        call_free(c);
+        return;
+    }
+    if (!json_is_string(g) || (strcmp(json_string_value(g), "ideation") && strcmp(json_string_value(g), "publish"))) {
+        api_field_error(req, "gate", "must be ideation or publish");
+        call_free(c);
+        return;
+    }
+    snprintf(c->gate, sizeof c->gate, "%s", json_string_value(g));
+    json_t *a = json_object_get(req->json, "approved");
+    if (a && !json_is_null(a) && !json_is_boolean(a)) {
+        api_field_error(req, "approved", "must be a boolean");
+        call_free(c);
+        return;
+    }
+    c->approved = !a || json_is_null(a) || json_is_true(a);
+    if (!opt_string(req, c, "comment", 2000) || !take_idem(req, c))
+        return;
+    if (!http_rate_check(req)) {
+        call_free(c);
+        return;
+    }
+    submit(c);
+}
+
+void api_run_cancel(http_req_t *req) {
+    struct call *c = call_new(req, OP_CANCEL);
+    if (!take_id(req, c) || !opt_string(req, c, "reason", 2000) || !take_idem(req, c))
+        return;
+    if (!http_rate_check(req)) {
+        call_free(c);
+        return;
+    }
+    submit(c);
+}
+
+void api_run_feedback_add(http_req_t *req) {
+    struct call *c = call_new(req, OP_FEEDBACK_ADD);
+    if (!take_id(req, c))
+        return;
+    json_t *r = json_object_get(req->json, "rating");
+    if (!r || json_is_null(r)) {
+        api_field_error(req, "rating", "is required");
+        call_free(c);
+        return;
+    }
+    if (!json_is_integer(r) || (json_integer_value(r) != 1 && json_integer_value(r) != 5)) {
+        api_field_error(req, "rating", "must be 1 or 5");
+        call_free(c);
+        return;
+    }
+    json_t *aid = json_object_get(req->json, "artifact_id");
+    if (aid && !json_is_null(aid) &&
+        (!json_is_string(aid) || !crypto_is_uuid(json_string_value(aid), json_string_length(aid)))) {
+        api_field_error(req, "artifact_id", "must be a UUID");
+        call_free(c);
+        return;
+    }
+    if (!opt_string(req, c, "comment", 2000) || !take_idem(req, c))
+        return;
+    submit(c);
+}
+
+void api_run_feedback_list(http_req_t *req) {
+    struct call *c = call_new(req, OP_FEEDBACK_LIST);
+    if (take_id(req, c))
+        submit(c);
+}

@@ -1,0 +1,389 @@
+/*
+ * Integration: the v1 run routes and the video webhook with the real binary, the real SQLite
+ * file and (for whole runs) the in-process provider fakes over loopback. Errors of api.md §3,
+ * §4 and §6 are provoked one by one; whole motivational runs end in a playable MP4.
+ */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/webhook.h"
+#include "media/media.h"
+#include "support/harness.h"
+
+#define KEY "X-API-Key: dev-api-key\r\n"
+#define JSON_KEY "X-API-Key: dev-api-key\r\nContent-Type: application/json\r\n"
+#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+static char projects_env[400];
+
+static void env_with(const char **env, size_t cap, const char *const *extra) {
+    snprintf(projects_env, sizeof projects_env, "PROJECTS_DIR=%s/projects", MYLOWARE_SRCDIR);
+    size_t n = 0;
+    env[n++] = projects_env;
+    env[n++] = "OPENAI_WEBHOOK_SECRET=" SECRET;
+    env[n++] = "QUEUE_POLL_MS=50";
+    for (const char *const *e = extra; e && *e && n + 1 < cap; e++)
+        env[n++] = *e;
+    env[n] = NULL;
+}
+
+static void start(struct server *s, const char *const *extra) {
+    const char *env[32];
+    env_with(env, 32, extra);
+    server_start(s, env);
+}
+
+static json_t *req_json(int port, const char *method, const char *path, const char *headers, const char *body,
+                        int *status) {
+    struct resp r;
+    cr_assert(h_request(port, method, path, headers, body, &r), "%s %s: no answer", method, path);
+    *status = r.status;
+    json_t *j = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
+    resp_free(&r);
+    return j;
+}
+
+static const char *sget(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
+
+/* Asserts status and the error code (and detail when not NULL) of an answer; frees it. */
+static void expect_error(json_t *j, int status, int want_status, const char *code, const char *detail) {
+    char *dump = j ? json_dumps(j, 0) : strdup("(no JSON)");
+    cr_assert_eq(status, want_status, "status %d, want %d: %s", status, want_status, dump);
+    cr_assert_str_eq(sget(j, "error"), code, "%s", dump);
+    if (detail)
+        cr_assert_str_eq(sget(j, "detail"), detail, "%s", dump);
+    cr_assert_not_null(sget(j, "request_id"));
+    free(dump);
+    json_decref(j);
+}
+
+#define EXPECT_ERR(port, method, path, headers, body, want, code, detail)                         \
+    do {                                                                                           \
+        int st_;                                                                                   \
+        json_t *j_ = req_json(port, method, path, headers, body, &st_);                            \
+        expect_error(j_, st_, want, code, detail);                                                 \
+    } while (0)
+
+static char *start_run(int port, const char *body) {
+    int st;
+    json_t *j = req_json(port, "POST", "/v1/runs/start", JSON_KEY, body, &st);
+    cr_assert_eq(st, 200, "start: %d", st);
+    cr_assert_str_eq(sget(j, "status"), "pending");
+    char *id = strdup(sget(j, "run_id"));
+    json_decref(j);
+    return id;
+}
+
+static json_t *get_run(int port, const char *id) {
+    char path[128];
+    snprintf(path, sizeof path, "/v1/runs/%s", id);
+    int st;
+    json_t *j = req_json(port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    return j;
+}
+
+/* Waits until the run reaches status (or a terminal one); returns the run. */
+__attribute__((unused)) static json_t *wait_status(int port, const char *id, const char *want, int ms) {
+    int64_t deadline = h_now_ms() + ms;
+    json_t *j = NULL;
+    for (;;) {
+        json_decref(j);
+        j = get_run(port, id);
+        const char *s = sget(j, "status");
+        if (strcmp(s, want) == 0)
+            return j;
+        bool terminal = !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "rejected") ||
+                        !strcmp(s, "cancelled");
+        if (terminal || h_now_ms() > deadline) {
+            char *d = json_dumps(j, 0);
+            cr_assert_fail("run %s is %s, waited for %s: %s", id, s, want, d);
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static long long db_count(const struct server *s, const char *sql) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/db.sqlite", s->dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    long long v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/* ---- start validation ---------------------------------------------------------------------- */
+
+Test(runs, start_validates_every_field, .timeout = 60) {
+    struct server s;
+    start(&s, NULL);
+    int st;
+    struct {
+        const char *body, *field;
+    } bad[] = {
+        {"{}", "brief"},
+        {"{\"brief\":\"   \"}", "brief"},
+        {"{\"brief\":5}", "brief"},
+        {"{\"brief\":\"x\",\"workflow\":\"Bad-Name\"}", "workflow"},
+        {"{\"brief\":\"x\",\"project\":\"a b\"}", "project"},
+        {"{\"brief\":\"x\",\"user_id\":7}", "user_id"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        json_t *j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY, bad[i].body, &st);
+        json_t *f = json_array_get(json_object_get(j, "fields"), 0);
+        cr_assert_str_eq(sget(f, "field"), bad[i].field, "%s", bad[i].body);
+        expect_error(j, st, 422, "validation_error", NULL);
+    }
+    char *big = malloc(10100);
+    memset(big, 'a', 10050);
+    memcpy(big, "{\"brief\":\"", 10);
+    strcpy(big + 10040, "\"}");
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, big, 422, "validation_error", NULL);
+    free(big);
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":\"x\",\"workflow\":\"nope\"}", 404, "not_found", "Workflow 'nope' not found");
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 401,
+               "unauthorized", "Missing API key");
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":", 400, "invalid_json", NULL);
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", KEY "Content-Type: text/plain\r\n", "x", 415,
+                 "unsupported_media_type", NULL);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 0, "refused requests created a run");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, safety_blocks_whole_words_only, .timeout = 60) {
+    struct server s;
+    start(&s, NULL);
+    int st;
+    json_t *j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                         "{\"project\":\"motivational\",\"brief\":\"stop killing time\"}", &st);
+    cr_assert_str_eq(sget(j, "reason"), "matched_keyword:kill");
+    expect_error(j, st, 400, "content_blocked", NULL);
+    j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                 "{\"project\":\"motivational\",\"brief\":\"a photoshoot to build a skill\"}", &st);
+    cr_assert_eq(st, 200, "whole words only: skill and photoshoot pass");
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 1);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, budget_and_idempotency_keys, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"MAX_RUNS_LAST_24H=2", NULL};
+    start(&s, env);
+    int st;
+    const char *body = "{\"project\":\"motivational\",\"brief\":\"first\"}";
+    struct resp r1, r2;
+    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body, &r1));
+    cr_assert_eq(r1.status, 200);
+    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body, &r2));
+    cr_assert_eq(r2.status, 200);
+    char v[16];
+    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v));
+    cr_assert_str_eq(v, "true");
+    cr_assert_str_eq(r1.body, r2.body, "the replay is the first answer");
+    cr_assert_not(resp_header(&r1, "Idempotent-Replayed", v, sizeof v));
+    resp_free(&r1);
+    resp_free(&r2);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 1, "a replay creates nothing");
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n",
+                          "{\"project\":\"motivational\",\"brief\":\"other\"}", 422, "idempotency_key_reused", NULL);
+    /* keys are per API key: the same key from another API key is a new request */
+    json_decref(req_json(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-2\r\n", body, &st));
+    cr_assert_eq(st, 200);
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, body, 429, "budget_exceeded",
+                 "Run budget exceeded (max_runs_last_24h). Please retry later.");
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 2);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, cost_budget, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"DAILY_COST_BUDGET_USD=1", "ESTIMATED_COST_PER_RUN_USD=0.6", NULL};
+    start(&s, env);
+    int st;
+    json_decref(req_json(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"x\"}",
+                         &st));
+    cr_assert_eq(st, 200, "0.6 of 1 USD");
+    EXPECT_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"y\"}", 429, "budget_exceeded", "Daily cost budget exceeded; try again tomorrow.");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- reading, cancel, feedback ---------------------------------------------------------------- */
+
+Test(runs, get_list_cancel_feedback, .timeout = 60) {
+    struct server s;
+    start(&s, NULL);
+    int st;
+    EXPECT_ERR(s.port, "GET", "/v1/runs/not-a-uuid", KEY, NULL, 404, "not_found",
+                 "Run not found");
+    EXPECT_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000", KEY, NULL, 404,
+                 "not_found", "Run not found");
+    char *a = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one\"}");
+    char *b = start_run(s.port, "{\"project\":\"aismr\",\"brief\":\"two\"}");
+    json_t *l = req_json(s.port, "GET", "/v1/runs?limit=1", KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    json_t *runs = json_object_get(l, "runs");
+    cr_assert_eq(json_array_size(runs), 1);
+    cr_assert_str_eq(sget(json_array_get(runs, 0), "run_id"), b, "newest first");
+    cr_assert_null(json_object_get(json_array_get(runs, 0), "artifacts"), "the listing has no artifacts");
+    char path[256];
+    snprintf(path, sizeof path, "/v1/runs?limit=1&cursor=%s", sget(l, "next_cursor"));
+    json_decref(l);
+    l = req_json(s.port, "GET", path, KEY, NULL, &st);
+    cr_assert_str_eq(sget(json_array_get(json_object_get(l, "runs"), 0), "run_id"), a);
+    json_decref(l);
+    l = req_json(s.port, "GET", "/v1/runs?workflow=aismr", KEY, NULL, &st);
+    cr_assert_eq(json_array_size(json_object_get(l, "runs")), 1);
+    json_decref(l);
+    EXPECT_ERR(s.port, "GET", "/v1/runs?limit=0", KEY, NULL, 422, "validation_error", NULL);
+    EXPECT_ERR(s.port, "GET", "/v1/runs?status=bogus", KEY, NULL, 422, "validation_error", NULL);
+    EXPECT_ERR(s.port, "GET", "/v1/runs?cursor=zzz", KEY, NULL, 422, "validation_error", NULL);
+
+    /* approve a gate the run is not waiting at */
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", a);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Run %s is not awaiting publish approval", a);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"publish\"}", 409, "conflict", msg);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"nope\"}", 422, "validation_error",
+                 NULL);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"ideation\",\"approved\":\"yes\"}",
+                 422, "validation_error", NULL);
+
+    /* cancel, then cancel again */
+    snprintf(path, sizeof path, "/v1/runs/%s/cancel", a);
+    json_t *c = req_json(s.port, "POST", path, JSON_KEY, "{\"reason\":\"changed my mind\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(c, "status"), "cancelled");
+    json_decref(c);
+    snprintf(msg, sizeof msg, "Run %s is already cancelled", a);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, NULL, 409, "conflict", msg);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'run.cancelled'"), 1);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM jobs j JOIN runs r ON r.id = j.run_id "
+                              "WHERE r.status = 'cancelled' AND j.state IN ('queued', 'running')"),
+                 0, "a cancelled run's jobs are cancelled");
+
+    /* feedback */
+    snprintf(path, sizeof path, "/v1/runs/%s/feedback", a);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"rating\":3}", 422, "validation_error", NULL);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"rating\":5,\"artifact_id\":\"x\"}", 422,
+                 "validation_error", NULL);
+    json_t *f = req_json(s.port, "POST", path, JSON_KEY, "{\"rating\":5,\"comment\":\"great\"}", &st);
+    cr_assert_eq(st, 201);
+    cr_assert_eq(json_integer_value(json_object_get(f, "rating")), 5);
+    cr_assert_str_eq(sget(f, "run_id"), a);
+    cr_assert(json_is_null(json_object_get(f, "artifact_id")));
+    json_decref(f);
+    json_decref(req_json(s.port, "POST", path, JSON_KEY, "{\"rating\":1}", &st));
+    f = req_json(s.port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_eq(json_integer_value(json_object_get(f, "count")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(f, "feedback"), 0), "rating")), 1,
+                 "newest first");
+    json_decref(f);
+    EXPECT_ERR(s.port, "POST", "/v1/runs/00000000-0000-4000-8000-000000000000/feedback", JSON_KEY,
+                          "{\"rating\":5}", 404, "not_found", "Run not found");
+    snprintf(path, sizeof path, "/v1/runs/%s/artifacts", b);
+    json_t *arts = req_json(s.port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_array(json_object_get(arts, "artifacts")));
+    json_decref(arts);
+    free(a);
+    free(b);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- the video webhook ---------------------------------------------------------------------- */
+
+static int deliver(int port, const char *secret, const char *id, long long ts, const char *body, json_t **out) {
+    char sig[WEBHOOK_STD_SIG_LEN];
+    cr_assert_eq(webhook_sign_standard(secret, id, ts, body, strlen(body), sig), 0);
+    char headers[600];
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: v1,AAAA "
+             "%s\r\n",
+             id, ts, sig);
+    int st;
+    json_t *j = req_json(port, "POST", "/v1/webhooks/sora", headers, body, &st);
+    if (out)
+        *out = j;
+    else
+        json_decref(j);
+    return st;
+}
+
+static void expect_ack_keys(json_t *j) {
+    const char *keys[] = {"status", "run_id", "task_id", "video_index", "video_url", "error"};
+    cr_assert_eq(json_object_size(j), 6);
+    for (size_t i = 0; i < 6; i++)
+        cr_assert_not_null(json_object_get(j, keys[i]), "missing %s", keys[i]);
+}
+
+Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
+    struct server s;
+    start(&s, NULL);
+    long long now = (long long)time(NULL);
+    const char *body = "{\"id\":\"evt_1\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+                       "\"data\":{\"id\":\"video_unknown\"}}";
+    json_t *j;
+    cr_assert_eq(deliver(s.port, "whsec_d3Jvbmcgc2VjcmV0IGtleSBoZXJl", "msg_1", now, body, &j), 401);
+    expect_error(j, 401, 401, "invalid_signature", "Invalid webhook signature");
+    cr_assert_eq(deliver(s.port, SECRET, "msg_1", now - 301, body, &j), 401, "stale");
+    json_decref(j);
+    cr_assert_eq(deliver(s.port, SECRET, "msg_1", now + 301, body, &j), 401, "future");
+    json_decref(j);
+    int st;
+    j = req_json(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", body, &st);
+    expect_error(j, st, 401, "invalid_signature", "Invalid webhook signature");
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox"), 0, "refused deliveries are not stored");
+
+    cr_assert_eq(deliver(s.port, SECRET, "msg_1", now, body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "ignored");
+    cr_assert_str_eq(sget(j, "task_id"), "video_unknown");
+    cr_assert_str_eq(sget(j, "error"), "Unknown task_id (no run mapping)");
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1, "kept for later");
+    cr_assert_eq(deliver(s.port, SECRET, "msg_1", now, body, &j), 200);
+    cr_assert_str_eq(sget(j, "status"), "duplicate");
+    expect_ack_keys(j);
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox"), 1);
+
+    cr_assert_eq(deliver(s.port, SECRET, "msg_2", now, "{\"object\":\"event\",\"type\":\"video.completed\",\"data\":{}}",
+                         &j),
+                 400);
+    expect_error(j, 400, 400, "bad_request", "Missing data.id");
+    cr_assert_eq(deliver(s.port, SECRET, "msg_3", now, "{\"object\":\"event\",\"type\":\"batch.done\",\"data\":{}}", &j),
+                 200);
+    cr_assert_str_eq(sget(j, "status"), "ignored");
+    expect_ack_keys(j);
+    json_decref(j);
+    cr_assert_eq(deliver(s.port, SECRET, "msg_4", now, "not json", &j), 400);
+    expect_error(j, 400, 400, "invalid_json", "Invalid JSON");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, webhook_without_a_secret_is_refused, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"OPENAI_WEBHOOK_SECRET=", NULL};
+    start(&s, env);
+    int st;
+    json_t *j = req_json(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", "{}", &st);
+    expect_error(j, st, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not configured");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
