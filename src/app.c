@@ -26,6 +26,7 @@
 #include "queue/dispatcher.h"
 #include "queue/testjobs.h"
 #include "storage/storage.h"
+#include "workflow/retention.h"
 #include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
@@ -206,6 +207,8 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    if (!once)
+        retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }
 
 int app_run(const config_t *cfg, const struct app_opts *opts) {
