@@ -158,6 +158,23 @@ static int cmd_config_table(config_t *cfg, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static int cmd_fakes_serve(config_t *cfg, int argc, char **argv) {
+    int port = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *n = strncmp(argv[i], "--port=", 7) == 0 ? argv[i] + 7
+                        : strcmp(argv[i], "--port") == 0 && i + 1 < argc ? argv[++i]
+                                                                         : NULL;
+        if (!n)
+            return usage_error("fakes serve", "unknown option", argv[i]);
+        char *end;
+        long v = strtol(n, &end, 10);
+        if (*n == '\0' || *end || v < 0 || v > 65535)
+            return usage_error("fakes serve", "--port must be from 0 to 65535", n);
+        port = (int)v;
+    }
+    return app_fakes_serve(cfg, port) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_routes(config_t *cfg, int argc, char **argv) {
     for (size_t i = 0; i < api_nroutes; i++)
         printf("%-6s %-40s %s\n", api_routes[i].method, api_routes[i].pattern,
@@ -184,6 +201,12 @@ static const struct command commands[] = {
     {"config", "check", cmd_config_check, "config check [--config FILE]",
      "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
     {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
+    {"fakes", "serve", cmd_fakes_serve, "fakes serve [--port N] [--config FILE]",
+     "Runs the provider fakes alone (the /_fake/... routes: OpenAI chat, videos and moderation,\n"
+     "Remotion, Upload-Post, Telegram) on HOST and --port (default PORT; 0 picks a free port).\n"
+     "Video events go to MYLOWARE_URL/v1/webhooks/sora, signed with OPENAI_WEBHOOK_SECRET (set the\n"
+     "same secret on the server that receives them). State lives under MEDIA_DIR/fakes.\n"
+     "Refused with ENVIRONMENT=production. Exit 0 after SIGTERM/SIGINT, 1 on failure, 2 on usage."},
     {"routes", NULL, cmd_routes, "routes", "Lists the HTTP routes: method, pattern, authentication."},
     {"media", "transcode", media_cmd_transcode,
      "media transcode IN OUT --size WxH [--fps N] [--threads N] [--thumbnail JPG]",

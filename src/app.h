@@ -35,6 +35,7 @@ typedef struct app {
     struct providers *providers;   /* provider calls, real or pointed at the fakes */
     struct fakes *fakes;           /* /_fake/... routes; NULL in production */
     struct workflow *workflow;     /* the run engine and the projects (workflow/workflow.h) */
+    int providers_closing;         /* fakes and client closes under way */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
     int signals_seen;
@@ -57,6 +58,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts);
 void app_stop(app_t *app, const char *why);
 /* Called when the health probe has nothing in flight (shutdown waits for it). Loop thread. */
 void app_health_idle(app_t *app);
+/* `myloware fakes serve`: the provider fakes alone on HOST:port (PORT when port < 0), their
+ * video events sent to MYLOWARE_URL. Until SIGTERM/SIGINT; returns the exit code. */
+int app_fakes_serve(const config_t *cfg, int port);
 /* Opens the database and applies pending migrations; logs what it did. Returns 0 or ERR_*. */
 int app_migrate(const config_t *cfg, store_t **out);
 

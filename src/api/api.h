@@ -58,6 +58,18 @@ void api_run_cancel(http_req_t *req);
 void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
 void api_webhook_sora(http_req_t *req);
+/* fakes.c: the /_fake/... routes (404 without app->fakes). */
+void api_fake_llm_chat(http_req_t *req);
+void api_fake_video_create(http_req_t *req);
+void api_fake_video_get(http_req_t *req);
+void api_fake_video_content(http_req_t *req);
+void api_fake_moderation(http_req_t *req);
+void api_fake_render_submit(http_req_t *req);
+void api_fake_render_get(http_req_t *req);
+void api_fake_render_output(http_req_t *req);
+void api_fake_upload(http_req_t *req);
+void api_fake_upload_status(http_req_t *req);
+void api_fake_telegram_send(http_req_t *req);
 
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);

@@ -28,6 +28,18 @@ const struct route api_routes[] = {
     {"GET", "/v1/runs/{id}/feedback", api_run_feedback_list, R_AUTH, RL_NONE},
     {"POST", "/v1/webhooks/sora", api_webhook_sora, R_WEBHOOK | R_RAW, RL_NONE},
     {"POST", "/_test/jobs", api_test_jobs, R_AUTH | R_JSON, RL_NONE}, /* ENVIRONMENT=test only */
+    /* provider fakes (workflow.md §6): 404 with ENVIRONMENT=production */
+    {"POST", "/_fake/openai/v1/chat/completions", api_fake_llm_chat, R_JSON, RL_NONE},
+    {"POST", "/_fake/openai/v1/videos", api_fake_video_create, R_JSON, RL_NONE},
+    {"GET", "/_fake/openai/v1/videos/{id}", api_fake_video_get, 0, RL_NONE},
+    {"GET", "/_fake/openai/v1/videos/{id}/content", api_fake_video_content, 0, RL_NONE},
+    {"POST", "/_fake/openai/v1/moderations", api_fake_moderation, R_JSON, RL_NONE},
+    {"POST", "/_fake/remotion/api/render", api_fake_render_submit, R_JSON, RL_NONE},
+    {"GET", "/_fake/remotion/api/render/{id}", api_fake_render_get, 0, RL_NONE},
+    {"GET", "/_fake/remotion/output/{file}", api_fake_render_output, 0, RL_NONE},
+    {"POST", "/_fake/upload-post/api/upload", api_fake_upload, R_RAW, RL_NONE},
+    {"GET", "/_fake/upload-post/api/uploadposts/status", api_fake_upload_status, 0, RL_NONE},
+    {"POST", "/_fake/telegram/{bot}/sendMessage", api_fake_telegram_send, R_JSON, RL_NONE},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
