@@ -92,7 +92,7 @@ static json_t *get_run(int port, const char *id) {
 }
 
 /* Waits until the run reaches status (or a terminal one); returns the run. */
-__attribute__((unused)) static json_t *wait_status(int port, const char *id, const char *want, int ms) {
+static json_t *wait_status(int port, const char *id, const char *want, int ms) {
     int64_t deadline = h_now_ms() + ms;
     json_t *j = NULL;
     for (;;) {
@@ -378,12 +378,239 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-Test(runs, webhook_without_a_secret_is_refused, .timeout = 60) {
+/* ---- whole runs with the fakes ------------------------------------------------------------------- */
+
+static const char *small_media[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                                    "FAKE_VIDEO_DELAY_MS=30", NULL};
+
+static json_t *approve(int port, const char *id, const char *gate, bool approved, int *status) {
+    char path[128], body[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
+    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":%s,\"comment\":\"looks good\"}", gate,
+             approved ? "true" : "false");
+    return req_json(port, "POST", path, JSON_KEY, body, status);
+}
+
+static bool has_type(json_t *arts, const char *type, int *count) {
+    size_t i;
+    json_t *a;
+    int n = 0;
+    json_array_foreach(arts, i, a) n += strcmp(sget(a, "type"), type) == 0;
+    if (count)
+        *count = n;
+    return n > 0;
+}
+
+Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     struct server s;
-    const char *env[] = {"OPENAI_WEBHOOK_SECRET=", NULL};
-    start(&s, env);
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"Keep going when it rains\"}");
+    json_t *r = wait_status(s.port, id, "awaiting_ideation_approval", 30000);
+    cr_assert_str_eq(sget(r, "current_step"), "ideation");
+    cr_assert_str_eq(sget(r, "pending_gate"), "ideation");
+    json_t *art = json_object_get(r, "artifacts");
+    cr_assert(strstr(sget(art, "ideas"), "## Topic"), "ideas markdown");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(art, "ideas_structured"), "ideas")), 2);
+    cr_assert_eq(json_array_size(json_object_get(art, "overlays")), 2);
+    json_decref(r);
     int st;
-    json_t *j = req_json(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", "{}", &st);
-    expect_error(j, st, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not configured");
+    r = approve(s.port, id, "ideation", true, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "running");
+    cr_assert_str_eq(sget(r, "current_step"), "production");
+    json_decref(r);
+    r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    art = json_object_get(r, "artifacts");
+    json_t *clips = json_object_get(art, "clips");
+    cr_assert_eq(json_array_size(clips), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(clips, 0), "video_index")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(clips, 1), "video_index")), 1);
+    cr_assert(strstr(sget(art, "video_url"), "/v1/media/video/"));
+    cr_assert_not_null(sget(art, "thumbnail_url"));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "progress"), "clips_ready")), 2);
+    json_decref(r);
+    r = approve(s.port, id, "publish", true, &st);
+    cr_assert_eq(st, 200);
+    json_decref(r);
+    r = wait_status(s.port, id, "completed", 30000);
+    cr_assert_str_eq(sget(r, "current_step"), "completed");
+    cr_assert(json_is_null(json_object_get(r, "error")));
+    const char *pub = sget(json_object_get(r, "artifacts"), "published_url");
+    cr_assert(pub && strncmp(pub, "https://www.tiktok.com/@", 24) == 0, "published_url %s", pub);
+    json_decref(r);
+
+    /* the final video is a playable H.264/AAC MP4 of the project's aspect ratio */
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    buf_t err;
+    buf_init(&err, 1024);
+    cr_assert_eq(media_probe(path, &info, &err), 0, "%s: %s", path, err.data);
+    buf_release(&err);
+    cr_assert_str_eq(info.video_codec, "h264");
+    cr_assert_str_eq(info.audio_codec, "aac");
+    cr_assert_eq(info.width * 16, info.height * 9, "9:16, got %dx%d", info.width, info.height);
+    cr_assert(info.duration > 1.5, "two clips, %.2f s", info.duration);
+
+    snprintf(path, sizeof path, "/v1/runs/%s/artifacts", id);
+    json_t *a = req_json(s.port, "GET", path, KEY, NULL, &st);
+    json_t *arts = json_object_get(a, "artifacts");
+    const char *types[] = {"ideas", "ideas_structured", "producer_output", "clip_manifest", "editor_output",
+                           "rendered_video", "publisher_output", "published_url"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        cr_assert(has_type(arts, types[i], NULL), "artifact %s", types[i]);
+    int nclips;
+    cr_assert(has_type(arts, "video_clip", &nclips));
+    cr_assert_eq(nclips, 2);
+    json_decref(a);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    cr_assert_eq(db_count(&s, sql), 1, "the last clip moved the run exactly once");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
+    cr_assert_eq(db_count(&s, sql), 2, "both decisions audited");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = 'awaiting_render'",
+             id);
+    cr_assert_eq(db_count(&s, sql), 1);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, reject_at_each_gate, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *a = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"reject the ideas\"}");
+    char *b = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"reject the video\"}");
+    json_decref(wait_status(s.port, a, "awaiting_ideation_approval", 30000));
+    int st;
+    json_t *r = approve(s.port, a, "ideation", false, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "rejected");
+    json_decref(r);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Run %s is not awaiting ideation approval", a);
+    r = approve(s.port, a, "ideation", true, &st);
+    expect_error(r, st, 409, "conflict", msg);
+
+    json_decref(wait_status(s.port, b, "awaiting_ideation_approval", 30000));
+    json_decref(approve(s.port, b, "ideation", true, &st));
+    json_decref(wait_status(s.port, b, "awaiting_publish_approval", 60000));
+    r = approve(s.port, b, "publish", false, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "rejected");
+    json_decref(r);
+    json_t *g = get_run(s.port, b);
+    cr_assert_str_eq(sget(g, "status"), "rejected");
+    cr_assert_null(json_object_get(json_object_get(g, "artifacts"), "published_url"), "nothing published");
+    json_decref(g);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'gate.rejected'"), 2);
+    free(a);
+    free(b);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+struct racer {
+    int port;
+    const char *id;
+    int status;
+};
+
+static void *race(void *arg) {
+    struct racer *r = arg;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", r->id);
+    struct resp resp;
+    if (h_request(r->port, "POST", path, JSON_KEY, "{\"gate\":\"ideation\"}", &resp)) {
+        r->status = resp.status;
+        resp_free(&resp);
+    }
+    return NULL;
+}
+
+Test(runs, ten_concurrent_approvals_one_wins, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"race the gate\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    struct racer rs[10];
+    pthread_t ts[10];
+    for (int i = 0; i < 10; i++) {
+        rs[i] = (struct racer){s.port, id, 0};
+        cr_assert_eq(pthread_create(&ts[i], NULL, race, &rs[i]), 0);
+    }
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < 10; i++) {
+        pthread_join(ts[i], NULL);
+        ok += rs[i].status == 200;
+        conflict += rs[i].status == 409;
+    }
+    cr_assert_eq(ok, 1, "exactly one approval wins (%d)", ok);
+    cr_assert_eq(conflict, 9, "the others get 409 (%d)", conflict);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.produce'", id);
+    cr_assert_eq(db_count(&s, sql), 1);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, a_failing_clip_fails_the_run, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "FAKE_VIDEO_FAIL_INDEX=1", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one clip fails\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "failed", 60000);
+    cr_assert(strstr(sget(r, "error"), "video.failed"), "error: %s", sget(r, "error"));
+    json_decref(r);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    cr_assert_eq(db_count(&s, sql), 0, "nothing else runs");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"cancel while clips render\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    /* a task of this run, delivered again with a new delivery id after the run is cancelled */
+    char sql[300], task[128];
+    snprintf(sql, sizeof sql, "/v1/runs/%s/cancel", id);
+    json_decref(req_json(s.port, "POST", sql, JSON_KEY, "{}", &st));
+    cr_assert_eq(st, 200);
+    char path[400];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' LIMIT 1", id);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char body[300];
+    snprintf(body, sizeof body,
+             "{\"id\":\"evt_x\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\",\"data\":{\"id\":\"%s\"}}",
+             task);
+    json_t *j;
+    cr_assert_eq(deliver(s.port, SECRET, "msg_after_cancel", (long long)time(NULL), body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "ignored");
+    cr_assert_str_eq(sget(j, "run_id"), id);
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE delivery_id = 'msg_after_cancel' AND "
+                              "status = 'ignored'"),
+                 1);
+    json_t *r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "cancelled");
+    json_decref(r);
+    free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
