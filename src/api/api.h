@@ -58,6 +58,12 @@ void api_run_cancel(http_req_t *req);
 void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
 void api_webhook_sora(http_req_t *req);
+void api_v2_run_start(http_req_t *req);
+void api_v2_run_approve(http_req_t *req);
+void api_v2_run_reject(http_req_t *req);
+void api_v2_run_resume(http_req_t *req);
+void api_v2_run_state(http_req_t *req);
+void api_v2_run_history(http_req_t *req);
 /* fakes.c: the /_fake/... routes (404 without app->fakes). */
 void api_fake_llm_chat(http_req_t *req);
 void api_fake_video_create(http_req_t *req);

@@ -27,6 +27,14 @@ const struct route api_routes[] = {
     {"POST", "/v1/runs/{id}/feedback", api_run_feedback_add, R_AUTH | R_JSON, RL_NONE},
     {"GET", "/v1/runs/{id}/feedback", api_run_feedback_list, R_AUTH, RL_NONE},
     {"POST", "/v1/webhooks/sora", api_webhook_sora, R_WEBHOOK | R_RAW, RL_NONE},
+    {"POST", "/v2/runs/start", api_v2_run_start, R_AUTH | R_JSON, RL_RUN},
+    {"GET", "/v2/runs/{id}", api_run_get, R_AUTH, RL_NONE},
+    {"POST", "/v2/runs/{id}/approve", api_v2_run_approve, R_AUTH | R_JSON, RL_APPROVE},
+    {"POST", "/v2/runs/{id}/approve/hitl", api_v2_run_approve, R_AUTH | R_JSON, RL_APPROVE},
+    {"POST", "/v2/runs/{id}/reject", api_v2_run_reject, R_AUTH | R_JSON, RL_APPROVE},
+    {"POST", "/v2/runs/{id}/resume", api_v2_run_resume, R_AUTH | R_JSON, RL_APPROVE},
+    {"GET", "/v2/runs/{id}/state", api_v2_run_state, R_AUTH, RL_NONE},
+    {"GET", "/v2/runs/{id}/history", api_v2_run_history, R_AUTH, RL_NONE},
     {"POST", "/_test/jobs", api_test_jobs, R_AUTH | R_JSON, RL_NONE}, /* ENVIRONMENT=test only */
     /* provider fakes (workflow.md §6): 404 with ENVIRONMENT=production */
     {"POST", "/_fake/openai/v1/chat/completions", api_fake_llm_chat, R_JSON, RL_NONE},

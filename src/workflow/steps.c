@@ -523,8 +523,6 @@ static void produce_start(struct step *s) {
 
 static void produce_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PRODUCTION, false, produce_start); }
 
-#define EARLY_MAX 16
-
 static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PRODUCTION);
@@ -538,8 +536,6 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *manifest = json_object(), *pending = json_array();
     char seconds[8];
     snprintf(seconds, sizeof seconds, "%d", p ? p->clip_seconds : 8);
-    int rc = 0;
-    int64_t since = clock_now_ms() - config_int(wf_global->cfg, S_WEBHOOK_EARLY_TTL_S) * 1000;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) {
@@ -549,39 +545,9 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
                             json_pack("{s:i,s:s,s:s}", "video_index", k, "size", p ? sora_size(p) : "720x1280",
                                       "seconds", seconds));
         json_array_append_new(pending, json_string(id));
-        if (rc == 0) {
-            rc = tx->s->ops->task_add(tx, "sora", id, x.r.id, k);
-            if (rc == ERR_CONFLICT) { /* the same task again (an idempotent resubmission) */
-                char other[RUN_ID_LEN];
-                int oi;
-                rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 && strcmp(other, x.r.id) == 0
-                         ? 0
-                         : ERR_CONFLICT;
-            }
-        }
-        /* deliveries that came before the task was known */
-        inbox_item_t early[EARLY_MAX];
-        int n = EARLY_MAX;
-        if (rc == 0)
-            rc = tx->s->ops->inbox_early(tx, "sora", id, since, early, &n);
-        else
-            n = 0;
-        for (int e = 0; e < n; e++) {
-            if (rc == 0)
-                rc = tx->s->ops->inbox_set(tx, early[e].id, "applied", x.r.id);
-            char key[300];
-            snprintf(key, sizeof key, "sora:%s", early[e].delivery_id);
-            if (rc == 0)
-                rc = rtx_enqueue(&x, "webhook.sora",
-                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id, "task_id", id,
-                                           "video_index", k, "failed",
-                                           strcmp(early[e].event_type, "video.failed") == 0),
-                                 key);
-            if (rc == 0)
-                log_info("workflow", "early webhook applied", LF_S("run_id", x.r.id), LF_S("task_id", id));
-            inbox_item_release(&early[e]);
-        }
     }
+    int rc = rtx_register_tasks(&x, tasks);
+    json_object_set(x.ctx, "videos", json_object_get(s->res, "videos"));
     char *transcript = transcript_text(s);
     char *man = json_dumps(manifest, JSON_COMPACT);
     if (rc == 0)
@@ -599,6 +565,105 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     x.r.clips_expected = (int)i;
     x.r.clips_ready = 0;
     rtx_move(&x, RS_AWAIT_VIDEOS, RSTEP_WAIT_VIDEOS);
+    if (rc == 0)
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
+
+/* ---- resubmitting missing clips (resume "videos") ------------------------------------------------- */
+
+struct resub {
+    struct step *s;
+    int index;
+};
+
+static void resub_created(const struct sora_result *r, void *ud) {
+    struct resub *rs = ud;
+    struct step *s = rs->s;
+    if (r->st.outcome == PROV_OK) {
+        json_array_append_new(json_object_get(s->res, "tasks"),
+                              json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", rs->index));
+    } else if (s->call_outcome == PROV_OK || r->st.outcome == PROV_PERMANENT) {
+        s->call_outcome = r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome;
+        s->call_retry_after = r->st.retry_after_s;
+        free(s->call_error);
+        s->call_error = xstrdup(r->st.error ? r->st.error : "");
+    }
+    free(rs);
+    if (--s->pending == 0) {
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s", s->call_error ? s->call_error : "");
+            finish_with(s, s->call_outcome, s->call_retry_after, msg);
+        }
+    }
+}
+
+static void resubmit_start(struct step *s) {
+    json_t *ctxj = json_loads(s->run.context ? s->run.context : "{}", 0, NULL);
+    json_t *videos = json_object_get(ctxj, "videos"), *indexes = json_object_get(s->payload, "indexes");
+    json_object_set_new(s->res, "tasks", json_array());
+    s->call_outcome = PROV_OK;
+    s->pending = 1; /* held until every request is made */
+    size_t i, k;
+    json_t *ix, *v;
+    json_array_foreach(indexes, i, ix) {
+        int want = (int)json_integer_value(ix);
+        json_array_foreach(videos, k, v) {
+            if (json_integer_value(json_object_get(v, "video_index")) != want)
+                continue;
+            char key[100];
+            snprintf(key, sizeof key, "%s:%d:%s", s->run.id, want, s->ctx->job.id);
+            struct sora_create_req req = {.prompt = json_string_value(json_object_get(v, "visual_prompt")),
+                                          .seconds = s->proj->clip_seconds,
+                                          .size = sora_size(s->proj),
+                                          .idempotency_key = key,
+                                          .video_index = want};
+            struct resub *rs = xcalloc(1, sizeof *rs);
+            *rs = (struct resub){s, want};
+            s->pending++;
+            if (!req.prompt || provider_sora_create(s->app->providers, &req, resub_created, rs, NULL) != 0) {
+                free(rs);
+                s->pending--;
+                s->call_outcome = PROV_PERMANENT;
+                free(s->call_error);
+                s->call_error = xstrdup("the video request could not be made");
+            }
+        }
+    }
+    json_decref(ctxj);
+    if (--s->pending == 0) { /* nothing was asked, or every call failed at once */
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else
+            finish_with(s, s->call_outcome, -1, s->call_error);
+    }
+}
+
+static void resubmit_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, resubmit_start); }
+
+static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_VIDEOS, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    json_t *tasks = json_object_get(s->res, "tasks");
+    json_t *pending = json_object_get(x.art, "pending_task_ids");
+    if (!json_is_array(pending)) {
+        pending = json_array();
+        json_object_set_new(x.art, "pending_task_ids", pending);
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_array_append(pending, json_object_get(t, "task_id"));
+    int rc = rtx_register_tasks(&x, tasks);
     if (rc == 0)
         rc = rtx_save(&x, NULL);
     rtx_release(&x);
@@ -909,6 +974,7 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
                           NULL, NULL);
     free(transcript);
     json_object_set_new(x.ctx, "render_job_id", json_string(job_id));
+    json_object_set(x.ctx, "render_texts", json_object_get(s->res, "texts"));
     json_object_set_new(x.art, "render_progress", json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued",
                                                             "progress_percent", 0));
     const project_t *p = rtx_project(&x);
@@ -1163,6 +1229,8 @@ static const struct job_type types[] = {
      .release = step_release, .provider = "llm"},
     {.name = "run.produce", .kind = JK_LOOP, .run_loop = produce_run, .on_complete = produce_complete,
      .release = step_release, .provider = "llm"},
+    {.name = "run.resubmit", .kind = JK_LOOP, .run_loop = resubmit_run, .on_complete = resubmit_complete,
+     .release = step_release, .provider = "sora"},
     {.name = "webhook.sora", .kind = JK_LOOP, .run_loop = sora_webhook_run, .on_complete = sora_webhook_complete,
      .release = step_release, .provider = "sora"},
     {.name = "clip.transcode", .kind = JK_POOL, .run_pool = transcode_run, .on_complete = transcode_complete,

@@ -65,6 +65,15 @@ enum wf_ack { WF_ACCEPTED, WF_DUPLICATE, WF_IGNORED_UNKNOWN, WF_IGNORED_TERMINAL
 int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *ack, int *video_index,
                      char *run_status, size_t cap);
 
+/* The v2 state object (api.md §4) and the next steps (an array, or JSON null when done). */
+json_t *wf_state_json(const run_t *r);
+json_t *wf_next(const run_t *r);
+/* Resume actions (workflow.md §5): action is auto, retry, videos, render or publish (the caller
+ * refuses others). chosen gets the action taken ("" when none), message the answer's message.
+ * out gets the run after it. ERR_NOTFOUND. */
+int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish, bool force,
+              const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap);
+
 /* Marks a stuck run failed with the given error (POST /health/cleanup-stuck-runs). */
 int wf_fail_run(store_tx_t *tx, const char *run_id, const char *error);
 

@@ -614,3 +614,152 @@ Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- v2 ----------------------------------------------------------------------------------------- */
+
+static json_t *v2_state_until(int port, const char *id, const char *want, int ms) {
+    json_decref(wait_status(port, id, want, ms));
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/state", id);
+    int st;
+    json_t *j = req_json(port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    return j;
+}
+
+static json_t *resume(int port, const char *id, const char *body, int *st) {
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/resume", id);
+    return req_json(port, "POST", path, JSON_KEY, body, st);
+}
+
+Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                         "{\"workflow\":\"motivational\",\"brief\":\"the v2 way\"}", &st);
+    cr_assert_eq(st, 200);
+    char id[64];
+    snprintf(id, sizeof id, "%s", sget(r, "run_id"));
+    cr_assert_str_eq(sget(r, "thread_id"), id);
+    json_t *state = json_object_get(r, "state");
+    cr_assert_str_eq(sget(state, "status"), "awaiting_ideation_approval", "v2 start waits for the gate");
+    json_t *in = json_object_get(r, "interrupt");
+    cr_assert_str_eq(sget(in, "id"), "gate:ideation");
+    cr_assert(json_is_true(json_object_get(in, "resumable")));
+    json_t *v = json_object_get(in, "value");
+    cr_assert_str_eq(sget(v, "gate"), "ideation");
+    cr_assert_str_eq(sget(v, "waiting_for"), "hitl_ideation");
+    cr_assert_str_eq(sget(v, "task"), "Review and approve video ideas");
+    cr_assert_not_null(sget(v, "ideas"));
+    json_decref(r);
+
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", 400,
+               "bad_request", "Unknown interrupt_id: gate:publish");
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
+    cr_assert_eq(st, 200);
+    const char *after = sget(json_object_get(r, "state"), "status");
+    cr_assert(strcmp(after, "running") != 0 && strcmp(after, "pending") != 0, "approve waits for the next wait: %s",
+              after);
+    cr_assert(json_is_array(json_object_get(r, "interrupts")));
+    json_decref(r);
+
+    r = v2_state_until(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert_str_eq(sget(json_array_get(json_object_get(r, "interrupts"), 0), "id"), "gate:publish");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "next"), 0)), "publish_approval");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "video_clips")), 2);
+    cr_assert_not_null(sget(json_object_get(r, "state"), "final_video_url"));
+    json_decref(r);
+    r = resume(s.port, id, "{\"action\":\"publish\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "action"), "publish");
+    cr_assert_str_eq(sget(r, "message"), "Publish gate awaiting approval (set approve_publish=true)");
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":1}", 422, "validation_error", NULL);
+    char rpath[128];
+    snprintf(rpath, sizeof rpath, "/v2/runs/%s/resume", id);
+    EXPECT_ERR(s.port, "POST", rpath, JSON_KEY, "{\"action\":\"nope\"}", 400, "bad_request",
+               "Unknown resume action: nope");
+    r = resume(s.port, id, "{\"action\":\"publish\",\"approve_publish\":true}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "message"), "Publish approved");
+    json_decref(r);
+    r = v2_state_until(s.port, id, "completed", 30000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")), 1);
+    cr_assert(json_is_null(json_object_get(r, "next")));
+    cr_assert(json_is_null(json_object_get(r, "interrupts")));
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true}", 409, "conflict",
+               "No pending interrupts for this run");
+    r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_null(json_object_get(r, "action")));
+    cr_assert_str_eq(sget(r, "message"), "Run status 'completed' is not resumable");
+    json_decref(r);
+    snprintf(path, sizeof path, "/v2/runs/%s/history", id);
+    r = req_json(s.port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_array_size(r) >= 8, "every transition is an event");
+    cr_assert_str_eq(sget(json_array_get(r, 0), "status"), "completed", "newest first");
+    json_decref(r);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, v2_reject_ends_the_run, .timeout = 60) {
+    struct server s;
+    start(&s, small_media);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                         "{\"workflow\":\"motivational\",\"brief\":\"no thanks\"}", &st);
+    cr_assert_eq(st, 200);
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/reject", sget(r, "run_id"));
+    json_decref(r);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"comment\":\"not today\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(json_object_get(r, "state"), "status"), "rejected");
+    cr_assert(json_is_null(json_object_get(r, "next")));
+    cr_assert(json_is_null(json_object_get(r, "interrupts")));
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{}", 409, "conflict", "No pending interrupts for this run");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "FAKE_VIDEO_FAIL_INDEX=1", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"try again\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "failed", 60000));
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    long long have = db_count(&s, sql); /* clip 0 may have come in before clip 1 failed */
+    cr_assert(have == 0 || have == 1);
+    json_t *r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "action"), "videos", "a failed clip is re-submitted");
+    char want[64];
+    snprintf(want, sizeof want, "Videos re-submitted (%lld)", 2 - have);
+    cr_assert_str_eq(sget(r, "message"), want);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_video_generation");
+    cr_assert(json_is_null(json_object_get(r, "error")));
+    json_decref(r);
+    /* the fake fails that index again: a new task for clip 1 only, and the run fails again */
+    r = wait_status(s.port, id, "failed", 60000);
+    cr_assert(strstr(sget(r, "error"), "video.failed"));
+    json_decref(r);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 1", id);
+    cr_assert_eq(db_count(&s, sql), 2);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    cr_assert_eq(db_count(&s, sql), have ? 1 : 2, "a clip that came in is not asked again");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
