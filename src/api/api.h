@@ -58,6 +58,7 @@ void api_run_cancel(http_req_t *req);
 void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
 void api_webhook_sora(http_req_t *req);
+void api_webhook_remotion(http_req_t *req);
 void api_v2_run_start(http_req_t *req);
 void api_v2_run_approve(http_req_t *req);
 void api_v2_run_reject(http_req_t *req);

@@ -906,6 +906,55 @@ static const struct tool_def render_tool = {
     "\"duration_seconds\":{\"type\":\"number\",\"minimum\":0.1,\"maximum\":3600}}}",
 };
 
+
+/* RENDER_PROVIDER=remotion: the render service renders and calls back (webhooks.c). */
+static void render_submitted(const struct render_result *r, void *ud) {
+    struct step *s = ud;
+    agent_t *a = s->agent;
+    if (r->st.outcome != PROV_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render submission failed: %s", r->st.error ? r->st.error : "");
+        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, msg);
+        return;
+    }
+    json_object_set_new(s->res, "render_job_id", json_string(r->job.job_id));
+    json_object_set_new(s->res, "remote", json_true());
+    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", r->job.job_id, "status",
+                                 r->job.status ? r->job.status : "queued"));
+}
+
+static void render_remote(struct step *s, agent_t *a, json_t *args) {
+    size_t n = json_array_size(json_object_get(s->art, "clips"));
+    const char **clips = xcalloc(n + 1, sizeof *clips);
+    for (size_t i = 0; i < n; i++)
+        clips[i] = json_string_value(json_object_get(json_array_get(json_object_get(s->art, "clips"), i), "url"));
+    json_t *texts = json_object_get(s->res, "texts");
+    size_t nt = json_array_size(texts);
+    const char **tv = xcalloc(nt + 1, sizeof *tv);
+    for (size_t i = 0; i < nt; i++)
+        tv[i] = json_string_value(json_array_get(texts, i));
+    int w, h;
+    media_scaled_size(s->proj->width, s->proj->height, config_num(s->app->cfg, S_RENDER_SCALE), &w, &h);
+    char cb[2048];
+    snprintf(cb, sizeof cb, "%s/v1/webhooks/remotion?run_id=%s", providers_self_url(s->app->providers), s->run.id);
+    double secs = json_number_value(json_object_get(args, "duration_seconds"));
+    struct render_submit_req req = {.run_id = s->run.id,
+                                    .clips = clips,
+                                    .nclips = n,
+                                    .duration_frames = (int)(secs * s->proj->fps + 0.5),
+                                    .fps = s->proj->fps,
+                                    .width = w,
+                                    .height = h,
+                                    .callback_url = cb,
+                                    .template_name = json_string_value(json_object_get(args, "template")),
+                                    .texts = tv,
+                                    .ntexts = nt};
+    if (provider_render_submit(s->app->providers, &req, render_submitted, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "Render submission failed: the request could not be made");
+    free(clips);
+    free(tv);
+}
+
 static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
     struct step *s = ud;
     json_t *clips = json_object_get(args, "clips");
@@ -918,6 +967,10 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     }
     json_object_set(s->res, "texts", json_object_get(args, "texts") ? json_object_get(args, "texts") : json_array());
     json_object_set(s->res, "template", json_object_get(args, "template"));
+    if (providers_render_mode(s->app->providers) == RENDER_REMOTION) {
+        render_remote(s, a, args);
+        return;
+    }
     char job_id[64];
     snprintf(job_id, sizeof job_id, "local-%s", s->run.id);
     json_object_set_new(s->res, "render_job_id", json_string(job_id));
@@ -977,6 +1030,15 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_object_set(x.ctx, "render_texts", json_object_get(s->res, "texts"));
     json_object_set_new(x.art, "render_progress", json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued",
                                                             "progress_percent", 0));
+    if (json_is_true(json_object_get(s->res, "remote"))) { /* the callback finishes the render */
+        if (rc == 0)
+            rc = tx->s->ops->task_add(tx, "render", job_id, x.r.id, 0);
+        rtx_move(&x, RS_AWAIT_RENDER, RSTEP_WAIT_RENDER);
+        if (rc == 0)
+            rc = rtx_save(&x, "Render submitted");
+        rtx_release(&x);
+        return rc;
+    }
     const project_t *p = rtx_project(&x);
     int w = 360, hh = 640;
     if (p)
@@ -1111,6 +1173,92 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+
+/* ---- a remote render's output: download (webhook.remotion), then store (render.fetch, pool) -------- */
+
+static void remote_downloaded(const struct download_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_OK) {
+        json_object_set_new(s->res, "input", json_string(r->path));
+        job_finish(s->ctx);
+    } else if (r->st.outcome == PROV_PERMANENT) {
+        step_fail(s, "Render download failed: %s", r->st.error ? r->st.error : "");
+        job_finish(s->ctx);
+    } else {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+    }
+}
+
+static void remotion_webhook_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *url = pstr(s, "output_url");
+    if (!url || !*url) {
+        step_fail(s, "Render failed: the render service gave no output_url");
+        job_finish(ctx);
+        return;
+    }
+    char path[4200], rnd[9];
+    uint8_t b[4];
+    crypto_random(b, sizeof b);
+    crypto_hex(b, sizeof b, rnd);
+    snprintf(path, sizeof path, "%s/render-%s-%s.mp4", s->w->tmp_dir, ctx->job.run_id, rnd);
+    if (provider_download_url(s->app->providers, PK_RENDER, url, path, remote_downloaded, s, NULL) != 0) {
+        step_fail(s, "Render download failed: the URL was refused");
+        job_finish(ctx);
+    }
+}
+
+static int remotion_webhook_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    struct step *s = ctx->data;
+    const char *input = s ? json_string_value(json_object_get(s->res, "input")) : NULL;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_RENDER, RSTEP__COUNT);
+    if (h <= 0) {
+        if (h == 0 && input)
+            unlink(input);
+        return h;
+    }
+    if (s->fail)
+        return complete_fail(&x, s);
+    char key[80];
+    snprintf(key, sizeof key, "render:%s", x.r.id);
+    int rc = rtx_enqueue(&x, "render.fetch", json_pack("{s:s}", "input", input), key);
+    rtx_release(&x);
+    return rc;
+}
+
+/* Worker thread: the downloaded render is probed, thumbnailed and stored. */
+static void fetch_run(struct job_ctx *ctx) {
+    app_t *app = ctx->app;
+    struct pool_res *r = xcalloc(1, sizeof *r);
+    ctx->data = r;
+    r->payload = json_loads(ctx->job.payload ? ctx->job.payload : "{}", 0, NULL);
+    const char *input = json_string_value(json_object_get(r->payload, "input"));
+    snprintf(r->clip_key, sizeof r->clip_key, "renders/%s.mp4", ctx->job.run_id);
+    snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/render_%s.jpg", ctx->job.run_id);
+    char thumb[4200];
+    buf_t err;
+    buf_init(&err, 1024);
+    struct media_info info;
+    int rc;
+    if (!input) {
+        job_set_error(ctx, JO_PERMANENT, "render.fetch: the payload has no input");
+    } else if ((rc = media_probe(input, &info, &err)) != 0) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render failed: the rendered file is not a video (%s)", err.data ? err.data : "");
+        r->fail = xstrdup(msg);
+        unlink(input);
+    } else if (storage_tmp_path(app->storage, "render.jpg", thumb, sizeof thumb) != 0 ||
+               media_thumbnail(input, thumb, &err) != 0 ||
+               storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE) != 0 ||
+               storage_put_file(app->storage, r->clip_key, input, "video/mp4", STORAGE_PUT_MOVE) != 0) {
+        job_set_error(ctx, JO_RETRY, "render.fetch: cannot store the render");
+    } else {
+        r->done = true;
+    }
+    buf_release(&err);
+}
+
 /* ---- publishing ----------------------------------------------------------------------------------------- */
 
 static const struct tool_def publish_tool = {
@@ -1238,6 +1386,10 @@ static const struct job_type types[] = {
     {.name = "run.edit", .kind = JK_LOOP, .run_loop = edit_run, .on_complete = edit_complete, .release = step_release,
      .provider = "llm"},
     {.name = "render.local", .kind = JK_POOL, .run_pool = render_run, .on_complete = render_complete,
+     .release = pool_release, .cap_group = "media"},
+    {.name = "webhook.remotion", .kind = JK_LOOP, .run_loop = remotion_webhook_run,
+     .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
+    {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},

@@ -185,7 +185,8 @@ void rtx_fail(struct rtx *x, const char *error, const char *job_type) {
                         json_pack("{s:s,s:s,s:s?}", "status", run_status_name(x->status), "step",
                                   run_step_name(x->step), "job_type", job_type));
     free(x->r.error);
-    x->r.error = xstrndup(error ? error : "failed", 2000);
+    const char *e = error ? error : "failed";
+    x->r.error = xstrndup(e, strnlen(e, 2000));
     rtx_move(x, RS_FAILED, x->step);
 }
 
@@ -561,6 +562,63 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
         *video_index = index;
     if (known)
         rtx_release(&x);
+    return rc;
+}
+
+
+int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok, const char *output_url,
+                       const char *error, const char *body, struct wf_render_ack *ack) {
+    struct rtx x;
+    int rc = rtx_load(tx, run_id, &x);
+    if (rc)
+        return rc;
+    snprintf(ack->status, sizeof ack->status, "%s", x.r.status);
+    const char *mine = json_string_value(json_object_get(x.ctx, "render_job_id"));
+    if (!mine || strcmp(mine, job_id) != 0) {
+        rtx_release(&x);
+        return ERR_INVAL;
+    }
+    const char *stored = json_string_value(json_object_get(x.ctx, "render_output_url"));
+    bool past = x.status == RS_AWAIT_PUBLISH_APPROVAL || x.status == RS_AWAIT_PUBLISH ||
+                x.status == RS_COMPLETED || (x.status == RS_RUNNING && x.step == RSTEP_PUBLISHING);
+    if (stored || past) { /* a repeat: idempotent */
+        ack->repeat = true;
+        snprintf(ack->output_url, sizeof ack->output_url, "%s", stored ? stored : "");
+        rtx_release(&x);
+        return 0;
+    }
+    if (x.status != RS_AWAIT_RENDER) {
+        rtx_release(&x);
+        return ERR_CONFLICT;
+    }
+    inbox_item_t w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.provider, sizeof w.provider, "remotion");
+    snprintf(w.delivery_id, sizeof w.delivery_id, "%s:%s", job_id, ok ? "done" : "error");
+    snprintf(w.event_type, sizeof w.event_type, "%s", ok ? "render.done" : "render.error");
+    snprintf(w.task_id, sizeof w.task_id, "%s", job_id);
+    snprintf(w.run_id, sizeof w.run_id, "%s", run_id);
+    snprintf(w.status, sizeof w.status, "accepted");
+    w.payload = (char *)body;
+    w.received_at = clock_now_ms();
+    bool dup = false;
+    rc = tx->s->ops->inbox_add(tx, &w, &dup);
+    if (rc == 0 && ok) {
+        json_object_set_new(x.ctx, "render_output_url", json_string(output_url ? output_url : ""));
+        snprintf(ack->output_url, sizeof ack->output_url, "%s", output_url ? output_url : "");
+        char key[200];
+        snprintf(key, sizeof key, "remotion:%s", job_id);
+        rc = rtx_enqueue(&x, "webhook.remotion", json_pack("{s:s,s:s?}", "job_id", job_id, "output_url", output_url),
+                         key);
+        if (rc == 0)
+            rc = rtx_save(&x, NULL);
+    } else if (rc == 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Render failed: %s", error && *error ? error : "the render service reported an error");
+        rtx_fail(&x, msg, "webhook.remotion");
+        rc = rtx_save(&x, msg);
+    }
+    rtx_release(&x);
     return rc;
 }
 

@@ -74,6 +74,18 @@ json_t *wf_next(const run_t *r);
 int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish, bool force,
               const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap);
 
+/* A verified render callback for run_id (api.md §6). ERR_NOTFOUND (run), ERR_INVAL (job_id is
+ * not the run's render job), ERR_CONFLICT (not awaiting a render, not past it). A repeat is 0 with
+ * ack->repeat and the stored output URL. ok: the output is fetched (webhook.remotion); else the
+ * run fails. ack->status gets the run's status as read. */
+struct wf_render_ack {
+    bool repeat;
+    char output_url[2048];
+    char status[RUN_STATUS_MAX];
+};
+int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok, const char *output_url,
+                       const char *error, const char *body, struct wf_render_ack *ack);
+
 /* Marks a stuck run failed with the given error (POST /health/cleanup-stuck-runs). */
 int wf_fail_run(store_tx_t *tx, const char *run_id, const char *error);
 
