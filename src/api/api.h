@@ -59,6 +59,9 @@ void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
 void api_webhook_sora(http_req_t *req);
 void api_webhook_remotion(http_req_t *req);
+/* stuck.c: runs waiting too long for a provider (api.md §9) */
+void api_stuck_runs(http_req_t *req);
+void api_cleanup_stuck_runs(http_req_t *req);
 void api_v2_run_start(http_req_t *req);
 void api_v2_run_approve(http_req_t *req);
 void api_v2_run_reject(http_req_t *req);

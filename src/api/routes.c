@@ -28,6 +28,8 @@ const struct route api_routes[] = {
     {"GET", "/v1/runs/{id}/feedback", api_run_feedback_list, R_AUTH, RL_NONE},
     {"POST", "/v1/webhooks/sora", api_webhook_sora, R_WEBHOOK | R_RAW, RL_NONE},
     {"POST", "/v1/webhooks/remotion", api_webhook_remotion, R_WEBHOOK | R_RAW, RL_NONE},
+    {"GET", "/health/stuck-runs", api_stuck_runs, 0, RL_NONE},
+    {"POST", "/health/cleanup-stuck-runs", api_cleanup_stuck_runs, R_AUTH, RL_NONE},
     {"POST", "/v2/runs/start", api_v2_run_start, R_AUTH | R_JSON, RL_RUN},
     {"GET", "/v2/runs/{id}", api_run_get, R_AUTH, RL_NONE},
     {"POST", "/v2/runs/{id}/approve", api_v2_run_approve, R_AUTH | R_JSON, RL_APPROVE},

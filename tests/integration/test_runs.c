@@ -763,3 +763,126 @@ Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- the render callback ---------------------------------------------------------------------- */
+
+#define REMOTION_SECRET "remotion-test-secret"
+
+static int callback(int port, const char *query, const char *sig_header, const char *body, json_t **out) {
+    char headers[600];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s", sig_header ? sig_header : "");
+    char path[200];
+    snprintf(path, sizeof path, "/v1/webhooks/remotion%s", query);
+    int st;
+    json_t *j = req_json(port, "POST", path, headers, body, &st);
+    *out = j;
+    return st;
+}
+
+static void signed_header(const char *body, char *out, size_t cap) {
+    char sig[WEBHOOK_REMOTION_SIG_LEN];
+    cr_assert_eq(webhook_sign_remotion(REMOTION_SECRET, body, strlen(body), sig), 0);
+    snprintf(out, cap, "X-Remotion-Signature: %s\r\n", sig);
+}
+
+Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "RENDER_PROVIDER=remotion", "REMOTION_WEBHOOK_SECRET=" REMOTION_SECRET, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render it remotely\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert(strstr(sget(json_object_get(r, "artifacts"), "video_url"), "/v1/media/video/"));
+    json_decref(r);
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    cr_assert_eq(media_probe(path, &info, NULL), 0, "the service's output is stored as the final render");
+    cr_assert_str_eq(info.video_codec, "h264");
+
+    /* the render job id, from the editor's artifact */
+    snprintf(path, sizeof path, "/v1/runs/%s/artifacts", id);
+    json_t *a = req_json(s.port, "GET", path, KEY, NULL, &st);
+    const char *job = NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(a, "artifacts"), i, x) if (strcmp(sget(x, "type"), "editor_output") == 0) job =
+        sget(json_object_get(x, "metadata"), "render_job_id");
+    cr_assert_not_null(job);
+    char body[400], hdr[300], q[100];
+    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://elsewhere/x.mp4\"}", job);
+    json_decref(a);
+    snprintf(q, sizeof q, "?run_id=%s", id);
+    signed_header(body, hdr, sizeof hdr);
+    json_t *j;
+    cr_assert_eq(callback(s.port, q, hdr, body, &j), 200, "a repeat is idempotent");
+    cr_assert_eq(json_object_size(j), 4);
+    cr_assert_str_eq(sget(j, "status"), "accepted");
+    cr_assert(strstr(sget(j, "output_url"), "/_fake/remotion/output/"), "the stored URL, not the new one: %s",
+              sget(j, "output_url"));
+    json_decref(j);
+
+    /* refusals */
+    cr_assert_eq(callback(s.port, q, NULL, body, &j), 401);
+    expect_error(j, 401, 401, "invalid_signature", "Missing webhook signature");
+    cr_assert_eq(callback(s.port, q, "X-Remotion-Signature: sha512=00\r\n", body, &j), 401);
+    expect_error(j, 401, 401, "invalid_signature", "Invalid webhook signature");
+    cr_assert_eq(callback(s.port, "", hdr, body, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
+    cr_assert_eq(callback(s.port, "?run_id=00000000-0000-4000-8000-000000000000", hdr, body, &j), 404);
+    expect_error(j, 404, 404, "not_found", "Run not found");
+    const char *other = "{\"job_id\":\"nope\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}";
+    signed_header(other, hdr, sizeof hdr);
+    cr_assert_eq(callback(s.port, q, hdr, other, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Unknown job_id: nope");
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 30000));
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- stuck runs ---------------------------------------------------------------------------------- */
+
+Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=600000", NULL}; /* the clips never come in time */
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"waiting forever\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    json_t *j = req_json(s.port, "GET", "/health/stuck-runs?timeout_minutes=60", "", NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 0, "not stuck for an hour");
+    json_decref(j);
+    j = req_json(s.port, "GET", "/health/stuck-runs?timeout_minutes=0", "", NULL, &st);
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
+    cr_assert_str_eq(sget(json_array_get(json_object_get(j, "stuck_runs"), 0), "id"), id);
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", "", NULL, 401, "unauthorized",
+               "Missing API key");
+    EXPECT_ERR(s.port, "GET", "/health/stuck-runs?timeout_minutes=-1", "", NULL, 422, "validation_error", NULL);
+    j = req_json(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_true(json_object_get(j, "dry_run")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
+    json_decref(j);
+    json_t *r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_video_generation", "a dry run changes nothing");
+    json_decref(r);
+    j = req_json(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0&dry_run=false", KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "timed_out_run_ids"), 0)), id);
+    json_decref(j);
+    r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "failed");
+    cr_assert(strstr(sget(r, "error"), "Run timed out after 0 minutes waiting in awaiting_video_generation"));
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
