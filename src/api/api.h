@@ -57,6 +57,7 @@ void api_run_approve(http_req_t *req);
 void api_run_cancel(http_req_t *req);
 void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
+void api_run_events(http_req_t *req); /* events.c: server-sent events */
 void api_webhook_sora(http_req_t *req);
 void api_webhook_remotion(http_req_t *req);
 /* stuck.c: runs waiting too long for a provider (api.md §9) */

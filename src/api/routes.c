@@ -22,6 +22,7 @@ const struct route api_routes[] = {
     {"GET", "/v1/runs", api_runs_list, R_AUTH, RL_NONE},
     {"GET", "/v1/runs/{id}", api_run_get, R_AUTH, RL_NONE},
     {"GET", "/v1/runs/{id}/artifacts", api_run_artifacts, R_AUTH, RL_NONE},
+    {"GET", "/v1/runs/{id}/events", api_run_events, R_AUTH, RL_NONE},
     {"POST", "/v1/runs/{id}/approve", api_run_approve, R_AUTH | R_JSON, RL_APPROVE},
     {"POST", "/v1/runs/{id}/cancel", api_run_cancel, R_AUTH | R_JSON, RL_APPROVE},
     {"POST", "/v1/runs/{id}/feedback", api_run_feedback_add, R_AUTH | R_JSON, RL_NONE},

@@ -886,3 +886,36 @@ Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- server-sent events ------------------------------------------------------------------------- */
+
+Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .timeout = 60) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"watch it\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int fd = h_connect(s.port);
+    cr_assert(fd >= 0);
+    cr_assert(h_sendf(fd, "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\n" KEY "Last-Event-ID: 1\r\n\r\n", id));
+    static char buf[65536];
+    cr_assert(h_recv_until(fd, buf, sizeof buf, "awaiting_ideation_approval", 10000), "%s", buf);
+    cr_assert(strstr(buf, "Content-Type: text/event-stream"));
+    cr_assert(strstr(buf, "Transfer-Encoding: chunked"));
+    cr_assert_null(strstr(buf, "id: 1\n"), "event 1 is before Last-Event-ID");
+    cr_assert(strstr(buf, "id: 2\nevent: run\n"), "%s", buf);
+    cr_assert(strstr(buf, "event: artifact\n"));
+    /* a new event arrives on the open stream; the terminal one ends it */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/cancel", id);
+    int st;
+    json_decref(req_json(s.port, "POST", path, JSON_KEY, "{}", &st));
+    cr_assert_eq(st, 200);
+    cr_assert(h_recv_until(fd, buf, sizeof buf, "\r\n0\r\n\r\n", 10000), "the stream ends after a terminal status");
+    cr_assert(strstr(buf, "\"status\":\"cancelled\""));
+    close(fd);
+    EXPECT_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000/events", KEY, NULL, 404, "not_found",
+               "Run not found");
+    EXPECT_ERR(s.port, "GET", "/v1/runs/nope/events", KEY, NULL, 404, "not_found", "Run not found");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
