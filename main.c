@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "app.h"
+#include "cli/jobs.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "workflow/demo.h"
@@ -222,6 +223,17 @@ static const struct command commands[] = {
      "Writes a test clip (moving pattern, the number drawn on it, a tone): the fake provider's clips."},
     {"media", "thumbnail", media_cmd_thumbnail, "media thumbnail IN OUT.jpg",
      "Writes a JPEG of IN at 1 s (or the middle of shorter clips)."},
+    /* client commands: MYLOWARE_URL, MYLOWARE_API_KEY (API_KEY when empty) */
+    {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
+     "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},
+    {"jobs", "show", cli_jobs_show, "jobs show JOB_ID", "Prints one job (GET /v1/jobs/{id})."},
+    {"dlq", "list", cli_dlq_list, "dlq list [--source S] [--all] [--limit N] [--json]",
+     "Lists dead letters, newest first (GET /admin/dlq); unresolved ones only unless --all."},
+    {"dlq", "show", cli_dlq_show, "dlq show ID", "Prints one dead letter with its payload (GET /admin/dlq/{id})."},
+    {"dlq", "replay", cli_dlq_replay, "dlq replay ID",
+     "Re-queues a dead job with its attempts reset (POST /admin/dlq/{id}/replay)."},
+    {"dlq", "resolve", cli_dlq_resolve, "dlq resolve ID",
+     "Marks a dead letter resolved without running it again (POST /admin/dlq/{id}/resolve)."},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

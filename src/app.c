@@ -306,7 +306,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (workers <= 0)
         workers = (int)uv_available_parallelism();
     char nthreads[24];
-    snprintf(nthreads, sizeof nthreads, "%d", workers);
+    /* + 2: file answers (http/file.c) and storage uv_fs_* calls share libuv's pool; the pool job
+     * types are capped at `workers`, so these threads stay free for them while transcodes run */
+    snprintf(nthreads, sizeof nthreads, "%d", workers + 2);
     setenv("UV_THREADPOOL_SIZE", nthreads, 1);
 
     if (app_migrate(cfg, &app->store) != 0)

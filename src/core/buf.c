@@ -53,6 +53,17 @@ int buf_append(buf_t *b, const void *p, size_t n) {
     return 0;
 }
 
+char *buf_room(buf_t *b, size_t n) {
+    if (reserve(b, n))
+        return NULL;
+    return b->data + b->len;
+}
+
+void buf_commit(buf_t *b, size_t k) {
+    b->len += k;
+    b->data[b->len] = '\0';
+}
+
 int buf_puts(buf_t *b, const char *s) { return buf_append(b, s, strlen(s)); }
 
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap) {
@@ -92,15 +103,35 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
     return rc;
 }
 
+/* 1 for the bytes a JSON string cannot hold as they are: controls, DEL, '"' and '\\'. */
+static const unsigned char json_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
 int buf_json_str(buf_t *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     size_t start = b->len;
+    /* the common case, nothing to escape: one append */
+    size_t i = 0;
+    while (i < n && !json_escape[(unsigned char)s[i]])
+        i++;
+    if (i == n) {
+        if (reserve(b, n + 2))
+            return ERR_TOOBIG;
+        char *p = b->data + b->len;
+        p[0] = '"';
+        memcpy(p + 1, s, n);
+        p[n + 1] = '"';
+        p[n + 2] = '\0';
+        b->len += n + 2;
+        return 0;
+    }
     int rc = buf_append(b, "\"", 1);
     size_t run = 0; /* start of the current run of characters that need no escape */
-    for (size_t i = 0; rc == 0 && i <= n; i++) {
+    for (; rc == 0 && i <= n; i++) {
         unsigned char c = i < n ? (unsigned char)s[i] : 0;
-        bool plain = i < n && c >= 0x20 && c != 0x7f && c != '"' && c != '\\';
-        if (plain)
+        if (i < n && !json_escape[c])
             continue;
         if (i > run)
             rc = buf_append(b, s + run, i - run);
@@ -129,6 +160,39 @@ int buf_json_str(buf_t *b, const char *s, size_t n) {
             b->data[start] = '\0';
     }
     return rc;
+}
+
+char *buf_json_raw(char *out, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    *out++ = '"';
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!json_escape[c])
+            continue;
+        memcpy(out, s + run, i - run);
+        out += i - run;
+        run = i + 1;
+        *out++ = '\\';
+        if (c == '"' || c == '\\') {
+            *out++ = (char)c;
+        } else if (c == '\n') {
+            *out++ = 'n';
+        } else if (c == '\r') {
+            *out++ = 'r';
+        } else if (c == '\t') {
+            *out++ = 't';
+        } else {
+            memcpy(out, "u00", 3);
+            out[3] = hex[c >> 4];
+            out[4] = hex[c & 15];
+            out += 5;
+        }
+    }
+    memcpy(out, s + run, n - run);
+    out += n - run;
+    *out++ = '"';
+    return out;
 }
 
 char *buf_steal(buf_t *b, size_t *len) {

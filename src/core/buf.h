@@ -29,6 +29,15 @@ int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, quotes included. */
 int buf_json_str(buf_t *b, const char *s, size_t n);
+/* Makes room for n more bytes (and the NUL) without appending: returns where they go, or NULL
+ * when len + n would pass the cap (nothing changed). Follow with buf_commit(b, k), k <= n. */
+char *buf_room(buf_t *b, size_t n);
+/* Counts k bytes written at buf_room()'s pointer as appended. */
+void buf_commit(buf_t *b, size_t k);
+/* Writes s as a JSON string literal at out, which has room for BUF_JSON_WORST(n) bytes; returns
+ * the end. For writers that reserved the worst case with buf_room(). */
+#define BUF_JSON_WORST(n) (6 * (n) + 2)
+char *buf_json_raw(char *out, const char *s, size_t n);
 /* Takes the data out (caller frees; never NULL) and leaves the buffer empty. */
 char *buf_steal(buf_t *b, size_t *len);
 /* Drops the first n bytes. */

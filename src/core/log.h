@@ -44,6 +44,16 @@ void log_batch_end(void);
 void log_write(enum log_level level, const char *module, const char *msg,
                const struct log_field *fields);
 
+/*
+ * The access log line of one HTTP request, at info level: the same line as
+ *   log_info("http", "request", LF_S("request_id", id), LF_S("method", method),
+ *            LF_S("route", route), LF_I("status", status), LF_I("bytes", bytes),
+ *            LF_D("duration_ms", ms))
+ * built without the generic field formatter (one per request: the hot path). Loop thread.
+ */
+void log_http_request(const char *request_id, const char *method, const char *route, int status,
+                      long long bytes, double ms);
+
 #define LOG_AT_(lvl, mod, msg, ...)                                                                \
     do {                                                                                           \
         if (log_enabled(lvl))                                                                      \

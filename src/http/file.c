@@ -106,9 +106,10 @@ static bool parse_u64(const char **p, const char *end, uint64_t *v) {
     if (s >= end || *s < '0' || *s > '9')
         return false;
     for (; s < end && *s >= '0' && *s <= '9'; s++) {
-        if (x > (UINT64_MAX - 9) / 10)
+        uint64_t d = (uint64_t)(*s - '0');
+        if (x > UINT64_MAX / 10 || (x == UINT64_MAX / 10 && d > UINT64_MAX % 10))
             return false;
-        x = x * 10 + (uint64_t)(*s - '0');
+        x = x * 10 + d;
     }
     *p = s;
     *v = x;

@@ -2,7 +2,6 @@
 #include "http/router.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -41,41 +40,44 @@ static bool match_pattern(const char *pat, const char *path, size_t plen, struct
 static void allow_add(char *allow, size_t cap, const char *method) {
     if (strstr(allow, method)) /* methods are distinct words: GET, HEAD, POST, ... */
         return;
-    size_t len = strlen(allow);
-    snprintf(allow + len, cap - len, "%s%s", len ? ", " : "", method);
+    size_t len = strlen(allow), mlen = strlen(method), sep = len ? 2 : 0;
+    if (len + sep + mlen >= cap)
+        return;
+    memcpy(allow + len, ", ", sep);
+    memcpy(allow + len + sep, method, mlen + 1);
 }
 
 int router_match(const struct route *routes, size_t n, const char *method, const char *path,
                  size_t plen, struct route_match *m) {
     bool head = strcmp(method, "HEAD") == 0;
     bool path_known = false;
-    m->allow[0] = '\0';
-    m->route = NULL;
+    struct route_match tmp;
+    /* the usual case first: the first route of the path and the method (no Allow needed) */
     for (size_t i = 0; i < n; i++) {
-        struct route_match tmp;
-        tmp.allow[0] = '\0';
         if (!match_pattern(routes[i].pattern, path, plen, &tmp))
             continue;
         path_known = true;
-        bool is_get = strcmp(routes[i].method, "GET") == 0;
-        allow_add(m->allow, sizeof m->allow, routes[i].method);
-        if (is_get)
-            allow_add(m->allow, sizeof m->allow, "HEAD");
-        if (!m->route &&
-            (strcmp(routes[i].method, method) == 0 || (head && is_get))) {
+        if (strcmp(routes[i].method, method) == 0 || (head && strcmp(routes[i].method, "GET") == 0)) {
+            tmp.route = &routes[i];
+            tmp.allow[0] = '\0';
             *m = tmp;
-            m->route = &routes[i];
             return 0;
         }
     }
     if (!path_known)
         return ERR_NOTFOUND;
-    /* 405: keep the first route of this path, so metrics and logs can name its pattern */
-    for (size_t i = 0; i < n && !m->route; i++) {
-        struct route_match tmp;
-        tmp.allow[0] = '\0';
-        if (match_pattern(routes[i].pattern, path, plen, &tmp))
+    /* 405: every method of the path; keep the first route of this path, so metrics and logs can
+     * name its pattern */
+    m->allow[0] = '\0';
+    m->route = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!match_pattern(routes[i].pattern, path, plen, &tmp))
+            continue;
+        if (!m->route)
             m->route = &routes[i];
+        allow_add(m->allow, sizeof m->allow, routes[i].method);
+        if (strcmp(routes[i].method, "GET") == 0)
+            allow_add(m->allow, sizeof m->allow, "HEAD");
     }
     return ERR_METHOD;
 }

@@ -2,6 +2,7 @@
 #include "http/server.h"
 
 #include <llhttp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #define READ_BUF_SIZE 65536
 #define WRITE_HIGH_WATER (1u << 20) /* stop reading requests while this much is unsent */
+#define SMALL_BODY 4096 /* answers' bodies up to this size are copied after their head */
 #define HEAD_CAP (HTTP_MAX_HEAD_BYTES + 2 * HTTP_MAX_HEADERS + 8)
 #define STREAM_HIGH_WATER (256u << 10) /* a streaming answer waits while this much is unsent */
 
@@ -74,6 +76,10 @@ struct http_server {
     bool listening, draining, closing;
     void (*drain_cb)(http_server_t *, void *);
     void *drain_ud;
+    uint64_t now_ns;   /* monotonic time read once per read callback; 0 outside of one */
+    http_req_t *spare; /* finished requests for reuse, linked through their conn field */
+    int nspare;
+    buf_t out; /* an answer's head is built here (kept from one answer to the next) */
     char readbuf[READ_BUF_SIZE];
 };
 
@@ -89,11 +95,16 @@ static void maybe_drained(http_server_t *s);
 static void timer_arm(struct http_conn *c);
 static void timer_disarm(struct http_conn *c);
 static void timer_cb(uv_timer_t *t);
-static uint64_t now_ms(void) { return uv_hrtime() / 1000000u; }
+static uint64_t mono_ns(const http_server_t *s);
+static uint64_t now_ms(const http_server_t *s) { return mono_ns(s) / 1000000u; }
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b);
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b);
 
 /* ---- small helpers ------------------------------------------------------------------------ */
+
+/* The monotonic clock (clock_mono_ns's and uv_hrtime's), read once per read callback: the
+ * request timers and the request start times of one read share it. */
+static uint64_t mono_ns(const http_server_t *s) { return s->now_ns ? s->now_ns : uv_hrtime(); }
 
 bool http_request_id_valid(const char *id, size_t n) {
     if (n < 1 || n > HTTP_REQUEST_ID_MAX)
@@ -224,27 +235,74 @@ static const char *reason(int status) {
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
+/* Finished requests are kept for the next ones (up to REQ_SPARE): no allocation and no clearing
+ * of the header array per request. */
+#define REQ_SPARE 64
+#define REQ_KEEP_BYTES 4096 /* head and body memory kept with a spare request */
+
 static http_req_t *req_new(struct http_conn *c) {
-    http_req_t *r = xcalloc(1, sizeof *r);
-    r->server = c->srv;
+    http_server_t *s = c->srv;
+    http_req_t *r = s->spare;
+    if (r) {
+        s->spare = r->conn ? (http_req_t *)r->conn : NULL; /* the list is linked through conn */
+        s->nspare--;
+        buf_t head = r->head, body = r->body;
+        /* everything but the header array (only the first nheaders entries are ever read) */
+        memset(r, 0, offsetof(http_req_t, headers));
+        memset(&r->nheaders, 0, sizeof *r - offsetof(http_req_t, nheaders));
+        r->head = head;
+        r->body = body;
+        buf_reset(&r->head);
+        buf_reset(&r->body);
+        r->body.max = 0;
+    } else {
+        r = xmalloc(sizeof *r);
+        memset(r, 0, offsetof(http_req_t, headers));
+        memset(&r->nheaders, 0, sizeof *r - offsetof(http_req_t, nheaders));
+        buf_init(&r->head, HEAD_CAP);
+        buf_init(&r->body, 0);
+    }
+    r->server = s;
     r->conn = c;
-    r->app = c->srv->o.app;
+    r->app = s->o.app;
     r->method = "GET";
     r->path = "/";
     r->query = "";
     r->api_key_index = -1;
     r->keep_alive = false;
-    buf_init(&r->head, HEAD_CAP);
-    buf_init(&r->body, 0);
     return r;
 }
 
 static void req_free(http_req_t *r) {
-    buf_release(&r->head);
-    buf_release(&r->body);
-    if (r->json)
+    http_server_t *s = r->server;
+    if (r->json) {
         json_decref(r->json);
-    free(r);
+        r->json = NULL;
+    }
+    if (s->nspare >= REQ_SPARE || s->closing) {
+        buf_release(&r->head);
+        buf_release(&r->body);
+        free(r);
+        return;
+    }
+    if (r->head.alloc > REQ_KEEP_BYTES)
+        buf_release(&r->head);
+    if (r->body.alloc > REQ_KEEP_BYTES)
+        buf_release(&r->body);
+    r->conn = (struct http_conn *)s->spare;
+    s->spare = r;
+    s->nspare++;
+}
+
+static void spare_free_all(http_server_t *s) {
+    while (s->spare) {
+        http_req_t *r = s->spare;
+        s->spare = (http_req_t *)r->conn;
+        buf_release(&r->head);
+        buf_release(&r->body);
+        free(r);
+    }
+    s->nspare = 0;
 }
 
 /* Decimal digits of v into out (no NUL); returns the count. */
@@ -305,24 +363,24 @@ static void write_cb(uv_write_t *w, int status) {
     }
 }
 
-/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
-static void conn_write(struct http_conn *c, char *data, size_t len) {
-    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
-        uv_buf_t b0 = uv_buf_init(data, (unsigned)len);
-        int n = uv_try_write(&c->h.stream, &b0, 1);
-        if (n == (int)len) {
-            free(data);
-            return;
-        }
-        if (n > 0) { /* keep the rest */
-            memmove(data, data + n, len - (size_t)n);
-            len -= (size_t)n;
-        }
+/* Queues a copy of the unsent part of head + body (from byte off on). */
+static void conn_queue_copy(struct http_conn *c, const char *head, size_t hlen, const char *body,
+                            size_t blen, size_t off) {
+    size_t total = hlen + blen - off;
+    char *data = xmalloc(total ? total : 1), *p = data;
+    if (off < hlen) {
+        memcpy(p, head + off, hlen - off);
+        p += hlen - off;
+        off = 0;
+    } else {
+        off -= hlen;
     }
+    if (blen > off)
+        memcpy(p, body + off, blen - off);
     struct wreq *wr = xmalloc(sizeof *wr);
     wr->conn = c;
     wr->data = data;
-    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    uv_buf_t b = uv_buf_init(data, (unsigned)total);
     c->nwrites++;
     if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
         c->nwrites--;
@@ -330,6 +388,29 @@ static void conn_write(struct http_conn *c, char *data, size_t len) {
         free(wr);
         conn_close(c);
     }
+}
+
+/* Sends head then body (neither taken). When nothing is queued they are written at once with
+ * one writev; only what the socket did not take is copied and queued. */
+static void conn_send(struct http_conn *c, const char *head, size_t hlen, const char *body,
+                      size_t blen) {
+    size_t off = 0;
+    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
+        uv_buf_t b[2] = {uv_buf_init((char *)head, (unsigned)hlen),
+                         uv_buf_init((char *)body, (unsigned)blen)};
+        int n = uv_try_write(&c->h.stream, b, blen ? 2 : 1);
+        if (n > 0)
+            off = (size_t)n;
+        if (off == hlen + blen)
+            return;
+    }
+    conn_queue_copy(c, head, hlen, body, blen, off);
+}
+
+/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
+static void conn_write(struct http_conn *c, char *data, size_t len) {
+    conn_send(c, data, len, NULL, 0);
+    free(data);
 }
 
 /* Called after a request's answer is queued: next request, or close. */
@@ -381,58 +462,67 @@ void http_respond(http_req_t *req, int status, const char *content_type, const v
     metrics_series_add(slot->count, 1);
     metrics_series_observe(M_HTTP_DURATION, slot->duration, ms / 1000.0);
     if (s->o.access_log)
-        log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
-                 LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
-                 LF_D("duration_ms", ms));
+        log_http_request(req->request_id, req->method, route, status, (long long)len, ms);
 
     if (c && c->state != C_CLOSING) {
         bool close = !req->keep_alive || s->draining;
         bool no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-        buf_t h;
-        buf_init(&h, 64 * 1024);
-        char num[32];
-        buf_puts(&h, "HTTP/1.1 ");
-        buf_append(&h, num, fmt_u64(num, (uint64_t)status));
-        buf_puts(&h, " ");
-        buf_puts(&h, reason(status));
-        buf_puts(&h, "\r\n");
-        if (content_type && !no_body) {
-            buf_puts(&h, "Content-Type: ");
-            buf_puts(&h, content_type);
-            buf_puts(&h, "\r\n");
+        /* the head, written straight into s->out with room for the worst case reserved once */
+        const char *why = reason(status);
+        size_t why_n = strlen(why), ct_n = content_type && !no_body ? strlen(content_type) : 0;
+        size_t id_n = strlen(req->request_id), extra_n = extra_headers ? strlen(extra_headers) : 0;
+        buf_t *h = &s->out;
+        buf_reset(h);
+        char *p0 = buf_room(h, 200 + why_n + ct_n + id_n + extra_n), *p = p0;
+        if (!p) { /* extra headers over 64 KiB: a handler bug; answer without them */
+            extra_n = 0;
+            p0 = p = buf_room(h, 200 + why_n + ct_n + id_n);
+        }
+#define PUT(str, n) (memcpy(p, (str), (n)), p += (n))
+#define PUTS(lit) PUT(lit, sizeof lit - 1)
+        PUTS("HTTP/1.1 ");
+        p += fmt_u64(p, (uint64_t)status);
+        *p++ = ' ';
+        PUT(why, why_n);
+        PUTS("\r\n");
+        if (ct_n) {
+            PUTS("Content-Type: ");
+            PUT(content_type, ct_n);
+            PUTS("\r\n");
         }
         if (!no_body) {
-            buf_puts(&h, "Content-Length: ");
-            buf_append(&h, num, fmt_u64(num, len));
-            buf_puts(&h, "\r\n");
+            PUTS("Content-Length: ");
+            p += fmt_u64(p, len);
+            PUTS("\r\n");
         }
-        buf_puts(&h, "X-Request-ID: ");
-        buf_puts(&h, req->request_id);
-        buf_puts(&h, "\r\nX-Response-Time-ms: ");
+        PUTS("X-Request-ID: ");
+        PUT(req->request_id, id_n);
+        PUTS("\r\nX-Response-Time-ms: ");
         uint64_t centi = (uint64_t)(ms * 100.0 + 0.5); /* %.2f without printf */
-        buf_append(&h, num, fmt_u64(num, centi / 100));
-        num[0] = '.';
-        num[1] = (char)('0' + centi / 10 % 10);
-        num[2] = (char)('0' + centi % 10);
-        buf_append(&h, num, 3);
-        buf_puts(&h, "\r\n");
+        p += fmt_u64(p, centi / 100);
+        p[0] = '.';
+        p[1] = (char)('0' + centi / 10 % 10);
+        p[2] = (char)('0' + centi % 10);
+        p += 3;
+        PUTS("\r\n");
         if (close)
-            buf_puts(&h, "Connection: close\r\n");
+            PUTS("Connection: close\r\n");
         else if (req->http_minor == 0)
-            buf_puts(&h, "Connection: keep-alive\r\n");
-        if (extra_headers)
-            buf_puts(&h, extra_headers);
-        buf_puts(&h, "\r\n");
-        if (!no_body && !req->head_only && len > 0) {
-            /* one write per answer: header and body together */
-            if (buf_append(&h, body, len) != 0) {
-                h.max = h.len + len;
-                buf_append(&h, body, len);
-            }
-        }
-        size_t total;
-        char *data = buf_steal(&h, &total);
-        conn_write(c, data, total);
+            PUTS("Connection: keep-alive\r\n");
+        if (extra_n)
+            PUT(extra_headers, extra_n);
+        PUTS("\r\n");
+#undef PUTS
+#undef PUT
+        buf_commit(h, (size_t)(p - p0));
+        bool send_body = !no_body && !req->head_only && len > 0;
+        /* one write per answer: a small body is copied after the head, a large one is sent
+         * from where it is, with the head, by one writev */
+        if (send_body && len <= SMALL_BODY && buf_append(h, body, len) == 0)
+            send_body = false;
+        conn_send(c, h->data, h->len, send_body ? body : NULL, send_body ? len : 0);
+        if (h->alloc > 8192) /* an unusually long head: do not keep its memory */
+            buf_release(h);
         req_free(req);
         conn_request_done(c, close);
         return;
@@ -650,7 +740,7 @@ static bool parse_json_body(http_req_t *req) {
 
 static void dispatch(struct http_conn *c, int route_err) {
     http_req_t *req = c->req;
-    req->start_ns = clock_mono_ns();
+    req->start_ns = mono_ns(c->srv);
     if (route_err == ERR_NOTFOUND) {
         http_respond_error(req, 404, "not_found", "Not found", NULL, NULL);
         return;
@@ -848,7 +938,7 @@ static void fail_request(struct http_conn *c, int err) {
     http_req_t *r = c->req;
     if (!r->request_id[0]) /* failed before its head was complete */
         crypto_uuid4(r->request_id);
-    r->start_ns = clock_mono_ns();
+    r->start_ns = mono_ns(c->srv);
     r->keep_alive = false;
     r->match.route = NULL;
     c->state = C_HANDLING;
@@ -1024,14 +1114,17 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
         return;
     }
     buf_append(&c->pending, b->base, (size_t)n);
+    http_server_t *s = c->srv; /* c may be closing after conn_continue (freed later) */
+    s->now_ns = uv_hrtime();
     conn_continue(c);
+    s->now_ns = 0;
 }
 
 static void timer_cb(uv_timer_t *t) {
     struct http_conn *c = t->data;
     if (c->deadline_ms == 0)
         return; /* handling: no deadline */
-    uint64_t now = now_ms();
+    uint64_t now = now_ms(c->srv);
     if (now < c->deadline_ms) { /* the deadline moved on since this timer was started */
         uv_timer_start(&c->timer, timer_cb, c->deadline_ms - now, 0);
         c->fires_ms = c->deadline_ms;
@@ -1062,7 +1155,7 @@ static void timer_cb(uv_timer_t *t) {
 static void timer_arm(struct http_conn *c) {
     http_server_t *s = c->srv;
     uint64_t ms = c->state == C_READING ? s->o.request_timeout_ms : s->o.idle_timeout_ms;
-    c->deadline_ms = now_ms() + ms;
+    c->deadline_ms = now_ms(s) + ms;
     if (!uv_is_active((uv_handle_t *)&c->timer) || c->deadline_ms < c->fires_ms) {
         uv_update_time(s->loop); /* from now, not from the start of this loop turn */
         uv_timer_start(&c->timer, timer_cb, ms, 0);
@@ -1146,6 +1239,7 @@ int http_server_new(uv_loop_t *loop, const http_server_opts_t *opts, http_server
     http_server_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->o = *opts;
+    buf_init(&s->out, 64 * 1024);
     llhttp_settings_init(&s->settings);
     s->settings.on_message_begin = on_message_begin_timed;
     s->settings.on_url = on_url;
@@ -1197,16 +1291,22 @@ int http_server_port(const http_server_t *s) { return s->port; }
 uv_loop_t *http_server_loop(const http_server_t *s) { return s->loop; }
 int http_server_connections(const http_server_t *s) { return s->nconns; }
 
+static void server_free(http_server_t *s) {
+    spare_free_all(s);
+    buf_release(&s->out);
+    free(s);
+}
+
 static void server_close_cb(uv_handle_t *h) {
     http_server_t *s = h->data;
     if (--s->open_handles == 0 && s->nconns == 0)
-        free(s);
+        server_free(s);
 }
 
 static void maybe_drained(http_server_t *s) {
     if (s->closing) {
         if (s->nconns == 0 && s->open_handles == 0)
-            free(s);
+            server_free(s);
         return;
     }
     if (s->draining && s->nconns == 0 && s->drain_cb) {

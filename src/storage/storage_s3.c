@@ -97,6 +97,7 @@ static void s3_free(storage_t *s) {
     }
     free(c);
     s->impl = NULL;
+    curl_global_cleanup();
 }
 
 static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
@@ -144,6 +145,12 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
         p = slash + 1;
     }
 
+    /* once, at open (start-up, one thread): libcurl's global state is not set up lazily from
+     * the worker threads then; reference-counted, undone in s3_free */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        buf_puts(err, "STORAGE_BACKEND=s3: cannot initialise libcurl");
+        return ERR_IO;
+    }
     struct s3 *c = xcalloc(1, sizeof *c);
     s->impl = c;
     c->bucket = xstrdup(bucket);

@@ -127,7 +127,19 @@ static void s3rver_start(void) {
     s3r.port = atoi(p + 7);
 }
 
+static char media_dir[64];
+
+static void remove_media_dir(void) {
+    if (media_dir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", media_dir);
+        cr_assert_eq(system(cmd), 0);
+        media_dir[0] = '\0';
+    }
+}
+
 static void s3rver_stop(void) {
+    remove_media_dir();
     if (s3r.pid > 0) {
         close(s3r.stdin_fd);
         kill(s3r.pid, SIGTERM);
@@ -152,8 +164,6 @@ static void s3rver_stop(void) {
 }
 
 /* ---- storage under test ------------------------------------------------------------------- */
-
-static char media_dir[64];
 
 static storage_t *open_s3_with(const char *endpoint, const char *akid, const char *secret, const char *prefix,
                               const char *region) {
@@ -385,7 +395,7 @@ static json_t *sdk(json_t *req) {
 }
 
 static void sigv4_init(void) { need_node_modules(); }
-TestSuite(sigv4, .init = sigv4_init, .timeout = 120);
+TestSuite(sigv4, .init = sigv4_init, .fini = remove_media_dir, .timeout = 120);
 
 #define SDK_AKID "AKIAIOSFODNN7EXAMPLE"
 #define SDK_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"

@@ -218,3 +218,44 @@ Test(buf, release_then_reuse) {
     cr_assert_eq(buf_puts(&b, "abcd"), 0);
     cr_assert_eq(buf_puts(&b, "e"), ERR_TOOBIG);
 }
+
+Test(buf, json_raw_matches_json_str_on_every_byte) {
+    /* every byte value, alone and inside plain runs of several lengths */
+    for (int c = 0; c < 256; c++) {
+        for (size_t pad = 0; pad < 10; pad += 3) {
+            char in[32];
+            size_t n = 0;
+            for (size_t i = 0; i < pad; i++)
+                in[n++] = 'a';
+            in[n++] = (char)c;
+            for (size_t i = 0; i < pad; i++)
+                in[n++] = 'z';
+            buf_t want;
+            buf_init(&want, 1024);
+            cr_assert_eq(buf_json_str(&want, in, n), 0);
+            char out[BUF_JSON_WORST(32)];
+            char *end = buf_json_raw(out, in, n);
+            cr_assert_eq((size_t)(end - out), want.len, "byte 0x%02x, pad %zu", c, pad);
+            cr_assert_eq(memcmp(out, want.data, want.len), 0, "byte 0x%02x, pad %zu", c, pad);
+            cr_assert_leq((size_t)(end - out), BUF_JSON_WORST(n));
+            buf_release(&want);
+        }
+    }
+    char out[8];
+    cr_assert_eq(buf_json_raw(out, "", 0) - out, 2);
+    cr_assert_eq(memcmp(out, "\"\"", 2), 0);
+}
+
+Test(buf, room_and_commit_respect_the_cap) {
+    cr_assert_eq(buf_puts(&b, "0123456789"), 0);
+    cr_assert_null(buf_room(&b, 7), "10 + 7 > 16");
+    cr_assert_eq(b.len, 10);
+    cr_assert_str_eq(b.data, "0123456789", "unchanged");
+    char *p = buf_room(&b, 6);
+    cr_assert_not_null(p);
+    cr_assert_eq(p, b.data + 10);
+    memcpy(p, "abc", 3);
+    buf_commit(&b, 3);
+    cr_assert_eq(b.len, 13);
+    cr_assert_str_eq(b.data, "0123456789abc");
+}
