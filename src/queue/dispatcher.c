@@ -27,6 +27,12 @@ struct type_slot {
     int prov, group; /* slot indexes; -1: none */
     job_t *claimed;  /* claim buffer, min(cap, CLAIM_BATCH) entries, allocated on first use and
                         reused (one claim is in flight at a time) */
+    /* Worth claiming: false only after a claim found fewer ready jobs than it asked for and
+     * nothing was enqueued since (kicks unchanged). Every poll, rescue and wake sets it again,
+     * so jobs of other processes and retries are found as before; it only saves the claim
+     * statements of idle types on every in-process enqueue. */
+    bool dirty;
+    unsigned kicks;
 };
 
 /* What the types naming one provider share. */
@@ -332,6 +338,7 @@ struct claim_req {
     int n;
     struct {
         int slot, limit, got;
+        unsigned kicks;
         job_t *jobs;
     } per[MAX_TYPES];
 };
@@ -375,10 +382,19 @@ static void refuse_done(void *arg, int rc) {
     free(r);
 }
 
+/* Every type is worth claiming again (see type_slot.dirty). */
+static void claim_all(dispatcher_t *d) {
+    for (int i = 0; i < d->ntypes; i++) {
+        d->types[i].dirty = true;
+        d->types[i].kicks++;
+    }
+    claim(d);
+}
+
 static void wake_cb(uv_timer_t *t) {
     dispatcher_t *d = t->data;
     d->wake_at = 0;
-    claim(d);
+    claim_all(d);
 }
 
 /* Claims again at now + ms (the earliest time a limiter or an open circuit lets a job go). */
@@ -441,12 +457,16 @@ static void claim_done(void *arg, int rc) {
             }
             total += r->per[i].got;
             full |= r->per[i].got == r->per[i].limit;
+            if (r->per[i].got < r->per[i].limit && ts->kicks == r->per[i].kicks)
+                ts->dirty = false; /* its ready jobs are all claimed */
         }
     }
     free(r);
     if (refused) {
         log_info("queue", "claimed jobs given back: their provider cannot take them now", LF_I("count", refused->n));
         store_submit(d->store, refuse_unit, refused, refuse_done);
+        for (int i = 0; i < d->ntypes; i++) /* given back: their types have ready jobs again */
+            d->types[i].dirty = true;
         d->claim_again = true; /* the budgets changed under the claim: the next pass recomputes them */
     }
     if (rc)
@@ -502,6 +522,8 @@ static void claim(dispatcher_t *d) {
     for (int j = 0; j < d->ntypes; j++) {
         int i = (int)((first + (unsigned)j) % (unsigned)d->ntypes);
         struct type_slot *ts = &d->types[i];
+        if (!ts->dirty)
+            continue;
         int limit = imin(ts->cap - ts->running, CLAIM_BATCH);
         if (ts->prov >= 0)
             limit = imin(limit, pfree[ts->prov]);
@@ -515,6 +537,7 @@ static void claim(dispatcher_t *d) {
             gfree[ts->group] -= limit;
         r->per[r->n].slot = i;
         r->per[r->n].limit = limit;
+        r->per[r->n].kicks = ts->kicks;
         if (!ts->claimed) /* not zeroed: the store fills each entry it returns */
             ts->claimed = xmalloc((size_t)imin(ts->cap, CLAIM_BATCH) * sizeof(job_t));
         r->per[r->n].jobs = ts->claimed;
@@ -531,10 +554,23 @@ static void claim(dispatcher_t *d) {
 
 void dispatcher_kick(dispatcher_t *d) {
     if (d)
-        claim(d);
+        claim_all(d);
 }
 
-static void poll_cb(uv_timer_t *t) { claim(t->data); }
+void dispatcher_kick_type(dispatcher_t *d, const char *type) {
+    if (!d)
+        return;
+    for (int i = 0; i < d->ntypes; i++) {
+        if (strcmp(d->types[i].t->name, type) == 0) {
+            d->types[i].dirty = true;
+            d->types[i].kicks++;
+            claim(d);
+            return;
+        }
+    }
+}
+
+static void poll_cb(uv_timer_t *t) { claim_all(t->data); }
 
 /* ---- leases, rescue, retention ------------------------------------------------------------------ */
 
@@ -612,7 +648,7 @@ static void rescue_done(void *arg, int rc) {
     if (r->purged)
         log_info("queue", "old finished jobs deleted", LF_I("count", r->purged));
     if (r->rescued)
-        claim(d);
+        claim_all(d);
     free(r);
 }
 
@@ -691,7 +727,7 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     int prov = t->provider ? add_provider(d, t->provider) : -1;
     int group = t->cap_group ? find_group(d, t->cap_group) : -1;
-    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL};
+    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL, true, 0};
 }
 
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {
