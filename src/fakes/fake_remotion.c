@@ -351,6 +351,17 @@ static void bad(http_req_t *req, const char *msg) {
 
 static bool is_http(const char *u) { return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0); }
 
+struct accepted {
+    http_req_t *req;
+    json_t *answer;
+};
+
+static void answer_accepted(void *ud) {
+    struct accepted *a = ud;
+    http_respond_json(a->req, 202, a->answer);
+    free(a);
+}
+
 void fake_render_submit(fakes_t *f, http_req_t *req) {
     if (!authorized(f, req))
         return;
@@ -404,10 +415,16 @@ void fake_render_submit(fakes_t *f, http_req_t *req) {
     snprintf(id, sizeof id, "rjob_%s", hex);
     struct fake_render *r = render_new(f, id, keep);
     json_decref(keep);
-    start(r);
-    save(r);
+    snprintf(r->status, sizeof r->status, "queued");
     log_info("fakes", "render job created", LF_S("job_id", id), LF_I("clips", (long long)json_array_size(clips)));
-    http_respond_json(req, 202, json_pack("{s:s,s:s,s:s}", "job_id", id, "status", "queued", "template", tmpl));
+    /* answered once the job is on disk: a crash after the answer loses nothing */
+    struct accepted *a = xmalloc(sizeof *a);
+    a->req = req;
+    a->answer = json_pack("{s:s,s:s,s:s}", "job_id", id, "status", "queued", "template", tmpl);
+    json_t *st = state_json(r);
+    fake_save_json_then(&r->saver, st, answer_accepted, a);
+    json_decref(st);
+    start(r);
 }
 
 void fake_render_get(fakes_t *f, http_req_t *req) {

@@ -139,6 +139,17 @@ static json_t *results_for(const char *user, const char *platform, const char *s
     return json_pack("{s:{s:s}}", platform, "url", url);
 }
 
+struct published {
+    http_req_t *req;
+    json_t *answer;
+};
+
+static void answer_published(void *ud) {
+    struct published *p = ud;
+    http_respond_json(p->req, 200, p->answer);
+    free(p);
+}
+
 void fake_upload(fakes_t *f, http_req_t *req) {
     if (!authorized(req))
         return;
@@ -174,17 +185,17 @@ void fake_upload(fakes_t *f, http_req_t *req) {
                                   (json_int_t)(clock_now_ms() / 1000));
         char path[FAKE_PATH_MAX + 100];
         snprintf(path, sizeof path, "%s/uploads/%s.json", f->dir, rid);
-        struct fake_saver *s = xmalloc(sizeof *s);
-        fake_saver_init(s, f, path);
-        s->oneshot = true;
-        fake_save_json(s, state);
         remember(f, rid, results);
         bool async = field(fs, n, "async_upload") && strcmp(field(fs, n, "async_upload"), "true") == 0;
         log_info("fakes", "upload published", LF_S("request_id", rid), LF_S("user", user));
-        if (async)
-            http_respond_json(req, 200, json_pack("{s:b,s:s}", "success", 1, "request_id", rid));
-        else
-            http_respond_json(req, 200, json_pack("{s:b,s:O}", "success", 1, "results", results));
+        struct published *pb = xmalloc(sizeof *pb);
+        pb->req = req;
+        pb->answer = async ? json_pack("{s:b,s:s}", "success", 1, "request_id", rid)
+                           : json_pack("{s:b,s:O}", "success", 1, "results", results);
+        struct fake_saver *s = xmalloc(sizeof *s); /* freed after its one write */
+        fake_saver_init(s, f, path);
+        s->oneshot = true;
+        fake_save_json_then(s, state, answer_published, pb); /* answered once on disk */
         json_decref(state);
     }
     free(body);

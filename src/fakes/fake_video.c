@@ -279,6 +279,17 @@ static bool authorized(http_req_t *req) {
     return false;
 }
 
+struct created {
+    http_req_t *req;
+    json_t *answer;
+};
+
+static void answer_created(void *ud) {
+    struct created *c = ud;
+    http_respond_json(c->req, 200, c->answer);
+    free(c);
+}
+
 void fake_video_create(fakes_t *f, http_req_t *req) {
     if (!authorized(req))
         return;
@@ -345,9 +356,16 @@ void fake_video_create(fakes_t *f, http_req_t *req) {
         snprintf(v->model, sizeof v->model, "%s", m);
         snprintf(v->status, sizeof v->status, "queued");
         v->created_at = clock_now_ms() / 1000;
-        save(v);
-        pump(f);
         log_info("fakes", "video job created", LF_S("video_id", v->id), LF_I("video_index", index));
+        /* answered once the job is on disk: a crash after the answer loses nothing */
+        struct created *c = xmalloc(sizeof *c);
+        c->req = req;
+        c->answer = api_json(v);
+        json_t *st = state_json(v);
+        fake_save_json_then(&v->saver, st, answer_created, c);
+        json_decref(st);
+        pump(f);
+        return;
     }
     http_respond_json(req, 200, api_json(v));
 }

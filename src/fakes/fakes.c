@@ -119,6 +119,11 @@ static void save_done(uv_work_t *w, int status) {
     free(s->writing);
     s->writing = NULL;
     s->busy = false;
+    if (s->writing_cb) {
+        void (*cb)(void *) = s->writing_cb;
+        s->writing_cb = NULL;
+        cb(s->writing_ud);
+    }
     if (s->next)
         save_start(s);
     else if (s->oneshot)
@@ -129,6 +134,9 @@ static void save_done(uv_work_t *w, int status) {
 static void save_start(struct fake_saver *s) {
     s->writing = s->next;
     s->next = NULL;
+    s->writing_cb = s->next_cb;
+    s->writing_ud = s->next_ud;
+    s->next_cb = NULL;
     s->busy = true;
     fake_hold(s->f);
     uv_queue_work(s->f->loop, &s->work, save_work, save_done);
@@ -145,6 +153,25 @@ void fake_save_json(struct fake_saver *s, const json_t *j) {
     char *t = json_dumps(j, JSON_COMPACT);
     if (t)
         fake_save(s, t);
+}
+
+void fake_save_json_then(struct fake_saver *s, const json_t *j, void (*cb)(void *ud), void *ud) {
+    if (s->next_cb) { /* one waiter per pending state: the older one is answered now */
+        void (*old)(void *) = s->next_cb;
+        s->next_cb = NULL;
+        old(s->next_ud);
+    }
+    char *t = json_dumps(j, JSON_COMPACT);
+    if (!t) {
+        cb(ud);
+        return;
+    }
+    free(s->next);
+    s->next = t;
+    s->next_cb = cb;
+    s->next_ud = ud;
+    if (!s->busy)
+        save_start(s);
 }
 
 /* ---- answers ------------------------------------------------------------------------------- */

@@ -21,6 +21,8 @@ struct fake_saver {
     char path[FAKE_PATH_MAX];
     char *writing, *next; /* JSON texts */
     bool busy, oneshot; /* oneshot: heap-allocated, freed after its write */
+    void (*next_cb)(void *ud), (*writing_cb)(void *ud); /* run once that state is on disk */
+    void *next_ud, *writing_ud;
     uv_work_t work;
     int rc;
 };
@@ -56,6 +58,8 @@ struct fakes {
 void fake_save(struct fake_saver *s, char *text);
 /* Same with a JSON object (dumped here; the reference stays with the caller). */
 void fake_save_json(struct fake_saver *s, const json_t *j);
+/* Same, then cb(ud) once this state (or a newer one) is on disk (durable before answering). */
+void fake_save_json_then(struct fake_saver *s, const json_t *j, void (*cb)(void *ud), void *ud);
 void fake_saver_init(struct fake_saver *s, struct fakes *f, const char *path);
 /* Reads a whole small file (start-up only: blocking). NULL when absent or over 1 MiB. */
 char *fake_read_file(const char *path);
