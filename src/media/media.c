@@ -171,6 +171,7 @@ int media_decoder_open(AVFormatContext *ic, int idx, int threads, AVCodecContext
     if (ret >= 0) {
         c->pkt_timebase = st->time_base;
         c->thread_count = threads;
+        c->max_pixels = MEDIA_MAX_INPUT_PIXELS;
         ret = avcodec_open2(c, codec, NULL);
     }
     if (ret < 0) {

@@ -75,6 +75,7 @@ struct media_synth_opts {
     bool no_audio;           /* no audio track at all */
     bool variable_fps;       /* irregular frame spacing (durations alternate 0.5x / 1.5x of 1/fps,
                                 same total length) */
+    double audio_seconds;    /* the tone's length when it differs from the video's (0: the same) */
 };
 
 /*
