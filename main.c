@@ -15,6 +15,7 @@
 #include "api/api.h"
 #include "app.h"
 #include "cli/jobs.h"
+#include "cli/runs.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "workflow/demo.h"
@@ -227,6 +228,22 @@ static const struct command commands[] = {
     {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
      "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},
     {"jobs", "show", cli_jobs_show, "jobs show JOB_ID", "Prints one job (GET /v1/jobs/{id})."},
+    {"runs", "list", cli_runs_list, "runs list [--status S] [--workflow W] [--limit N] [--cursor C] [--json]",
+     "Lists runs, newest first (GET /v1/runs) at MYLOWARE_URL with MYLOWARE_API_KEY."},
+    {"runs", "get", cli_runs_get, "runs get RUN_ID", "Prints one run (GET /v1/runs/{id})."},
+    {"runs", "start", cli_runs_start, "runs start BRIEF [--project P] [--json]",
+     "Starts a run (POST /v1/runs/start; P defaults to aismr) and prints its id."},
+    {"runs", "approve", cli_runs_approve, "runs approve RUN_ID [--gate ideation|publish] [--comment C]",
+     "Approves the run's pending gate (or the one given)."},
+    {"runs", "reject", cli_runs_reject, "runs reject RUN_ID [--gate ideation|publish] [--comment C]",
+     "Rejects the run's pending gate (or the one given)."},
+    {"runs", "resume", cli_runs_resume, "runs resume RUN_ID [--action auto|retry|videos|render|publish] "
+                                        "[--approve-publish] [--force]",
+     "Operator resume (POST /v2/runs/{id}/resume)."},
+    {"runs", "cancel", cli_runs_cancel, "runs cancel RUN_ID [--reason R]", "Cancels a run."},
+    {"runs", "watch", cli_runs_watch, "runs watch RUN_ID",
+     "Follows the run's event stream until it ends; exit 0 when it completed."},
+    {"runs", "artifacts", cli_runs_artifacts, "runs artifacts RUN_ID [--json]", "Lists a run's artifacts."},
     {"dlq", "list", cli_dlq_list, "dlq list [--source S] [--all] [--limit N] [--json]",
      "Lists dead letters, newest first (GET /admin/dlq); unresolved ones only unless --all."},
     {"dlq", "show", cli_dlq_show, "dlq show ID", "Prints one dead letter with its payload (GET /admin/dlq/{id})."},

@@ -919,3 +919,48 @@ Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .tim
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- the runs client commands ------------------------------------------------------------------- */
+
+Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char url[80], out[65536];
+    snprintf(url, sizeof url, "MYLOWARE_URL=http://127.0.0.1:%d", s.port);
+    const char *env[] = {url, "MYLOWARE_API_KEY=dev-api-key", "LOG_LEVEL=error", NULL};
+    const char *start_args[] = {"runs", "start", "cli driven", "--project", "motivational", NULL};
+    cr_assert_eq(run_cmd(start_args, env, out, sizeof out), 0, "%s", out);
+    char id[64];
+    cr_assert_eq(sscanf(out, "%63s", id), 1);
+    cr_assert_eq(strlen(id), 36, "the run id: %s", out);
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    const char *approve_args[] = {"runs", "approve", id, NULL};
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "ideation approved"), "%s", out);
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 1, "no gate pending now: %s", out);
+    json_decref(wait_status(s.port, id, "awaiting_publish_approval", 60000));
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "publish approved"), "%s", out);
+    const char *watch_args[] = {"runs", "watch", id, NULL};
+    cr_assert_eq(run_cmd(watch_args, env, out, sizeof out), 0, "watch ends with the completed run: %s", out);
+    cr_assert(strstr(out, "completed / completed"), "%s", out);
+    cr_assert(strstr(out, "artifact video_clip"), "%s", out);
+    const char *list_args[] = {"runs", "list", NULL};
+    cr_assert_eq(run_cmd(list_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, id) && strstr(out, "completed"), "%s", out);
+    const char *arts_args[] = {"runs", "artifacts", id, NULL};
+    cr_assert_eq(run_cmd(arts_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "published_url"), "%s", out);
+    const char *get_args[] = {"runs", "get", id, NULL};
+    cr_assert_eq(run_cmd(get_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "\"status\": \"completed\""), "%s", out);
+    const char *cancel_args[] = {"runs", "cancel", id, NULL};
+    cr_assert_eq(run_cmd(cancel_args, env, out, sizeof out), 1, "a completed run cannot be cancelled: %s", out);
+    cr_assert(strstr(out, "already completed"), "%s", out);
+    const char *resume_args[] = {"runs", "resume", id, NULL};
+    cr_assert_eq(run_cmd(resume_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "is not resumable"), "%s", out);
+    const char *bad_args[] = {"runs", "get", "../x", NULL};
+    cr_assert_eq(run_cmd(bad_args, env, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
