@@ -679,6 +679,11 @@ static void clip_downloaded(const struct download_result *r, void *ud) {
         job_finish(s->ctx);
         return;
     }
+    if (r->st.outcome == PROV_PERMANENT && r->st.http_status == 409) {
+        /* "not completed yet": a delivery that came before the video was ready; try again */
+        finish_with(s, PROV_RETRY, 1, r->st.error);
+        return;
+    }
     if (r->st.outcome == PROV_PERMANENT) {
         step_fail(s, "OpenAI video download failed: %s", r->st.error ? r->st.error : "");
         job_finish(s->ctx);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/webhook.h"
@@ -962,5 +963,107 @@ Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
     cr_assert(strstr(out, "is not resumable"), "%s", out);
     const char *bad_args[] = {"runs", "get", "../x", NULL};
     cr_assert_eq(run_cmd(bad_args, env, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- durability, the aismr project, early deliveries -------------------------------------------- */
+
+Test(runs, kill_9_in_the_middle_of_a_run_loses_nothing, .timeout = 180) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"survive a crash\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    kill(s.pid, SIGKILL); /* clips are being made, downloaded, transcoded */
+    int status;
+    waitpid(s.pid, &status, 0);
+    s.pid = 0;
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", s.dir);
+    const char *env[32];
+    env_with(env, 32, small_media);
+    server_start_in(&s, dir, env);
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 90000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2);
+    json_decref(r);
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 60000));
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    cr_assert_eq(db_count(&s, sql), 2, "each clip exactly once");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, whole_aismr_run_has_twelve_zodiac_clips, .timeout = 180) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.05", "FAKE_CLIP_SECONDS=0.5", "FAKE_CLIP_SIZE=64x112", "FAKE_VIDEO_DELAY_MS=10",
+                         NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"aismr\",\"brief\":\"glass objects\"}");
+    json_t *r = wait_status(s.port, id, "awaiting_ideation_approval", 30000);
+    json_t *ideas = json_object_get(json_object_get(json_object_get(r, "artifacts"), "ideas_structured"), "ideas");
+    cr_assert_eq(json_array_size(ideas), 12);
+    cr_assert_str_eq(sget(json_array_get(ideas, 0), "title"), "Aries");
+    cr_assert_str_eq(sget(json_array_get(ideas, 11), "title"), "Pisces");
+    json_decref(r);
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    r = wait_status(s.port, id, "awaiting_publish_approval", 150000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 12);
+    json_decref(r);
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 60000));
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    cr_assert_eq(media_probe(path, &info, NULL), 0);
+    cr_assert_eq(info.width * 16, info.height * 9);
+    cr_assert(info.duration > 5.0, "twelve clips: %.2f s", info.duration);
+    for (int i = 0; i < 12; i++) {
+        snprintf(path, sizeof path, "%s/media/thumbnails/thumb_%s_%d.jpg", s.dir, id, i);
+        cr_assert_eq(access(path, R_OK), 0, "thumbnail %d", i);
+    }
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* The fake names a video after its Idempotency-Key ("<run_id>:<index>"). */
+void fake_hash_id(const char *prefix, const char *text, size_t n, char *out, size_t cap);
+
+Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30000",
+                         "JOB_RETRY_BASE_S=0.2", NULL}; /* the fake's own deliveries come far too late */
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"early birds\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    long long now = (long long)time(NULL);
+    for (int i = 0; i < 2; i++) {
+        char key[80], task[80], body[300], msg[40];
+        snprintf(key, sizeof key, "%s:%d", id, i);
+        fake_hash_id("video_", key, 32, task, sizeof task);
+        snprintf(body, sizeof body,
+                 "{\"id\":\"evt_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+                 "\"data\":{\"id\":\"%s\"}}",
+                 i, task);
+        snprintf(msg, sizeof msg, "msg_early_%d", i);
+        json_t *j;
+        cr_assert_eq(deliver(s.port, SECRET, msg, now, body, &j), 200);
+        cr_assert_str_eq(sget(j, "status"), "ignored");
+        cr_assert_str_eq(sget(j, "error"), "Unknown task_id (no run mapping)");
+        json_decref(j);
+    }
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 2);
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2,
+                 "both clips came from the early deliveries");
+    json_decref(r);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'applied'"), 2);
+    free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
