@@ -1067,3 +1067,91 @@ Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 12
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- the public demo ----------------------------------------------------------------------------- */
+
+static json_t *demo_view_until(int port, const char *token, const char *want, int ms) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/public/demo/runs/%s", token);
+    int64_t deadline = h_now_ms() + ms;
+    for (;;) {
+        int st;
+        json_t *j = req_json(port, "GET", path, "", NULL, &st);
+        cr_assert_eq(st, 200);
+        if (strcmp(sget(j, "status"), want) == 0)
+            return j;
+        cr_assert(h_now_ms() < deadline, "demo run is %s, waited for %s", sget(j, "status"), want);
+        json_decref(j);
+        struct timespec ts = {0, 30 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
+    struct server s;
+    start(&s, NULL);
+    EXPECT_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 404,
+               "not_found", "Public demo is disabled");
+    EXPECT_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
+               "Public demo is disabled");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
+    start(&s, env);
+    const char *cj = "Content-Type: application/json\r\nOrigin: https://demo.example\r\n";
+    struct resp r;
+    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", cj, "{\"brief\":\"a public one\",\"name\":\"Ann\"}", &r));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char v[128];
+    cr_assert(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    cr_assert_str_eq(v, "https://demo.example");
+    json_t *j = json_loads(r.body, 0, NULL);
+    resp_free(&r);
+    char token[64];
+    snprintf(token, sizeof token, "%s", sget(j, "public_token"));
+    cr_assert_eq(strlen(token), 32);
+    cr_assert_str_eq(sget(j, "status"), "pending");
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{}", 422,
+               "validation_error", NULL);
+    EXPECT_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
+               "Run not found");
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://demo.example\r\n", NULL, &r));
+    cr_assert_eq(r.status, 204);
+    cr_assert(resp_header(&r, "Access-Control-Allow-Methods", v, sizeof v));
+    resp_free(&r);
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://evil.example\r\n", NULL, &r));
+    cr_assert_not(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "only the listed origins");
+    resp_free(&r);
+
+    char path[200];
+    snprintf(path, sizeof path, "/v1/public/demo/runs/%s/approve", token);
+    j = demo_view_until(s.port, token, "awaiting_ideation_approval", 30000);
+    cr_assert_str_eq(sget(j, "gate"), "ideation");
+    cr_assert_not_null(sget(j, "ideas_markdown"));
+    json_t *act = json_object_get(j, "activity");
+    cr_assert_str_eq(sget(json_array_get(act, json_array_size(act) - 1), "type"), "run");
+    json_decref(j);
+    int st;
+    json_decref(req_json(s.port, "POST", path, "Content-Type: application/json\r\n", "{}", &st));
+    cr_assert_eq(st, 200);
+    j = demo_view_until(s.port, token, "awaiting_publish_approval", 60000);
+    cr_assert_eq(json_integer_value(json_object_get(j, "clip_count")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "expected_clip_count")), 2);
+    char video[200];
+    snprintf(video, sizeof video, "%s", sget(j, "rendered_video_url"));
+    json_decref(j);
+    cr_assert(h_request(s.port, "GET", video, "Range: bytes=0-99\r\n", NULL, &r));
+    cr_assert_eq(r.status, 206);
+    cr_assert_eq(r.body_len, 100);
+    resp_free(&r);
+    json_decref(req_json(s.port, "POST", path, "Content-Type: application/json\r\n", "{\"comment\":\"ship it\"}", &st));
+    cr_assert_eq(st, 200);
+    j = demo_view_until(s.port, token, "completed", 30000);
+    cr_assert(strncmp(sget(j, "published_url"), "https://www.tiktok.com/", 23) == 0);
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", path, "Content-Type: application/json\r\n", "{}", 400, "bad_request",
+               "Run is not awaiting approval");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
