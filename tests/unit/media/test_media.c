@@ -303,6 +303,13 @@ Test(media, transcode_16x9_into_9x16_keeps_aspect_and_pads) {
     free(p.y);
 }
 
+Test(media, transcode_raw_h264_stream_without_timestamps) {
+    synth("in.h264", 96, 160, 25, 1.2, NULL, true, false); /* Annex B elementary stream */
+    cr_assert_str_eq(probe(path("in.h264")).format, "h264");
+    cr_assert_eq(transcode("in.h264", "out.mp4", 96, 160, 25, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 96, 160, 25, 1.2);
+}
+
 Test(media, transcode_odd_sized_input) {
     synth("in.mkv", 161, 287, 30, 1, "ffv1", true, false);
     struct media_info in = probe(path("in.mkv"));
