@@ -581,10 +581,13 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
     /* the clip's audio: exactly as long as its video */
     int64_t want = audio_at(r, r->frames);
     mout_audio_truncate(r->m, want);
-    int64_t have = mout_audio_queued(r->m);
-    if (have < want && (rc = mout_audio(r->m, NULL, (int)(want - have), err)) != 0)
+    if ((rc = mout_audio_allow(r->m, want, err)) != 0)
         return rc;
-    return mout_audio_allow(r->m, want, err);
+    /* silence for the rest, a second at a time (each encoded at once: the queue stays small) */
+    for (int64_t have = mout_audio_queued(r->m); have < want; have = mout_audio_queued(r->m))
+        if ((rc = mout_audio(r->m, NULL, (int)FFMIN(want - have, MEDIA_RATE), err)) != 0)
+            return rc;
+    return 0;
 }
 
 /* ---- the calls ---- */

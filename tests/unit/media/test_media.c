@@ -351,6 +351,15 @@ Test(media, audio_longer_or_shorter_than_the_video_is_cut_or_padded) {
     check_output(path("c.mp4"), 96, 160, 30, 1.5);
 }
 
+Test(media, long_video_with_short_audio_gets_silence_to_the_end) {
+    /* 35 s of video (longer than the 30 s the audio queue holds) with 1 s of tone */
+    struct media_synth_opts o = {.output = path("in.mp4"), .width = 64, .height = 112, .fps = 5, .seconds = 35,
+                                 .audio_seconds = 1};
+    cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
+    cr_assert_eq(transcode("in.mp4", "out.mp4", 64, 112, 5, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 64, 112, 5, 35.0);
+}
+
 Test(media, transcode_rejects_odd_or_out_of_range_output) {
     synth("in.mp4", 64, 112, 30, 0.5, NULL, false, false);
     cr_expect_eq(transcode("in.mp4", "out.mp4", 63, 112, 30, NULL), ERR_INVAL);
