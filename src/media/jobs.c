@@ -143,7 +143,8 @@ static void run_transcode(struct job_ctx *ctx) {
         job_set_error(ctx, JO_PERMANENT, "payload: input and output are required strings");
         goto out;
     }
-    if (json_object_get(p, "thumbnail") && !s_thumb) {
+    json_t *jt = json_object_get(p, "thumbnail");
+    if (jt && !json_is_null(jt) && !s_thumb) {
         job_set_error(ctx, JO_PERMANENT, "payload: thumbnail must be a string");
         goto out;
     }
