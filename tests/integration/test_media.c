@@ -548,3 +548,43 @@ Test(media, access_token_forms, .init = start_token) {
     assert_error(&r, 401, "unauthorized", "Unauthorized");
     resp_free(&r);
 }
+
+Test(media, sigterm_lets_a_file_answer_in_flight_finish) {
+    char huge[600];
+    snprintf(huge, sizeof huge, "%s/media/transcoded/drain.mp4", srv.dir);
+    FILE *f = fopen(huge, "w");
+    cr_assert(f && ftruncate(fileno(f), 16 << 20) == 0);
+    fclose(f);
+    int fd = h_connect(srv.port);
+    h_sendf(fd, "GET /v1/media/transcoded/drain.mp4 HTTP/1.1\r\nHost: t\r\n\r\n");
+    size_t cap = (17u << 20), n = 0;
+    char *buf = malloc(cap);
+    bool signalled = false, eof = false;
+    int64_t deadline = h_now_ms() + 60000;
+    while (!eof && h_now_ms() < deadline && n < cap) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k <= 0) {
+            eof = true;
+            break;
+        }
+        n += (size_t)k;
+        if (!signalled) { /* the answer has started: now stop the server */
+            cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+            signalled = true;
+        }
+    }
+    close(fd);
+    cr_assert(eof, "the server closes the connection once the answer is out");
+    char *end = memmem(buf, n, "\r\n\r\n", 4);
+    cr_assert(end, "no head");
+    size_t body = n - (size_t)(end + 4 - buf);
+    cr_assert_eq(body, 16u << 20, "the whole file despite SIGTERM: %zu bytes", body);
+    for (size_t i = 0; i < body; i++)
+        if (end[4 + i] != 0)
+            cr_assert_fail("byte %zu differs", i);
+    free(buf);
+    cr_assert_eq(server_wait(&srv, 30000), 0, "exit 0 after the drain");
+}
