@@ -523,8 +523,6 @@ static void produce_start(struct step *s) {
 
 static void produce_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PRODUCTION, false, produce_start); }
 
-#define EARLY_MAX 16
-
 static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PRODUCTION);
@@ -538,8 +536,6 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *manifest = json_object(), *pending = json_array();
     char seconds[8];
     snprintf(seconds, sizeof seconds, "%d", p ? p->clip_seconds : 8);
-    int rc = 0;
-    int64_t since = clock_now_ms() - config_int(wf_global->cfg, S_WEBHOOK_EARLY_TTL_S) * 1000;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) {
@@ -549,39 +545,9 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
                             json_pack("{s:i,s:s,s:s}", "video_index", k, "size", p ? sora_size(p) : "720x1280",
                                       "seconds", seconds));
         json_array_append_new(pending, json_string(id));
-        if (rc == 0) {
-            rc = tx->s->ops->task_add(tx, "sora", id, x.r.id, k);
-            if (rc == ERR_CONFLICT) { /* the same task again (an idempotent resubmission) */
-                char other[RUN_ID_LEN];
-                int oi;
-                rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 && strcmp(other, x.r.id) == 0
-                         ? 0
-                         : ERR_CONFLICT;
-            }
-        }
-        /* deliveries that came before the task was known */
-        inbox_item_t early[EARLY_MAX];
-        int n = EARLY_MAX;
-        if (rc == 0)
-            rc = tx->s->ops->inbox_early(tx, "sora", id, since, early, &n);
-        else
-            n = 0;
-        for (int e = 0; e < n; e++) {
-            if (rc == 0)
-                rc = tx->s->ops->inbox_set(tx, early[e].id, "applied", x.r.id);
-            char key[300];
-            snprintf(key, sizeof key, "sora:%s", early[e].delivery_id);
-            if (rc == 0)
-                rc = rtx_enqueue(&x, "webhook.sora",
-                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id, "task_id", id,
-                                           "video_index", k, "failed",
-                                           strcmp(early[e].event_type, "video.failed") == 0),
-                                 key);
-            if (rc == 0)
-                log_info("workflow", "early webhook applied", LF_S("run_id", x.r.id), LF_S("task_id", id));
-            inbox_item_release(&early[e]);
-        }
     }
+    int rc = rtx_register_tasks(&x, tasks);
+    json_object_set(x.ctx, "videos", json_object_get(s->res, "videos"));
     char *transcript = transcript_text(s);
     char *man = json_dumps(manifest, JSON_COMPACT);
     if (rc == 0)
@@ -605,6 +571,105 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+
+/* ---- resubmitting missing clips (resume "videos") ------------------------------------------------- */
+
+struct resub {
+    struct step *s;
+    int index;
+};
+
+static void resub_created(const struct sora_result *r, void *ud) {
+    struct resub *rs = ud;
+    struct step *s = rs->s;
+    if (r->st.outcome == PROV_OK) {
+        json_array_append_new(json_object_get(s->res, "tasks"),
+                              json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", rs->index));
+    } else if (s->call_outcome == PROV_OK || r->st.outcome == PROV_PERMANENT) {
+        s->call_outcome = r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome;
+        s->call_retry_after = r->st.retry_after_s;
+        free(s->call_error);
+        s->call_error = xstrdup(r->st.error ? r->st.error : "");
+    }
+    free(rs);
+    if (--s->pending == 0) {
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s", s->call_error ? s->call_error : "");
+            finish_with(s, s->call_outcome, s->call_retry_after, msg);
+        }
+    }
+}
+
+static void resubmit_start(struct step *s) {
+    json_t *ctxj = json_loads(s->run.context ? s->run.context : "{}", 0, NULL);
+    json_t *videos = json_object_get(ctxj, "videos"), *indexes = json_object_get(s->payload, "indexes");
+    json_object_set_new(s->res, "tasks", json_array());
+    s->call_outcome = PROV_OK;
+    s->pending = 1; /* held until every request is made */
+    size_t i, k;
+    json_t *ix, *v;
+    json_array_foreach(indexes, i, ix) {
+        int want = (int)json_integer_value(ix);
+        json_array_foreach(videos, k, v) {
+            if (json_integer_value(json_object_get(v, "video_index")) != want)
+                continue;
+            char key[100];
+            snprintf(key, sizeof key, "%s:%d:%s", s->run.id, want, s->ctx->job.id);
+            struct sora_create_req req = {.prompt = json_string_value(json_object_get(v, "visual_prompt")),
+                                          .seconds = s->proj->clip_seconds,
+                                          .size = sora_size(s->proj),
+                                          .idempotency_key = key,
+                                          .video_index = want};
+            struct resub *rs = xcalloc(1, sizeof *rs);
+            *rs = (struct resub){s, want};
+            s->pending++;
+            if (!req.prompt || provider_sora_create(s->app->providers, &req, resub_created, rs, NULL) != 0) {
+                free(rs);
+                s->pending--;
+                s->call_outcome = PROV_PERMANENT;
+                free(s->call_error);
+                s->call_error = xstrdup("the video request could not be made");
+            }
+        }
+    }
+    json_decref(ctxj);
+    if (--s->pending == 0) { /* nothing was asked, or every call failed at once */
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else
+            finish_with(s, s->call_outcome, -1, s->call_error);
+    }
+}
+
+static void resubmit_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, resubmit_start); }
+
+static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_VIDEOS, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    json_t *tasks = json_object_get(s->res, "tasks");
+    json_t *pending = json_object_get(x.art, "pending_task_ids");
+    if (!json_is_array(pending)) {
+        pending = json_array();
+        json_object_set_new(x.art, "pending_task_ids", pending);
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_array_append(pending, json_object_get(t, "task_id"));
+    int rc = rtx_register_tasks(&x, tasks);
+    if (rc == 0)
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
 /* ---- a clip: download (webhook.sora) ------------------------------------------------------------------ */
 
 static void clip_downloaded(const struct download_result *r, void *ud) {
@@ -612,6 +677,11 @@ static void clip_downloaded(const struct download_result *r, void *ud) {
     if (r->st.outcome == PROV_OK) {
         json_object_set_new(s->res, "input", json_string(r->path));
         job_finish(s->ctx);
+        return;
+    }
+    if (r->st.outcome == PROV_PERMANENT && r->st.http_status == 409) {
+        /* "not completed yet": a delivery that came before the video was ready; try again */
+        finish_with(s, PROV_RETRY, 1, r->st.error);
         return;
     }
     if (r->st.outcome == PROV_PERMANENT) {
@@ -841,6 +911,55 @@ static const struct tool_def render_tool = {
     "\"duration_seconds\":{\"type\":\"number\",\"minimum\":0.1,\"maximum\":3600}}}",
 };
 
+
+/* RENDER_PROVIDER=remotion: the render service renders and calls back (webhooks.c). */
+static void render_submitted(const struct render_result *r, void *ud) {
+    struct step *s = ud;
+    agent_t *a = s->agent;
+    if (r->st.outcome != PROV_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render submission failed: %s", r->st.error ? r->st.error : "");
+        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, msg);
+        return;
+    }
+    json_object_set_new(s->res, "render_job_id", json_string(r->job.job_id));
+    json_object_set_new(s->res, "remote", json_true());
+    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", r->job.job_id, "status",
+                                 r->job.status ? r->job.status : "queued"));
+}
+
+static void render_remote(struct step *s, agent_t *a, json_t *args) {
+    size_t n = json_array_size(json_object_get(s->art, "clips"));
+    const char **clips = xcalloc(n + 1, sizeof *clips);
+    for (size_t i = 0; i < n; i++)
+        clips[i] = json_string_value(json_object_get(json_array_get(json_object_get(s->art, "clips"), i), "url"));
+    json_t *texts = json_object_get(s->res, "texts");
+    size_t nt = json_array_size(texts);
+    const char **tv = xcalloc(nt + 1, sizeof *tv);
+    for (size_t i = 0; i < nt; i++)
+        tv[i] = json_string_value(json_array_get(texts, i));
+    int w, h;
+    media_scaled_size(s->proj->width, s->proj->height, config_num(s->app->cfg, S_RENDER_SCALE), &w, &h);
+    char cb[2048];
+    snprintf(cb, sizeof cb, "%s/v1/webhooks/remotion?run_id=%s", providers_self_url(s->app->providers), s->run.id);
+    double secs = json_number_value(json_object_get(args, "duration_seconds"));
+    struct render_submit_req req = {.run_id = s->run.id,
+                                    .clips = clips,
+                                    .nclips = n,
+                                    .duration_frames = (int)(secs * s->proj->fps + 0.5),
+                                    .fps = s->proj->fps,
+                                    .width = w,
+                                    .height = h,
+                                    .callback_url = cb,
+                                    .template_name = json_string_value(json_object_get(args, "template")),
+                                    .texts = tv,
+                                    .ntexts = nt};
+    if (provider_render_submit(s->app->providers, &req, render_submitted, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "Render submission failed: the request could not be made");
+    free(clips);
+    free(tv);
+}
+
 static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
     struct step *s = ud;
     json_t *clips = json_object_get(args, "clips");
@@ -853,6 +972,10 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     }
     json_object_set(s->res, "texts", json_object_get(args, "texts") ? json_object_get(args, "texts") : json_array());
     json_object_set(s->res, "template", json_object_get(args, "template"));
+    if (providers_render_mode(s->app->providers) == RENDER_REMOTION) {
+        render_remote(s, a, args);
+        return;
+    }
     char job_id[64];
     snprintf(job_id, sizeof job_id, "local-%s", s->run.id);
     json_object_set_new(s->res, "render_job_id", json_string(job_id));
@@ -909,8 +1032,18 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
                           NULL, NULL);
     free(transcript);
     json_object_set_new(x.ctx, "render_job_id", json_string(job_id));
+    json_object_set(x.ctx, "render_texts", json_object_get(s->res, "texts"));
     json_object_set_new(x.art, "render_progress", json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued",
                                                             "progress_percent", 0));
+    if (json_is_true(json_object_get(s->res, "remote"))) { /* the callback finishes the render */
+        if (rc == 0)
+            rc = tx->s->ops->task_add(tx, "render", job_id, x.r.id, 0);
+        rtx_move(&x, RS_AWAIT_RENDER, RSTEP_WAIT_RENDER);
+        if (rc == 0)
+            rc = rtx_save(&x, "Render submitted");
+        rtx_release(&x);
+        return rc;
+    }
     const project_t *p = rtx_project(&x);
     int w = 360, hh = 640;
     if (p)
@@ -1045,6 +1178,92 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+
+/* ---- a remote render's output: download (webhook.remotion), then store (render.fetch, pool) -------- */
+
+static void remote_downloaded(const struct download_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_OK) {
+        json_object_set_new(s->res, "input", json_string(r->path));
+        job_finish(s->ctx);
+    } else if (r->st.outcome == PROV_PERMANENT) {
+        step_fail(s, "Render download failed: %s", r->st.error ? r->st.error : "");
+        job_finish(s->ctx);
+    } else {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+    }
+}
+
+static void remotion_webhook_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *url = pstr(s, "output_url");
+    if (!url || !*url) {
+        step_fail(s, "Render failed: the render service gave no output_url");
+        job_finish(ctx);
+        return;
+    }
+    char path[4200], rnd[9];
+    uint8_t b[4];
+    crypto_random(b, sizeof b);
+    crypto_hex(b, sizeof b, rnd);
+    snprintf(path, sizeof path, "%s/render-%s-%s.mp4", s->w->tmp_dir, ctx->job.run_id, rnd);
+    if (provider_download_url(s->app->providers, PK_RENDER, url, path, remote_downloaded, s, NULL) != 0) {
+        step_fail(s, "Render download failed: the URL was refused");
+        job_finish(ctx);
+    }
+}
+
+static int remotion_webhook_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    struct step *s = ctx->data;
+    const char *input = s ? json_string_value(json_object_get(s->res, "input")) : NULL;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_RENDER, RSTEP__COUNT);
+    if (h <= 0) {
+        if (h == 0 && input)
+            unlink(input);
+        return h;
+    }
+    if (s->fail)
+        return complete_fail(&x, s);
+    char key[80];
+    snprintf(key, sizeof key, "render:%s", x.r.id);
+    int rc = rtx_enqueue(&x, "render.fetch", json_pack("{s:s}", "input", input), key);
+    rtx_release(&x);
+    return rc;
+}
+
+/* Worker thread: the downloaded render is probed, thumbnailed and stored. */
+static void fetch_run(struct job_ctx *ctx) {
+    app_t *app = ctx->app;
+    struct pool_res *r = xcalloc(1, sizeof *r);
+    ctx->data = r;
+    r->payload = json_loads(ctx->job.payload ? ctx->job.payload : "{}", 0, NULL);
+    const char *input = json_string_value(json_object_get(r->payload, "input"));
+    snprintf(r->clip_key, sizeof r->clip_key, "renders/%s.mp4", ctx->job.run_id);
+    snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/render_%s.jpg", ctx->job.run_id);
+    char thumb[4200];
+    buf_t err;
+    buf_init(&err, 1024);
+    struct media_info info;
+    int rc;
+    if (!input) {
+        job_set_error(ctx, JO_PERMANENT, "render.fetch: the payload has no input");
+    } else if ((rc = media_probe(input, &info, &err)) != 0) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render failed: the rendered file is not a video (%s)", err.data ? err.data : "");
+        r->fail = xstrdup(msg);
+        unlink(input);
+    } else if (storage_tmp_path(app->storage, "render.jpg", thumb, sizeof thumb) != 0 ||
+               media_thumbnail(input, thumb, &err) != 0 ||
+               storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE) != 0 ||
+               storage_put_file(app->storage, r->clip_key, input, "video/mp4", STORAGE_PUT_MOVE) != 0) {
+        job_set_error(ctx, JO_RETRY, "render.fetch: cannot store the render");
+    } else {
+        r->done = true;
+    }
+    buf_release(&err);
+}
+
 /* ---- publishing ----------------------------------------------------------------------------------------- */
 
 static const struct tool_def publish_tool = {
@@ -1163,6 +1382,8 @@ static const struct job_type types[] = {
      .release = step_release, .provider = "llm"},
     {.name = "run.produce", .kind = JK_LOOP, .run_loop = produce_run, .on_complete = produce_complete,
      .release = step_release, .provider = "llm"},
+    {.name = "run.resubmit", .kind = JK_LOOP, .run_loop = resubmit_run, .on_complete = resubmit_complete,
+     .release = step_release, .provider = "sora"},
     {.name = "webhook.sora", .kind = JK_LOOP, .run_loop = sora_webhook_run, .on_complete = sora_webhook_complete,
      .release = step_release, .provider = "sora"},
     {.name = "clip.transcode", .kind = JK_POOL, .run_pool = transcode_run, .on_complete = transcode_complete,
@@ -1170,6 +1391,10 @@ static const struct job_type types[] = {
     {.name = "run.edit", .kind = JK_LOOP, .run_loop = edit_run, .on_complete = edit_complete, .release = step_release,
      .provider = "llm"},
     {.name = "render.local", .kind = JK_POOL, .run_pool = render_run, .on_complete = render_complete,
+     .release = pool_release, .cap_group = "media"},
+    {.name = "webhook.remotion", .kind = JK_LOOP, .run_loop = remotion_webhook_run,
+     .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
+    {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},
