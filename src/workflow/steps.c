@@ -274,6 +274,31 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
     }
 }
 
+/* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
+
+static void output_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) { /* fail-closed: the step waits for the moderation to answer */
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error && *r->st.error ? r->st.error
+                                                                                   : "safety check unavailable");
+        return;
+    }
+    if (r->flagged)
+        step_fail(s, "Safety check failed at %s: moderation:%s", json_string_value(json_object_get(s->res, "_at")),
+                  r->category ? r->category : "flagged");
+    job_finish(s->ctx);
+}
+
+static void moderate_then_finish(struct step *s, const char *text, const char *at) {
+    if (!s->app->providers || !providers_safety_enabled(s->app->providers) || !text) {
+        job_finish(s->ctx);
+        return;
+    }
+    json_object_set_new(s->res, "_at", json_string(at));
+    if (provider_safety_check(s->app->providers, text, output_moderated, s, NULL) != 0)
+        finish_with(s, PROV_RETRY, -1, "safety check unavailable");
+}
+
 /* ---- ideation ------------------------------------------------------------------------------------- */
 
 /* The first ```json fenced block of text (or the whole text) as a JSON object. */
@@ -335,6 +360,9 @@ static void ideate_done(agent_t *a, void *ud) {
         json_object_set_new(s->res, "ideas", json_string(content));
         json_object_set_new(s->res, "ideas_structured", json_incref(block));
         json_object_set_new(s->res, "overlays", overlays);
+        json_decref(block);
+        moderate_then_finish(s, content, "ideation");
+        return;
     }
     json_decref(block);
     job_finish(s->ctx);
@@ -1292,6 +1320,36 @@ static void published(const struct publish_result *r, void *ud) {
     agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "url", r->url, "platform", "tiktok"));
 }
 
+static void start_upload(struct step *s) {
+    agent_t *a = s->agent;
+    /* the URL we publish is ours, whatever the model wrote */
+    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
+    json_t *tags = json_object_get(s->res, "tags");
+    size_t n = json_array_size(tags);
+    const char *tv[8];
+    for (size_t i = 0; i < n && i < 8; i++)
+        tv[i] = json_string_value(json_array_get(tags, i));
+    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(s->res, "model_url")),
+                              .caption = json_string_value(json_object_get(s->res, "caption")),
+                              .tags = tv,
+                              .ntags = n < 8 ? n : 8};
+    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+}
+
+static void caption_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        agent_abort(s->agent, PROV_RETRY, r->st.retry_after_s, "safety check unavailable");
+    } else if (r->flagged) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Safety check failed at publishing: moderation:%s", r->category ? r->category : "flagged");
+        agent_abort(s->agent, PROV_PERMANENT, -1, msg);
+    } else {
+        start_upload(s);
+    }
+}
+
 static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
     struct step *s = ud;
     const char *caption = json_string_value(json_object_get(args, "caption"));
@@ -1302,21 +1360,15 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
         agent_abort(a, PROV_PERMANENT, -1, msg);
         return;
     }
-    /* the URL we publish is ours, whatever the model wrote */
-    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
-    json_t *tags = json_object_get(args, "tags");
-    size_t n = json_array_size(tags);
-    const char *tv[8];
-    for (size_t i = 0; i < n && i < 8; i++)
-        tv[i] = json_string_value(json_array_get(tags, i));
     json_object_set_new(s->res, "caption", json_string(caption));
-    json_object_set(s->res, "tags", tags);
-    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(args, "video_url")),
-                              .caption = caption,
-                              .tags = tv,
-                              .ntags = n};
-    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
-        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+    json_object_set(s->res, "tags", json_object_get(args, "tags"));
+    json_object_set(s->res, "model_url", json_object_get(args, "video_url"));
+    if (providers_safety_enabled(s->app->providers)) {
+        if (provider_safety_check(s->app->providers, caption, caption_moderated, s, NULL) != 0)
+            agent_abort(a, PROV_RETRY, -1, "safety check unavailable");
+        return;
+    }
+    start_upload(s);
 }
 
 static void publish_done(agent_t *a, void *ud) {

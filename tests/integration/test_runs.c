@@ -1155,3 +1155,87 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
                "Run is not awaiting approval");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- moderation (SAFETY_PROVIDER=openai, the fake flags forbidden-test-phrase) -------------------- */
+
+Test(runs, moderation_blocks_inputs_and_agent_outputs, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"SAFETY_PROVIDER=openai", "RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         NULL};
+    start(&s, env);
+    int st;
+    json_t *j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                         "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
+    const char *reason = sget(j, "reason");
+    cr_assert(reason && strncmp(reason, "moderation:", 11) == 0, "reason %s", reason);
+    expect_error(j, st, 400, "content_blocked", NULL);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 0);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, a_safety_hit_on_an_agent_output_fails_the_run, .timeout = 120) {
+    /* a project whose caption template makes the publisher write a blocked word */
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char src[400], dst[400];
+    snprintf(src, sizeof src, "%s/projects/motivational.json", MYLOWARE_SRCDIR);
+    snprintf(dst, sizeof dst, "%s/motivational.json", dir);
+    FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+    cr_assert(in && out);
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        if (strstr(line, "\"caption_template\""))
+            fputs("  \"caption_template\": \"{topic} - kill it\",\n", out);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    char pd[500];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         pd, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a careful caption\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_publish_approval", 60000));
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "Safety check failed at publishing: matched_keyword:kill");
+    cr_assert_null(json_object_get(json_object_get(r, "artifacts"), "published_url"), "nothing published");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    unlink(dst);
+    rmdir(dir);
+}
+
+Test(runs, a_bad_project_file_stops_start_up_with_its_path, .timeout = 30) {
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/broken.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"name\": \"broken\", \"video_count\": 0}", f);
+    fclose(f);
+    char pd[400], db[400], out[8192];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", dir);
+    const char *args[] = {"serve", "--port=0", db, NULL};
+    const char *env[] = {pd, NULL};
+    cr_assert_eq(run_cmd(args, env, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, path), "the path is named: %s", out);
+    cr_assert(strstr(out, "is required") || strstr(out, "must be"), "the reason is given: %s", out);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/db.sqlite", dir);
+    unlink(path);
+    char wal[320];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+}
