@@ -738,7 +738,13 @@ static void sora_webhook_run(struct job_ctx *ctx) {
     crypto_random(b, sizeof b);
     crypto_hex(b, sizeof b, rnd);
     snprintf(path, sizeof path, "%s/dl-%s-%d-%s.mp4", s->w->tmp_dir, ctx->job.run_id, pint(s, "video_index", 0), rnd);
-    if (provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL) != 0) {
+    const char *url = pstr(s, "result_url"); /* legacy envelopes name the file */
+    int rc = url ? provider_download_url(s->app->providers, PK_SORA, url, path, clip_downloaded, s, NULL)
+                 : provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL);
+    if (rc != 0 && url) {
+        step_fail(s, "OpenAI video download failed: the result URL was refused");
+        job_finish(ctx);
+    } else if (rc != 0) {
         job_set_error(ctx, JO_PERMANENT, "webhook.sora: the download could not be made");
         job_finish(ctx);
     }

@@ -517,8 +517,8 @@ int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char
     return rc;
 }
 
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *ack, int *video_index,
-                     char *run_status, size_t cap) {
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
+                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap) {
     const struct store_ops *ops = tx->s->ops;
     char run_id[RUN_ID_LEN] = "";
     int index = -1;
@@ -526,7 +526,7 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
     if (rc && rc != ERR_NOTFOUND)
         return rc;
     struct rtx x;
-    bool known = rc == 0, live = false;
+    bool known = rc == 0 && (!for_run || strcmp(for_run, run_id) == 0), live = false;
     if (known) {
         rc = rtx_load(tx, run_id, &x);
         if (rc == ERR_NOTFOUND)
@@ -554,8 +554,8 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
         char key[300];
         snprintf(key, sizeof key, "sora:%s", w->delivery_id);
         rc = rtx_enqueue(&x, "webhook.sora",
-                         json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
-                                   "video_index", index, "failed", failed),
+                         json_pack("{s:I,s:s,s:i,s:b,s:s?}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
+                                   "video_index", index, "failed", failed, "result_url", result_url),
                          key);
     }
     if (video_index)

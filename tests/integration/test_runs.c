@@ -1239,3 +1239,63 @@ Test(runs, a_bad_project_file_stops_start_up_with_its_path, .timeout = 30) {
     unlink(wal);
     rmdir(dir);
 }
+
+static int deliver_q(int port, const char *query, const char *id, const char *body, json_t **out) {
+    long long ts = (long long)time(NULL);
+    char sig[WEBHOOK_STD_SIG_LEN];
+    cr_assert_eq(webhook_sign_standard(SECRET, id, ts, body, strlen(body), sig), 0);
+    char headers[600], path[200];
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: %s\r\n",
+             id, ts, sig);
+    snprintf(path, sizeof path, "/v1/webhooks/sora%s", query);
+    int st;
+    *out = req_json(port, "POST", path, headers, body, &st);
+    return st;
+}
+
+Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=600000",
+                         NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"old style\"}");
+    char *other = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"someone else\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    char path[400], sql[300], task[128];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char body[400], query[100];
+    snprintf(body, sizeof body, "{\"code\":200,\"msg\":\"failed\",\"data\":{\"taskId\":\"%s\",\"state\":\"fail\"}}", task);
+    json_t *j;
+    cr_assert_eq(deliver_q(s.port, "", "msg_l1", body, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
+    snprintf(query, sizeof query, "?run_id=%s", other);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l2", body, &j), 200);
+    cr_assert_str_eq(sget(j, "status"), "ignored", "the task is not that run's");
+    json_decref(j);
+    snprintf(query, sizeof query, "?run_id=%s", id);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l3", body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "accepted");
+    cr_assert_str_eq(sget(j, "run_id"), id);
+    cr_assert_eq(json_integer_value(json_object_get(j, "video_index")), 0);
+    json_decref(j);
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "OpenAI Sora error: video.failed");
+    json_decref(r);
+    free(id);
+    free(other);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
