@@ -156,6 +156,8 @@ static int cmd_config_check(config_t *cfg, int argc, char **argv) {
 }
 
 static int cmd_config_table(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("config table", "unknown option", argv[0]);
     config_table_markdown(stdout);
     return EXIT_OK;
 }
@@ -178,10 +180,29 @@ static int cmd_fakes_serve(config_t *cfg, int argc, char **argv) {
 }
 
 static int cmd_routes(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("routes", "unknown option", argv[0]);
     for (size_t i = 0; i < api_nroutes; i++)
         printf("%-6s %-40s %s\n", api_routes[i].method, api_routes[i].pattern,
                (api_routes[i].flags & R_AUTH) ? "api-key" : "public");
     return EXIT_OK;
+}
+
+static int cmd_backup(config_t *cfg, int argc, char **argv) {
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error("backup", argc == 0 ? "the backup path is missing" : "one path expected",
+                           argc > 0 ? argv[argc > 1 ? 1 : 0] : NULL);
+    struct store_backup_info info;
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = store_backup(cfg, argv[0], &info, &err);
+    if (rc != 0)
+        fprintf(stderr, "myloware backup: %s\n", err.data ? err.data : "failed");
+    else
+        printf("backup written to %s (%lld bytes, schema version %d, integrity ok)\n", argv[0],
+               (long long)info.bytes, info.schema_version);
+    buf_release(&err);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static const struct command commands[] = {
@@ -197,6 +218,11 @@ static const struct command commands[] = {
      "P defaults to motivational. Exit 0 when the run completed, 1 otherwise."},
     {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
      "Applies pending schema migrations in one transaction and prints the schema version."},
+    {"backup", NULL, cmd_backup, "backup PATH [--config FILE]",
+     "Writes a consistent copy of the SQLite database to PATH (a new file) with SQLite's online\n"
+     "backup API: safe while the server runs and writes. The copy is checked (integrity_check)\n"
+     "and appears under PATH only once complete. Restore: stop the server, copy the backup over\n"
+     "the DATABASE_URL file, delete that file's -wal and -shm files, start the server."},
     {"version", NULL, cmd_version, "version", "Prints the version and the build options."},
     {"config", "show", cmd_config_show, "config show [--config FILE]",
      "Prints the effective settings and where each comes from; secrets as ***."},

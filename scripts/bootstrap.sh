@@ -9,6 +9,7 @@ PKGS=(
   libjansson-dev libpq-dev libcriterion-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
   ffmpeg fonts-dejavu-core postgresql curl wrk nginx-light prometheus openssl python3
+  clang-format systemd
 )
 
 missing=()

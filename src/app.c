@@ -29,6 +29,7 @@
 #include "http/client.h"
 #include "providers/providers.h"
 #include "storage/storage.h"
+#include "workflow/retention.h"
 #include "workflow/demo.h"
 #include "workflow/workflow.h"
 
@@ -288,6 +289,8 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    if (!once)
+        retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }
 
 int app_run(const config_t *cfg, const struct app_opts *opts) {

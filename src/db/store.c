@@ -233,6 +233,16 @@ int store_call(store_t *s, store_fn fn, void *arg) {
 
 /* ---- opening and closing -------------------------------------------------------------------- */
 
+int store_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err) {
+    const char *url = config_str(cfg, S_DATABASE_URL);
+    const struct store_ops *ops = strncmp(url, "sqlite:", 7) == 0 ? &store_sqlite_ops : NULL;
+    if (!ops || !ops->backup) {
+        buf_puts(err, "DATABASE_URL: 'myloware backup' copies SQLite databases only (use the database's own tools)");
+        return ERR_INVAL;
+    }
+    return ops->backup(cfg, dest, info, err);
+}
+
 int store_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const struct store_ops *ops = NULL;

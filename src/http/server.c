@@ -407,10 +407,32 @@ static void conn_send(struct http_conn *c, const char *head, size_t hlen, const 
     conn_queue_copy(c, head, hlen, body, blen, off);
 }
 
-/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
+/* Queues data (taken: freed after the write, never copied). Writes at once when nothing is
+ * queued. */
 static void conn_write(struct http_conn *c, char *data, size_t len) {
-    conn_send(c, data, len, NULL, 0);
-    free(data);
+    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
+        uv_buf_t b0 = uv_buf_init(data, (unsigned)len);
+        int n = uv_try_write(&c->h.stream, &b0, 1);
+        if (n == (int)len) {
+            free(data);
+            return;
+        }
+        if (n > 0) { /* keep the rest */
+            memmove(data, data + n, len - (size_t)n);
+            len -= (size_t)n;
+        }
+    }
+    struct wreq *wr = xmalloc(sizeof *wr);
+    wr->conn = c;
+    wr->data = data;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    c->nwrites++;
+    if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
+        c->nwrites--;
+        free(data);
+        free(wr);
+        conn_close(c);
+    }
 }
 
 /* Called after a request's answer is queued: next request, or close. */

@@ -211,6 +211,17 @@ static const struct job_type test_types[] = {
     {.name = "test.media.transcode", .kind = JK_POOL, .run_pool = run_transcode, .cap_group = "media"},
 };
 
+/* Temp files older than this are leftovers of a killed process (a live encode rewrites its own
+ * every frame). */
+#define TEMP_STALE_S 3600
+
+static void *sweep_main(void *arg) {
+    int n = media_sweep_temp(config_str(media_cfg, S_MEDIA_DIR), TEMP_STALE_S);
+    if (n > 0)
+        log_info("media", "removed stale temp files", LF_I("count", n));
+    return NULL;
+}
+
 void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
     media_cfg = cfg;
     /* The cores shared out between the transcodes allowed at once, at least one thread each:
@@ -220,6 +231,14 @@ void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
     int cores = (int)uv_available_parallelism();
     int cap = (int)config_int(cfg, S_TRANSCODE_MAX_CONCURRENCY);
     media_threads = cap > 0 && cores / cap > 1 ? cores / cap : 1;
+    /* the walk of the media directory must not hold up the start (nor ever the loop) */
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, sweep_main, NULL) != 0)
+        log_warn("media", "cannot start the temp file sweep");
+    pthread_attr_destroy(&attr);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         dispatcher_register(d, &types[i]);
     if (strcmp(config_str(cfg, S_ENVIRONMENT), "test") == 0)

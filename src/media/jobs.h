@@ -25,7 +25,9 @@
 #include "queue/dispatcher.h"
 
 /* Registers media.transcode; cfg (MEDIA_DIR, RENDER_SCALE, TRANSCODE_*) must outlive the
- * dispatcher. Loop thread, before dispatcher_start. */
+ * dispatcher. Also starts, on a detached thread, the removal of temp files older than an hour
+ * left in MEDIA_DIR by killed processes (media_sweep_temp). Loop thread, before
+ * dispatcher_start. */
 void media_jobs_register(dispatcher_t *d, const config_t *cfg);
 
 /*

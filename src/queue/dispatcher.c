@@ -21,6 +21,10 @@
 #define RESCUE_EVERY_MS 5000
 #define PURGE_EVERY 120 /* rescue ticks: 10 minutes */
 
+enum outcome_label { OL_SUCCEEDED, OL_RESCHEDULED, OL_RETRIED, OL_DEAD, OL_LEASE_LOST, OL_STORE_ERROR, OL__COUNT };
+static const char *const outcome_names[OL__COUNT] = {"succeeded", "rescheduled", "retried",
+                                                     "dead",      "lease_lost",  "store_error"};
+
 struct type_slot {
     const struct job_type *t;
     int running, cap;
@@ -33,6 +37,7 @@ struct type_slot {
      * statements of idle types on every in-process enqueue. */
     bool dirty;
     unsigned kicks;
+    struct series *m_duration, *m_outcome[OL__COUNT]; /* metric series, made on first use */
 };
 
 /* What the types naming one provider share. */
@@ -194,30 +199,46 @@ static int finish_unit(store_tx_t *tx, void *arg) {
     return 0;
 }
 
-static const char *outcome_name(const struct job_ctx *ctx, int rc) {
+/* The outcome label of myloware_jobs_total. */
+static enum outcome_label outcome_of(const struct job_ctx *ctx, int rc) {
     if (rc == ERR_CONFLICT)
-        return "lease_lost";
+        return OL_LEASE_LOST;
     if (rc)
-        return "store_error";
+        return OL_STORE_ERROR;
     switch (ctx->outcome) {
-    case JO_OK: return "succeeded";
-    case JO_RESCHEDULE: return "rescheduled";
-    case JO_RETRY: return ctx->job.state == JOB_DEAD ? "dead" : "retried";
-    case JO_PERMANENT: return "dead";
+    case JO_OK: return OL_SUCCEEDED;
+    case JO_RESCHEDULE: return OL_RESCHEDULED;
+    case JO_RETRY: return ctx->job.state == JOB_DEAD ? OL_DEAD : OL_RETRIED;
+    case JO_PERMANENT: return OL_DEAD;
     }
-    return "unknown";
+    return OL_STORE_ERROR;
+}
+
+/* The type's series, looked up once (the label text is built only then). */
+static void job_metrics(struct type_slot *ts, enum outcome_label o, double secs) {
+    if (!ts->m_duration) {
+        buf_t lb;
+        buf_init(&lb, 256);
+        metrics_label(&lb, "type", ts->t->name);
+        ts->m_duration = metrics_series(M_JOB_DURATION, lb.data);
+        buf_release(&lb);
+    }
+    if (!ts->m_outcome[o]) {
+        buf_t lb;
+        buf_init(&lb, 256);
+        metrics_label(&lb, "type", ts->t->name);
+        metrics_label(&lb, "outcome", outcome_names[o]);
+        ts->m_outcome[o] = metrics_series(M_JOBS, lb.data);
+        buf_release(&lb);
+    }
+    metrics_series_observe(M_JOB_DURATION, ts->m_duration, secs);
+    metrics_series_add(ts->m_outcome[o], 1);
 }
 
 static void finish_done_one(struct job_ctx *ctx, int rc) {
     dispatcher_t *d = ctx->d;
     double secs = (double)(clock_mono_ns() - ctx->started_ns) / 1e9;
-    buf_t lb;
-    buf_init(&lb, 256);
-    metrics_label(&lb, "type", ctx->type->name);
-    metrics_observe(M_JOB_DURATION, lb.data, secs);
-    metrics_label(&lb, "outcome", outcome_name(ctx, rc));
-    metrics_add(M_JOBS, lb.data, 1);
-    buf_release(&lb);
+    job_metrics(&d->types[ctx->slot], outcome_of(ctx, rc), secs);
     if (rc == ERR_CONFLICT)
         log_warn("queue", "result discarded: the job's lease was lost", LF_S("job_id", ctx->job.id),
                  LF_S("type", ctx->type->name));
@@ -727,7 +748,7 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     int prov = t->provider ? add_provider(d, t->provider) : -1;
     int group = t->cap_group ? find_group(d, t->cap_group) : -1;
-    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL, true, 0};
+    d->types[d->ntypes++] = (struct type_slot){.t = t, .cap = cap, .prov = prov, .group = group, .dirty = true};
 }
 
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {

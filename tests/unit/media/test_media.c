@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -638,4 +639,40 @@ Test(media, job_paths_stay_inside_the_media_directory) {
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
     cr_expect_eq(media_resolve_path(root, longp, false, out, sizeof out), ERR_INVAL);
+}
+
+static void age(const char *p, int seconds) {
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= seconds;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+Test(media, sweep_removes_only_stale_temp_files) {
+    cr_assert_eq(mkdir(path("m"), 0755), 0);
+    cr_assert_eq(mkdir(path("m/sub"), 0755), 0);
+    cr_assert_eq(mkdir(path("outside"), 0755), 0);
+    const char *stale[] = {"m/.a.mp4.tmp-0123456789abcdef", "m/sub/.t.jpg.tmp-fedcba9876543210"};
+    const char *kept[] = {"m/.b.mp4.tmp-00112233445566ff",  /* fresh: maybe a live encode */
+                          "m/clip.mp4",                     /* not a temp file */
+                          "m/.a.mp4.tmp-0123456789abcdeg",  /* not our pattern */
+                          "m/.hidden",
+                          "outside/.c.mp4.tmp-0123456789abcdef"}; /* only reachable through a symlink */
+    for (size_t i = 0; i < 2; i++) {
+        write_file(path(stale[i]), "x", 1);
+        age(path(stale[i]), 7200);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        write_file(path(kept[i]), "x", 1);
+        if (i)
+            age(path(kept[i]), 7200);
+    }
+    cr_assert_eq(symlink(path("outside"), path("m/link")), 0);
+    cr_expect_eq(media_sweep_temp(path("m"), 3600), 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_expect_not(exists(path(stale[i])), "%s removed", stale[i]);
+    for (size_t i = 0; i < 5; i++)
+        cr_expect(exists(path(kept[i])), "%s kept", kept[i]);
+    cr_expect_eq(media_sweep_temp(path("nonexistent"), 3600), 0);
 }
