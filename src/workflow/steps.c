@@ -1318,8 +1318,14 @@ static void published(const struct publish_result *r, void *ud) {
                     r->st.error);
         return;
     }
+    if (!r->url && r->request_id) { /* the publisher is still processing: polled (publish.poll) */
+        json_object_set_new(s->res, "request_id", json_string(r->request_id));
+        agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "status", "processing", "request_id",
+                                     r->request_id));
+        return;
+    }
     if (!r->url) {
-        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL.");
+        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL or status_url.");
         return;
     }
     json_object_set_new(s->res, "url", json_string(r->url));
@@ -1405,6 +1411,8 @@ static void publish_start(struct step *s) {
 
 static void publish_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PUBLISHING, false, publish_start); }
 
+static int published_url_commit(struct rtx *x, const char *url);
+
 static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PUBLISHING);
@@ -1420,13 +1428,78 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
                                     "tags", json_object_get(s->res, "tags")),
                           NULL, NULL);
     free(transcript);
+    const char *request_id = json_string_value(json_object_get(s->res, "request_id"));
+    if (!url && request_id) {
+        json_object_set_new(x.ctx, "publish_request_id", json_string(request_id));
+        rtx_move(&x, RS_AWAIT_PUBLISH, RSTEP_PUBLISHING);
+        if (rc == 0)
+            rc = rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
+        if (rc == 0)
+            rc = rtx_save(&x, NULL);
+        rtx_release(&x);
+        return rc;
+    }
+    rc = rc ? rc : published_url_commit(&x, url);
     if (rc == 0)
-        rc = rtx_artifact(&x, "published_url", "publisher", NULL, url,
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
+/* The published URL and the end of the run (publish_complete, publish.poll). */
+static int published_url_commit(struct rtx *x, const char *url) {
+    int rc = 0;
+    if (rc == 0)
+        rc = rtx_artifact(x, "published_url", "publisher", NULL, url,
                           json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
-                                    json_object_get(x.art, "video_url")),
+                                    json_object_get(x->art, "video_url")),
                           "published_url", NULL);
-    json_object_set_new(x.art, "published_url", json_string(url ? url : ""));
-    rtx_move(&x, RS_COMPLETED, RSTEP_COMPLETED);
+    json_object_set_new(x->art, "published_url", json_string(url ? url : ""));
+    rtx_move(x, RS_COMPLETED, RSTEP_COMPLETED);
+    return rc;
+}
+
+/* ---- publish.poll: an upload the publisher is still processing ----------------------------------- */
+
+#define PUBLISH_POLL_MS 5000
+
+static void polled(const struct publish_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        finish_with(s, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->url) {
+        json_object_set_new(s->res, "url", json_string(r->url));
+    } else if (r->status && strcmp(r->status, "failed") == 0) {
+        step_fail(s, "Publishing failed: the publisher reported a failure");
+    } else { /* still processing: look again later without using an attempt */
+        s->ctx->outcome = JO_RESCHEDULE;
+        s->ctx->reschedule_at = clock_now_ms() + PUBLISH_POLL_MS;
+    }
+    job_finish(s->ctx);
+}
+
+static void publish_poll_start(struct step *s) {
+    if (provider_publish_status(s->app->providers, pstr(s, "request_id"), polled, s, NULL) != 0) {
+        step_fail(s, "Publishing failed: the status request could not be made");
+        job_finish(s->ctx);
+    }
+}
+
+static void publish_poll_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_PUBLISH, RSTEP__COUNT, false, publish_poll_start);
+}
+
+static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_PUBLISH, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    int rc = published_url_commit(&x, json_string_value(json_object_get(s->res, "url")));
     if (rc == 0)
         rc = rtx_save(&x, NULL);
     rtx_release(&x);
@@ -1454,6 +1527,8 @@ static const struct job_type types[] = {
      .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
     {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
+    {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
+     .release = step_release, .provider = "publish"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},
 };
