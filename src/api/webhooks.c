@@ -202,7 +202,7 @@ void api_webhook_sora(http_req_t *req) {
     d->req = req;
     d->failed = failed;
     d->result_url = result_url ? xstrdup(result_url) : NULL;
-    snprintf(d->for_run, sizeof d->for_run, "%s", for_run);
+    snprintf(d->for_run, sizeof d->for_run, "%.36s", for_run);
     d->video_index = -1;
     snprintf(d->w.provider, sizeof d->w.provider, "sora");
     snprintf(d->w.delivery_id, sizeof d->w.delivery_id, "%s", id);
