@@ -1506,6 +1506,27 @@ static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+/* ---- notify.send (TELEGRAM_BOT_TOKEN) ---------------------------------------------------------------- */
+
+static void notified(const struct notify_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_RETRY || r->st.outcome == PROV_CANCELLED) {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->st.outcome == PROV_PERMANENT) /* logged, not retried: a notification never fails a run */
+        log_warn("workflow", "notification not sent", LF_S("run_id", pstr(s, "run")), LF_S("error", r->st.error));
+    job_finish(s->ctx);
+}
+
+static void notify_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *chat = pstr(s, "chat_id"), *text = pstr(s, "text");
+    if (!chat || !text || !providers_notify_enabled(s->app->providers) ||
+        provider_notify_send(s->app->providers, chat, text, notified, s, NULL) != 0)
+        job_finish(ctx); /* nothing to send */
+}
+
 /* ---- registration --------------------------------------------------------------------------------------- */
 
 static const struct job_type types[] = {
@@ -1529,6 +1550,7 @@ static const struct job_type types[] = {
      .release = pool_release, .cap_group = "media"},
     {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
      .release = step_release, .provider = "publish"},
+    {.name = "notify.send", .kind = JK_LOOP, .run_loop = notify_run, .release = step_release, .provider = "notify"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},
 };

@@ -1299,3 +1299,26 @@ Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
     free(other);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+Test(runs, telegram_messages_at_the_gates, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"TELEGRAM_BOT_TOKEN=123:test-token", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tell me\",\"telegram_chat_id\":\"4242\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int64_t deadline = h_now_ms() + 20000;
+    long long sent = 0;
+    while (h_now_ms() < deadline &&
+           (sent = db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'notify.send' AND state = 'succeeded' AND "
+                                "payload LIKE '%ideas are ready for review%' AND payload LIKE '%4242%'")) < 1) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(sent, 1, "one message for the ideation gate");
+    char *log = server_log(&s);
+    cr_assert(strstr(log, "sendMessage\",\"status\":200"), "the message reached the (fake) Bot API");
+    cr_assert_null(strstr(log, "123:test-token"), "the bot token is never logged");
+    free(log);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
