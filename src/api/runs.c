@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "providers/providers.h"
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
 
@@ -610,6 +611,36 @@ static void submit(struct call *c) {
     store_submit(app->store, call_unit, c, call_done);
 }
 
+/* SAFETY_PROVIDER=openai: the moderation API sees the text first (fail-closed: no answer in
+ * SAFETY_TIMEOUT_MS, or an error, is 503). The blocklist runs in the unit either way. */
+static void moderated(const struct safety_result *r, void *ud) {
+    struct call *c = ud;
+    if (r->st.outcome != PROV_OK) {
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        call_free(c);
+    } else if (r->flagged) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "moderation:%s", r->category ? r->category : "flagged");
+        http_respond_error(c->req, 400, "content_blocked", "Content blocked by the safety filter",
+                           json_pack("{s:s}", "reason", reason), NULL);
+        call_free(c);
+    } else {
+        submit(c);
+    }
+}
+
+static void submit_moderated(struct call *c, const char *text) {
+    app_t *app = c->req->app;
+    if (!text || !*text || !app->providers || !providers_safety_enabled(app->providers)) {
+        submit(c);
+        return;
+    }
+    if (provider_safety_check(app->providers, text, moderated, c, NULL) != 0) {
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        call_free(c);
+    }
+}
+
 /* A string field: optional (absent/null ok) with a maximum length. false: answered 422. */
 static bool opt_string(http_req_t *req, struct call *c, const char *field, size_t max) {
     json_t *v = json_object_get(req->json, field);
@@ -691,7 +722,7 @@ static void run_start(http_req_t *req, bool v2) {
         call_free(c);
         return;
     }
-    submit(c);
+    submit_moderated(c, json_string_value(brief));
 }
 
 void api_run_start(http_req_t *req) { run_start(req, false); }
@@ -783,7 +814,7 @@ void api_run_approve(http_req_t *req) {
         call_free(c);
         return;
     }
-    submit(c);
+    submit_moderated(c, jstr(req->json, "comment"));
 }
 
 void api_run_cancel(http_req_t *req) {
@@ -821,7 +852,7 @@ void api_run_feedback_add(http_req_t *req) {
     }
     if (!opt_string(req, c, "comment", 2000) || !take_idem(req, c))
         return;
-    submit(c);
+    submit_moderated(c, jstr(req->json, "comment"));
 }
 
 void api_run_feedback_list(http_req_t *req) {
@@ -883,7 +914,7 @@ static struct call *v2_gate_call(http_req_t *req, bool approved) {
 void api_v2_run_approve(http_req_t *req) {
     struct call *c = v2_gate_call(req, true);
     if (c)
-        submit(c);
+        submit_moderated(c, jstr(req->json, "comment"));
 }
 
 void api_v2_run_reject(http_req_t *req) {

@@ -3,7 +3,9 @@
  * checked first, on the raw body, before any parsing; then the delivery is stored in the inbox
  * and its job enqueued in one transaction before the 200 (workflow.h wf_sora_delivery). Every
  * answer has exactly the keys status, run_id, task_id, video_index, video_url, error.
- * Non-goal here: the legacy envelope's result URLs (answered 400, see NEEDSWORK below).
+ * The legacy envelope (no "object":"event"; ?run_id=, code, msg, data.taskId, data.state,
+ * data.info.resultUrls) is accepted too: its result URL is downloaded instead of the content
+ * endpoint (through the client's URL guard).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,8 @@ struct delivery {
     http_req_t *req;
     inbox_item_t w;
     bool failed;
+    char *result_url;
+    char for_run[RUN_ID_LEN];
     enum wf_ack ack;
     int video_index;
     char run_status[RUN_STATUS_MAX];
@@ -54,7 +58,8 @@ struct delivery {
 
 static int delivery_unit(store_tx_t *tx, void *arg) {
     struct delivery *d = arg;
-    return wf_sora_delivery(tx, &d->w, d->failed, &d->ack, &d->video_index, d->run_status, sizeof d->run_status);
+    return wf_sora_delivery(tx, &d->w, d->failed, d->result_url, d->for_run[0] ? d->for_run : NULL, &d->ack,
+                            &d->video_index, d->run_status, sizeof d->run_status);
 }
 
 static void delivery_done(void *arg, int rc) {
@@ -95,6 +100,7 @@ static void delivery_done(void *arg, int rc) {
         }
     }
     inbox_item_release(&d->w);
+    free(d->result_url);
     free(d);
 }
 
@@ -134,22 +140,50 @@ void api_webhook_sora(http_req_t *req) {
         return;
     }
     const char *object = json_string_value(json_object_get(j, "object"));
-    if (!object || strcmp(object, "event") != 0) {
-        /* NEEDSWORK: the legacy envelope (?run_id=, data.taskId, data.info.resultUrls) */
-        char run_id[64];
-        const char *detail = http_query(req, "run_id", run_id, sizeof run_id) < 0
-                                 ? "Missing run_id query parameter"
-                                 : "Legacy webhook envelopes are not supported";
-        json_decref(j);
-        free(id);
-        count("sora", "bad_request");
-        http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
-        return;
-    }
-    const char *type = json_string_value(json_object_get(j, "type"));
-    bool completed = type && strcmp(type, "video.completed") == 0, failed = type && strcmp(type, "video.failed") == 0;
+    bool legacy = !object || strcmp(object, "event") != 0;
+    const char *type = NULL, *task = NULL, *result_url = NULL;
+    bool completed = false, failed = false;
+    char for_run[64] = "";
     json_t *data = json_object_get(j, "data");
-    const char *task = json_string_value(json_object_get(data, "id"));
+    if (legacy) {
+        int n = http_query(req, "run_id", for_run, sizeof for_run);
+        const char *detail = n < 0 ? "Missing run_id query parameter"
+                             : !crypto_is_uuid(for_run, (size_t)n) ? "Invalid run_id"
+                                                                    : NULL;
+        task = json_string_value(json_object_get(data, "taskId"));
+        if (!detail && (!task || !*task))
+            detail = "Missing data.taskId";
+        if (detail) {
+            json_decref(j);
+            free(id);
+            count("sora", "bad_request");
+            http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
+            return;
+        }
+        json_t *code = json_object_get(j, "code");
+        const char *state = json_string_value(json_object_get(data, "state"));
+        failed = (code && (!json_is_integer(code) || json_integer_value(code) != 200)) ||
+                 (state && strcmp(state, "fail") == 0);
+        json_t *urls = json_object_get(json_object_get(data, "info"), "resultUrls");
+        json_t *parsed = json_is_string(urls) ? json_loads(json_string_value(urls), 0, NULL) : NULL;
+        json_t *first = json_array_get(parsed ? parsed : urls, 0);
+        static char url_copy[2048];
+        url_copy[0] = '\0';
+        if (json_is_string(first) && json_string_length(first) < sizeof url_copy)
+            snprintf(url_copy, sizeof url_copy, "%s", json_string_value(first));
+        json_decref(parsed);
+        result_url = url_copy[0] ? url_copy : NULL;
+        completed = !failed;
+        type = failed ? "video.failed" : "video.completed";
+        for (char *p = for_run; *p; p++)
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+    } else {
+        type = json_string_value(json_object_get(j, "type"));
+        completed = type && strcmp(type, "video.completed") == 0;
+        failed = type && strcmp(type, "video.failed") == 0;
+        task = json_string_value(json_object_get(data, "id"));
+    }
     if (!completed && !failed) {
         json_decref(j);
         free(id);
@@ -167,6 +201,8 @@ void api_webhook_sora(http_req_t *req) {
     struct delivery *d = xcalloc(1, sizeof *d);
     d->req = req;
     d->failed = failed;
+    d->result_url = result_url ? xstrdup(result_url) : NULL;
+    snprintf(d->for_run, sizeof d->for_run, "%.36s", for_run);
     d->video_index = -1;
     snprintf(d->w.provider, sizeof d->w.provider, "sora");
     snprintf(d->w.delivery_id, sizeof d->w.delivery_id, "%s", id);

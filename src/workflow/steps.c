@@ -274,6 +274,31 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
     }
 }
 
+/* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
+
+static void output_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) { /* fail-closed: the step waits for the moderation to answer */
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error && *r->st.error ? r->st.error
+                                                                                   : "safety check unavailable");
+        return;
+    }
+    if (r->flagged)
+        step_fail(s, "Safety check failed at %s: moderation:%s", json_string_value(json_object_get(s->res, "_at")),
+                  r->category ? r->category : "flagged");
+    job_finish(s->ctx);
+}
+
+static void moderate_then_finish(struct step *s, const char *text, const char *at) {
+    if (!s->app->providers || !providers_safety_enabled(s->app->providers) || !text) {
+        job_finish(s->ctx);
+        return;
+    }
+    json_object_set_new(s->res, "_at", json_string(at));
+    if (provider_safety_check(s->app->providers, text, output_moderated, s, NULL) != 0)
+        finish_with(s, PROV_RETRY, -1, "safety check unavailable");
+}
+
 /* ---- ideation ------------------------------------------------------------------------------------- */
 
 /* The first ```json fenced block of text (or the whole text) as a JSON object. */
@@ -335,6 +360,9 @@ static void ideate_done(agent_t *a, void *ud) {
         json_object_set_new(s->res, "ideas", json_string(content));
         json_object_set_new(s->res, "ideas_structured", json_incref(block));
         json_object_set_new(s->res, "overlays", overlays);
+        json_decref(block);
+        moderate_then_finish(s, content, "ideation");
+        return;
     }
     json_decref(block);
     job_finish(s->ctx);
@@ -710,7 +738,13 @@ static void sora_webhook_run(struct job_ctx *ctx) {
     crypto_random(b, sizeof b);
     crypto_hex(b, sizeof b, rnd);
     snprintf(path, sizeof path, "%s/dl-%s-%d-%s.mp4", s->w->tmp_dir, ctx->job.run_id, pint(s, "video_index", 0), rnd);
-    if (provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL) != 0) {
+    const char *url = pstr(s, "result_url"); /* legacy envelopes name the file */
+    int rc = url ? provider_download_url(s->app->providers, PK_SORA, url, path, clip_downloaded, s, NULL)
+                 : provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL);
+    if (rc != 0 && url) {
+        step_fail(s, "OpenAI video download failed: the result URL was refused");
+        job_finish(ctx);
+    } else if (rc != 0) {
         job_set_error(ctx, JO_PERMANENT, "webhook.sora: the download could not be made");
         job_finish(ctx);
     }
@@ -1286,12 +1320,48 @@ static void published(const struct publish_result *r, void *ud) {
                     r->st.error);
         return;
     }
+    if (!r->url && r->request_id) { /* the publisher is still processing: polled (publish.poll) */
+        json_object_set_new(s->res, "request_id", json_string(r->request_id));
+        agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "status", "processing", "request_id",
+                                     r->request_id));
+        return;
+    }
     if (!r->url) {
-        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL.");
+        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL or status_url.");
         return;
     }
     json_object_set_new(s->res, "url", json_string(r->url));
     agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "url", r->url, "platform", "tiktok"));
+}
+
+static void start_upload(struct step *s) {
+    agent_t *a = s->agent;
+    /* the URL we publish is ours, whatever the model wrote */
+    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
+    json_t *tags = json_object_get(s->res, "tags");
+    size_t n = json_array_size(tags);
+    const char *tv[8];
+    for (size_t i = 0; i < n && i < 8; i++)
+        tv[i] = json_string_value(json_array_get(tags, i));
+    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(s->res, "model_url")),
+                              .caption = json_string_value(json_object_get(s->res, "caption")),
+                              .tags = tv,
+                              .ntags = n < 8 ? n : 8};
+    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+}
+
+static void caption_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        agent_abort(s->agent, PROV_RETRY, r->st.retry_after_s, "safety check unavailable");
+    } else if (r->flagged) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Safety check failed at publishing: moderation:%s", r->category ? r->category : "flagged");
+        agent_abort(s->agent, PROV_PERMANENT, -1, msg);
+    } else {
+        start_upload(s);
+    }
 }
 
 static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
@@ -1304,21 +1374,15 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
         agent_abort(a, PROV_PERMANENT, -1, msg);
         return;
     }
-    /* the URL we publish is ours, whatever the model wrote */
-    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
-    json_t *tags = json_object_get(args, "tags");
-    size_t n = json_array_size(tags);
-    const char *tv[8];
-    for (size_t i = 0; i < n && i < 8; i++)
-        tv[i] = json_string_value(json_array_get(tags, i));
     json_object_set_new(s->res, "caption", json_string(caption));
-    json_object_set(s->res, "tags", tags);
-    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(args, "video_url")),
-                              .caption = caption,
-                              .tags = tv,
-                              .ntags = n};
-    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
-        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+    json_object_set(s->res, "tags", json_object_get(args, "tags"));
+    json_object_set(s->res, "model_url", json_object_get(args, "video_url"));
+    if (providers_safety_enabled(s->app->providers)) {
+        if (provider_safety_check(s->app->providers, caption, caption_moderated, s, NULL) != 0)
+            agent_abort(a, PROV_RETRY, -1, "safety check unavailable");
+        return;
+    }
+    start_upload(s);
 }
 
 static void publish_done(agent_t *a, void *ud) {
@@ -1349,6 +1413,8 @@ static void publish_start(struct step *s) {
 
 static void publish_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PUBLISHING, false, publish_start); }
 
+static int published_url_commit(struct rtx *x, const char *url);
+
 static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PUBLISHING);
@@ -1364,17 +1430,103 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
                                     "tags", json_object_get(s->res, "tags")),
                           NULL, NULL);
     free(transcript);
-    if (rc == 0)
-        rc = rtx_artifact(&x, "published_url", "publisher", NULL, url,
-                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
-                                    json_object_get(x.art, "video_url")),
-                          "published_url", NULL);
-    json_object_set_new(x.art, "published_url", json_string(url ? url : ""));
-    rtx_move(&x, RS_COMPLETED, RSTEP_COMPLETED);
+    const char *request_id = json_string_value(json_object_get(s->res, "request_id"));
+    if (!url && request_id) {
+        json_object_set_new(x.ctx, "publish_request_id", json_string(request_id));
+        rtx_move(&x, RS_AWAIT_PUBLISH, RSTEP_PUBLISHING);
+        if (rc == 0)
+            rc = rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
+        if (rc == 0)
+            rc = rtx_save(&x, NULL);
+        rtx_release(&x);
+        return rc;
+    }
+    rc = rc ? rc : published_url_commit(&x, url);
     if (rc == 0)
         rc = rtx_save(&x, NULL);
     rtx_release(&x);
     return rc;
+}
+
+/* The published URL and the end of the run (publish_complete, publish.poll). */
+static int published_url_commit(struct rtx *x, const char *url) {
+    int rc = 0;
+    if (rc == 0)
+        rc = rtx_artifact(x, "published_url", "publisher", NULL, url,
+                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
+                                    json_object_get(x->art, "video_url")),
+                          "published_url", NULL);
+    json_object_set_new(x->art, "published_url", json_string(url ? url : ""));
+    rtx_move(x, RS_COMPLETED, RSTEP_COMPLETED);
+    return rc;
+}
+
+/* ---- publish.poll: an upload the publisher is still processing ----------------------------------- */
+
+#define PUBLISH_POLL_MS 5000
+
+static void polled(const struct publish_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        finish_with(s, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->url) {
+        json_object_set_new(s->res, "url", json_string(r->url));
+    } else if (r->status && strcmp(r->status, "failed") == 0) {
+        step_fail(s, "Publishing failed: the publisher reported a failure");
+    } else { /* still processing: look again later without using an attempt */
+        s->ctx->outcome = JO_RESCHEDULE;
+        s->ctx->reschedule_at = clock_now_ms() + PUBLISH_POLL_MS;
+    }
+    job_finish(s->ctx);
+}
+
+static void publish_poll_start(struct step *s) {
+    if (provider_publish_status(s->app->providers, pstr(s, "request_id"), polled, s, NULL) != 0) {
+        step_fail(s, "Publishing failed: the status request could not be made");
+        job_finish(s->ctx);
+    }
+}
+
+static void publish_poll_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_PUBLISH, RSTEP__COUNT, false, publish_poll_start);
+}
+
+static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_PUBLISH, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    int rc = published_url_commit(&x, json_string_value(json_object_get(s->res, "url")));
+    if (rc == 0)
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
+/* ---- notify.send (TELEGRAM_BOT_TOKEN) ---------------------------------------------------------------- */
+
+static void notified(const struct notify_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_RETRY || r->st.outcome == PROV_CANCELLED) {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->st.outcome == PROV_PERMANENT) /* logged, not retried: a notification never fails a run */
+        log_warn("workflow", "notification not sent", LF_S("run_id", pstr(s, "run")), LF_S("error", r->st.error));
+    job_finish(s->ctx);
+}
+
+static void notify_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *chat = pstr(s, "chat_id"), *text = pstr(s, "text");
+    if (!chat || !text || !providers_notify_enabled(s->app->providers) ||
+        provider_notify_send(s->app->providers, chat, text, notified, s, NULL) != 0)
+        job_finish(ctx); /* nothing to send */
 }
 
 /* ---- registration --------------------------------------------------------------------------------------- */
@@ -1398,6 +1550,9 @@ static const struct job_type types[] = {
      .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
     {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
+    {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
+     .release = step_release, .provider = "publish"},
+    {.name = "notify.send", .kind = JK_LOOP, .run_loop = notify_run, .release = step_release, .provider = "notify"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},
 };

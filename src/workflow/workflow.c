@@ -131,6 +131,47 @@ static char *dump(json_t *j) {
     return s ? s : xstrdup("{}");
 }
 
+static char *dump_pack(json_t *j) {
+    char *s = dump(j);
+    json_decref(j);
+    return s;
+}
+
+
+/* TELEGRAM_BOT_TOKEN and a telegram_chat_id: a message at each gate and at the end, as a job of
+ * its own (no run id: a notification that cannot be sent never fails the run). */
+static int notify(struct rtx *x) {
+    if (!x->r.telegram_chat_id || !*x->r.telegram_chat_id || !*config_str(wf_global->cfg, S_TELEGRAM_BOT_TOKEN))
+        return 0;
+    char text[600];
+    switch (x->status) {
+    case RS_AWAIT_IDEATION:
+        snprintf(text, sizeof text, "Run %s: the ideas are ready for review (approve the ideation gate).", x->r.id);
+        break;
+    case RS_AWAIT_PUBLISH_APPROVAL:
+        snprintf(text, sizeof text, "Run %s: the video is rendered and waits for your publish approval.", x->r.id);
+        break;
+    case RS_COMPLETED:
+    case RS_FAILED:
+    case RS_REJECTED:
+    case RS_CANCELLED:
+        snprintf(text, sizeof text, "Run %s %s%s%s", x->r.id, run_status_name(x->status), x->r.error ? ": " : ".",
+                 x->r.error ? x->r.error : "");
+        break;
+    default:
+        return 0;
+    }
+    char *p = dump_pack(json_pack("{s:s,s:s,s:s}", "chat_id", x->r.telegram_chat_id, "text", text, "run", x->r.id));
+    struct queue_new n = {.type = "notify.send", .payload = p};
+    job_t j;
+    bool existed;
+    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &existed);
+    if (rc == 0)
+        job_release(&j);
+    free(p);
+    return rc;
+}
+
 int rtx_save(struct rtx *x, const char *message) {
     store_tx_t *tx = x->tx;
     char expect[RUN_STATUS_MAX];
@@ -160,6 +201,9 @@ int rtx_save(struct rtx *x, const char *message) {
         e.at = x->r.updated_at;
         rc = tx->s->ops->run_event_add(tx, &e);
         free(e.data);
+        if (rc)
+            return rc;
+        rc = notify(x);
         if (rc)
             return rc;
         if (run_status_terminal(x->status) && !run_status_terminal(x->read_status)) {
@@ -517,8 +561,8 @@ int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char
     return rc;
 }
 
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *ack, int *video_index,
-                     char *run_status, size_t cap) {
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
+                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap) {
     const struct store_ops *ops = tx->s->ops;
     char run_id[RUN_ID_LEN] = "";
     int index = -1;
@@ -526,7 +570,7 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
     if (rc && rc != ERR_NOTFOUND)
         return rc;
     struct rtx x;
-    bool known = rc == 0, live = false;
+    bool known = rc == 0 && (!for_run || strcmp(for_run, run_id) == 0), live = false;
     if (known) {
         rc = rtx_load(tx, run_id, &x);
         if (rc == ERR_NOTFOUND)
@@ -554,8 +598,8 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
         char key[300];
         snprintf(key, sizeof key, "sora:%s", w->delivery_id);
         rc = rtx_enqueue(&x, "webhook.sora",
-                         json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
-                                   "video_index", index, "failed", failed),
+                         json_pack("{s:I,s:s,s:i,s:b,s:s?}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
+                                   "video_index", index, "failed", failed, "result_url", result_url),
                          key);
     }
     if (video_index)

@@ -60,10 +60,12 @@ int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved,
 int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char *actor, run_t *out);
 
 /* A verified video-provider delivery: stored in the inbox (w's fields in; status and run_id
- * set), and, when its task is known and its run live, a webhook.sora job enqueued. */
+ * set), and, when its task is known and its run live, a webhook.sora job enqueued. result_url
+ * (legacy envelopes) is downloaded instead of the provider's content endpoint; for_run (legacy
+ * ?run_id=) must be the task's run, else the delivery is ignored (WF_IGNORED_UNKNOWN). */
 enum wf_ack { WF_ACCEPTED, WF_DUPLICATE, WF_IGNORED_UNKNOWN, WF_IGNORED_TERMINAL, WF_IGNORED_TYPE };
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *ack, int *video_index,
-                     char *run_status, size_t cap);
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
+                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap);
 
 /* The v2 state object (api.md §4) and the next steps (an array, or JSON null when done). */
 json_t *wf_state_json(const run_t *r);

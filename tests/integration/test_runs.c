@@ -1155,3 +1155,170 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
                "Run is not awaiting approval");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- moderation (SAFETY_PROVIDER=openai, the fake flags forbidden-test-phrase) -------------------- */
+
+Test(runs, moderation_blocks_inputs_and_agent_outputs, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"SAFETY_PROVIDER=openai", "RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         NULL};
+    start(&s, env);
+    int st;
+    json_t *j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                         "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
+    const char *reason = sget(j, "reason");
+    cr_assert(reason && strncmp(reason, "moderation:", 11) == 0, "reason %s", reason);
+    expect_error(j, st, 400, "content_blocked", NULL);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 0);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, a_safety_hit_on_an_agent_output_fails_the_run, .timeout = 120) {
+    /* a project whose caption template makes the publisher write a blocked word */
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char src[400], dst[400];
+    snprintf(src, sizeof src, "%s/projects/motivational.json", MYLOWARE_SRCDIR);
+    snprintf(dst, sizeof dst, "%s/motivational.json", dir);
+    FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+    cr_assert(in && out);
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        if (strstr(line, "\"caption_template\""))
+            fputs("  \"caption_template\": \"{topic} - kill it\",\n", out);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    char pd[500];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         pd, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a careful caption\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_publish_approval", 60000));
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "Safety check failed at publishing: matched_keyword:kill");
+    cr_assert_null(json_object_get(json_object_get(r, "artifacts"), "published_url"), "nothing published");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    unlink(dst);
+    rmdir(dir);
+}
+
+Test(runs, a_bad_project_file_stops_start_up_with_its_path, .timeout = 30) {
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/broken.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"name\": \"broken\", \"video_count\": 0}", f);
+    fclose(f);
+    char pd[400], db[400], out[8192];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", dir);
+    const char *args[] = {"serve", "--port=0", db, NULL};
+    const char *env[] = {pd, NULL};
+    cr_assert_eq(run_cmd(args, env, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, path), "the path is named: %s", out);
+    cr_assert(strstr(out, "is required") || strstr(out, "must be"), "the reason is given: %s", out);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/db.sqlite", dir);
+    unlink(path);
+    char wal[320];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+}
+
+static int deliver_q(int port, const char *query, const char *id, const char *body, json_t **out) {
+    long long ts = (long long)time(NULL);
+    char sig[WEBHOOK_STD_SIG_LEN];
+    cr_assert_eq(webhook_sign_standard(SECRET, id, ts, body, strlen(body), sig), 0);
+    char headers[600], path[200];
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: %s\r\n",
+             id, ts, sig);
+    snprintf(path, sizeof path, "/v1/webhooks/sora%s", query);
+    int st;
+    *out = req_json(port, "POST", path, headers, body, &st);
+    return st;
+}
+
+Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=600000",
+                         NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"old style\"}");
+    char *other = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"someone else\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    char path[400], sql[300], task[128];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char body[400], query[100];
+    snprintf(body, sizeof body, "{\"code\":200,\"msg\":\"failed\",\"data\":{\"taskId\":\"%s\",\"state\":\"fail\"}}", task);
+    json_t *j;
+    cr_assert_eq(deliver_q(s.port, "", "msg_l1", body, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
+    snprintf(query, sizeof query, "?run_id=%s", other);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l2", body, &j), 200);
+    cr_assert_str_eq(sget(j, "status"), "ignored", "the task is not that run's");
+    json_decref(j);
+    snprintf(query, sizeof query, "?run_id=%s", id);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l3", body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "accepted");
+    cr_assert_str_eq(sget(j, "run_id"), id);
+    cr_assert_eq(json_integer_value(json_object_get(j, "video_index")), 0);
+    json_decref(j);
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "OpenAI Sora error: video.failed");
+    json_decref(r);
+    free(id);
+    free(other);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, telegram_messages_at_the_gates, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"TELEGRAM_BOT_TOKEN=123:test-token", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tell me\",\"telegram_chat_id\":\"4242\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int64_t deadline = h_now_ms() + 20000;
+    long long sent = 0;
+    while (h_now_ms() < deadline &&
+           (sent = db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'notify.send' AND state = 'succeeded' AND "
+                                "payload LIKE '%ideas are ready for review%' AND payload LIKE '%4242%'")) < 1) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(sent, 1, "one message for the ideation gate");
+    char *log = server_log(&s);
+    cr_assert(strstr(log, "sendMessage\",\"status\":200"), "the message reached the (fake) Bot API");
+    cr_assert_null(strstr(log, "123:test-token"), "the bot token is never logged");
+    free(log);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
