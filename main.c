@@ -15,8 +15,10 @@
 #include "api/api.h"
 #include "app.h"
 #include "cli/jobs.h"
+#include "cli/runs.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "workflow/demo.h"
 #include "media/cli.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -76,6 +78,39 @@ static int cmd_worker_run(config_t *cfg, int argc, char **argv) {
     return app_run(cfg, &o);
 }
 
+static int cmd_demo(config_t *cfg, int argc, char **argv) {
+    struct demo_opts d = {0};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+            d.yes = true;
+        else if (strcmp(argv[i], "--project") == 0 && i + 1 < argc)
+            d.project = argv[++i];
+        else if (strncmp(argv[i], "--project=", 10) == 0)
+            d.project = argv[i] + 10;
+        else if (argv[i][0] == '-' || d.brief)
+            return usage_error("demo", "unexpected argument", argv[i]);
+        else
+            d.brief = argv[i];
+    }
+    /* the demo's server only serves itself (the fakes, the webhooks): any free port, quiet logs */
+    buf_t err;
+    buf_init(&err, 1024);
+    if (cfg->source[S_PORT] == CS_DEFAULT)
+        config_set(cfg, "PORT", "0", CS_DERIVED, &err);
+    if (cfg->source[S_LOG_LEVEL] == CS_DEFAULT)
+        config_set(cfg, "LOG_LEVEL", "warn", CS_DERIVED, &err);
+    int rc = config_finish(cfg, &err);
+    if (rc) {
+        fprintf(stderr, "myloware demo: %s\n", err.data ? err.data : "invalid configuration");
+        buf_release(&err);
+        return EXIT_FAIL;
+    }
+    buf_release(&err);
+    log_set_level((enum log_level)log_level_parse(config_str(cfg, S_LOG_LEVEL)));
+    struct app_opts o = {.role = "all", .demo = &d};
+    return app_run(cfg, &o) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_migrate(config_t *cfg, int argc, char **argv) {
     if (argc > 0)
         return usage_error("migrate", "unknown option", argv[0]);
@@ -127,6 +162,23 @@ static int cmd_config_table(config_t *cfg, int argc, char **argv) {
     return EXIT_OK;
 }
 
+static int cmd_fakes_serve(config_t *cfg, int argc, char **argv) {
+    int port = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *n = strncmp(argv[i], "--port=", 7) == 0 ? argv[i] + 7
+                        : strcmp(argv[i], "--port") == 0 && i + 1 < argc ? argv[++i]
+                                                                         : NULL;
+        if (!n)
+            return usage_error("fakes serve", "unknown option", argv[i]);
+        char *end;
+        long v = strtol(n, &end, 10);
+        if (*n == '\0' || *end || v < 0 || v > 65535)
+            return usage_error("fakes serve", "--port must be from 0 to 65535", n);
+        port = (int)v;
+    }
+    return app_fakes_serve(cfg, port) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_routes(config_t *cfg, int argc, char **argv) {
     if (argc > 0)
         return usage_error("routes", "unknown option", argv[0]);
@@ -160,6 +212,10 @@ static const struct command commands[] = {
     {"worker", "run", cmd_worker_run, "worker run [--once] [--concurrency N] [--config FILE]",
      "Runs jobs only (no HTTP), sharing the queue with other processes. --once exits when no job\n"
      "is ready; --concurrency sets the worker threads. SIGTERM drains like serve."},
+    {"demo", NULL, cmd_demo, "demo [BRIEF] [--project P] [--yes] [--config FILE]",
+     "Runs one whole run in-process (the providers as configured: the fakes by default) with a\n"
+     "progress display, asks at each gate unless --yes, and prints the final video's path.\n"
+     "P defaults to motivational. Exit 0 when the run completed, 1 otherwise."},
     {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
      "Applies pending schema migrations in one transaction and prints the schema version."},
     {"backup", NULL, cmd_backup, "backup PATH [--config FILE]",
@@ -173,6 +229,12 @@ static const struct command commands[] = {
     {"config", "check", cmd_config_check, "config check [--config FILE]",
      "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
     {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
+    {"fakes", "serve", cmd_fakes_serve, "fakes serve [--port N] [--config FILE]",
+     "Runs the provider fakes alone (the /_fake/... routes: OpenAI chat, videos and moderation,\n"
+     "Remotion, Upload-Post, Telegram) on HOST and --port (default PORT; 0 picks a free port).\n"
+     "Video events go to MYLOWARE_URL/v1/webhooks/sora, signed with OPENAI_WEBHOOK_SECRET (set the\n"
+     "same secret on the server that receives them). State lives under MEDIA_DIR/fakes.\n"
+     "Refused with ENVIRONMENT=production. Exit 0 after SIGTERM/SIGINT, 1 on failure, 2 on usage."},
     {"routes", NULL, cmd_routes, "routes", "Lists the HTTP routes: method, pattern, authentication."},
     {"media", "transcode", media_cmd_transcode,
      "media transcode IN OUT --size WxH [--fps N] [--threads N] [--thumbnail JPG]",
@@ -192,6 +254,22 @@ static const struct command commands[] = {
     {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
      "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},
     {"jobs", "show", cli_jobs_show, "jobs show JOB_ID", "Prints one job (GET /v1/jobs/{id})."},
+    {"runs", "list", cli_runs_list, "runs list [--status S] [--workflow W] [--limit N] [--cursor C] [--json]",
+     "Lists runs, newest first (GET /v1/runs) at MYLOWARE_URL with MYLOWARE_API_KEY."},
+    {"runs", "get", cli_runs_get, "runs get RUN_ID", "Prints one run (GET /v1/runs/{id})."},
+    {"runs", "start", cli_runs_start, "runs start BRIEF [--project P] [--json]",
+     "Starts a run (POST /v1/runs/start; P defaults to aismr) and prints its id."},
+    {"runs", "approve", cli_runs_approve, "runs approve RUN_ID [--gate ideation|publish] [--comment C]",
+     "Approves the run's pending gate (or the one given)."},
+    {"runs", "reject", cli_runs_reject, "runs reject RUN_ID [--gate ideation|publish] [--comment C]",
+     "Rejects the run's pending gate (or the one given)."},
+    {"runs", "resume", cli_runs_resume, "runs resume RUN_ID [--action auto|retry|videos|render|publish] "
+                                        "[--approve-publish] [--force]",
+     "Operator resume (POST /v2/runs/{id}/resume)."},
+    {"runs", "cancel", cli_runs_cancel, "runs cancel RUN_ID [--reason R]", "Cancels a run."},
+    {"runs", "watch", cli_runs_watch, "runs watch RUN_ID",
+     "Follows the run's event stream until it ends; exit 0 when it completed."},
+    {"runs", "artifacts", cli_runs_artifacts, "runs artifacts RUN_ID [--json]", "Lists a run's artifacts."},
     {"dlq", "list", cli_dlq_list, "dlq list [--source S] [--all] [--limit N] [--json]",
      "Lists dead letters, newest first (GET /admin/dlq); unresolved ones only unless --all."},
     {"dlq", "show", cli_dlq_show, "dlq show ID", "Prints one dead letter with its payload (GET /admin/dlq/{id})."},

@@ -25,7 +25,12 @@
 #include "media/jobs.h"
 #include "queue/dispatcher.h"
 #include "queue/testjobs.h"
+#include "fakes/fakes.h"
+#include "http/client.h"
+#include "providers/providers.h"
 #include "storage/storage.h"
+#include "workflow/retention.h"
+#include "workflow/demo.h"
 #include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
@@ -84,6 +89,7 @@ static void close_walk(uv_handle_t *h, void *arg) {
 /* ---- shutdown ----------------------------------------------------------------------------------- */
 
 static void store_idle(void *ud);
+static bool close_providers(app_t *app);
 
 static void flush_logs(uv_prepare_t *p) { log_flush(); } /* once per loop turn, before it sleeps */
 
@@ -96,6 +102,8 @@ static void finish(app_t *app) {
         store_when_idle(app->store, store_idle, app);
         return;
     }
+    if (close_providers(app))
+        return; /* finish runs again once the fakes and the client are closed */
     app->finished = true;
     if (app->dispatcher && dispatcher_running(app->dispatcher) > 0) {
         /* handed-back jobs still on pool threads: their leases are released; do not wait */
@@ -118,6 +126,79 @@ static void finish(app_t *app) {
 }
 
 static void store_idle(void *ud) { finish(ud); }
+
+/* ---- providers: the HTTP client, the provider calls and the fakes ------------------------------- */
+
+static void fakes_finish(app_t *app);
+
+static void on_fakes_closed(void *ud) {
+    app_t *app = ud;
+    app->providers_closing--;
+    if (strcmp(app->role, "fakes") == 0)
+        fakes_finish(app);
+    else
+        finish(app);
+}
+
+static void on_client_closed(void *ud) {
+    app_t *app = ud;
+    app->providers_closing--;
+    if (strcmp(app->role, "fakes") == 0)
+        fakes_finish(app);
+    else
+        finish(app);
+}
+
+/* Fakes first (their deliveries use the client), then the client. True while closing. */
+static bool close_providers(app_t *app) {
+    if (app->providers_closing > 0)
+        return true;
+    if (app->fakes) {
+        fakes_t *f = app->fakes;
+        app->fakes = NULL;
+        app->providers_closing++;
+        fakes_close(f, on_fakes_closed, app);
+        return true;
+    }
+    if (app->client) {
+        providers_free(app->providers);
+        app->providers = NULL;
+        http_client_t *c = app->client;
+        app->client = NULL;
+        app->providers_closing++;
+        http_client_close(c, on_client_closed, app);
+        return true;
+    }
+    return false;
+}
+
+/* The client, the providers, and (unless production, and only with HTTP) the fakes, whose
+ * webhooks go to webhook_base (NULL: this server). */
+static int start_providers(app_t *app, bool mount_fakes, const char *webhook_base) {
+    const config_t *cfg = app->cfg;
+    int port = app->http ? http_server_port(app->http) : (int)config_int(cfg, S_PORT);
+    char self[1024];
+    providers_self_base_url(cfg, port, self, sizeof self);
+    struct http_client_opts o = {.allow_private = config_bool(cfg, S_ALLOW_PRIVATE_URLS),
+                                 .allowed_domains = config_str(cfg, S_ALLOWED_MEDIA_DOMAINS),
+                                 .max_download = (uint64_t)config_int(cfg, S_MAX_DOWNLOAD_BYTES)};
+    if (http_client_new(&app->loop, &o, &app->client) != 0) {
+        log_error("app", "cannot create the HTTP client");
+        return ERR_INTERNAL;
+    }
+    buf_t err;
+    buf_init(&err, 1024);
+    int rc = providers_new(&app->loop, cfg, app->client, self, &app->providers, &err);
+    if (rc != 0) {
+        log_error("app", "cannot set up the providers", LF_S("error", err.data ? err.data : ""));
+        buf_release(&err);
+        return rc;
+    }
+    buf_release(&err);
+    if (mount_fakes && strcmp(config_str(cfg, S_ENVIRONMENT), "production") != 0)
+        return fakes_new(&app->loop, cfg, app->client, self, webhook_base ? webhook_base : self, &app->fakes);
+    return 0;
+}
 
 void app_health_idle(app_t *app) { finish(app); }
 
@@ -150,6 +231,8 @@ static void stop(app_t *app, const char *why) {
         dispatcher_drain(app->dispatcher, grace, on_dispatcher_drained, app);
     finish(app);
 }
+
+void app_stop(app_t *app, const char *why) { stop(app, why); }
 
 static void on_signal(uv_signal_t *sig, int signum) {
     app_t *app = sig->data;
@@ -206,6 +289,8 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    if (!once)
+        retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }
 
 int app_run(const config_t *cfg, const struct app_opts *opts) {
@@ -263,10 +348,14 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     bool worker = strcmp(opts->role, "worker") == 0;
     if (!worker && start_http(app) != 0)
         goto out;
+    if (start_providers(app, !worker, NULL) != 0)
+        goto out;
     if (app->http)
         storage_set_port(app->storage, http_server_port(app->http));
     if (strcmp(opts->role, "api") != 0)
         start_dispatcher(app, workers, opts->once);
+    if (opts->demo && demo_start(app, opts->demo) != 0)
+        goto out;
     if (worker)
         log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION), LF_B("once", opts->once));
     uv_signal_init(&app->loop, &app->sigterm);
@@ -276,11 +365,22 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     uv_signal_start(&app->sigint, on_signal, SIGINT);
 
     uv_run(&app->loop, UV_RUN_DEFAULT);
-    app->exit_code = 0;
+    if (!opts->demo) /* the demo sets its own: 0 only when its run completed */
+        app->exit_code = 0;
 out:
     if (app->http) {
         http_server_close(app->http);
         app->http = NULL;
+    }
+    if (app->fakes) {
+        fakes_close(app->fakes, NULL, NULL);
+        app->fakes = NULL;
+    }
+    if (app->client) {
+        providers_free(app->providers);
+        app->providers = NULL;
+        http_client_close(app->client, NULL, NULL);
+        app->client = NULL;
     }
     if (!app->finished)
         store_detach_loop(app->store);
@@ -302,4 +402,105 @@ out:
         log_info("app", "stopped");
     log_batch_end();
     return app->exit_code;
+}
+
+/* ---- `myloware fakes serve` --------------------------------------------------------------------- */
+
+static struct route fake_routes[64];
+static size_t nfake_routes;
+
+static void fakes_finish(app_t *app) {
+    if (app->http || close_providers(app) || app->finished)
+        return;
+    app->finished = true;
+    uv_close((uv_handle_t *)&app->sigterm, NULL);
+    uv_close((uv_handle_t *)&app->sigint, NULL);
+    uv_close((uv_handle_t *)&app->log_prepare, NULL);
+}
+
+static void on_fakes_http_drained(http_server_t *s, void *ud) {
+    app_t *app = ud;
+    http_server_close(s);
+    app->http = NULL;
+    fakes_finish(app);
+}
+
+static void on_fakes_signal(uv_signal_t *sig, int signum) {
+    app_t *app = sig->data;
+    if (++app->signals_seen > 1)
+        _exit(1);
+    app->stopping = true;
+    log_info("app", "shutting down", LF_S("reason", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
+    http_server_drain(app->http, (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000, on_fakes_http_drained, app);
+}
+
+int app_fakes_serve(const config_t *cfg, int port) {
+    if (strcmp(config_str(cfg, S_ENVIRONMENT), "production") == 0) {
+        log_error("app", "the provider fakes never run with ENVIRONMENT=production");
+        return 1;
+    }
+    app_t app_storage, *app = &app_storage;
+    memset(app, 0, sizeof *app);
+    app->cfg = cfg;
+    app->role = "fakes";
+    app->started_ms = clock_now_ms();
+    signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+    metrics_init();
+    if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
+        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)));
+    nfake_routes = 0;
+    for (size_t i = 0; i < api_nroutes && nfake_routes < sizeof fake_routes / sizeof fake_routes[0]; i++)
+        if (strncmp(api_routes[i].pattern, "/_fake/", 7) == 0)
+            fake_routes[nfake_routes++] = api_routes[i];
+    uv_loop_init(&app->loop);
+    log_batch_begin();
+    uv_prepare_init(&app->loop, &app->log_prepare);
+    uv_prepare_start(&app->log_prepare, flush_logs);
+    http_server_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.host = config_str(cfg, S_HOST);
+    o.port = port >= 0 ? port : (int)config_int(cfg, S_PORT);
+    o.routes = fake_routes;
+    o.nroutes = nfake_routes;
+    o.app = app;
+    o.max_body = (size_t)config_int(cfg, S_MAX_BODY_BYTES);
+    o.max_webhook_body = (size_t)config_int(cfg, S_WEBHOOK_MAX_BODY_BYTES);
+    o.idle_timeout_ms = (uint64_t)config_int(cfg, S_HTTP_IDLE_TIMEOUT_MS);
+    o.request_timeout_ms = (uint64_t)config_int(cfg, S_HTTP_REQUEST_TIMEOUT_MS);
+    o.max_connections = (int)config_int(cfg, S_HTTP_MAX_CONNECTIONS);
+    o.access_log = true;
+    int rc = 1;
+    if (http_server_new(&app->loop, &o, &app->http) != 0)
+        goto out;
+    if (start_providers(app, true, config_str(cfg, S_MYLOWARE_URL)) != 0)
+        goto out;
+    log_info("app", "listening", LF_S("host", o.host), LF_I("port", http_server_port(app->http)),
+             LF_S("version", MYLOWARE_VERSION), LF_S("role", "fakes"),
+             LF_S("webhooks_to", config_str(cfg, S_MYLOWARE_URL)));
+    uv_signal_init(&app->loop, &app->sigterm);
+    uv_signal_init(&app->loop, &app->sigint);
+    app->sigterm.data = app->sigint.data = app;
+    uv_signal_start(&app->sigterm, on_fakes_signal, SIGTERM);
+    uv_signal_start(&app->sigint, on_fakes_signal, SIGINT);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    rc = 0;
+out:
+    if (app->http)
+        http_server_close(app->http);
+    if (app->fakes)
+        fakes_close(app->fakes, NULL, NULL);
+    if (app->client) {
+        providers_free(app->providers);
+        http_client_close(app->client, NULL, NULL);
+    }
+    uv_walk(&app->loop, close_walk, NULL);
+    uv_run(&app->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&app->loop) != 0)
+        log_warn("app", "loop closed with open handles");
+    metrics_release();
+    if (rc == 0)
+        log_info("app", "stopped");
+    log_batch_end();
+    return rc;
 }

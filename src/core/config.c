@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/mem.h"
 
@@ -387,8 +388,22 @@ int config_finish(config_t *c, buf_t *err) {
             return ERR_INVAL;
         }
     }
-    if (!prod)
+    if (!prod) {
+        /* Outside production the fakes sign their webhooks with the same secret the server
+         * verifies with: without a configured one, each process draws a random one (the fakes
+         * inside `serve` post to that same process). */
+        uint8_t rnd[24];
+        char b64[40], hex[49];
+        crypto_random(rnd, sizeof rnd);
+        crypto_base64(rnd, sizeof rnd, b64);
+        char whsec[48];
+        snprintf(whsec, sizeof whsec, "whsec_%s", b64);
+        derive(c, S_OPENAI_WEBHOOK_SECRET, whsec);
+        crypto_random(rnd, sizeof rnd);
+        crypto_hex(rnd, sizeof rnd, hex);
+        derive(c, S_REMOTION_WEBHOOK_SECRET, hex);
         return 0;
+    }
     /* ENVIRONMENT=production refusals (runtime.md §6, api.md §2). */
     if (nkeys == 0) {
         buf_puts(err, "API_KEY: production needs an API key (set API_KEY or API_KEYS)");

@@ -23,13 +23,17 @@
  *
  * Webhooks go to <self>/v1/webhooks/sora signed with OPENAI_WEBHOOK_SECRET (Standard Webhooks);
  * render callbacks to the request's callback_url signed with REMOTION_WEBHOOK_SECRET
- * (X-Remotion-Signature). <self> is the server's own base URL (in `fakes serve`: MYLOWARE_URL).
+ * (X-Remotion-Signature). <self> is the server's own base URL; `myloware fakes serve` (app.c)
+ * sends the webhooks to MYLOWARE_URL instead. Without a configured secret (outside production)
+ * config_finish derives a random one per process, which is right when the fakes run inside the
+ * server; a separate `fakes serve` needs the same secrets as the server it calls.
  *
  * Loop thread, except the pool work inside fake_video.c and fake_remotion.c.
  */
 #ifndef MYLOWARE_FAKES_FAKES_H
 #define MYLOWARE_FAKES_FAKES_H
 
+#include <jansson.h>
 #include <uv.h>
 
 #include "core/config.h"
@@ -50,22 +54,23 @@ void fakes_close(fakes_t *f, void (*cb)(void *ud), void *ud);
 /* Work in flight (renders, pending deliveries): for tests and shutdown. */
 int fakes_busy(const fakes_t *f);
 
-/* Route handlers (src/api/routes.c). They find the fakes through the app (app->fakes) and
- * answer 404 when it is NULL. */
-void fake_llm_chat(http_req_t *req);
-void fake_video_create(http_req_t *req);
-void fake_video_get(http_req_t *req);
-void fake_video_content(http_req_t *req);
-void fake_moderation(http_req_t *req);
-void fake_render_submit(http_req_t *req);
-void fake_render_get(http_req_t *req);
-void fake_render_output(http_req_t *req);
-void fake_upload(http_req_t *req);
-void fake_upload_status(http_req_t *req);
-void fake_telegram_send(http_req_t *req);
+/* Route handlers, called by the thin wrappers of src/api/fakes.c (which answer 404 when the
+ * app has no fakes). Each answers req, at once or later. */
+void fake_llm_chat(fakes_t *f, http_req_t *req);
+void fake_video_create(fakes_t *f, http_req_t *req);
+void fake_video_get(fakes_t *f, http_req_t *req);
+void fake_video_content(fakes_t *f, http_req_t *req);
+void fake_moderation(fakes_t *f, http_req_t *req);
+void fake_render_submit(fakes_t *f, http_req_t *req);
+void fake_render_get(fakes_t *f, http_req_t *req);
+void fake_render_output(fakes_t *f, http_req_t *req);
+void fake_upload(fakes_t *f, http_req_t *req);
+void fake_upload_status(fakes_t *f, http_req_t *req);
+void fake_telegram_send(fakes_t *f, http_req_t *req);
 
-/* `myloware fakes serve [--port N]`: the fakes alone on HOST:port (PORT when port < 0), their
- * webhooks to MYLOWARE_URL. Runs until SIGTERM/SIGINT; returns the exit code. */
-int fakes_serve(const config_t *cfg, int port);
+/* The deterministic chat completion for a request body {model, messages, tools} (what
+ * POST /_fake/openai/v1/chat/completions answers, minus "created"). Returns a new object, or
+ * NULL with a message in err (the 400 detail). Pure; any thread. */
+json_t *fake_llm_answer(const json_t *request, char *err, size_t cap);
 
 #endif

@@ -75,6 +75,7 @@ struct media_synth_opts {
     bool no_audio;           /* no audio track at all */
     bool variable_fps;       /* irregular frame spacing (durations alternate 0.5x / 1.5x of 1/fps,
                                 same total length) */
+    double audio_seconds;    /* the tone's length when it differs from the video's (0: the same) */
 };
 
 /*
@@ -191,6 +192,15 @@ void media_scaled_size(int w, int h, double scale, int *ow, int *oh);
 
 /* Parses "WxH" (e.g. FAKE_CLIP_SIZE "360x640"). Returns 0 or ERR_INVAL. Any thread. */
 int media_parse_size(const char *s, int *w, int *h);
+
+/*
+ * Removes the temp files that interrupted calls left under dir (a process killed mid-encode):
+ * hidden names of the form ".<name>.tmp-<16 hex>" (see the top), at most 8 directories deep,
+ * last modified more than older_than_s seconds ago (a running encode writes its temp file all
+ * the time, so a fresh one may belong to another process and is kept). Symlinks are not
+ * followed. Returns the number removed. Worker thread; blocking (walks the directory).
+ */
+int media_sweep_temp(const char *dir, int older_than_s);
 
 /* "libavformat 59.27.100, libavcodec 59.37.100, ..." for `myloware version`. Any thread. */
 const char *media_versions(void);

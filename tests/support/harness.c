@@ -55,7 +55,7 @@ void server_check_log(const struct server *s) {
     free(log);
 }
 
-static void spawn(struct server *s, const char *const *env) {
+static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
     char db[400], media[400];
     snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", s->dir);
     snprintf(media, sizeof media, "--media-dir=%s/media", s->dir);
@@ -76,7 +76,10 @@ static void spawn(struct server *s, const char *const *env) {
         unsetenv("ENVIRONMENT");
         for (const char *const *e = env; e && *e; e++)
             putenv((char *)*e);
-        execl(bin(), bin(), "serve", "--host=127.0.0.1", "--port=0", db, media, (char *)NULL);
+        if (fakes)
+            execl(bin(), bin(), "fakes", "serve", "--host=127.0.0.1", "--port=0", media, (char *)NULL);
+        else
+            execl(bin(), bin(), "serve", "--host=127.0.0.1", "--port=0", db, media, (char *)NULL);
         _exit(127);
     }
     s->pid = pid;
@@ -102,6 +105,21 @@ static void spawn(struct server *s, const char *const *env) {
     }
     kill(pid, SIGKILL);
     cr_assert_fail("server did not start within 15 s");
+}
+
+static void spawn(struct server *s, const char *const *env) { spawn_cmd(s, false, env); }
+
+void fakes_start_in(struct server *s, const char *dir, const char *const *env) {
+    char keep[256];
+    snprintf(keep, sizeof keep, "%s", dir ? dir : "");
+    memset(s, 0, sizeof *s);
+    if (dir) {
+        snprintf(s->dir, sizeof s->dir, "%s", keep);
+    } else {
+        snprintf(s->dir, sizeof s->dir, "/tmp/myloware-test-XXXXXX");
+        cr_assert(mkdtemp(s->dir) != NULL);
+    }
+    spawn_cmd(s, true, env);
 }
 
 void server_start(struct server *s, const char *const *env) {

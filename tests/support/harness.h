@@ -33,6 +33,9 @@ int64_t h_now_ms(void);
 void server_start(struct server *s, const char *const *env);
 /* Same, but in an existing dir (restart on the same database). */
 void server_start_in(struct server *s, const char *dir, const char *const *env);
+/* Starts `myloware fakes serve` (port 0, MEDIA_DIR under dir) in dir, or a fresh temp dir when
+ * dir is NULL; asserts it is up. */
+void fakes_start_in(struct server *s, const char *dir, const char *const *env);
 /* Sends sig and waits (up to timeout_ms) for the exit; returns the exit code, or -1 on timeout
  * (the process is then killed), or 128+signal when it died of a signal. */
 int server_stop(struct server *s, int sig, int timeout_ms);
