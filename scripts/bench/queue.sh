@@ -211,7 +211,7 @@ for sync in $SYNCS; do
     for mode in $MODES; do
         sel() { awk -v s="$sync" -v m="$mode" -v c="$1" '$1 == s && $2 == m { print $c }' "$RESULTS"; }
         if [[ $mode == batch ]]; then desc="batches of $BATCH, 1 producer"; else desc="one at a time, $PRODUCERS producers"; fi
-        printf '%-8s %-34s %8s %14s %10s %22s %10s\n' "$sync" "$desc" "$(sel 4 | median)" "$(sel 4 | range)" \
+        printf '%-8s %-34s %8s %14s %10s %22s %10s %12s\n' "$sync" "$desc" "$(sel 4 | median)" "$(sel 4 | range)" \
             "$(sel 5 | median)" "$(sel 7 | median) ($(sel 7 | sort -g | tail -n1))" "$(sel 10 | median)" \
             "$(awk -v n="$N" -v c="$(sel 9 | median)" 'BEGIN { printf "%.0f", n / c }')"
     done

@@ -375,8 +375,8 @@ static int claim_unit(store_tx_t *tx, void *arg) {
     return 0;
 }
 
-/* Jobs claimed just as their provider's circuit opened (or its limiter filled): back to queued
- * without using the attempt. */
+/* Jobs claimed just as their provider's circuit opened (or its limiter filled, or the drain began): back
+ * to queued without using the attempt. */
 struct refuse_req {
     int n;
     job_t *jobs;
@@ -458,13 +458,11 @@ static void claim_done(void *arg, int rc) {
         if (rc == 0) {
             struct type_slot *ts = &d->types[r->per[i].slot];
             for (int k = 0; k < r->per[i].got; k++) {
-                if (d->draining) { /* claimed while the drain began: give it straight back */
-                    job_release(&r->per[i].jobs[k]);
-                    continue;
-                }
                 enum breaker_ticket ticket;
                 uint32_t gen;
-                if (!admit(d, ts, now, &ticket, &gen)) {
+                /* claimed while the drain began, or its provider cannot take it now: give it back
+                 * without using the attempt */
+                if (d->draining || !admit(d, ts, now, &ticket, &gen)) {
                     if (!refused) {
                         refused = xcalloc(1, sizeof *refused);
                         refused->jobs = xcalloc((size_t)r->per[i].got, sizeof(job_t));
@@ -484,7 +482,9 @@ static void claim_done(void *arg, int rc) {
     }
     free(r);
     if (refused) {
-        log_info("queue", "claimed jobs given back: their provider cannot take them now", LF_I("count", refused->n));
+        log_info("queue", d->draining ? "claimed jobs given back: draining"
+                                      : "claimed jobs given back: their provider cannot take them now",
+                 LF_I("count", refused->n));
         store_submit(d->store, refuse_unit, refused, refuse_done);
         for (int i = 0; i < d->ntypes; i++) /* given back: their types have ready jobs again */
             d->types[i].dirty = true;
