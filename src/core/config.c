@@ -389,19 +389,22 @@ int config_finish(config_t *c, buf_t *err) {
         }
     }
     if (!prod) {
-        /* Outside production the fakes sign their webhooks with the same secret the server
-         * verifies with: without a configured one, each process draws a random one (the fakes
-         * inside `serve` post to that same process). */
+        /* Outside production the fakes sign their webhooks with the secret the server verifies
+         * with: when the setting was never given and the fake is the signer, each process
+         * draws a random one (the fakes inside `serve` post to that same process). A secret
+         * set to "" stays unset (the webhook routes then answer 500). */
         uint8_t rnd[24];
         char b64[40], hex[49];
         crypto_random(rnd, sizeof rnd);
         crypto_base64(rnd, sizeof rnd, b64);
         char whsec[48];
         snprintf(whsec, sizeof whsec, "whsec_%s", b64);
-        derive(c, S_OPENAI_WEBHOOK_SECRET, whsec);
+        if (c->source[S_OPENAI_WEBHOOK_SECRET] == CS_DEFAULT && strcmp(c->raw[S_SORA_PROVIDER], "fake") == 0)
+            derive(c, S_OPENAI_WEBHOOK_SECRET, whsec);
         crypto_random(rnd, sizeof rnd);
         crypto_hex(rnd, sizeof rnd, hex);
-        derive(c, S_REMOTION_WEBHOOK_SECRET, hex);
+        if (c->source[S_REMOTION_WEBHOOK_SECRET] == CS_DEFAULT && fake && strcmp(c->raw[S_RENDER_PROVIDER], "remotion") == 0)
+            derive(c, S_REMOTION_WEBHOOK_SECRET, hex);
         return 0;
     }
     /* ENVIRONMENT=production refusals (runtime.md §6, api.md §2). */

@@ -99,6 +99,7 @@ struct http_client {
 };
 
 static void check_done(http_client_t *c);
+static void on_timer(uv_timer_t *t);
 static void call_free(struct http_call *call);
 static void client_maybe_free(http_client_t *c);
 
@@ -258,6 +259,21 @@ static void sock_close(struct sock_ctx *s) {
     uv_close((uv_handle_t *)&s->poll, on_sock_closed);
 }
 
+/*
+ * After curl ran: collect finished transfers, then make sure curl is called again when it
+ * wants. curl calls the timer callback only when its next timeout changes, so a transfer that
+ * completed inside socket_action and needs one more call "now" (its timeout 0 again) would
+ * otherwise wait for an unrelated event: ask curl_multi_timeout and arm the timer ourselves.
+ */
+static void after_action(http_client_t *c) {
+    check_done(c);
+    if (!c->multi || uv_is_active((uv_handle_t *)&c->timer))
+        return;
+    long ms = -1;
+    if (curl_multi_timeout(c->multi, &ms) == CURLM_OK && ms >= 0)
+        uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
 static void on_poll(uv_poll_t *p, int status, int events) {
     struct sock_ctx *s = p->data;
     http_client_t *c = s->c;
@@ -270,7 +286,7 @@ static void on_poll(uv_poll_t *p, int status, int events) {
         flags |= CURL_CSELECT_OUT;
     int running;
     curl_multi_socket_action(c->multi, s->fd, flags, &running);
-    check_done(c);
+    after_action(c);
 }
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
@@ -311,7 +327,7 @@ static void on_timer(uv_timer_t *t) {
     http_client_t *c = t->data;
     int running;
     curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_done(c);
+    after_action(c);
 }
 
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {

@@ -264,15 +264,27 @@ static void teardown(void) {
 
 TestSuite(providers, .init = setup, .fini = teardown, .timeout = 240);
 
-static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
+/* A completion may run in the timer phase of uv_run(UV_RUN_ONCE), after which that call would
+ * still block in poll: a 10 ms tick makes every turn come back so the flag is seen. */
+struct deadline {
+    bool expired;
+    uint64_t until;
+};
+
+static void on_tick(uv_timer_t *t) {
+    struct deadline *d = t->data;
+    if (uv_now(t->loop) >= d->until)
+        d->expired = true;
+}
 
 static bool run_until(int *flag, int ms) {
     uv_timer_t t;
-    bool expired = false;
+    uv_update_time(&loop);
+    struct deadline d = {false, uv_now(&loop) + (uint64_t)ms};
     uv_timer_init(&loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, (uint64_t)ms, 0);
-    while (!*flag && !expired)
+    t.data = &d;
+    uv_timer_start(&t, on_tick, 10, 10);
+    while (!*flag && !d.expired)
         uv_run(&loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);

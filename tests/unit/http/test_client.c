@@ -262,16 +262,28 @@ static void on_done(const struct http_response *r, void *ud) {
     g->downloaded = r->downloaded;
 }
 
-static void on_deadline(uv_timer_t *t) { *(bool *)t->data = true; }
+/* A completion may run in the timer phase of uv_run(UV_RUN_ONCE), after which that call would
+ * still block in poll: a 10 ms tick makes every turn come back so the flag is seen. */
+struct deadline {
+    bool expired;
+    uint64_t until;
+};
+
+static void on_tick(uv_timer_t *t) {
+    struct deadline *d = t->data;
+    if (uv_now(t->loop) >= d->until)
+        d->expired = true;
+}
 
 /* Runs the loop until g->calls > 0 or ms pass. */
 static bool run_until(struct got *g, int ms) {
     uv_timer_t t;
-    bool expired = false;
+    uv_update_time(&loop);
+    struct deadline d = {false, uv_now(&loop) + (uint64_t)ms};
     uv_timer_init(&loop, &t);
-    t.data = &expired;
-    uv_timer_start(&t, on_deadline, (uint64_t)ms, 0);
-    while (g->calls == 0 && !expired)
+    t.data = &d;
+    uv_timer_start(&t, on_tick, 10, 10);
+    while (g->calls == 0 && !d.expired)
         uv_run(&loop, UV_RUN_ONCE);
     uv_close((uv_handle_t *)&t, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
