@@ -205,15 +205,19 @@ fail=0
 echo
 echo "MyloWare queue benchmark, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, N=$N, $RUNS runs each (median, range)"
 echo
-printf '%-8s %-34s %8s %14s %10s %22s %10s\n' DB_SYNC enqueue 'jobs/s' 'range' 'enqueue/s' 'health p99 ms (max)' 'idle p99'
+printf '%-8s %-34s %8s %14s %10s %22s %10s %12s\n' DB_SYNC enqueue 'jobs/s' 'range' 'enqueue/s' 'health p99 ms (max)' \
+    'idle p99' 'jobs/cpu-s'
 for sync in $SYNCS; do
     for mode in $MODES; do
         sel() { awk -v s="$sync" -v m="$mode" -v c="$1" '$1 == s && $2 == m { print $c }' "$RESULTS"; }
         if [[ $mode == batch ]]; then desc="batches of $BATCH, 1 producer"; else desc="one at a time, $PRODUCERS producers"; fi
         printf '%-8s %-34s %8s %14s %10s %22s %10s\n' "$sync" "$desc" "$(sel 4 | median)" "$(sel 4 | range)" \
-            "$(sel 5 | median)" "$(sel 7 | median) ($(sel 7 | sort -g | tail -n1))" "$(sel 10 | median)"
+            "$(sel 5 | median)" "$(sel 7 | median) ($(sel 7 | sort -g | tail -n1))" "$(sel 10 | median)" \
+            "$(awk -v n="$N" -v c="$(sel 9 | median)" 'BEGIN { printf "%.0f", n / c }')"
     done
 done
+echo "(jobs/cpu-s: N over the server's median CPU time for the run, both threads: what the machine's other"
+echo " load cannot change much; jobs/s and the /health p99 move with it, see the load column above)"
 echo
 echo "enqueue-to-start on an idle queue (DB_SYNC=normal, $SAMPLES samples per run): p50 $(cut -d' ' -f2 "$LAT" | median) ms" \
     "(runs $(cut -d' ' -f2 "$LAT" | range)), p99 $(cut -d' ' -f3 "$LAT" | median) ms"

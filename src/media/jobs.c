@@ -143,7 +143,8 @@ static void run_transcode(struct job_ctx *ctx) {
         job_set_error(ctx, JO_PERMANENT, "payload: input and output are required strings");
         goto out;
     }
-    if (json_object_get(p, "thumbnail") && !s_thumb) {
+    json_t *jt = json_object_get(p, "thumbnail");
+    if (jt && !json_is_null(jt) && !s_thumb) {
         job_set_error(ctx, JO_PERMANENT, "payload: thumbnail must be a string");
         goto out;
     }
@@ -215,10 +216,13 @@ static const struct job_type test_types[] = {
  * every frame). */
 #define TEMP_STALE_S 3600
 
+/* Detached: it owns its copy of the directory name (the settings may be gone before it ends). */
 static void *sweep_main(void *arg) {
-    int n = media_sweep_temp(config_str(media_cfg, S_MEDIA_DIR), TEMP_STALE_S);
+    char *dir = arg;
+    int n = media_sweep_temp(dir, TEMP_STALE_S);
     if (n > 0)
         log_info("media", "removed stale temp files", LF_I("count", n));
+    free(dir);
     return NULL;
 }
 
@@ -236,8 +240,11 @@ void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, sweep_main, NULL) != 0)
+    char *dir = strdup(config_str(cfg, S_MEDIA_DIR));
+    if (!dir || pthread_create(&t, &attr, sweep_main, dir) != 0) {
         log_warn("media", "cannot start the temp file sweep");
+        free(dir);
+    }
     pthread_attr_destroy(&attr);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         dispatcher_register(d, &types[i]);

@@ -65,6 +65,7 @@ struct clip {
     bool declared_is_video; /* false: the container's, which audio may outlast the video in */
     double start;          /* the container's start */
     double vstart, vend;   /* covered by decoded video */
+    int64_t next_ts;       /* where the next frame starts when it has no timestamp */
     double aend;           /* end of the last audio packet */
     bool have_start, corrupt;
     int64_t vpackets, verrors, vframes;
@@ -313,19 +314,24 @@ static int on_video_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
     AVStream *st = c->ic->streams[c->vi];
     int rc;
     c->vframes++;
+    /* the frame's length in stream ticks: its packet's, else the nominal rate's, else 1/25 s */
+    AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate
+                      : st->r_frame_rate.num > 0 && st->r_frame_rate.den > 0   ? st->r_frame_rate
+                                                                               : (AVRational){25, 1};
+    int64_t dur = fr->pkt_duration > 0 ? fr->pkt_duration : av_rescale_q(1, av_inv_q(rate), st->time_base);
+    if (dur < 1)
+        dur = 1;
     int64_t ts = fr->best_effort_timestamp;
-    if (ts != AV_NOPTS_VALUE) {
-        double t = (double)ts * av_q2d(st->time_base);
-        double d = fr->pkt_duration > 0 ? (double)fr->pkt_duration * av_q2d(st->time_base)
-                   : st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? 1 / av_q2d(st->avg_frame_rate)
-                                                                               : 0;
-        if (!c->have_start || t < c->vstart) {
-            c->vstart = t;
-            c->have_start = true;
-        }
-        if (t + d > c->vend)
-            c->vend = t + d;
+    if (ts == AV_NOPTS_VALUE) /* raw streams carry no timestamps: count frames */
+        ts = c->have_start ? c->next_ts : 0;
+    c->next_ts = ts + dur;
+    double t = (double)ts * av_q2d(st->time_base), d = (double)dur * av_q2d(st->time_base);
+    if (!c->have_start || t < c->vstart) {
+        c->vstart = t;
+        c->have_start = true;
     }
+    if (t + d > c->vend)
+        c->vend = t + d;
     fr->pts = ts;
     if (c->graph && (fr->width != c->gw || fr->height != c->gh || fr->format != c->gfmt ||
                      av_cmp_q(fr->sample_aspect_ratio, c->gsar) != 0)) {
@@ -575,10 +581,13 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
     /* the clip's audio: exactly as long as its video */
     int64_t want = audio_at(r, r->frames);
     mout_audio_truncate(r->m, want);
-    int64_t have = mout_audio_queued(r->m);
-    if (have < want && (rc = mout_audio(r->m, NULL, (int)(want - have), err)) != 0)
+    if ((rc = mout_audio_allow(r->m, want, err)) != 0)
         return rc;
-    return mout_audio_allow(r->m, want, err);
+    /* silence for the rest, a second at a time (each encoded at once: the queue stays small) */
+    for (int64_t have = mout_audio_queued(r->m); have < want; have = mout_audio_queued(r->m))
+        if ((rc = mout_audio(r->m, NULL, (int)FFMIN(want - have, MEDIA_RATE), err)) != 0)
+            return rc;
+    return 0;
 }
 
 /* ---- the calls ---- */

@@ -4,11 +4,11 @@
  * the run finished (runtime.md §4; 0 keeps everything). Final renders and their thumbnails stay.
  *
  * Every process that runs jobs sweeps the storage (storage_cleanup) RETENTION_FIRST_S after
- * start and every RETENTION_EVERY_S after that, on libuv's pool (not a queue job: no rows, and
- * sweeps of several processes sharing the media are harmless, deletes being idempotent). An
- * object goes when its file is older than the cutoff and its run is terminal (run.h) with
- * updated_at before the cutoff, or its run no longer exists; objects whose names carry no run id
- * are left alone.
+ * start and every RETENTION_EVERY_S after that (every second with ENVIRONMENT=test), on libuv's
+ * pool; not a queue job: no rows, and sweeps of several processes sharing the media are
+ * harmless, deletes being idempotent. An object goes when its file is older than the cutoff and
+ * its run is terminal (run.h) with updated_at before the cutoff, or its run no longer exists;
+ * objects whose names carry no run id are left alone.
  *
  * Threads: retention_start on the loop; the sweep on a pool thread (blocking storage calls and
  * store_call).

@@ -1037,6 +1037,8 @@ static void edit_start(struct step *s) {
     json_object_set_new(facts, "template", json_string(s->proj->name));
     json_object_set_new(facts, "duration_seconds", json_integer((json_int_t)s->run.clips_expected * s->proj->clip_seconds));
     json_object_set(facts, "topic", json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
+    /* the ideas carry the overlay lines the editor puts in `texts` */
+    json_object_set(facts, "ideas", json_object_get(json_object_get(s->art, "ideas_structured"), "ideas"));
     json_t *task = json_pack("{s:o,s:o,s:s,s:I}", "clips", clips, "texts", texts, "template", s->proj->name,
                              "duration_seconds", (json_int_t)s->run.clips_expected * s->proj->clip_seconds);
     json_object_set(facts, "clips", json_object_get(task, "clips"));

@@ -588,3 +588,52 @@ Test(media, sigterm_lets_a_file_answer_in_flight_finish) {
     free(buf);
     cr_assert_eq(server_wait(&srv, 30000), 0, "exit 0 after the drain");
 }
+
+/* ---- retention in the running server ------------------------------------------------------ */
+
+static void age_file(const char *rel, long seconds) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/%s", srv.dir, rel);
+    struct timeval tv[2];
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= seconds;
+    tv[1] = tv[0];
+    cr_assert_eq(utimes(path, tv), 0, "%s", path);
+}
+
+static bool media_exists(const char *rel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/%s", srv.dir, rel);
+    return access(path, F_OK) == 0;
+}
+
+static const char *const retention_env[] = {"ENVIRONMENT=test", "MEDIA_RETENTION_HOURS=1", NULL};
+static void start_retention(void) { start_with(retention_env); }
+
+Test(media, the_server_sweeps_clips_of_runs_that_are_gone, .init = start_retention) {
+    /* no run has this id in the database: its old clip and thumbnail go, its new clip and the
+     * files that are no run's intermediate media stay */
+    const char *old_clip = "transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.mp4";
+    const char *old_thumb = "thumbnails/thumb_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.jpg";
+    const char *new_clip = "transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_1.mp4";
+    write_file(old_clip, "old", 3);
+    write_file(old_thumb, "old", 3);
+    write_file(new_clip, "new", 3);
+    age_file(old_clip, 2 * 3600);
+    age_file(old_thumb, 2 * 3600);
+    age_file("transcoded/small.mp4", 2 * 3600);
+    int64_t deadline = h_now_ms() + 30000;
+    while (h_now_ms() < deadline && (media_exists(old_clip) || media_exists(old_thumb))) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
+    }
+    cr_assert_not(media_exists(old_clip), "swept within 30 s");
+    cr_assert_not(media_exists(old_thumb));
+    cr_assert(media_exists(new_clip), "too new");
+    cr_assert(media_exists("transcoded/small.mp4"), "not a run's clip");
+    cr_assert(media_exists("renders/run-1.mp4"));
+    struct resp r;
+    get("/v1/media/transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.mp4", NULL, &r);
+    assert_error(&r, 404, "not_found", "Video not found");
+    resp_free(&r);
+}

@@ -467,6 +467,16 @@ Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
     cr_assert_eq(db_count(&s, sql), 1, "the last clip moved the run exactly once");
+    /* the render burns the ideas' overlay lines, one per clip, in order */
+    char osql[800];
+    snprintf(osql, sizeof osql,
+             "SELECT count(*) FROM jobs j, artifacts a WHERE j.run_id = '%s' AND j.type = 'render.local' "
+             "AND a.run_id = j.run_id AND a.type = 'overlays' AND json_array_length(j.payload, '$.texts') = 2 "
+             "AND json_extract(j.payload, '$.texts[0]') = json_extract(a.content, '$[0].text') "
+             "AND json_extract(j.payload, '$.texts[1]') = json_extract(a.content, '$[1].text') "
+             "AND json_extract(a.content, '$[0].text') <> ''",
+             id);
+    cr_assert_eq(db_count(&s, osql), 1, "overlay texts reach the render");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
     cr_assert_eq(db_count(&s, sql), 2, "both decisions audited");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = 'awaiting_render'",

@@ -303,6 +303,13 @@ Test(media, transcode_16x9_into_9x16_keeps_aspect_and_pads) {
     free(p.y);
 }
 
+Test(media, transcode_raw_h264_stream_without_timestamps) {
+    synth("in.h264", 96, 160, 25, 1.2, NULL, true, false); /* Annex B elementary stream */
+    cr_assert_str_eq(probe(path("in.h264")).format, "h264");
+    cr_assert_eq(transcode("in.h264", "out.mp4", 96, 160, 25, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 96, 160, 25, 1.2);
+}
+
 Test(media, transcode_odd_sized_input) {
     synth("in.mkv", 161, 287, 30, 1, "ffv1", true, false);
     struct media_info in = probe(path("in.mkv"));
@@ -342,6 +349,15 @@ Test(media, audio_longer_or_shorter_than_the_video_is_cut_or_padded) {
     synth_audio("short.mp4", 1.5, 0.5);
     cr_assert_eq(transcode("short.mp4", "c.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
     check_output(path("c.mp4"), 96, 160, 30, 1.5);
+}
+
+Test(media, long_video_with_short_audio_gets_silence_to_the_end) {
+    /* 35 s of video (longer than the 30 s the audio queue holds) with 1 s of tone */
+    struct media_synth_opts o = {.output = path("in.mp4"), .width = 64, .height = 112, .fps = 5, .seconds = 35,
+                                 .audio_seconds = 1};
+    cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
+    cr_assert_eq(transcode("in.mp4", "out.mp4", 64, 112, 5, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 64, 112, 5, 35.0);
 }
 
 Test(media, transcode_rejects_odd_or_out_of_range_output) {
