@@ -106,9 +106,12 @@ struct media_transcode_opts {
  * pixels, the input's sample aspect ratio honoured), centred and padded with black, resampled to
  * fps. The output lasts as long as the input's video (within one output frame); the audio is
  * trimmed or padded with silence to that length.
- * A truncated input (its decodable video ends well before the duration its container
- * declares) or one with corrupt packets fails with ERR_MEDIATYPE rather than giving a short
- * output. Progress is the input's video time done over its duration. Worker thread; blocking.
+ * A truncated input (what it decodes ends before the length its container declares, by more
+ * than a frame or two and 2 %) or one with incomplete packets, or with more than a tenth of its
+ * video packets undecodable, fails with ERR_MEDIATYPE rather than giving a short output; lesser
+ * damage is concealed by the decoders. Frames without timestamps (raw elementary streams) are
+ * timed by the stream's frame rate. Progress is the input's video time done over its
+ * duration. Worker thread; blocking.
  */
 int media_transcode(const struct media_transcode_opts *opts, media_progress_fn progress, void *ud,
                     buf_t *err);
