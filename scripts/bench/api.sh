@@ -2,7 +2,7 @@
 # scripts/bench/api.sh: the run API and the video webhook under wrk (issue 5, "Measured").
 #
 #   1. `myloware serve --role api` on a free loopback port, fresh database, LOG_LEVEL=warn, no
-#      run budget or rate limit in the way: every POST /v1/runs/start really creates a run and
+#      run budget (MAX_RUNS_LAST_24H=0, ESTIMATED_COST_PER_RUN_USD=0) or rate limit in the way: every POST /v1/runs/start really creates a run and
 #      queues its first job (nothing runs them: --role api); every POST /v1/webhooks/sora is a
 #      Standard-Webhooks-signed delivery with a unique webhook-id, verified and stored in the
 #      inbox (its task is unknown, so it is kept as an early delivery: the full ingest path).
@@ -28,20 +28,20 @@ trap cleanup EXIT INT TERM
 [ -x "$BIN" ] || { echo "no binary at $BIN (make first)" >&2; exit 2; }
 SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
 
-start_server() { # $1: role; rest: extra flags
+start_server() { # $1: role; rest: extra flags (LOG_LEVEL=warn prints no "listening" line: pick the port)
   local role=$1; shift
   rm -rf "$tmp/db"* "$tmp/media"
-  "$BIN" serve --role "$role" --port 0 --database-url "sqlite:$tmp/db.sqlite" --media-dir "$tmp/media" \
-    --projects-dir "$here/projects" --log-level warn --max-runs-last-24h 0 --daily-cost-budget-usd 1000000000 \
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  "$BIN" serve --role "$role" --port "$port" --database-url "sqlite:$tmp/db.sqlite" --media-dir "$tmp/media" \
+    --projects-dir "$here/projects" --log-level warn --max-runs-last-24h 0 --estimated-cost-per-run-usd 0 \
     --run-rate-limit 1000000000/second --openai-webhook-secret "$SECRET" "$@" 2>"$tmp/log" &
   pid=$!
-  port=""
   for _ in $(seq 1 500); do
-    port=$(grep -o '"msg":"listening".*"port":[0-9]*' "$tmp/log" 2>/dev/null | grep -o '[0-9]*$' || true)
-    [ -n "$port" ] && break
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.01
   done
-  [ -n "$port" ] || { echo "server did not start" >&2; cat "$tmp/log" >&2; exit 2; }
+  echo "server did not start" >&2; cat "$tmp/log" >&2; exit 2
 }
 stop_server() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; }
 

@@ -424,6 +424,9 @@ int wf_budget(store_tx_t *tx, char *detail, size_t cap) {
     const config_t *cfg = wf_global->cfg;
     int64_t now = clock_now_ms();
     int64_t max = config_int(cfg, S_MAX_RUNS_LAST_24H), count = 0;
+    double cost = config_num(cfg, S_ESTIMATED_COST_PER_RUN_USD);
+    if (max == 0 && cost <= 0)
+        return 0; /* both budgets off: nothing to count (the count grows with the runs of the day) */
     int rc = tx->s->ops->run_count_since(tx, now - 24LL * 3600 * 1000, &count);
     if (rc)
         return rc;
@@ -455,20 +458,30 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out) {
     int rc = tx->s->ops->run_insert(tx, &r);
     if (rc)
         return rc;
+    /* the run as inserted (no read back: this is the hot path of POST /v1/runs/start) */
     struct rtx x;
-    rc = rtx_load(tx, r.id, &x);
-    if (rc)
-        return rc;
+    memset(&x, 0, sizeof x);
+    x.tx = tx;
+    x.r = r;
+    x.r.brief = xstrdup(q->brief ? q->brief : "");
+    x.r.user_id = q->user_id ? xstrdup(q->user_id) : NULL;
+    x.r.telegram_chat_id = q->telegram_chat_id ? xstrdup(q->telegram_chat_id) : NULL;
+    x.r.public_token = q->public_token ? xstrdup(q->public_token) : NULL;
+    x.r.artifacts = xstrdup("{}");
+    x.r.context = xstrdup("{}");
+    x.loaded = true;
+    x.status = x.read_status = RS_PENDING;
     run_event_t e;
     memset(&e, 0, sizeof e);
     memcpy(e.run_id, r.id, sizeof e.run_id);
     snprintf(e.kind, sizeof e.kind, "run");
     snprintf(e.status, sizeof e.status, "pending");
     e.message = "Run created";
-    json_t *d = json_pack("{s:s,s:s,s:n,s:s,s:n}", "run_id", r.id, "status", "pending", "current_step", "message",
-                          "Run created", "error");
-    e.data = dump(d);
-    json_decref(d);
+    char data[200];
+    snprintf(data, sizeof data,
+             "{\"run_id\":\"%s\",\"status\":\"pending\",\"current_step\":null,\"message\":\"Run created\",\"error\":null}",
+             r.id);
+    e.data = xstrdup(data);
     e.at = now;
     rc = tx->s->ops->run_event_add(tx, &e);
     free(e.data);
