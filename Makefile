@@ -114,7 +114,8 @@ ifeq ($(SANITIZE),thread)
 test: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN)
 	$(Q)$(MAKE) --no-print-directory SANITIZE= test-bins
-	$(Q)MYLOWARE_TEST_SLOW=1 MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(subst $(BUILD)/,build/,$(TEST_BINS))
+	$(Q)TSAN_OPTIONS="$${TSAN_OPTIONS:-halt_on_error=1} suppressions=$(CURDIR)/tests/tsan.supp" \
+	  MYLOWARE_TEST_SLOW=1 MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/run-tests.sh $(subst $(BUILD)/,build/,$(TEST_BINS))
 else
 test: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TEST_BINS)

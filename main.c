@@ -15,8 +15,10 @@
 #include "api/api.h"
 #include "app.h"
 #include "cli/jobs.h"
+#include "cli/runs.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "workflow/demo.h"
 #include "media/cli.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
@@ -76,6 +78,39 @@ static int cmd_worker_run(config_t *cfg, int argc, char **argv) {
     return app_run(cfg, &o);
 }
 
+static int cmd_demo(config_t *cfg, int argc, char **argv) {
+    struct demo_opts d = {0};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--yes") == 0 || strcmp(argv[i], "-y") == 0)
+            d.yes = true;
+        else if (strcmp(argv[i], "--project") == 0 && i + 1 < argc)
+            d.project = argv[++i];
+        else if (strncmp(argv[i], "--project=", 10) == 0)
+            d.project = argv[i] + 10;
+        else if (argv[i][0] == '-' || d.brief)
+            return usage_error("demo", "unexpected argument", argv[i]);
+        else
+            d.brief = argv[i];
+    }
+    /* the demo's server only serves itself (the fakes, the webhooks): any free port, quiet logs */
+    buf_t err;
+    buf_init(&err, 1024);
+    if (cfg->source[S_PORT] == CS_DEFAULT)
+        config_set(cfg, "PORT", "0", CS_DERIVED, &err);
+    if (cfg->source[S_LOG_LEVEL] == CS_DEFAULT)
+        config_set(cfg, "LOG_LEVEL", "warn", CS_DERIVED, &err);
+    int rc = config_finish(cfg, &err);
+    if (rc) {
+        fprintf(stderr, "myloware demo: %s\n", err.data ? err.data : "invalid configuration");
+        buf_release(&err);
+        return EXIT_FAIL;
+    }
+    buf_release(&err);
+    log_set_level((enum log_level)log_level_parse(config_str(cfg, S_LOG_LEVEL)));
+    struct app_opts o = {.role = "all", .demo = &d};
+    return app_run(cfg, &o) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_migrate(config_t *cfg, int argc, char **argv) {
     if (argc > 0)
         return usage_error("migrate", "unknown option", argv[0]);
@@ -121,6 +156,8 @@ static int cmd_config_check(config_t *cfg, int argc, char **argv) {
 }
 
 static int cmd_config_table(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("config table", "unknown option", argv[0]);
     config_table_markdown(stdout);
     return EXIT_OK;
 }
@@ -143,10 +180,29 @@ static int cmd_fakes_serve(config_t *cfg, int argc, char **argv) {
 }
 
 static int cmd_routes(config_t *cfg, int argc, char **argv) {
+    if (argc > 0)
+        return usage_error("routes", "unknown option", argv[0]);
     for (size_t i = 0; i < api_nroutes; i++)
         printf("%-6s %-40s %s\n", api_routes[i].method, api_routes[i].pattern,
                (api_routes[i].flags & R_AUTH) ? "api-key" : "public");
     return EXIT_OK;
+}
+
+static int cmd_backup(config_t *cfg, int argc, char **argv) {
+    if (argc != 1 || argv[0][0] == '-')
+        return usage_error("backup", argc == 0 ? "the backup path is missing" : "one path expected",
+                           argc > 0 ? argv[argc > 1 ? 1 : 0] : NULL);
+    struct store_backup_info info;
+    buf_t err;
+    buf_init(&err, 4096);
+    int rc = store_backup(cfg, argv[0], &info, &err);
+    if (rc != 0)
+        fprintf(stderr, "myloware backup: %s\n", err.data ? err.data : "failed");
+    else
+        printf("backup written to %s (%lld bytes, schema version %d, integrity ok)\n", argv[0],
+               (long long)info.bytes, info.schema_version);
+    buf_release(&err);
+    return rc == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 static const struct command commands[] = {
@@ -156,8 +212,17 @@ static const struct command commands[] = {
     {"worker", "run", cmd_worker_run, "worker run [--once] [--concurrency N] [--config FILE]",
      "Runs jobs only (no HTTP), sharing the queue with other processes. --once exits when no job\n"
      "is ready; --concurrency sets the worker threads. SIGTERM drains like serve."},
+    {"demo", NULL, cmd_demo, "demo [BRIEF] [--project P] [--yes] [--config FILE]",
+     "Runs one whole run in-process (the providers as configured: the fakes by default) with a\n"
+     "progress display, asks at each gate unless --yes, and prints the final video's path.\n"
+     "P defaults to motivational. Exit 0 when the run completed, 1 otherwise."},
     {"migrate", NULL, cmd_migrate, "migrate [--config FILE]",
      "Applies pending schema migrations in one transaction and prints the schema version."},
+    {"backup", NULL, cmd_backup, "backup PATH [--config FILE]",
+     "Writes a consistent copy of the SQLite database to PATH (a new file) with SQLite's online\n"
+     "backup API: safe while the server runs and writes. The copy is checked (integrity_check)\n"
+     "and appears under PATH only once complete. Restore: stop the server, copy the backup over\n"
+     "the DATABASE_URL file, delete that file's -wal and -shm files, start the server."},
     {"version", NULL, cmd_version, "version", "Prints the version and the build options."},
     {"config", "show", cmd_config_show, "config show [--config FILE]",
      "Prints the effective settings and where each comes from; secrets as ***."},
@@ -189,6 +254,22 @@ static const struct command commands[] = {
     {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
      "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},
     {"jobs", "show", cli_jobs_show, "jobs show JOB_ID", "Prints one job (GET /v1/jobs/{id})."},
+    {"runs", "list", cli_runs_list, "runs list [--status S] [--workflow W] [--limit N] [--cursor C] [--json]",
+     "Lists runs, newest first (GET /v1/runs) at MYLOWARE_URL with MYLOWARE_API_KEY."},
+    {"runs", "get", cli_runs_get, "runs get RUN_ID", "Prints one run (GET /v1/runs/{id})."},
+    {"runs", "start", cli_runs_start, "runs start BRIEF [--project P] [--json]",
+     "Starts a run (POST /v1/runs/start; P defaults to aismr) and prints its id."},
+    {"runs", "approve", cli_runs_approve, "runs approve RUN_ID [--gate ideation|publish] [--comment C]",
+     "Approves the run's pending gate (or the one given)."},
+    {"runs", "reject", cli_runs_reject, "runs reject RUN_ID [--gate ideation|publish] [--comment C]",
+     "Rejects the run's pending gate (or the one given)."},
+    {"runs", "resume", cli_runs_resume, "runs resume RUN_ID [--action auto|retry|videos|render|publish] "
+                                        "[--approve-publish] [--force]",
+     "Operator resume (POST /v2/runs/{id}/resume)."},
+    {"runs", "cancel", cli_runs_cancel, "runs cancel RUN_ID [--reason R]", "Cancels a run."},
+    {"runs", "watch", cli_runs_watch, "runs watch RUN_ID",
+     "Follows the run's event stream until it ends; exit 0 when it completed."},
+    {"runs", "artifacts", cli_runs_artifacts, "runs artifacts RUN_ID [--json]", "Lists a run's artifacts."},
     {"dlq", "list", cli_dlq_list, "dlq list [--source S] [--all] [--limit N] [--json]",
      "Lists dead letters, newest first (GET /admin/dlq); unresolved ones only unless --all."},
     {"dlq", "show", cli_dlq_show, "dlq show ID", "Prints one dead letter with its payload (GET /admin/dlq/{id})."},

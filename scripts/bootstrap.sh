@@ -8,7 +8,8 @@ PKGS=(
   libuv1-dev node-llhttp libsqlite3-dev sqlite3 libcurl4-openssl-dev libmbedtls-dev
   libjansson-dev libpq-dev libcriterion-dev
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev
-  ffmpeg fonts-dejavu-core postgresql curl wrk nginx-light prometheus openssl
+  ffmpeg fonts-dejavu-core postgresql curl wrk nginx-light prometheus openssl python3
+  clang-format systemd
 )
 
 missing=()

@@ -33,7 +33,7 @@ OUT=build/fuzz
 BIN=$OUT/fuzz_http
 LLHTTP_SRC=${LLHTTP_SRC:-/usr/share/llhttp}
 LLHTTP_INC=${LLHTTP_INC:-/usr/share/include/llhttp}
-PKGS=(libuv sqlite3 jansson libavformat libavcodec libavutil libcurl)
+PKGS=(libuv sqlite3 jansson libavformat libavcodec libavutil libswscale libswresample libavfilter libcurl) # as the Makefile
 
 # ---- build --------------------------------------------------------------------------------
 
@@ -132,6 +132,8 @@ seed upgrade 'GET /health HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\
 seed partial 'GET /health HTTP/1.1\r\nHost: x\r\n'
 seed garbage '\x00\x01\xff GARBAGE\r\n\r\n'
 seed request_id 'GET /admin/log-level?x=%41&y HTTP/1.1\r\nX-API-Key: dev-api-key\r\nX-Request-ID: '"$(head -c 129 /dev/zero | tr '\0' a)"'\r\n\r\n'
+seed media_ranges 'GET /v1/media/transcoded/f.mp4 HTTP/1.1\r\nRange: bytes=100-70000\r\n\r\nHEAD /v1/media/transcoded/f.mp4 HTTP/1.1\r\n\r\nGET /v1/media/transcoded/f.mp4 HTTP/1.1\r\nRange: bytes=-5\r\n\r\nGET /v1/media/transcoded/f.mp4 HTTP/1.1\r\nRange: bytes=999999-\r\n\r\nGET /v1/media/thumbnails/t.jpg HTTP/1.1\r\nIf-None-Match: *\r\n\r\nGET /v1/media/transcoded/..%2ff.mp4 HTTP/1.1\r\n\r\nGET /v1/media/video/x HTTP/1.1\r\n\r\n'
+seed media_whole 'GET /v1/media/transcoded/f.mp4 HTTP/1.1\r\n\r\nGET /health HTTP/1.1\r\n\r\n'
 seed many_headers "GET /health HTTP/1.1\r\n$(for i in $(seq 1 101); do printf 'H%d: v\\r\\n' "$i"; done)\r\n"
 seed long_header "GET /health HTTP/1.1\r\nX-Long: $(head -c 17000 /dev/zero | tr '\0' a)\r\n\r\n"
 seed head_all 'HEAD /health HTTP/1.1\r\n\r\nHEAD /admin/log-level HTTP/1.1\r\n'"$K"'\r\nHEAD /metrics HTTP/1.1\r\n\r\nPOST /openapi.json HTTP/1.1\r\nContent-Length: 0\r\n\r\n'

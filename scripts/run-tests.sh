@@ -9,6 +9,7 @@ passed=0; failed=0; bad_bins=()
 for t in "$@"; do
   [ -x "$t" ] || { echo "missing test binary: $t" >&2; failed=$((failed+1)); continue; }
   out=$(mktemp)
+  t0=$(date +%s%N)
   "$t" --jobs "${TEST_JOBS:-2}" --timeout "${TEST_TIMEOUT:-120}" >"$out" 2>&1
   rc=$?
   # Criterion's closing line: [====] Synthesis: Tested: N | Passing: N | Failing: N | Crashing: N
@@ -21,7 +22,7 @@ for t in "$@"; do
     bad_bins+=("$t")
     [ "$f" = 0 ] && [ "$c" = 0 ] && f=1   # a binary that died before its summary counts once
   else
-    printf '%-50s %s\n' "$(basename "$t")" "${line#*Synthesis: }"
+    printf '%-50s %s (%d s)\n' "$(basename "$t")" "${line#*Synthesis: }" $(( ($(date +%s%N) - t0) / 1000000000 ))
   fi
   passed=$((passed+p)); failed=$((failed+f+c))
   rm -f "$out"

@@ -29,6 +29,8 @@
 #include "http/client.h"
 #include "providers/providers.h"
 #include "storage/storage.h"
+#include "workflow/retention.h"
+#include "workflow/demo.h"
 #include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
@@ -230,6 +232,8 @@ static void stop(app_t *app, const char *why) {
     finish(app);
 }
 
+void app_stop(app_t *app, const char *why) { stop(app, why); }
+
 static void on_signal(uv_signal_t *sig, int signum) {
     app_t *app = sig->data;
     if (++app->signals_seen > 1) {
@@ -285,6 +289,8 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    if (!once)
+        retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }
 
 int app_run(const config_t *cfg, const struct app_opts *opts) {
@@ -348,6 +354,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
         storage_set_port(app->storage, http_server_port(app->http));
     if (strcmp(opts->role, "api") != 0)
         start_dispatcher(app, workers, opts->once);
+    if (opts->demo && demo_start(app, opts->demo) != 0)
+        goto out;
     if (worker)
         log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION), LF_B("once", opts->once));
     uv_signal_init(&app->loop, &app->sigterm);
@@ -357,7 +365,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     uv_signal_start(&app->sigint, on_signal, SIGINT);
 
     uv_run(&app->loop, UV_RUN_DEFAULT);
-    app->exit_code = 0;
+    if (!opts->demo) /* the demo sets its own: 0 only when its run completed */
+        app->exit_code = 0;
 out:
     if (app->http) {
         http_server_close(app->http);

@@ -49,10 +49,13 @@ struct app_opts {
     const char *role; /* "all" (serve), "api" (serve --role api), "worker" (worker run) */
     int concurrency;  /* worker threads; 0: WORKER_CONCURRENCY */
     bool once;        /* worker: exit when no job is ready */
+    const struct demo_opts *demo; /* `myloware demo`: one whole run in-process (workflow/demo.h) */
 };
 
 /* Runs until SIGTERM/SIGINT (or, with once, until no job is left). Returns the exit code. */
 int app_run(const config_t *cfg, const struct app_opts *opts);
+/* Stops the app as a first SIGTERM would (drain, then exit with app->exit_code). Loop thread. */
+void app_stop(app_t *app, const char *why);
 /* Called when the health probe has nothing in flight (shutdown waits for it). Loop thread. */
 void app_health_idle(app_t *app);
 /* `myloware fakes serve`: the provider fakes alone on HOST:port (PORT when port < 0), their

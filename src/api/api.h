@@ -69,7 +69,25 @@ void api_run_approve(http_req_t *req);
 void api_run_cancel(http_req_t *req);
 void api_run_feedback_add(http_req_t *req);
 void api_run_feedback_list(http_req_t *req);
+void api_run_events(http_req_t *req); /* events.c: server-sent events */
 void api_webhook_sora(http_req_t *req);
+void api_webhook_remotion(http_req_t *req);
+/* stuck.c: runs waiting too long for a provider (api.md §9) */
+void api_stuck_runs(http_req_t *req);
+void api_cleanup_stuck_runs(http_req_t *req);
+void api_v2_run_start(http_req_t *req);
+void api_v2_run_approve(http_req_t *req);
+void api_v2_run_reject(http_req_t *req);
+void api_v2_run_resume(http_req_t *req);
+void api_v2_run_state(http_req_t *req);
+void api_v2_run_history(http_req_t *req);
+/* demo.c: the public demo (api.md §8) */
+void api_demo_start(http_req_t *req);
+void api_demo_get(http_req_t *req);
+void api_demo_approve(http_req_t *req);
+void api_demo_reject(http_req_t *req);
+void api_demo_video(http_req_t *req);
+void api_demo_options(http_req_t *req);
 
 /* Answers 422 validation_error with one field error. */
 void api_field_error(http_req_t *req, const char *field, const char *message);

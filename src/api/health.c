@@ -1,7 +1,11 @@
 /*
  * health: /health and /health/db. The database probe (a real write in a transaction, as a unit
- * on the database thread), the storage check and the queue counts run at most once a second;
- * requests that arrive while a probe runs wait for it, the others get the cached answer. The
+ * on the database thread), the storage check and the queue counts run at most once a second.
+ * A request that finds the last result older than that starts a new probe but is answered
+ * from the last result at once while it is younger than PROBE_EVERY_MS + PROBE_DEADLINE_MS (so
+ * that no /health request waits behind a busy database thread, which cost the p99 under queue
+ * load); only without such a result (the first request, or a probe stuck past its deadline and
+ * reported down) does a request wait for the probe. The
  * rendered /health body is cached too, per probe and per uptime second, so a busy health checker
  * costs almost nothing: no database work and no JSON per request. The probe also refreshes the
  * queue gauges of /metrics (myloware_queue_jobs, myloware_queue_oldest_ready_age_seconds), and
@@ -198,8 +202,14 @@ static void answer_health(http_req_t *req) {
 void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
     app_t *app = req->app;
     struct health *h = app->health;
+    int64_t age = clock_now_ms() - h->probed_ms;
     bool overdue = h->running && !uv_is_active((uv_handle_t *)&h->deadline);
-    if (overdue || (!h->running && clock_now_ms() - h->probed_ms < PROBE_EVERY_MS)) {
+    if (!h->running && age >= PROBE_EVERY_MS) {
+        h->running = true;
+        uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
+        store_submit(app->store, probe_unit, h, probe_done);
+    }
+    if (overdue || age < PROBE_EVERY_MS + PROBE_DEADLINE_MS) {
         fn(req);
         return;
     }
@@ -208,11 +218,6 @@ void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
         h->waiting = xrealloc(h->waiting, h->cap * sizeof *h->waiting);
     }
     h->waiting[h->nwaiting++] = (struct waiter){req, fn};
-    if (!h->running) {
-        h->running = true;
-        uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
-        store_submit(app->store, probe_unit, h, probe_done);
-    }
 }
 
 void api_health(http_req_t *req) { health_then(req, answer_health); }

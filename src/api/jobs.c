@@ -340,7 +340,7 @@ static void test_unit_done(void *arg, int rc) {
         memcpy(t->first_id, u->first_id, sizeof t->first_id);
     free(u);
     app_t *app = t->req->app;
-    dispatcher_kick(app->dispatcher);
+    dispatcher_kick_type(app->dispatcher, t->type);
     if (--t->units_left > 0)
         return;
     if (t->failed)

@@ -17,6 +17,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "providers/providers.h"
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
 
@@ -25,7 +26,20 @@
 #define ARTIFACTS_MAX 1000
 #define FEEDBACK_MAX 500
 
-enum op { OP_START, OP_LIST, OP_GET, OP_ARTIFACTS, OP_APPROVE, OP_CANCEL, OP_FEEDBACK_ADD, OP_FEEDBACK_LIST };
+enum op {
+    OP_START,
+    OP_LIST,
+    OP_GET,
+    OP_ARTIFACTS,
+    OP_APPROVE,
+    OP_CANCEL,
+    OP_FEEDBACK_ADD,
+    OP_FEEDBACK_LIST,
+    OP_V2_GATE,    /* v2 approve / reject: the pending gate */
+    OP_V2_RESUME,
+    OP_V2_STATE,
+    OP_V2_HISTORY,
+};
 
 struct call {
     http_req_t *req;
@@ -48,6 +62,14 @@ struct call {
     json_t *out; /* the answer body */
     char detail[300];
     char reason[160];
+    /* v2 */
+    bool v2;           /* answer after the run reaches a wait or ends */
+    char interrupt_id[64];
+    char action[16];
+    bool approve_publish, force;
+    char chosen[16], message[200];
+    uv_timer_t *timer;
+    int64_t deadline_ms;
 };
 
 static void call_free(struct call *c) {
@@ -58,6 +80,37 @@ static void call_free(struct call *c) {
 }
 
 static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *sget_out(const struct call *c, const char *k) {
+    const char *v = jstr(c->out, k);
+    return v ? v : "";
+}
+
+struct pair {
+    char *a, *b;
+};
+static struct pair *xstrdup_pair(const char *a, const char *b) {
+    struct pair *p = xcalloc(1, sizeof *p);
+    p->a = xstrdup(a);
+    p->b = xstrdup(b);
+    return p;
+}
+static void pair_free(void *arg, int rc) {
+    struct pair *p = arg;
+    free(p->a);
+    free(p->b);
+    free(p);
+}
+static int call_abort_unit(store_tx_t *tx, void *arg) {
+    struct pair *p = arg;
+    return tx->s->ops->idem_abort(tx, p->a, p->b);
+}
+
+/* {"state", "next", "interrupts"} of the v2 routes. */
+static json_t *state_answer(const run_t *r) {
+    json_t *in = wf_interrupts(r);
+    return json_pack("{s:o,s:o,s:o}", "state", wf_state_json(r), "next", wf_next(r), "interrupts",
+                     in ? in : json_null());
+}
 
 /* ---- the database side ------------------------------------------------------------------------- */
 
@@ -204,6 +257,85 @@ static int op_unit(store_tx_t *tx, struct call *c) {
                            "created_at", ts);
         return 0;
     }
+    case OP_V2_GATE: {
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        const char *gate = strcmp(r.status, "awaiting_ideation_approval") == 0  ? "ideation"
+                           : strcmp(r.status, "awaiting_publish_approval") == 0 ? "publish"
+                                                                                 : NULL;
+        run_release(&r);
+        if (!gate) {
+            snprintf(c->detail, sizeof c->detail, "No pending interrupts for this run");
+            return ERR_CONFLICT;
+        }
+        char want[32];
+        snprintf(want, sizeof want, "gate:%s", gate);
+        if (c->interrupt_id[0] && strcmp(c->interrupt_id, want) != 0) {
+            snprintf(c->detail, sizeof c->detail, "Unknown interrupt_id: %s", c->interrupt_id);
+            return ERR_INVAL;
+        }
+        const char *comment = jstr(c->in, "comment");
+        if (blocked(c, comment) || blocked(c, jstr(c->in, "content_override")))
+            return ERR_BLOCKED;
+        json_t *data = json_object_get(c->in, "data");
+        const char *k;
+        json_t *v;
+        json_object_foreach(data, k, v) if (json_is_string(v) && blocked(c, json_string_value(v))) return ERR_BLOCKED;
+        snprintf(c->gate, sizeof c->gate, "%s", gate);
+        rc = wf_gate(tx, c->id, gate, c->approved, comment ? comment : c->approved ? NULL : "Rejected by user",
+                     c->actor, &r);
+        if (rc == ERR_CONFLICT)
+            snprintf(c->detail, sizeof c->detail, "No pending interrupts for this run");
+        if (rc)
+            return rc;
+        c->http_status = 200;
+        run_release(&r);
+        return 0;
+    }
+    case OP_V2_RESUME:
+        rc = wf_resume(tx, c->id, c->action, c->approve_publish, c->force, c->actor, &r, c->chosen, sizeof c->chosen,
+                       c->message, sizeof c->message);
+        if (rc)
+            return rc;
+        c->http_status = 200;
+        c->out = wf_run_json(&r, true);
+        json_object_set_new(c->out, "action", c->chosen[0] ? json_string(c->chosen) : json_null());
+        json_object_set_new(c->out, "message", json_string(c->message));
+        run_release(&r);
+        return 0;
+    case OP_V2_STATE:
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        c->out = state_answer(&r);
+        run_release(&r);
+        return 0;
+    case OP_V2_HISTORY: {
+        rc = ops->run_get(tx, c->id, false, &r);
+        if (rc)
+            return rc;
+        run_release(&r);
+        run_event_t *es = xcalloc(500, sizeof *es);
+        int n = 500;
+        rc = ops->run_event_list(tx, c->id, 0, true, es, &n);
+        if (rc == 0) {
+            c->out = json_array();
+            for (int i = 0; i < n; i++) {
+                if (strcmp(es[i].kind, "run") != 0)
+                    continue;
+                char ts[CLOCK_ISO_LEN];
+                clock_iso8601(es[i].at, ts);
+                json_array_append_new(c->out, json_pack("{s:I,s:s,s:o,s:s,s:s?}", "id", (json_int_t)es[i].id, "at", ts,
+                                                        "step", *es[i].step ? json_string(es[i].step) : json_null(),
+                                                        "status", es[i].status, "message", es[i].message));
+            }
+        }
+        for (int i = 0; i < n; i++)
+            run_event_release(&es[i]);
+        free(es);
+        return rc;
+    }
     case OP_FEEDBACK_LIST: {
         rc = ops->run_get(tx, c->id, false, &r);
         if (rc)
@@ -245,12 +377,125 @@ static int call_unit(store_tx_t *tx, void *arg) {
             return 0; /* answered from the record, nothing written */
     }
     int rc = op_unit(tx, c);
-    if (rc == 0 && c->idem_key) {
+    if (rc == 0 && c->idem_key && !c->v2) { /* v2: recorded once the wait is over */
         char *body = json_dumps(c->out, JSON_COMPACT);
         rc = ops->idem_finish(tx, c->actor, c->idem_key, c->http_status, body);
         free(body);
     }
     return rc;
+}
+
+/* ---- v2: waiting, without blocking anything, until the run reaches a wait or ends -------------- */
+
+static void call_done(void *arg, int rc);
+
+struct idem_done {
+    char *scope, *key, *body;
+    int status;
+};
+
+static int idem_done_unit(store_tx_t *tx, void *arg) {
+    struct idem_done *d = arg;
+    return tx->s->ops->idem_finish(tx, d->scope, d->key, d->status, d->body);
+}
+
+static void idem_done_free(void *arg, int rc) {
+    struct idem_done *d = arg;
+    free(d->scope);
+    free(d->key);
+    free(d->body);
+    free(d);
+}
+
+static void timer_closed(uv_handle_t *h) { free(h); }
+
+struct v2_read {
+    struct call *c;
+    run_t r;
+    bool got;
+};
+
+static int v2_read_unit(store_tx_t *tx, void *arg) {
+    struct v2_read *v = arg;
+    int rc = tx->s->ops->run_get(tx, v->c->id, false, &v->r);
+    v->got = rc == 0;
+    return rc;
+}
+
+static void v2_tick(uv_timer_t *t);
+
+static bool settled(const run_t *r) { return strcmp(r->status, "pending") != 0 && strcmp(r->status, "running") != 0; }
+
+static void v2_answer(struct call *c, const run_t *r) {
+    http_req_t *req = c->req;
+    app_t *app = req->app;
+    json_t *body;
+    if (c->op == OP_START) {
+        json_t *in = wf_interrupts(r), *first = json_null();
+        if (in) {
+            first = json_incref(json_array_get(in, 0));
+            json_object_set_new(first, "resumable", json_true());
+            json_decref(in);
+        }
+        body = json_pack("{s:s,s:s,s:o,s:o}", "run_id", r->id, "thread_id", r->id, "state", wf_state_json(r),
+                         "interrupt", first);
+    } else {
+        body = state_answer(r);
+    }
+    if (c->idem_key) {
+        struct idem_done *d = xcalloc(1, sizeof *d);
+        d->scope = xstrdup(c->actor);
+        d->key = xstrdup(c->idem_key);
+        d->body = json_dumps(body, JSON_COMPACT);
+        d->status = 200;
+        store_submit(app->store, idem_done_unit, d, idem_done_free);
+    }
+    http_respond_json(req, 200, body);
+    if (c->timer) {
+        uv_close((uv_handle_t *)c->timer, timer_closed);
+        c->timer = NULL;
+    }
+    call_free(c);
+}
+
+static void v2_read_done(void *arg, int rc) {
+    struct v2_read *v = arg;
+    struct call *c = v->c;
+    app_t *app = c->req->app;
+    if (rc) {
+        if (c->timer) {
+            uv_close((uv_handle_t *)c->timer, timer_closed);
+            c->timer = NULL;
+        }
+        if (c->idem_key) /* the first request is over: free the key */
+            store_submit(app->store, call_abort_unit, xstrdup_pair(c->actor, c->idem_key), pair_free);
+        http_respond_err(c->req, ERR_INTERNAL, "Internal server error");
+        call_free(c);
+    } else if (settled(&v->r) || clock_now_ms() >= c->deadline_ms || app->stopping) {
+        v2_answer(c, &v->r);
+    } else {
+        uv_timer_start(c->timer, v2_tick, 50, 0);
+    }
+    if (v->got)
+        run_release(&v->r);
+    free(v);
+}
+
+static void v2_tick(uv_timer_t *t) {
+    struct call *c = t->data;
+    app_t *app = c->req->app;
+    struct v2_read *v = xcalloc(1, sizeof *v);
+    v->c = c;
+    store_submit(app->store, v2_read_unit, v, v2_read_done);
+}
+
+static void v2_wait(struct call *c) {
+    app_t *app = c->req->app;
+    c->timer = xcalloc(1, sizeof *c->timer);
+    uv_timer_init(&app->loop, c->timer);
+    c->timer->data = c;
+    c->deadline_ms = clock_now_ms() + config_int(app->cfg, S_V2_WAIT_MS);
+    v2_tick(c->timer);
 }
 
 /* ---- the answers ------------------------------------------------------------------------------- */
@@ -275,9 +520,19 @@ static void call_done(void *arg, int rc) {
     }
     switch (rc) {
     case 0:
-        if (c->op == OP_START || c->op == OP_APPROVE || c->op == OP_CANCEL)
+        if (c->op == OP_START || c->op == OP_APPROVE || c->op == OP_CANCEL || c->op == OP_V2_GATE ||
+            c->op == OP_V2_RESUME)
             workflow_kick(app->workflow);
+        if (c->v2) {
+            if (c->op == OP_START)
+                snprintf(c->id, sizeof c->id, "%s", sget_out(c, "run_id"));
+            v2_wait(c);
+            return;
+        }
         http_respond_json(req, c->http_status, json_incref(c->out));
+        break;
+    case ERR_INVAL:
+        http_respond_error(req, 400, "bad_request", c->detail[0] ? c->detail : "Bad request", NULL, NULL);
         break;
     case ERR_NOTFOUND:
         http_respond_error(req, 404, "not_found", "Run not found", NULL, NULL);
@@ -356,6 +611,36 @@ static void submit(struct call *c) {
     store_submit(app->store, call_unit, c, call_done);
 }
 
+/* SAFETY_PROVIDER=openai: the moderation API sees the text first (fail-closed: no answer in
+ * SAFETY_TIMEOUT_MS, or an error, is 503). The blocklist runs in the unit either way. */
+static void moderated(const struct safety_result *r, void *ud) {
+    struct call *c = ud;
+    if (r->st.outcome != PROV_OK) {
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        call_free(c);
+    } else if (r->flagged) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "moderation:%s", r->category ? r->category : "flagged");
+        http_respond_error(c->req, 400, "content_blocked", "Content blocked by the safety filter",
+                           json_pack("{s:s}", "reason", reason), NULL);
+        call_free(c);
+    } else {
+        submit(c);
+    }
+}
+
+static void submit_moderated(struct call *c, const char *text) {
+    app_t *app = c->req->app;
+    if (!text || !*text || !app->providers || !providers_safety_enabled(app->providers)) {
+        submit(c);
+        return;
+    }
+    if (provider_safety_check(app->providers, text, moderated, c, NULL) != 0) {
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        call_free(c);
+    }
+}
+
 /* A string field: optional (absent/null ok) with a maximum length. false: answered 422. */
 static bool opt_string(http_req_t *req, struct call *c, const char *field, size_t max) {
     json_t *v = json_object_get(req->json, field);
@@ -384,9 +669,10 @@ static bool name_valid(const char *s) {
     return true;
 }
 
-void api_run_start(http_req_t *req) {
+static void run_start(http_req_t *req, bool v2) {
     app_t *app = req->app;
     struct call *c = call_new(req, OP_START);
+    c->v2 = v2;
     json_t *wf = json_object_get(req->json, "workflow");
     if (!wf || json_is_null(wf))
         wf = json_object_get(req->json, "project");
@@ -436,8 +722,10 @@ void api_run_start(http_req_t *req) {
         call_free(c);
         return;
     }
-    submit(c);
+    submit_moderated(c, json_string_value(brief));
 }
+
+void api_run_start(http_req_t *req) { run_start(req, false); }
 
 void api_run_get(http_req_t *req) {
     struct call *c = call_new(req, OP_GET);
@@ -526,7 +814,7 @@ void api_run_approve(http_req_t *req) {
         call_free(c);
         return;
     }
-    submit(c);
+    submit_moderated(c, jstr(req->json, "comment"));
 }
 
 void api_run_cancel(http_req_t *req) {
@@ -564,11 +852,131 @@ void api_run_feedback_add(http_req_t *req) {
     }
     if (!opt_string(req, c, "comment", 2000) || !take_idem(req, c))
         return;
-    submit(c);
+    submit_moderated(c, jstr(req->json, "comment"));
 }
 
 void api_run_feedback_list(http_req_t *req) {
     struct call *c = call_new(req, OP_FEEDBACK_LIST);
+    if (take_id(req, c))
+        submit(c);
+}
+
+/* ---- v2 ----------------------------------------------------------------------------------------- */
+
+/* the same checks as v1; the answer waits for the first wait (V2_WAIT_MS at most) */
+void api_v2_run_start(http_req_t *req) { run_start(req, true); }
+
+static struct call *v2_gate_call(http_req_t *req, bool approved) {
+    struct call *c = call_new(req, OP_V2_GATE);
+    c->v2 = true;
+    if (!take_id(req, c))
+        return NULL;
+    if (approved) {
+        json_t *a = json_object_get(req->json, "approved");
+        if (!a || json_is_null(a)) {
+            api_field_error(req, "approved", "is required");
+            call_free(c);
+            return NULL;
+        }
+        if (!json_is_boolean(a)) {
+            api_field_error(req, "approved", "must be a boolean");
+            call_free(c);
+            return NULL;
+        }
+        c->approved = json_is_true(a);
+        json_t *data = json_object_get(req->json, "data");
+        if (data && !json_is_null(data) && !json_is_object(data)) {
+            api_field_error(req, "data", "must be an object");
+            call_free(c);
+            return NULL;
+        }
+        if (json_is_boolean(json_object_get(data, "approved")))
+            c->approved = json_is_true(json_object_get(data, "approved"));
+    }
+    json_t *iid = json_object_get(req->json, "interrupt_id");
+    if (iid && !json_is_null(iid)) {
+        if (!json_is_string(iid) || json_string_length(iid) >= sizeof c->interrupt_id) {
+            api_field_error(req, "interrupt_id", "must be a string of at most 63 characters");
+            call_free(c);
+            return NULL;
+        }
+        snprintf(c->interrupt_id, sizeof c->interrupt_id, "%s", json_string_value(iid));
+    }
+    if (!opt_string(req, c, "comment", 2000) || !opt_string(req, c, "content_override", 10000) || !take_idem(req, c))
+        return NULL;
+    if (!http_rate_check(req)) {
+        call_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void api_v2_run_approve(http_req_t *req) {
+    struct call *c = v2_gate_call(req, true);
+    if (c)
+        submit_moderated(c, jstr(req->json, "comment"));
+}
+
+void api_v2_run_reject(http_req_t *req) {
+    struct call *c = v2_gate_call(req, false);
+    if (c) {
+        c->approved = false;
+        submit(c);
+    }
+}
+
+void api_v2_run_resume(http_req_t *req) {
+    struct call *c = call_new(req, OP_V2_RESUME);
+    if (!take_id(req, c))
+        return;
+    json_t *a = json_object_get(req->json, "action");
+    const char *action = "auto";
+    if (a && !json_is_null(a)) {
+        if (!json_is_string(a)) {
+            api_field_error(req, "action", "must be a string");
+            call_free(c);
+            return;
+        }
+        action = json_string_value(a);
+    }
+    static const char *const actions[] = {"auto", "retry", "videos", "render", "publish"};
+    bool known = false;
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+        known |= strcmp(actions[i], action) == 0;
+    if (!known) {
+        char msg[120];
+        snprintf(msg, sizeof msg, "Unknown resume action: %.64s", action);
+        http_respond_error(req, 400, "bad_request", msg, NULL, NULL);
+        call_free(c);
+        return;
+    }
+    snprintf(c->action, sizeof c->action, "%s", action);
+    json_t *ap = json_object_get(req->json, "approve_publish"), *f = json_object_get(req->json, "force");
+    if ((ap && !json_is_null(ap) && !json_is_boolean(ap)) || (f && !json_is_null(f) && !json_is_boolean(f))) {
+        api_field_error(req, ap && !json_is_boolean(ap) && !json_is_null(ap) ? "approve_publish" : "force",
+                        "must be a boolean");
+        call_free(c);
+        return;
+    }
+    c->approve_publish = json_is_true(ap);
+    c->force = json_is_true(f);
+    if (!take_idem(req, c))
+        return;
+    if (!http_rate_check(req)) {
+        call_free(c);
+        return;
+    }
+    submit(c);
+}
+
+void api_v2_run_state(http_req_t *req) {
+    struct call *c = call_new(req, OP_V2_STATE);
+    if (take_id(req, c))
+        submit(c);
+}
+
+void api_v2_run_history(http_req_t *req) {
+    struct call *c = call_new(req, OP_V2_HISTORY);
     if (take_id(req, c))
         submit(c);
 }

@@ -3,7 +3,9 @@
  * checked first, on the raw body, before any parsing; then the delivery is stored in the inbox
  * and its job enqueued in one transaction before the 200 (workflow.h wf_sora_delivery). Every
  * answer has exactly the keys status, run_id, task_id, video_index, video_url, error.
- * Non-goal here: the legacy envelope's result URLs (answered 400, see NEEDSWORK below).
+ * The legacy envelope (no "object":"event"; ?run_id=, code, msg, data.taskId, data.state,
+ * data.info.resultUrls) is accepted too: its result URL is downloaded instead of the content
+ * endpoint (through the client's URL guard).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "app.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/crypto.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -46,6 +49,8 @@ struct delivery {
     http_req_t *req;
     inbox_item_t w;
     bool failed;
+    char *result_url;
+    char for_run[RUN_ID_LEN];
     enum wf_ack ack;
     int video_index;
     char run_status[RUN_STATUS_MAX];
@@ -53,7 +58,8 @@ struct delivery {
 
 static int delivery_unit(store_tx_t *tx, void *arg) {
     struct delivery *d = arg;
-    return wf_sora_delivery(tx, &d->w, d->failed, &d->ack, &d->video_index, d->run_status, sizeof d->run_status);
+    return wf_sora_delivery(tx, &d->w, d->failed, d->result_url, d->for_run[0] ? d->for_run : NULL, &d->ack,
+                            &d->video_index, d->run_status, sizeof d->run_status);
 }
 
 static void delivery_done(void *arg, int rc) {
@@ -94,6 +100,7 @@ static void delivery_done(void *arg, int rc) {
         }
     }
     inbox_item_release(&d->w);
+    free(d->result_url);
     free(d);
 }
 
@@ -133,22 +140,50 @@ void api_webhook_sora(http_req_t *req) {
         return;
     }
     const char *object = json_string_value(json_object_get(j, "object"));
-    if (!object || strcmp(object, "event") != 0) {
-        /* NEEDSWORK: the legacy envelope (?run_id=, data.taskId, data.info.resultUrls) */
-        char run_id[64];
-        const char *detail = http_query(req, "run_id", run_id, sizeof run_id) < 0
-                                 ? "Missing run_id query parameter"
-                                 : "Legacy webhook envelopes are not supported";
-        json_decref(j);
-        free(id);
-        count("sora", "bad_request");
-        http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
-        return;
-    }
-    const char *type = json_string_value(json_object_get(j, "type"));
-    bool completed = type && strcmp(type, "video.completed") == 0, failed = type && strcmp(type, "video.failed") == 0;
+    bool legacy = !object || strcmp(object, "event") != 0;
+    const char *type = NULL, *task = NULL, *result_url = NULL;
+    bool completed = false, failed = false;
+    char for_run[64] = "";
     json_t *data = json_object_get(j, "data");
-    const char *task = json_string_value(json_object_get(data, "id"));
+    if (legacy) {
+        int n = http_query(req, "run_id", for_run, sizeof for_run);
+        const char *detail = n < 0 ? "Missing run_id query parameter"
+                             : !crypto_is_uuid(for_run, (size_t)n) ? "Invalid run_id"
+                                                                    : NULL;
+        task = json_string_value(json_object_get(data, "taskId"));
+        if (!detail && (!task || !*task))
+            detail = "Missing data.taskId";
+        if (detail) {
+            json_decref(j);
+            free(id);
+            count("sora", "bad_request");
+            http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
+            return;
+        }
+        json_t *code = json_object_get(j, "code");
+        const char *state = json_string_value(json_object_get(data, "state"));
+        failed = (code && (!json_is_integer(code) || json_integer_value(code) != 200)) ||
+                 (state && strcmp(state, "fail") == 0);
+        json_t *urls = json_object_get(json_object_get(data, "info"), "resultUrls");
+        json_t *parsed = json_is_string(urls) ? json_loads(json_string_value(urls), 0, NULL) : NULL;
+        json_t *first = json_array_get(parsed ? parsed : urls, 0);
+        static char url_copy[2048];
+        url_copy[0] = '\0';
+        if (json_is_string(first) && json_string_length(first) < sizeof url_copy)
+            snprintf(url_copy, sizeof url_copy, "%s", json_string_value(first));
+        json_decref(parsed);
+        result_url = url_copy[0] ? url_copy : NULL;
+        completed = !failed;
+        type = failed ? "video.failed" : "video.completed";
+        for (char *p = for_run; *p; p++)
+            if (*p >= 'A' && *p <= 'F')
+                *p = (char)(*p - 'A' + 'a');
+    } else {
+        type = json_string_value(json_object_get(j, "type"));
+        completed = type && strcmp(type, "video.completed") == 0;
+        failed = type && strcmp(type, "video.failed") == 0;
+        task = json_string_value(json_object_get(data, "id"));
+    }
     if (!completed && !failed) {
         json_decref(j);
         free(id);
@@ -166,6 +201,8 @@ void api_webhook_sora(http_req_t *req) {
     struct delivery *d = xcalloc(1, sizeof *d);
     d->req = req;
     d->failed = failed;
+    d->result_url = result_url ? xstrdup(result_url) : NULL;
+    snprintf(d->for_run, sizeof d->for_run, "%.36s", for_run);
     d->video_index = -1;
     snprintf(d->w.provider, sizeof d->w.provider, "sora");
     snprintf(d->w.delivery_id, sizeof d->w.delivery_id, "%s", id);
@@ -176,4 +213,137 @@ void api_webhook_sora(http_req_t *req) {
     json_decref(j);
     free(id);
     store_submit(app->store, delivery_unit, d, delivery_done);
+}
+
+/* ---- POST /v1/webhooks/remotion?run_id= (render callbacks, HMAC-SHA512) ------------------------- */
+
+static json_t *render_ack(const char *status, const char *run_id, const char *error, const char *url) {
+    return json_pack("{s:s,s:s?,s:s?,s:s?}", "status", status, "run_id", run_id, "error", error, "output_url",
+                     url && *url ? url : NULL);
+}
+
+struct callback {
+    http_req_t *req;
+    char run_id[RUN_ID_LEN];
+    char *job_id, *output_url, *error, *body;
+    bool ok;
+    struct wf_render_ack ack;
+};
+
+static int callback_unit(store_tx_t *tx, void *arg) {
+    struct callback *c = arg;
+    return wf_render_callback(tx, c->run_id, c->job_id, c->ok, c->output_url, c->error, c->body, &c->ack);
+}
+
+static void callback_done(void *arg, int rc) {
+    struct callback *c = arg;
+    http_req_t *req = c->req;
+    app_t *app = req->app;
+    char msg[300];
+    switch (rc) {
+    case 0:
+        count("remotion", c->ack.repeat ? "duplicate" : "accepted");
+        if (!c->ack.repeat)
+            workflow_kick(app->workflow);
+        http_respond_json(req, 200,
+                          render_ack("accepted", c->run_id, c->ok ? NULL : c->error,
+                                     c->ack.output_url[0] ? c->ack.output_url : NULL));
+        break;
+    case ERR_NOTFOUND:
+        count("remotion", "bad_request");
+        http_respond_error(req, 404, "not_found", "Run not found", NULL, NULL);
+        break;
+    case ERR_INVAL:
+        count("remotion", "bad_request");
+        snprintf(msg, sizeof msg, "Unknown job_id: %.200s", c->job_id);
+        http_respond_error(req, 400, "bad_request", msg, NULL, NULL);
+        break;
+    case ERR_CONFLICT:
+        count("remotion", "conflict");
+        snprintf(msg, sizeof msg, "Run %s is in status %s, expected awaiting_render", c->run_id, c->ack.status);
+        http_respond_error(req, 409, "conflict", msg, NULL, NULL);
+        break;
+    default:
+        count("remotion", "error");
+        http_respond_err(req, ERR_INTERNAL, "Internal server error");
+    }
+    free(c->job_id);
+    free(c->output_url);
+    free(c->error);
+    free(c->body);
+    free(c);
+}
+
+void api_webhook_remotion(http_req_t *req) {
+    app_t *app = req->app;
+    const char *secret = config_str(app->cfg, S_REMOTION_WEBHOOK_SECRET);
+    if (!*secret) {
+        count("remotion", "error");
+        http_respond_error(req, 500, "internal_error", "REMOTION_WEBHOOK_SECRET is not configured", NULL, NULL);
+        return;
+    }
+    char *sig = header(req, "X-Remotion-Signature", 1024);
+    if (!sig)
+        sig = header(req, "webhook-signature", 1024);
+    const char *why = NULL;
+    int rc = sig ? webhook_verify_remotion(secret, sig, req->body.data ? req->body.data : "", req->body.len, &why)
+                 : ERR_BADSIG;
+    if (rc) {
+        count("remotion", "invalid_signature");
+        log_warn("webhook", "delivery refused", LF_S("provider", "remotion"), LF_S("reason", sig ? why : "missing"),
+                 LF_S("request_id", req->request_id));
+        http_respond_error(req, 401, "invalid_signature", sig ? "Invalid webhook signature" : "Missing webhook signature",
+                           NULL, NULL);
+        free(sig);
+        return;
+    }
+    free(sig);
+    char run_id[64];
+    int n = http_query(req, "run_id", run_id, sizeof run_id);
+    if (n <= 0) {
+        count("remotion", "bad_request");
+        http_respond_error(req, 400, "bad_request", "Missing run_id query parameter", NULL, NULL);
+        return;
+    }
+    if (!crypto_is_uuid(run_id, (size_t)n)) {
+        count("remotion", "bad_request");
+        http_respond_error(req, 400, "bad_request", "Invalid run_id", NULL, NULL);
+        return;
+    }
+    json_t *j = json_loadb(req->body.data ? req->body.data : "", req->body.len, 0, NULL);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        count("remotion", "bad_request");
+        http_respond_error(req, 400, "invalid_json", "Invalid JSON", NULL, NULL);
+        return;
+    }
+    const char *job = json_string_value(json_object_get(j, "job_id"));
+    if (!job)
+        job = json_string_value(json_object_get(j, "id"));
+    const char *status = json_string_value(json_object_get(j, "status"));
+    const char *url = json_string_value(json_object_get(j, "output_url"));
+    if (!url)
+        url = json_string_value(json_object_get(j, "url"));
+    bool ok = status && (strcmp(status, "done") == 0 || strcmp(status, "completed") == 0);
+    bool bad = status && (strcmp(status, "error") == 0 || strcmp(status, "failed") == 0);
+    if (!job || !*job || strlen(job) > 200 || (!ok && !bad) || (ok && (!url || strlen(url) > 2000))) {
+        json_decref(j);
+        count("remotion", "bad_request");
+        http_respond_error(req, 400, "bad_request",
+                           !job || !*job ? "Missing job_id" : !ok && !bad ? "Unknown status" : "Missing output_url",
+                           NULL, NULL);
+        return;
+    }
+    struct callback *c = xcalloc(1, sizeof *c);
+    c->req = req;
+    for (int i = 0; i < n; i++)
+        c->run_id[i] = (char)(run_id[i] >= 'A' && run_id[i] <= 'F' ? run_id[i] - 'A' + 'a' : run_id[i]);
+    c->job_id = xstrdup(job);
+    c->output_url = url ? xstrdup(url) : NULL;
+    const char *e = json_string_value(json_object_get(j, "error"));
+    c->error = xstrndup(e ? e : "", e ? strnlen(e, 500) : 0);
+    c->ok = ok;
+    c->body = xstrndup(req->body.data ? req->body.data : "", req->body.len);
+    json_decref(j);
+    store_submit(app->store, callback_unit, c, callback_done);
 }

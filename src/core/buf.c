@@ -105,8 +105,8 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
 
 /* 1 for the bytes a JSON string cannot hold as they are: controls, DEL, '"' and '\\'. */
 static const unsigned char json_escape[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,         1,          1,          1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, ['"'] = 1, ['\\'] = 1, [0x7f] = 1,
 };
 
 int buf_json_str(buf_t *b, const char *s, size_t n) {

@@ -279,7 +279,8 @@ void log_write(enum log_level level, const char *module, const char *msg,
     if (as_json)
         rc |= buf_append(b, "}", 1);
     rc |= buf_append(b, "\n", 1);
-    if (rc || b->len - start > LINE_MAX_BYTES) { /* over the cap: keep the line valid, drop the tail */
+    if (rc ||
+        b->len - start > LINE_MAX_BYTES) { /* over the cap: keep the line valid, drop the tail */
         b->len = start;
         if (b->data)
             b->data[start] = '\0';
@@ -308,7 +309,8 @@ void log_http_request(const char *request_id, const char *method, const char *ro
                  LF_D("duration_ms", ms));
         return;
     }
-    static const char p1[] = "\",\"level\":\"info\",\"module\":\"http\",\"msg\":\"request\",\"request_id\":";
+    static const char p1[] =
+        "\",\"level\":\"info\",\"module\":\"http\",\"msg\":\"request\",\"request_id\":";
     char ts[CLOCK_ISO_LEN];
     stamp(ts);
     size_t need = 120 + sizeof p1 + CLOCK_ISO_LEN + BUF_JSON_WORST(idn) + BUF_JSON_WORST(mn) +

@@ -58,8 +58,8 @@ void log_http_request(const char *request_id, const char *method, const char *ro
     do {                                                                                           \
         if (log_enabled(lvl))                                                                      \
             log_write(lvl, mod, msg,                                                               \
-                      (const struct log_field[]){{LFT_BEGIN, 0, 0, 0, 0}, ##__VA_ARGS__,           \
-                                                 {LFT_END, 0, 0, 0, 0}});                          \
+                      (const struct log_field[]){                                                  \
+                          {LFT_BEGIN, 0, 0, 0, 0}, ##__VA_ARGS__, {LFT_END, 0, 0, 0, 0}});         \
     } while (0)
 #define log_debug(mod, msg, ...) LOG_AT_(LOG_DEBUG, mod, msg, ##__VA_ARGS__)
 #define log_info(mod, msg, ...) LOG_AT_(LOG_INFO, mod, msg, ##__VA_ARGS__)

@@ -162,11 +162,19 @@ typedef struct feedback {
 } feedback_t;
 void feedback_release(feedback_t *f);
 
+/* What store_backup() copied. */
+struct store_backup_info {
+    int64_t bytes;      /* size of the copy */
+    int schema_version; /* the copy's */
+};
+
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     int (*open)(const config_t *cfg, store_t **out, buf_t *err);
     int (*migrate)(store_t *s, int *from, int *to, buf_t *err);
     void (*close)(store_t *s);
+    /* online copy of the database to a new file (store_backup); NULL: not supported */
+    int (*backup)(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err);
     /* transaction control, on the database thread */
     int (*begin)(store_t *s);
     int (*commit)(store_t *s);
@@ -276,6 +284,16 @@ int store_call(store_t *s, store_fn fn, void *arg);
  * rolled back and the unit goes on (batched units that hold many independent items). Returns
  * fn's result, or ERR_DB when the savepoint could not be taken. Database thread. */
 int store_nested(store_tx_t *tx, store_fn fn, void *arg);
+
+/*
+ * Writes a consistent copy of the database named by DATABASE_URL to dest, which must not exist,
+ * while other processes (a running server) keep reading and writing it: SQLite's online backup
+ * API copies one snapshot. The copy is written to a temporary name next to dest, checked
+ * (integrity_check), made durable and renamed into place: dest is either whole or absent.
+ * Needs no open store and starts no thread. Returns 0 (info filled) or ERR_INVAL (no backup for
+ * this backend), ERR_CONFLICT (dest exists), ERR_DB or ERR_IO, with the reason in err.
+ */
+int store_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err);
 
 /* Convenience unit (blocking) used by commands. */
 int store_schema_version(store_t *s, int *out);

@@ -5,6 +5,7 @@
  * and kept (keyed by their SQL text's address).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1285,12 +1286,14 @@ static void sq_close(store_t *st) {
 }
 
 static int sq_open(const config_t *cfg, store_t **out, buf_t *err);
+static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err);
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
     .open = sq_open,
     .migrate = sq_migrate,
     .close = sq_close,
+    .backup = sq_backup,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
@@ -1381,5 +1384,169 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
     return 0;
 fail:
     sq_close(&s->base);
+    return rc;
+}
+
+/* ---- online backup (store_backup) ----------------------------------------------------------- */
+
+#define BACKUP_BUSY_MS 30000 /* how long a locked source may hold the copy back */
+
+/* fsync of a file or directory by name. */
+static int sync_path(const char *path, bool dir) {
+    int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err) {
+    const char *path = config_str(cfg, S_DATABASE_URL) + 7; /* after "sqlite:" */
+    if (strncmp(path, "//", 2) == 0)
+        path += 2;
+    sqlite3 *src = NULL, *dst = NULL;
+    sqlite3_backup *b = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t tlen = strlen(dest) + 32;
+    char *tmp = xmalloc(tlen);
+    snprintf(tmp, tlen, "%s.tmp-%ld", dest, (long)getpid());
+    bool tmp_made = false;
+    int rc = 0;
+    struct stat sb;
+    if (strcmp(path, ":memory:") == 0 || !*path) {
+        buf_puts(err, "DATABASE_URL: an in-memory database cannot be backed up");
+        rc = ERR_INVAL;
+        goto out;
+    }
+    if (!*dest) {
+        buf_puts(err, "the backup path is empty");
+        rc = ERR_INVAL;
+        goto out;
+    }
+    if (stat(dest, &sb) == 0) {
+        buf_printf(err, "cannot back up to '%s': File exists", dest);
+        rc = ERR_CONFLICT;
+        goto out;
+    }
+    if (errno != ENOENT) {
+        buf_printf(err, "cannot back up to '%s': %s", dest, strerror(errno));
+        rc = ERR_IO;
+        goto out;
+    }
+    if (stat(path, &sb) != 0) {
+        buf_printf(err, "cannot open database '%s': %s", path, strerror(errno));
+        rc = ERR_IO;
+        goto out;
+    }
+    /* read-write without create: WAL readers need the shared-memory file, and a missing
+     * database must not be created empty */
+    if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        buf_printf(err, "cannot open database '%s': %s", path, src ? sqlite3_errmsg(src) : "out of memory");
+        rc = ERR_DB;
+        goto out;
+    }
+    sqlite3_busy_handler(src, busy_wait, NULL);
+    int version = 0;
+    if (current_version(src, &version) != 0 || version == 0) {
+        buf_printf(err, "'%s' is not a MyloWare database (no schema version)", path);
+        rc = ERR_DB;
+        goto out;
+    }
+    unlink(tmp); /* a leftover of an earlier attempt by a process with our pid */
+    tmp_made = true;
+    if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        buf_printf(err, "cannot create '%s': %s", tmp, dst ? sqlite3_errmsg(dst) : "out of memory");
+        rc = ERR_IO;
+        goto out;
+    }
+    b = sqlite3_backup_init(dst, "main", src, "main");
+    if (!b) {
+        buf_printf(err, "cannot start the backup: %s", sqlite3_errmsg(dst));
+        rc = ERR_DB;
+        goto out;
+    }
+    /* One step copies every page under one read transaction: one snapshot, consistent. In WAL
+     * mode it does not block the server's writers; a step that finds the source locked (a
+     * checkpoint, a rollback-journal writer) is retried. */
+    int64_t deadline = clock_now_ms() + BACKUP_BUSY_MS;
+    int r;
+    while ((r = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || r == SQLITE_LOCKED || r == SQLITE_OK) {
+        if (clock_now_ms() > deadline)
+            break;
+        if (r != SQLITE_OK) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    int r2 = sqlite3_backup_finish(b);
+    b = NULL;
+    if (r != SQLITE_DONE || r2 != SQLITE_OK) {
+        buf_printf(err, "backup failed: %s", r == SQLITE_DONE ? sqlite3_errmsg(dst) : sqlite3_errstr(r));
+        rc = ERR_DB;
+        goto out;
+    }
+    /* one self-contained file (no -wal beside it); the server turns WAL on again when it opens
+     * the copy */
+    if ((rc = exec(dst, "PRAGMA journal_mode = DELETE;", err)) != 0)
+        goto out;
+    if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+        buf_printf(err, "the copy failed its integrity check: %s",
+                   st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : sqlite3_errmsg(dst));
+        rc = ERR_DB;
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    int copy_version = 0;
+    if (current_version(dst, &copy_version) != 0 || copy_version != version) {
+        buf_printf(err, "the copy has schema version %d, the database %d", copy_version, version);
+        rc = ERR_DB;
+        goto out;
+    }
+    if (sqlite3_close(dst) != SQLITE_OK) {
+        buf_printf(err, "cannot close '%s': %s", tmp, sqlite3_errmsg(dst));
+        rc = ERR_IO;
+        goto out;
+    }
+    dst = NULL;
+    /* durable, then visible under its name (a crash leaves either nothing or the whole copy) */
+    if (sync_path(tmp, false) != 0 || stat(tmp, &sb) != 0) {
+        buf_printf(err, "cannot sync '%s': %s", tmp, strerror(errno));
+        rc = ERR_IO;
+        goto out;
+    }
+    if (link(tmp, dest) != 0) { /* unlike rename, never replaces a file that appeared meanwhile */
+        buf_printf(err, "cannot back up to '%s': %s", dest, strerror(errno));
+        rc = errno == EEXIST ? ERR_CONFLICT : ERR_IO;
+        goto out;
+    }
+    char *dir = xstrdup(dest), *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    sync_path(slash ? dir : ".", true);
+    free(dir);
+    info->bytes = (int64_t)sb.st_size;
+    info->schema_version = copy_version;
+out:
+    if (st)
+        sqlite3_finalize(st);
+    if (b)
+        sqlite3_backup_finish(b);
+    if (dst)
+        sqlite3_close(dst);
+    if (src)
+        sqlite3_close(src);
+    if (tmp_made) {
+        unlink(tmp);
+        size_t n = strlen(tmp) + 8;
+        char *side = xmalloc(n);
+        snprintf(side, n, "%s-journal", tmp);
+        unlink(side);
+        free(side);
+    }
+    free(tmp);
     return rc;
 }

@@ -197,7 +197,7 @@ void fake_upload(fakes_t *f, http_req_t *req) {
         s->oneshot = true;
         fake_save_json_then(s, state, answer_published, pb); /* answered once on disk */
         json_decref(state);
-        json_decref(results);
+        json_decref(results); /* results_for's reference (state, the list and the answer hold theirs) */
     }
     free(body);
 }

@@ -57,7 +57,8 @@ int router_match(const struct route *routes, size_t n, const char *method, const
         if (!match_pattern(routes[i].pattern, path, plen, &tmp))
             continue;
         path_known = true;
-        if (strcmp(routes[i].method, method) == 0 || (head && strcmp(routes[i].method, "GET") == 0)) {
+        if (strcmp(routes[i].method, method) == 0 ||
+            (head && strcmp(routes[i].method, "GET") == 0)) {
             tmp.route = &routes[i];
             tmp.allow[0] = '\0';
             *m = tmp;

@@ -49,6 +49,7 @@ struct http_conn {
     http_stream_cb stream_cb;
     void *stream_ud;
     bool streaming, stream_wait;
+    bool stream_chunked; /* HTTP_STREAM_CHUNKED: each write is one chunk */
     struct http_conn *prev, *next;
 };
 
@@ -406,10 +407,32 @@ static void conn_send(struct http_conn *c, const char *head, size_t hlen, const 
     conn_queue_copy(c, head, hlen, body, blen, off);
 }
 
-/* Queues data (taken: freed after the write). Writes at once when nothing is queued. */
+/* Queues data (taken: freed after the write, never copied). Writes at once when nothing is
+ * queued. */
 static void conn_write(struct http_conn *c, char *data, size_t len) {
-    conn_send(c, data, len, NULL, 0);
-    free(data);
+    if (c->nwrites == 0 && uv_stream_get_write_queue_size(&c->h.stream) == 0) {
+        uv_buf_t b0 = uv_buf_init(data, (unsigned)len);
+        int n = uv_try_write(&c->h.stream, &b0, 1);
+        if (n == (int)len) {
+            free(data);
+            return;
+        }
+        if (n > 0) { /* keep the rest */
+            memmove(data, data + n, len - (size_t)n);
+            len -= (size_t)n;
+        }
+    }
+    struct wreq *wr = xmalloc(sizeof *wr);
+    wr->conn = c;
+    wr->data = data;
+    uv_buf_t b = uv_buf_init(data, (unsigned)len);
+    c->nwrites++;
+    if (uv_write(&wr->w, &c->h.stream, &b, 1, write_cb) != 0) {
+        c->nwrites--;
+        free(data);
+        free(wr);
+        conn_close(c);
+    }
 }
 
 /* Called after a request's answer is queued: next request, or close. */
@@ -596,8 +619,14 @@ int http_stream_begin(http_req_t *req, int status, const char *content_type, uin
     buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, reason(status));
     if (content_type)
         buf_printf(&h, "Content-Type: %s\r\n", content_type);
-    buf_printf(&h, "Content-Length: %llu\r\nX-Request-ID: %s\r\nX-Response-Time-ms: %.2f\r\n",
-               (unsigned long long)content_length, req->request_id, ms);
+    bool chunked = content_length == HTTP_STREAM_CHUNKED && req->http_minor > 0;
+    if (content_length != HTTP_STREAM_CHUNKED)
+        buf_printf(&h, "Content-Length: %llu\r\n", (unsigned long long)content_length);
+    else if (chunked)
+        buf_puts(&h, "Transfer-Encoding: chunked\r\n");
+    buf_printf(&h, "X-Request-ID: %s\r\nX-Response-Time-ms: %.2f\r\n", req->request_id, ms);
+    if (content_length == HTTP_STREAM_CHUNKED && !chunked) /* HTTP/1.0: the end is the close */
+        req->keep_alive = false;
     if (!req->keep_alive || req->server->draining)
         buf_puts(&h, "Connection: close\r\n");
     else if (req->http_minor == 0)
@@ -608,6 +637,7 @@ int http_stream_begin(http_req_t *req, int status, const char *content_type, uin
     size_t total;
     char *data = buf_steal(&h, &total);
     c->streaming = true;
+    c->stream_chunked = chunked;
     c->stream_wait = false;
     c->stream_cb = cb;
     c->stream_ud = ud;
@@ -622,6 +652,19 @@ int http_stream_write(http_req_t *req, char *data, size_t len) {
     if (!c || c->state == C_CLOSING || !c->streaming) {
         free(data);
         return ERR_IO;
+    }
+    if (c->stream_chunked) {
+        if (len == 0) { /* an empty chunk would end the body */
+            free(data);
+            return 0;
+        }
+        char *framed = xmalloc(len + 32);
+        int n = snprintf(framed, 32, "%zx\r\n", len);
+        memcpy(framed + n, data, len);
+        memcpy(framed + n + len, "\r\n", 2);
+        free(data);
+        data = framed;
+        len += (size_t)n + 2;
     }
     conn_write(c, data, len);
     if (c->state == C_CLOSING)
@@ -640,7 +683,9 @@ void http_stream_end(http_req_t *req, bool complete) {
         req_free(req);
         return;
     }
-    c->streaming = c->stream_wait = false;
+    if (c->stream_chunked && complete && c->state != C_CLOSING)
+        conn_write(c, xstrdup("0\r\n\r\n"), 5);
+    c->streaming = c->stream_wait = c->stream_chunked = false;
     if (c->state == C_CLOSING) {
         c->req = NULL;
         req_free(req);

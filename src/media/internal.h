@@ -34,6 +34,9 @@ int media_fail(buf_t *err, int code, const char *fmt, ...) __attribute__((format
  */
 int media_input_open(const char *path, AVFormatContext **out, buf_t *err);
 void media_input_close(AVFormatContext **ic);
+/* The largest picture decoded (8K UHD): bigger frames are refused by the decoders. */
+#define MEDIA_MAX_INPUT_PIXELS (7680 * 4320)
+
 /* Opens a decoder for stream idx (threads: 0 automatic). Returns 0 or ERR_MEDIATYPE. */
 int media_decoder_open(AVFormatContext *ic, int idx, int threads, AVCodecContext **out, buf_t *err);
 /* The declared length of stream idx (or of the container) in seconds; 0 when unknown. */
@@ -68,7 +71,8 @@ enum AVPixelFormat mout_pix_fmt(const struct mout *m);
 /* Encodes one video frame (its pts in time_base; the frame is not taken). */
 int mout_video(struct mout *m, AVFrame *frame, buf_t *err);
 /* Queues canonical audio (planar float stereo 48 kHz, n samples); encodes whole frames when
- * allowed (see mout_audio_allow). ch may be NULL: silence. */
+ * allowed (see mout_audio_allow). ch may be NULL: silence. Samples more than 30 s ahead of the
+ * allowed point are dropped (audio that outlasts the video). */
 int mout_audio(struct mout *m, const float *const *ch, int n, buf_t *err);
 /* Samples queued so far (encoded or not) */
 int64_t mout_audio_queued(const struct mout *m);

@@ -8,6 +8,9 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -17,8 +20,10 @@
 #include "media/media.h"
 
 #define PATH_IN_MAX 1024
+#define MEDIA_NICE 10
 
 static const config_t *media_cfg; /* read-only after config_finish; set before dispatcher_start */
+static int media_threads;         /* codec threads per transcode, set with media_cfg */
 
 /* Is path (resolved, no trailing slash) root itself or below it? */
 static bool under(const char *root, const char *path, bool allow_root) {
@@ -77,6 +82,34 @@ static int on_progress(double done, void *ud) {
     return 0;
 }
 
+struct niced {
+    const struct media_transcode_opts *o;
+    struct job_ctx *ctx;
+    buf_t *err;
+    int rc;
+};
+
+static void *niced_main(void *arg) {
+    struct niced *n = arg;
+    /* Linux nice values are per thread and inherited by the threads this one creates (the
+     * codec threads): the encode yields the CPU to the loop and database threads, so HTTP
+     * latency holds while every core encodes. Raising one's own nice value needs no privilege. */
+    setpriority(PRIO_PROCESS, (id_t)gettid(), MEDIA_NICE);
+    n->rc = media_transcode(n->o, on_progress, n->ctx, n->err);
+    return NULL;
+}
+
+/* Runs the transcode on a fresh thread at MEDIA_NICE and waits for it (the pool thread is
+ * reused by other work, and a thread cannot lower its nice value back without privilege). */
+static int run_niced(const struct media_transcode_opts *o, struct job_ctx *ctx, buf_t *err) {
+    struct niced n = {o, ctx, err, 0};
+    pthread_t t;
+    if (pthread_create(&t, NULL, niced_main, &n) != 0)
+        return media_transcode(o, on_progress, ctx, err);
+    pthread_join(t, NULL);
+    return n.rc;
+}
+
 /* "field": an integer in [lo, hi]; false when missing or out of bounds. */
 static bool get_int(json_t *o, const char *k, int lo, int hi, int *out) {
     json_t *v = json_object_get(o, k);
@@ -110,7 +143,8 @@ static void run_transcode(struct job_ctx *ctx) {
         job_set_error(ctx, JO_PERMANENT, "payload: input and output are required strings");
         goto out;
     }
-    if (json_object_get(p, "thumbnail") && !s_thumb) {
+    json_t *jt = json_object_get(p, "thumbnail");
+    if (jt && !json_is_null(jt) && !s_thumb) {
         job_set_error(ctx, JO_PERMANENT, "payload: thumbnail must be a string");
         goto out;
     }
@@ -141,13 +175,14 @@ static void run_transcode(struct job_ctx *ctx) {
                                      .output = out,
                                      .thumbnail = s_thumb ? thumb : NULL,
                                      .fps = fps,
+                                     .threads = media_threads,
                                      .preset = config_str(media_cfg, S_TRANSCODE_PRESET),
                                      .crf = (int)config_int(media_cfg, S_TRANSCODE_CRF)};
     media_scaled_size(w, h, config_num(media_cfg, S_RENDER_SCALE), &o.width, &o.height);
     buf_t err;
     buf_init(&err, 2048);
     ctx->progress = 0;
-    rc = media_transcode(&o, on_progress, ctx, &err);
+    rc = run_niced(&o, ctx, &err);
     if (rc) {
         /* a write failure may pass (disk space, a directory being recreated); bad input will not */
         job_set_error(ctx, rc == ERR_IO ? JO_RETRY : JO_PERMANENT, "transcode failed: %s",
@@ -177,8 +212,40 @@ static const struct job_type test_types[] = {
     {.name = "test.media.transcode", .kind = JK_POOL, .run_pool = run_transcode, .cap_group = "media"},
 };
 
+/* Temp files older than this are leftovers of a killed process (a live encode rewrites its own
+ * every frame). */
+#define TEMP_STALE_S 3600
+
+/* Detached: it owns its copy of the directory name (the settings may be gone before it ends). */
+static void *sweep_main(void *arg) {
+    char *dir = arg;
+    int n = media_sweep_temp(dir, TEMP_STALE_S);
+    if (n > 0)
+        log_info("media", "removed stale temp files", LF_I("count", n));
+    free(dir);
+    return NULL;
+}
+
 void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
     media_cfg = cfg;
+    /* The cores shared out between the transcodes allowed at once, at least one thread each:
+     * running TRANSCODE_MAX_CONCURRENCY encodes with x264's automatic 1.5 threads per core each
+     * would oversubscribe the machine, and every codec thread holds frames (at 1080x1920 an
+     * encode with automatic threads peaks near 300 MiB, with one thread near 225 MiB). */
+    int cores = (int)uv_available_parallelism();
+    int cap = (int)config_int(cfg, S_TRANSCODE_MAX_CONCURRENCY);
+    media_threads = cap > 0 && cores / cap > 1 ? cores / cap : 1;
+    /* the walk of the media directory must not hold up the start (nor ever the loop) */
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    char *dir = strdup(config_str(cfg, S_MEDIA_DIR));
+    if (!dir || pthread_create(&t, &attr, sweep_main, dir) != 0) {
+        log_warn("media", "cannot start the temp file sweep");
+        free(dir);
+    }
+    pthread_attr_destroy(&attr);
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         dispatcher_register(d, &types[i]);
     if (strcmp(config_str(cfg, S_ENVIRONMENT), "test") == 0)

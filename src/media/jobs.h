@@ -5,12 +5,14 @@
  * Payload (JSON object):
  *   {"input": "in/x.webm", "output": "clips/x.mp4", "thumbnail": "clips/x.jpg",
  *    "width": 1080, "height": 1920, "fps": 30}
- * input and output are required, thumbnail optional; the paths are relative to MEDIA_DIR (or
- * absolute) and must resolve inside MEDIA_DIR after symlinks and `..` are resolved (ERR_INVAL,
- * a permanent failure, otherwise); the output's directory must exist. width and height (even,
+ * input and output are required, thumbnail optional (absent or null); the paths are relative
+ * to MEDIA_DIR (or absolute) and must resolve inside MEDIA_DIR after symlinks and `..` are
+ * resolved (a permanent failure otherwise); the output's directory must exist. width and height (even,
  * before RENDER_SCALE, which the job applies) and fps are required. TRANSCODE_PRESET and
- * TRANSCODE_CRF come from the settings.
- * Outcome: done (result_url: the output path relative to MEDIA_DIR); a bad payload or an
+ * TRANSCODE_CRF come from the settings; the codec threads of one job are the cores divided by
+ * TRANSCODE_MAX_CONCURRENCY (at least 1). The encode runs on its own thread at nice +10 (the
+ * pool thread waits for it), so the loop and database threads keep their CPU.
+ * Outcome: succeeded (result_url: the output path relative to MEDIA_DIR); a bad payload or an
  * unusable input is a permanent failure with the library's reason; an output write failure is
  * retried. Progress (job `progress`) follows the transcode.
  */
@@ -23,7 +25,9 @@
 #include "queue/dispatcher.h"
 
 /* Registers media.transcode; cfg (MEDIA_DIR, RENDER_SCALE, TRANSCODE_*) must outlive the
- * dispatcher. Loop thread, before dispatcher_start. */
+ * dispatcher. Also starts, on a detached thread, the removal of temp files older than an hour
+ * left in MEDIA_DIR by killed processes (media_sweep_temp). Loop thread, before
+ * dispatcher_start. */
 void media_jobs_register(dispatcher_t *d, const config_t *cfg);
 
 /*

@@ -3,6 +3,7 @@
  * and the small helpers. Transcode and render are in transcode.c, the output writer in
  * output.c, clip synthesis in synth.c. Worker threads unless a comment says otherwise.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libavcodec/avcodec.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/crypto.h"
@@ -171,6 +173,7 @@ int media_decoder_open(AVFormatContext *ic, int idx, int threads, AVCodecContext
     if (ret >= 0) {
         c->pkt_timebase = st->time_base;
         c->thread_count = threads;
+        c->max_pixels = MEDIA_MAX_INPUT_PIXELS;
         ret = avcodec_open2(c, codec, NULL);
     }
     if (ret < 0) {
@@ -219,6 +222,48 @@ int media_commit_file(const char *tmp, const char *path, buf_t *err) {
     if (rename(tmp, path) != 0)
         return media_fail(err, ERR_IO, "cannot rename to '%s': %s", path, strerror(errno));
     return 0;
+}
+
+/* ".<name>.tmp-<16 hex>" */
+static bool is_temp_name(const char *base) {
+    size_t n = strlen(base);
+    if (base[0] != '.' || n < 1 + 1 + 5 + 16)
+        return false;
+    const char *t = base + n - 16 - 5;
+    if (memcmp(t, ".tmp-", 5) != 0)
+        return false;
+    for (int i = 0; i < 16; i++)
+        if (!((t[5 + i] >= '0' && t[5 + i] <= '9') || (t[5 + i] >= 'a' && t[5 + i] <= 'f')))
+            return false;
+    return true;
+}
+
+static int sweep_dir(const char *dir, int depth, time_t cutoff) {
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char p[4096];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p)
+            continue;
+        struct stat st;
+        if (lstat(p, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth < 8)
+            removed += sweep_dir(p, depth + 1, cutoff);
+        else if (S_ISREG(st.st_mode) && is_temp_name(e->d_name) && st.st_mtime < cutoff && unlink(p) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
+int media_sweep_temp(const char *dir, int older_than_s) {
+    return dir && *dir ? sweep_dir(dir, 0, time(NULL) - older_than_s) : 0;
 }
 
 /* ---- probe ------------------------------------------------------------------------------------- */

@@ -75,6 +75,7 @@ struct media_synth_opts {
     bool no_audio;           /* no audio track at all */
     bool variable_fps;       /* irregular frame spacing (durations alternate 0.5x / 1.5x of 1/fps,
                                 same total length) */
+    double audio_seconds;    /* the tone's length when it differs from the video's (0: the same) */
 };
 
 /*
@@ -105,9 +106,12 @@ struct media_transcode_opts {
  * pixels, the input's sample aspect ratio honoured), centred and padded with black, resampled to
  * fps. The output lasts as long as the input's video (within one output frame); the audio is
  * trimmed or padded with silence to that length.
- * A truncated input (its decodable video ends well before the duration its container
- * declares) or one with corrupt packets fails with ERR_MEDIATYPE rather than giving a short
- * output. Progress is the input's video time done over its duration. Worker thread; blocking.
+ * A truncated input (what it decodes ends before the length its container declares, by more
+ * than a frame or two and 2 %) or one with incomplete packets, or with more than a tenth of its
+ * video packets undecodable, fails with ERR_MEDIATYPE rather than giving a short output; lesser
+ * damage is concealed by the decoders. Frames without timestamps (raw elementary streams) are
+ * timed by the stream's frame rate. Progress is the input's video time done over its
+ * duration. Worker thread; blocking.
  */
 int media_transcode(const struct media_transcode_opts *opts, media_progress_fn progress, void *ud,
                     buf_t *err);
@@ -191,6 +195,15 @@ void media_scaled_size(int w, int h, double scale, int *ow, int *oh);
 
 /* Parses "WxH" (e.g. FAKE_CLIP_SIZE "360x640"). Returns 0 or ERR_INVAL. Any thread. */
 int media_parse_size(const char *s, int *w, int *h);
+
+/*
+ * Removes the temp files that interrupted calls left under dir (a process killed mid-encode):
+ * hidden names of the form ".<name>.tmp-<16 hex>" (see the top), at most 8 directories deep,
+ * last modified more than older_than_s seconds ago (a running encode writes its temp file all
+ * the time, so a fresh one may belong to another process and is kept). Symlinks are not
+ * followed. Returns the number removed. Worker thread; blocking (walks the directory).
+ */
+int media_sweep_temp(const char *dir, int older_than_s);
 
 /* "libavformat 59.27.100, libavcodec 59.37.100, ..." for `myloware version`. Any thread. */
 const char *media_versions(void);

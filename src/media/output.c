@@ -18,7 +18,7 @@
 #include "core/mem.h"
 #include "media/internal.h"
 
-/* Audio not yet encoded may run this far ahead of the video (then the input is refused). */
+/* Audio not yet encoded may run this far ahead of the video; more is dropped (see mout_audio). */
 #define AUDIO_QUEUE_MAX (MEDIA_RATE * 30)
 
 struct mout {
@@ -270,9 +270,12 @@ static int drain_audio(struct mout *m, buf_t *err) {
 int mout_audio(struct mout *m, const float *const *ch, int n, buf_t *err) {
     if (!m->aenc || n <= 0)
         return 0;
+    /* Audio this far past the video is audio that outlasts it (a song longer than the clip):
+     * it would be trimmed at the clip's end anyway, so it is dropped now rather than held. */
     if (m->qlen + n > AUDIO_QUEUE_MAX)
-        return media_fail(err, ERR_MEDIATYPE, "the audio runs more than %d s ahead of the video",
-                          AUDIO_QUEUE_MAX / MEDIA_RATE);
+        n = (int)(AUDIO_QUEUE_MAX - m->qlen);
+    if (n <= 0)
+        return 0;
     /* room for n more plus a frame of padding for a short last frame */
     int64_t need = m->qlen + n + m->frame_size;
     if (need > m->qcap) {

@@ -120,6 +120,12 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
         goto out;
     }
 
+    if (o->audio_seconds < 0 || o->audio_seconds > MEDIA_MAX_SECONDS) {
+        rc = media_fail(err, ERR_INVAL, "audio length %g s: 0 to %g", o->audio_seconds, MEDIA_MAX_SECONDS);
+        goto out;
+    }
+    int64_t audio_total = o->audio_seconds > 0 ? llrint(o->audio_seconds * MEDIA_RATE)
+                                               : av_rescale(nframes, MEDIA_RATE, o->fps);
     double hz = 440.0 + 40.0 * (o->clip_number % 12);
     int64_t samples_done = 0;
     int per_frame = MEDIA_RATE / o->fps + 2;
@@ -143,15 +149,21 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
             goto out;
         if (!o->no_audio) {
             int64_t upto = av_rescale(i + 1, MEDIA_RATE, o->fps);
+            if (i == nframes - 1 || upto > audio_total)
+                upto = audio_total; /* the rest at the end, or a tone that stops early */
             int n = (int)(upto - samples_done);
-            for (int k = 0; k < n; k++) {
-                float v = (float)(0.3 * sin(2 * M_PI * hz * (double)(samples_done + k) / MEDIA_RATE));
-                tone[0][k] = tone[1][k] = v;
+            while (n > 0) {
+                int k = n < per_frame ? n : per_frame;
+                for (int j = 0; j < k; j++) {
+                    float v = (float)(0.3 * sin(2 * M_PI * hz * (double)(samples_done + j) / MEDIA_RATE));
+                    tone[0][j] = tone[1][j] = v;
+                }
+                if ((rc = mout_audio(m, (const float *const *)tone, k, err)) != 0 ||
+                    (rc = mout_audio_allow(m, samples_done + k, err)) != 0)
+                    goto out;
+                samples_done += k;
+                n -= k;
             }
-            if ((rc = mout_audio(m, (const float *const *)tone, n, err)) != 0 ||
-                (rc = mout_audio_allow(m, upto, err)) != 0)
-                goto out;
-            samples_done = upto;
         }
     }
     rc = mout_finish(m, NULL, err);

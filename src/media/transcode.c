@@ -61,7 +61,12 @@ struct clip {
     AVFrame *frame;
     AVFrame *last;          /* the last decoded video frame (a reference) */
     int64_t frames, limit;  /* video frames written for this clip; at most limit */
-    double declared, vstart, vend;
+    double declared;       /* the video stream's length, else the container's (seconds) */
+    bool declared_is_video; /* false: the container's, which audio may outlast the video in */
+    double start;          /* the container's start */
+    double vstart, vend;   /* covered by decoded video */
+    int64_t next_ts;       /* where the next frame starts when it has no timestamp */
+    double aend;           /* end of the last audio packet */
     bool have_start, corrupt;
     int64_t vpackets, verrors, vframes;
     int last_err;
@@ -309,19 +314,24 @@ static int on_video_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
     AVStream *st = c->ic->streams[c->vi];
     int rc;
     c->vframes++;
+    /* the frame's length in stream ticks: its packet's, else the nominal rate's, else 1/25 s */
+    AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate
+                      : st->r_frame_rate.num > 0 && st->r_frame_rate.den > 0   ? st->r_frame_rate
+                                                                               : (AVRational){25, 1};
+    int64_t dur = fr->pkt_duration > 0 ? fr->pkt_duration : av_rescale_q(1, av_inv_q(rate), st->time_base);
+    if (dur < 1)
+        dur = 1;
     int64_t ts = fr->best_effort_timestamp;
-    if (ts != AV_NOPTS_VALUE) {
-        double t = (double)ts * av_q2d(st->time_base);
-        double d = fr->pkt_duration > 0 ? (double)fr->pkt_duration * av_q2d(st->time_base)
-                   : st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? 1 / av_q2d(st->avg_frame_rate)
-                                                                               : 0;
-        if (!c->have_start || t < c->vstart) {
-            c->vstart = t;
-            c->have_start = true;
-        }
-        if (t + d > c->vend)
-            c->vend = t + d;
+    if (ts == AV_NOPTS_VALUE) /* raw streams carry no timestamps: count frames */
+        ts = c->have_start ? c->next_ts : 0;
+    c->next_ts = ts + dur;
+    double t = (double)ts * av_q2d(st->time_base), d = (double)dur * av_q2d(st->time_base);
+    if (!c->have_start || t < c->vstart) {
+        c->vstart = t;
+        c->have_start = true;
     }
+    if (t + d > c->vend)
+        c->vend = t + d;
     fr->pts = ts;
     if (c->graph && (fr->width != c->gw || fr->height != c->gh || fr->format != c->gfmt ||
                      av_cmp_q(fr->sample_aspect_ratio, c->gsar) != 0)) {
@@ -466,7 +476,8 @@ static int open_clip(struct run *r, struct clip *c, buf_t *err) {
     if (c->ai < 0)
         c->ai = -1;
     AVCodecParameters *vp = c->ic->streams[c->vi]->codecpar;
-    if (vp->width <= 0 || vp->height <= 0 || vp->width > 16384 || vp->height > 16384)
+    if (vp->width <= 0 || vp->height <= 0 || vp->width > 8192 || vp->height > 8192 ||
+        (int64_t)vp->width * vp->height > MEDIA_MAX_INPUT_PIXELS)
         return media_fail(err, ERR_MEDIATYPE, "'%s' has an unusable video size %dx%d", c->path, vp->width, vp->height);
     if ((rc = media_decoder_open(c->ic, c->vi, r->threads, &c->vdec, err)) != 0)
         return rc;
@@ -480,7 +491,10 @@ static int open_clip(struct run *r, struct clip *c, buf_t *err) {
             c->ai = -1; /* an audio codec we cannot decode: silence instead */
         buf_release(&ignored);
     }
+    AVStream *vs = c->ic->streams[c->vi];
+    c->declared_is_video = vs->duration > 0 && vs->duration != AV_NOPTS_VALUE;
     c->declared = media_stream_seconds(c->ic, c->vi);
+    c->start = c->ic->start_time != AV_NOPTS_VALUE ? (double)c->ic->start_time / AV_TIME_BASE : 0;
     c->pkt = av_packet_alloc();
     c->frame = av_frame_alloc();
     c->last = av_frame_alloc();
@@ -517,10 +531,15 @@ static int check_clip(const struct clip *c, buf_t *err) {
         return media_fail(err, ERR_MEDIATYPE, "'%s' is corrupt: %lld of %lld video packets did not decode: %s", c->path,
                           (long long)c->verrors, (long long)c->vpackets, why);
     if (c->declared > 0) {
-        double covered = c->vend - c->vstart;
-        double tol = fmax(0.25, 0.05 * c->declared);
+        /* against the container's length, the audio may be what reaches it */
+        double covered = c->declared_is_video ? c->vend - c->vstart : fmax(c->vend, c->aend) - c->start;
+        /* a frame or two of slack for rounding and edit lists, no more: a cut in the last
+         * seconds of a file is still a cut */
+        AVRational fr = c->ic->streams[c->vi]->avg_frame_rate;
+        double frame = fr.num > 0 && fr.den > 0 ? 1 / av_q2d(fr) : 0.04;
+        double tol = fmax(0.1, 0.02 * c->declared) + frame;
         if (covered < c->declared - tol)
-            return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated: its video ends at %.2f s of %.2f s", c->path,
+            return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated: it ends at %.2f s of the %.2f s it declares", c->path,
                               covered, c->declared);
     }
     return 0;
@@ -538,6 +557,9 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
             c->vpackets++;
             rc = decode_video(r, c, c->pkt, err);
         } else if (c->pkt->stream_index == c->ai) {
+            AVStream *as = c->ic->streams[c->ai];
+            if (c->pkt->pts != AV_NOPTS_VALUE)
+                c->aend = fmax(c->aend, (double)(c->pkt->pts + c->pkt->duration) * av_q2d(as->time_base));
             rc = decode_audio(r, c, c->pkt, err);
         }
         av_packet_unref(c->pkt);
@@ -559,10 +581,13 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
     /* the clip's audio: exactly as long as its video */
     int64_t want = audio_at(r, r->frames);
     mout_audio_truncate(r->m, want);
-    int64_t have = mout_audio_queued(r->m);
-    if (have < want && (rc = mout_audio(r->m, NULL, (int)(want - have), err)) != 0)
+    if ((rc = mout_audio_allow(r->m, want, err)) != 0)
         return rc;
-    return mout_audio_allow(r->m, want, err);
+    /* silence for the rest, a second at a time (each encoded at once: the queue stays small) */
+    for (int64_t have = mout_audio_queued(r->m); have < want; have = mout_audio_queued(r->m))
+        if ((rc = mout_audio(r->m, NULL, (int)FFMIN(want - have, MEDIA_RATE), err)) != 0)
+            return rc;
+    return 0;
 }
 
 /* ---- the calls ---- */

@@ -21,12 +21,23 @@
 #define RESCUE_EVERY_MS 5000
 #define PURGE_EVERY 120 /* rescue ticks: 10 minutes */
 
+enum outcome_label { OL_SUCCEEDED, OL_RESCHEDULED, OL_RETRIED, OL_DEAD, OL_LEASE_LOST, OL_STORE_ERROR, OL__COUNT };
+static const char *const outcome_names[OL__COUNT] = {"succeeded", "rescheduled", "retried",
+                                                     "dead",      "lease_lost",  "store_error"};
+
 struct type_slot {
     const struct job_type *t;
     int running, cap;
     int prov, group; /* slot indexes; -1: none */
     job_t *claimed;  /* claim buffer, min(cap, CLAIM_BATCH) entries, allocated on first use and
                         reused (one claim is in flight at a time) */
+    /* Worth claiming: false only after a claim found fewer ready jobs than it asked for and
+     * nothing was enqueued since (kicks unchanged). Every poll, rescue and wake sets it again,
+     * so jobs of other processes and retries are found as before; it only saves the claim
+     * statements of idle types on every in-process enqueue. */
+    bool dirty;
+    unsigned kicks;
+    struct series *m_duration, *m_outcome[OL__COUNT]; /* metric series, made on first use */
 };
 
 /* What the types naming one provider share. */
@@ -188,30 +199,46 @@ static int finish_unit(store_tx_t *tx, void *arg) {
     return 0;
 }
 
-static const char *outcome_name(const struct job_ctx *ctx, int rc) {
+/* The outcome label of myloware_jobs_total. */
+static enum outcome_label outcome_of(const struct job_ctx *ctx, int rc) {
     if (rc == ERR_CONFLICT)
-        return "lease_lost";
+        return OL_LEASE_LOST;
     if (rc)
-        return "store_error";
+        return OL_STORE_ERROR;
     switch (ctx->outcome) {
-    case JO_OK: return "succeeded";
-    case JO_RESCHEDULE: return "rescheduled";
-    case JO_RETRY: return ctx->job.state == JOB_DEAD ? "dead" : "retried";
-    case JO_PERMANENT: return "dead";
+    case JO_OK: return OL_SUCCEEDED;
+    case JO_RESCHEDULE: return OL_RESCHEDULED;
+    case JO_RETRY: return ctx->job.state == JOB_DEAD ? OL_DEAD : OL_RETRIED;
+    case JO_PERMANENT: return OL_DEAD;
     }
-    return "unknown";
+    return OL_STORE_ERROR;
+}
+
+/* The type's series, looked up once (the label text is built only then). */
+static void job_metrics(struct type_slot *ts, enum outcome_label o, double secs) {
+    if (!ts->m_duration) {
+        buf_t lb;
+        buf_init(&lb, 256);
+        metrics_label(&lb, "type", ts->t->name);
+        ts->m_duration = metrics_series(M_JOB_DURATION, lb.data);
+        buf_release(&lb);
+    }
+    if (!ts->m_outcome[o]) {
+        buf_t lb;
+        buf_init(&lb, 256);
+        metrics_label(&lb, "type", ts->t->name);
+        metrics_label(&lb, "outcome", outcome_names[o]);
+        ts->m_outcome[o] = metrics_series(M_JOBS, lb.data);
+        buf_release(&lb);
+    }
+    metrics_series_observe(M_JOB_DURATION, ts->m_duration, secs);
+    metrics_series_add(ts->m_outcome[o], 1);
 }
 
 static void finish_done_one(struct job_ctx *ctx, int rc) {
     dispatcher_t *d = ctx->d;
     double secs = (double)(clock_mono_ns() - ctx->started_ns) / 1e9;
-    buf_t lb;
-    buf_init(&lb, 256);
-    metrics_label(&lb, "type", ctx->type->name);
-    metrics_observe(M_JOB_DURATION, lb.data, secs);
-    metrics_label(&lb, "outcome", outcome_name(ctx, rc));
-    metrics_add(M_JOBS, lb.data, 1);
-    buf_release(&lb);
+    job_metrics(&d->types[ctx->slot], outcome_of(ctx, rc), secs);
     if (rc == ERR_CONFLICT)
         log_warn("queue", "result discarded: the job's lease was lost", LF_S("job_id", ctx->job.id),
                  LF_S("type", ctx->type->name));
@@ -332,6 +359,7 @@ struct claim_req {
     int n;
     struct {
         int slot, limit, got;
+        unsigned kicks;
         job_t *jobs;
     } per[MAX_TYPES];
 };
@@ -347,8 +375,8 @@ static int claim_unit(store_tx_t *tx, void *arg) {
     return 0;
 }
 
-/* Jobs claimed just as their provider's circuit opened (or its limiter filled): back to queued
- * without using the attempt. */
+/* Jobs claimed just as their provider's circuit opened (or its limiter filled, or the drain began): back
+ * to queued without using the attempt. */
 struct refuse_req {
     int n;
     job_t *jobs;
@@ -375,10 +403,19 @@ static void refuse_done(void *arg, int rc) {
     free(r);
 }
 
+/* Every type is worth claiming again (see type_slot.dirty). */
+static void claim_all(dispatcher_t *d) {
+    for (int i = 0; i < d->ntypes; i++) {
+        d->types[i].dirty = true;
+        d->types[i].kicks++;
+    }
+    claim(d);
+}
+
 static void wake_cb(uv_timer_t *t) {
     dispatcher_t *d = t->data;
     d->wake_at = 0;
-    claim(d);
+    claim_all(d);
 }
 
 /* Claims again at now + ms (the earliest time a limiter or an open circuit lets a job go). */
@@ -421,13 +458,11 @@ static void claim_done(void *arg, int rc) {
         if (rc == 0) {
             struct type_slot *ts = &d->types[r->per[i].slot];
             for (int k = 0; k < r->per[i].got; k++) {
-                if (d->draining) { /* claimed while the drain began: give it straight back */
-                    job_release(&r->per[i].jobs[k]);
-                    continue;
-                }
                 enum breaker_ticket ticket;
                 uint32_t gen;
-                if (!admit(d, ts, now, &ticket, &gen)) {
+                /* claimed while the drain began, or its provider cannot take it now: give it back
+                 * without using the attempt */
+                if (d->draining || !admit(d, ts, now, &ticket, &gen)) {
                     if (!refused) {
                         refused = xcalloc(1, sizeof *refused);
                         refused->jobs = xcalloc((size_t)r->per[i].got, sizeof(job_t));
@@ -441,12 +476,18 @@ static void claim_done(void *arg, int rc) {
             }
             total += r->per[i].got;
             full |= r->per[i].got == r->per[i].limit;
+            if (r->per[i].got < r->per[i].limit && ts->kicks == r->per[i].kicks)
+                ts->dirty = false; /* its ready jobs are all claimed */
         }
     }
     free(r);
     if (refused) {
-        log_info("queue", "claimed jobs given back: their provider cannot take them now", LF_I("count", refused->n));
+        log_info("queue", d->draining ? "claimed jobs given back: draining"
+                                      : "claimed jobs given back: their provider cannot take them now",
+                 LF_I("count", refused->n));
         store_submit(d->store, refuse_unit, refused, refuse_done);
+        for (int i = 0; i < d->ntypes; i++) /* given back: their types have ready jobs again */
+            d->types[i].dirty = true;
         d->claim_again = true; /* the budgets changed under the claim: the next pass recomputes them */
     }
     if (rc)
@@ -502,6 +543,8 @@ static void claim(dispatcher_t *d) {
     for (int j = 0; j < d->ntypes; j++) {
         int i = (int)((first + (unsigned)j) % (unsigned)d->ntypes);
         struct type_slot *ts = &d->types[i];
+        if (!ts->dirty)
+            continue;
         int limit = imin(ts->cap - ts->running, CLAIM_BATCH);
         if (ts->prov >= 0)
             limit = imin(limit, pfree[ts->prov]);
@@ -515,6 +558,7 @@ static void claim(dispatcher_t *d) {
             gfree[ts->group] -= limit;
         r->per[r->n].slot = i;
         r->per[r->n].limit = limit;
+        r->per[r->n].kicks = ts->kicks;
         if (!ts->claimed) /* not zeroed: the store fills each entry it returns */
             ts->claimed = xmalloc((size_t)imin(ts->cap, CLAIM_BATCH) * sizeof(job_t));
         r->per[r->n].jobs = ts->claimed;
@@ -531,10 +575,23 @@ static void claim(dispatcher_t *d) {
 
 void dispatcher_kick(dispatcher_t *d) {
     if (d)
-        claim(d);
+        claim_all(d);
 }
 
-static void poll_cb(uv_timer_t *t) { claim(t->data); }
+void dispatcher_kick_type(dispatcher_t *d, const char *type) {
+    if (!d)
+        return;
+    for (int i = 0; i < d->ntypes; i++) {
+        if (strcmp(d->types[i].t->name, type) == 0) {
+            d->types[i].dirty = true;
+            d->types[i].kicks++;
+            claim(d);
+            return;
+        }
+    }
+}
+
+static void poll_cb(uv_timer_t *t) { claim_all(t->data); }
 
 /* ---- leases, rescue, retention ------------------------------------------------------------------ */
 
@@ -612,7 +669,7 @@ static void rescue_done(void *arg, int rc) {
     if (r->purged)
         log_info("queue", "old finished jobs deleted", LF_I("count", r->purged));
     if (r->rescued)
-        claim(d);
+        claim_all(d);
     free(r);
 }
 
@@ -691,7 +748,7 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     int prov = t->provider ? add_provider(d, t->provider) : -1;
     int group = t->cap_group ? find_group(d, t->cap_group) : -1;
-    d->types[d->ntypes++] = (struct type_slot){t, 0, cap, prov, group, NULL};
+    d->types[d->ntypes++] = (struct type_slot){.t = t, .cap = cap, .prov = prov, .group = group, .dirty = true};
 }
 
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {

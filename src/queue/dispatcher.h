@@ -107,8 +107,10 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t);
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap);
 /* Starts claiming (rescues this host's dead workers first). once: stop when nothing is ready. */
 void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud);
-/* Claim now: called after an in-process enqueue commits. */
+/* Claim now: called after an in-process enqueue commits (d may be NULL: no dispatcher here). */
 void dispatcher_kick(dispatcher_t *d);
+/* The same when only jobs of one type were enqueued: claims that type only (cheaper). */
+void dispatcher_kick_type(dispatcher_t *d, const char *type);
 /* Stops claiming and drains (see above); cb runs when nothing is running any more. */
 void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *), void *ud);
 /* Closes the handles; frees in the close callbacks. After the drain. */

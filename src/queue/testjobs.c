@@ -25,6 +25,12 @@ static int record_effect(store_tx_t *tx, struct job_ctx *ctx) {
     return tx->s->ops->test_effect(tx, ctx->job.id, clock_now_ms());
 }
 
+/* test.latency: records when its handler started (CLOCK_MONOTONIC microseconds, comparable with
+ * a client's {"t_us"} taken just before its enqueue on the same host) as its effect's time. */
+static int record_start(store_tx_t *tx, struct job_ctx *ctx) {
+    return tx->s->ops->test_effect(tx, ctx->job.id, (int64_t)(ctx->started_ns / 1000u));
+}
+
 /* Pool thread: sleeps {"ms": N} in small steps, reporting progress. */
 static void run_sleep(struct job_ctx *ctx) {
     json_int_t ms = payload_int(ctx, "ms", 100);
@@ -48,6 +54,7 @@ static void run_fail(struct job_ctx *ctx) {
 static const struct job_type types[] = {
     {.name = "test.noop", .kind = JK_LOOP, .concurrency = 512, .run_loop = run_now},
     {.name = "test.effect", .kind = JK_LOOP, .concurrency = 512, .run_loop = run_now, .on_complete = record_effect},
+    {.name = "test.latency", .kind = JK_LOOP, .concurrency = 64, .run_loop = run_now, .on_complete = record_start},
     {.name = "test.sleep", .kind = JK_POOL, .run_pool = run_sleep},
     {.name = "test.fail", .kind = JK_LOOP, .run_loop = run_fail},
     /* test.fail behind provider "test": its failures open the provider's circuit */

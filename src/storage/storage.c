@@ -220,6 +220,22 @@ int storage_cleanup(storage_t *s, const char *prefix, int64_t older_than,
     return rc;
 }
 
+int storage_key_run_id(const char *key, char out[37]) {
+    static const char *const shapes[] = {"transcoded/clip_", "thumbnails/thumb_"};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        size_t n = strlen(shapes[i]);
+        if (strncmp(key, shapes[i], n) != 0 || strlen(key) < n + 37)
+            continue;
+        const char *id = key + n;
+        if (id[36] != '_' || !crypto_is_uuid(id, 36) || strchr(id, '/') || !storage_key_valid(key))
+            return ERR_INVAL;
+        memcpy(out, id, 36);
+        out[36] = '\0';
+        return 0;
+    }
+    return ERR_INVAL;
+}
+
 int64_t storage_retention_cutoff(const storage_t *s, int64_t now) {
     return s->retention_hours > 0 ? now - s->retention_hours * 3600 : 0;
 }

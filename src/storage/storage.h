@@ -139,6 +139,10 @@ int storage_delete(storage_t *s, const char *key);
  */
 int storage_cleanup(storage_t *s, const char *prefix, int64_t older_than,
                     bool (*keep)(const char *key, void *ud), void *ud, int *removed);
+/* The run id of an intermediate media key ("transcoded/clip_<run_id>_<i>.mp4",
+ * "thumbnails/thumb_<run_id>_<i>.jpg", run_id a UUID) into out (37 bytes), for cleanup's keep
+ * callback. Pure. 0, or ERR_INVAL when the key is not of that shape. */
+int storage_key_run_id(const char *key, char out[37]);
 /* now - MEDIA_RETENTION_HOURS as Unix seconds, or 0 when retention is off (0 hours: keep all,
  * so callers skip the cleanup). Pure. */
 int64_t storage_retention_cutoff(const storage_t *s, int64_t now);

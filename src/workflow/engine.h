@@ -61,6 +61,10 @@ int rtx_audit(struct rtx *x, const char *actor, const char *action, json_t *deta
 /* The gate of publish: awaiting approval, or auto-approved (audited) and publishing queued. */
 int rtx_publish_gate(struct rtx *x);
 
+/* Maps video tasks ([{task_id, video_index}]) to the run and applies the deliveries that came
+ * before (the webhook inbox's 'early' ones within WEBHOOK_EARLY_TTL_S). */
+int rtx_register_tasks(struct rtx *x, json_t *tasks);
+
 /* steps.c: the job types. */
 void steps_register(workflow_t *w, struct dispatcher *d);
 

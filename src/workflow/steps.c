@@ -274,6 +274,31 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
     }
 }
 
+/* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
+
+static void output_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) { /* fail-closed: the step waits for the moderation to answer */
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error && *r->st.error ? r->st.error
+                                                                                   : "safety check unavailable");
+        return;
+    }
+    if (r->flagged)
+        step_fail(s, "Safety check failed at %s: moderation:%s", json_string_value(json_object_get(s->res, "_at")),
+                  r->category ? r->category : "flagged");
+    job_finish(s->ctx);
+}
+
+static void moderate_then_finish(struct step *s, const char *text, const char *at) {
+    if (!s->app->providers || !providers_safety_enabled(s->app->providers) || !text) {
+        job_finish(s->ctx);
+        return;
+    }
+    json_object_set_new(s->res, "_at", json_string(at));
+    if (provider_safety_check(s->app->providers, text, output_moderated, s, NULL) != 0)
+        finish_with(s, PROV_RETRY, -1, "safety check unavailable");
+}
+
 /* ---- ideation ------------------------------------------------------------------------------------- */
 
 /* The first ```json fenced block of text (or the whole text) as a JSON object. */
@@ -335,6 +360,9 @@ static void ideate_done(agent_t *a, void *ud) {
         json_object_set_new(s->res, "ideas", json_string(content));
         json_object_set_new(s->res, "ideas_structured", json_incref(block));
         json_object_set_new(s->res, "overlays", overlays);
+        json_decref(block);
+        moderate_then_finish(s, content, "ideation");
+        return;
     }
     json_decref(block);
     job_finish(s->ctx);
@@ -523,8 +551,6 @@ static void produce_start(struct step *s) {
 
 static void produce_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PRODUCTION, false, produce_start); }
 
-#define EARLY_MAX 16
-
 static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PRODUCTION);
@@ -538,8 +564,6 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *manifest = json_object(), *pending = json_array();
     char seconds[8];
     snprintf(seconds, sizeof seconds, "%d", p ? p->clip_seconds : 8);
-    int rc = 0;
-    int64_t since = clock_now_ms() - config_int(wf_global->cfg, S_WEBHOOK_EARLY_TTL_S) * 1000;
     size_t i;
     json_t *t;
     json_array_foreach(tasks, i, t) {
@@ -549,39 +573,9 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
                             json_pack("{s:i,s:s,s:s}", "video_index", k, "size", p ? sora_size(p) : "720x1280",
                                       "seconds", seconds));
         json_array_append_new(pending, json_string(id));
-        if (rc == 0) {
-            rc = tx->s->ops->task_add(tx, "sora", id, x.r.id, k);
-            if (rc == ERR_CONFLICT) { /* the same task again (an idempotent resubmission) */
-                char other[RUN_ID_LEN];
-                int oi;
-                rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 && strcmp(other, x.r.id) == 0
-                         ? 0
-                         : ERR_CONFLICT;
-            }
-        }
-        /* deliveries that came before the task was known */
-        inbox_item_t early[EARLY_MAX];
-        int n = EARLY_MAX;
-        if (rc == 0)
-            rc = tx->s->ops->inbox_early(tx, "sora", id, since, early, &n);
-        else
-            n = 0;
-        for (int e = 0; e < n; e++) {
-            if (rc == 0)
-                rc = tx->s->ops->inbox_set(tx, early[e].id, "applied", x.r.id);
-            char key[300];
-            snprintf(key, sizeof key, "sora:%s", early[e].delivery_id);
-            if (rc == 0)
-                rc = rtx_enqueue(&x, "webhook.sora",
-                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id, "task_id", id,
-                                           "video_index", k, "failed",
-                                           strcmp(early[e].event_type, "video.failed") == 0),
-                                 key);
-            if (rc == 0)
-                log_info("workflow", "early webhook applied", LF_S("run_id", x.r.id), LF_S("task_id", id));
-            inbox_item_release(&early[e]);
-        }
     }
+    int rc = rtx_register_tasks(&x, tasks);
+    json_object_set(x.ctx, "videos", json_object_get(s->res, "videos"));
     char *transcript = transcript_text(s);
     char *man = json_dumps(manifest, JSON_COMPACT);
     if (rc == 0)
@@ -605,6 +599,105 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+
+/* ---- resubmitting missing clips (resume "videos") ------------------------------------------------- */
+
+struct resub {
+    struct step *s;
+    int index;
+};
+
+static void resub_created(const struct sora_result *r, void *ud) {
+    struct resub *rs = ud;
+    struct step *s = rs->s;
+    if (r->st.outcome == PROV_OK) {
+        json_array_append_new(json_object_get(s->res, "tasks"),
+                              json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", rs->index));
+    } else if (s->call_outcome == PROV_OK || r->st.outcome == PROV_PERMANENT) {
+        s->call_outcome = r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome;
+        s->call_retry_after = r->st.retry_after_s;
+        free(s->call_error);
+        s->call_error = xstrdup(r->st.error ? r->st.error : "");
+    }
+    free(rs);
+    if (--s->pending == 0) {
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else {
+            char msg[1200];
+            snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s", s->call_error ? s->call_error : "");
+            finish_with(s, s->call_outcome, s->call_retry_after, msg);
+        }
+    }
+}
+
+static void resubmit_start(struct step *s) {
+    json_t *ctxj = json_loads(s->run.context ? s->run.context : "{}", 0, NULL);
+    json_t *videos = json_object_get(ctxj, "videos"), *indexes = json_object_get(s->payload, "indexes");
+    json_object_set_new(s->res, "tasks", json_array());
+    s->call_outcome = PROV_OK;
+    s->pending = 1; /* held until every request is made */
+    size_t i, k;
+    json_t *ix, *v;
+    json_array_foreach(indexes, i, ix) {
+        int want = (int)json_integer_value(ix);
+        json_array_foreach(videos, k, v) {
+            if (json_integer_value(json_object_get(v, "video_index")) != want)
+                continue;
+            char key[100];
+            snprintf(key, sizeof key, "%s:%d:%s", s->run.id, want, s->ctx->job.id);
+            struct sora_create_req req = {.prompt = json_string_value(json_object_get(v, "visual_prompt")),
+                                          .seconds = s->proj->clip_seconds,
+                                          .size = sora_size(s->proj),
+                                          .idempotency_key = key,
+                                          .video_index = want};
+            struct resub *rs = xcalloc(1, sizeof *rs);
+            *rs = (struct resub){s, want};
+            s->pending++;
+            if (!req.prompt || provider_sora_create(s->app->providers, &req, resub_created, rs, NULL) != 0) {
+                free(rs);
+                s->pending--;
+                s->call_outcome = PROV_PERMANENT;
+                free(s->call_error);
+                s->call_error = xstrdup("the video request could not be made");
+            }
+        }
+    }
+    json_decref(ctxj);
+    if (--s->pending == 0) { /* nothing was asked, or every call failed at once */
+        if (s->call_outcome == PROV_OK)
+            job_finish(s->ctx);
+        else
+            finish_with(s, s->call_outcome, -1, s->call_error);
+    }
+}
+
+static void resubmit_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, resubmit_start); }
+
+static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_VIDEOS, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    json_t *tasks = json_object_get(s->res, "tasks");
+    json_t *pending = json_object_get(x.art, "pending_task_ids");
+    if (!json_is_array(pending)) {
+        pending = json_array();
+        json_object_set_new(x.art, "pending_task_ids", pending);
+    }
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) json_array_append(pending, json_object_get(t, "task_id"));
+    int rc = rtx_register_tasks(&x, tasks);
+    if (rc == 0)
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
 /* ---- a clip: download (webhook.sora) ------------------------------------------------------------------ */
 
 static void clip_downloaded(const struct download_result *r, void *ud) {
@@ -612,6 +705,11 @@ static void clip_downloaded(const struct download_result *r, void *ud) {
     if (r->st.outcome == PROV_OK) {
         json_object_set_new(s->res, "input", json_string(r->path));
         job_finish(s->ctx);
+        return;
+    }
+    if (r->st.outcome == PROV_PERMANENT && r->st.http_status == 409) {
+        /* "not completed yet": a delivery that came before the video was ready; try again */
+        finish_with(s, PROV_RETRY, 1, r->st.error);
         return;
     }
     if (r->st.outcome == PROV_PERMANENT) {
@@ -640,7 +738,13 @@ static void sora_webhook_run(struct job_ctx *ctx) {
     crypto_random(b, sizeof b);
     crypto_hex(b, sizeof b, rnd);
     snprintf(path, sizeof path, "%s/dl-%s-%d-%s.mp4", s->w->tmp_dir, ctx->job.run_id, pint(s, "video_index", 0), rnd);
-    if (provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL) != 0) {
+    const char *url = pstr(s, "result_url"); /* legacy envelopes name the file */
+    int rc = url ? provider_download_url(s->app->providers, PK_SORA, url, path, clip_downloaded, s, NULL)
+                 : provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL);
+    if (rc != 0 && url) {
+        step_fail(s, "OpenAI video download failed: the result URL was refused");
+        job_finish(ctx);
+    } else if (rc != 0) {
         job_set_error(ctx, JO_PERMANENT, "webhook.sora: the download could not be made");
         job_finish(ctx);
     }
@@ -841,6 +945,55 @@ static const struct tool_def render_tool = {
     "\"duration_seconds\":{\"type\":\"number\",\"minimum\":0.1,\"maximum\":3600}}}",
 };
 
+
+/* RENDER_PROVIDER=remotion: the render service renders and calls back (webhooks.c). */
+static void render_submitted(const struct render_result *r, void *ud) {
+    struct step *s = ud;
+    agent_t *a = s->agent;
+    if (r->st.outcome != PROV_OK) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render submission failed: %s", r->st.error ? r->st.error : "");
+        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, msg);
+        return;
+    }
+    json_object_set_new(s->res, "render_job_id", json_string(r->job.job_id));
+    json_object_set_new(s->res, "remote", json_true());
+    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", r->job.job_id, "status",
+                                 r->job.status ? r->job.status : "queued"));
+}
+
+static void render_remote(struct step *s, agent_t *a, json_t *args) {
+    size_t n = json_array_size(json_object_get(s->art, "clips"));
+    const char **clips = xcalloc(n + 1, sizeof *clips);
+    for (size_t i = 0; i < n; i++)
+        clips[i] = json_string_value(json_object_get(json_array_get(json_object_get(s->art, "clips"), i), "url"));
+    json_t *texts = json_object_get(s->res, "texts");
+    size_t nt = json_array_size(texts);
+    const char **tv = xcalloc(nt + 1, sizeof *tv);
+    for (size_t i = 0; i < nt; i++)
+        tv[i] = json_string_value(json_array_get(texts, i));
+    int w, h;
+    media_scaled_size(s->proj->width, s->proj->height, config_num(s->app->cfg, S_RENDER_SCALE), &w, &h);
+    char cb[2048];
+    snprintf(cb, sizeof cb, "%s/v1/webhooks/remotion?run_id=%s", providers_self_url(s->app->providers), s->run.id);
+    double secs = json_number_value(json_object_get(args, "duration_seconds"));
+    struct render_submit_req req = {.run_id = s->run.id,
+                                    .clips = clips,
+                                    .nclips = n,
+                                    .duration_frames = (int)(secs * s->proj->fps + 0.5),
+                                    .fps = s->proj->fps,
+                                    .width = w,
+                                    .height = h,
+                                    .callback_url = cb,
+                                    .template_name = json_string_value(json_object_get(args, "template")),
+                                    .texts = tv,
+                                    .ntexts = nt};
+    if (provider_render_submit(s->app->providers, &req, render_submitted, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "Render submission failed: the request could not be made");
+    free(clips);
+    free(tv);
+}
+
 static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
     struct step *s = ud;
     json_t *clips = json_object_get(args, "clips");
@@ -853,6 +1006,10 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     }
     json_object_set(s->res, "texts", json_object_get(args, "texts") ? json_object_get(args, "texts") : json_array());
     json_object_set(s->res, "template", json_object_get(args, "template"));
+    if (providers_render_mode(s->app->providers) == RENDER_REMOTION) {
+        render_remote(s, a, args);
+        return;
+    }
     char job_id[64];
     snprintf(job_id, sizeof job_id, "local-%s", s->run.id);
     json_object_set_new(s->res, "render_job_id", json_string(job_id));
@@ -880,6 +1037,8 @@ static void edit_start(struct step *s) {
     json_object_set_new(facts, "template", json_string(s->proj->name));
     json_object_set_new(facts, "duration_seconds", json_integer((json_int_t)s->run.clips_expected * s->proj->clip_seconds));
     json_object_set(facts, "topic", json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
+    /* the ideas carry the overlay lines the editor puts in `texts` */
+    json_object_set(facts, "ideas", json_object_get(json_object_get(s->art, "ideas_structured"), "ideas"));
     json_t *task = json_pack("{s:o,s:o,s:s,s:I}", "clips", clips, "texts", texts, "template", s->proj->name,
                              "duration_seconds", (json_int_t)s->run.clips_expected * s->proj->clip_seconds);
     json_object_set(facts, "clips", json_object_get(task, "clips"));
@@ -909,8 +1068,18 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
                           NULL, NULL);
     free(transcript);
     json_object_set_new(x.ctx, "render_job_id", json_string(job_id));
+    json_object_set(x.ctx, "render_texts", json_object_get(s->res, "texts"));
     json_object_set_new(x.art, "render_progress", json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued",
                                                             "progress_percent", 0));
+    if (json_is_true(json_object_get(s->res, "remote"))) { /* the callback finishes the render */
+        if (rc == 0)
+            rc = tx->s->ops->task_add(tx, "render", job_id, x.r.id, 0);
+        rtx_move(&x, RS_AWAIT_RENDER, RSTEP_WAIT_RENDER);
+        if (rc == 0)
+            rc = rtx_save(&x, "Render submitted");
+        rtx_release(&x);
+        return rc;
+    }
     const project_t *p = rtx_project(&x);
     int w = 360, hh = 640;
     if (p)
@@ -1045,6 +1214,92 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
+
+/* ---- a remote render's output: download (webhook.remotion), then store (render.fetch, pool) -------- */
+
+static void remote_downloaded(const struct download_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_OK) {
+        json_object_set_new(s->res, "input", json_string(r->path));
+        job_finish(s->ctx);
+    } else if (r->st.outcome == PROV_PERMANENT) {
+        step_fail(s, "Render download failed: %s", r->st.error ? r->st.error : "");
+        job_finish(s->ctx);
+    } else {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+    }
+}
+
+static void remotion_webhook_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *url = pstr(s, "output_url");
+    if (!url || !*url) {
+        step_fail(s, "Render failed: the render service gave no output_url");
+        job_finish(ctx);
+        return;
+    }
+    char path[4200], rnd[9];
+    uint8_t b[4];
+    crypto_random(b, sizeof b);
+    crypto_hex(b, sizeof b, rnd);
+    snprintf(path, sizeof path, "%s/render-%s-%s.mp4", s->w->tmp_dir, ctx->job.run_id, rnd);
+    if (provider_download_url(s->app->providers, PK_RENDER, url, path, remote_downloaded, s, NULL) != 0) {
+        step_fail(s, "Render download failed: the URL was refused");
+        job_finish(ctx);
+    }
+}
+
+static int remotion_webhook_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    struct step *s = ctx->data;
+    const char *input = s ? json_string_value(json_object_get(s->res, "input")) : NULL;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_RENDER, RSTEP__COUNT);
+    if (h <= 0) {
+        if (h == 0 && input)
+            unlink(input);
+        return h;
+    }
+    if (s->fail)
+        return complete_fail(&x, s);
+    char key[80];
+    snprintf(key, sizeof key, "render:%s", x.r.id);
+    int rc = rtx_enqueue(&x, "render.fetch", json_pack("{s:s}", "input", input), key);
+    rtx_release(&x);
+    return rc;
+}
+
+/* Worker thread: the downloaded render is probed, thumbnailed and stored. */
+static void fetch_run(struct job_ctx *ctx) {
+    app_t *app = ctx->app;
+    struct pool_res *r = xcalloc(1, sizeof *r);
+    ctx->data = r;
+    r->payload = json_loads(ctx->job.payload ? ctx->job.payload : "{}", 0, NULL);
+    const char *input = json_string_value(json_object_get(r->payload, "input"));
+    snprintf(r->clip_key, sizeof r->clip_key, "renders/%s.mp4", ctx->job.run_id);
+    snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/render_%s.jpg", ctx->job.run_id);
+    char thumb[4200];
+    buf_t err;
+    buf_init(&err, 1024);
+    struct media_info info;
+    int rc;
+    if (!input) {
+        job_set_error(ctx, JO_PERMANENT, "render.fetch: the payload has no input");
+    } else if ((rc = media_probe(input, &info, &err)) != 0) {
+        char msg[1200];
+        snprintf(msg, sizeof msg, "Render failed: the rendered file is not a video (%s)", err.data ? err.data : "");
+        r->fail = xstrdup(msg);
+        unlink(input);
+    } else if (storage_tmp_path(app->storage, "render.jpg", thumb, sizeof thumb) != 0 ||
+               media_thumbnail(input, thumb, &err) != 0 ||
+               storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE) != 0 ||
+               storage_put_file(app->storage, r->clip_key, input, "video/mp4", STORAGE_PUT_MOVE) != 0) {
+        job_set_error(ctx, JO_RETRY, "render.fetch: cannot store the render");
+    } else {
+        r->done = true;
+    }
+    buf_release(&err);
+}
+
 /* ---- publishing ----------------------------------------------------------------------------------------- */
 
 static const struct tool_def publish_tool = {
@@ -1065,12 +1320,48 @@ static void published(const struct publish_result *r, void *ud) {
                     r->st.error);
         return;
     }
+    if (!r->url && r->request_id) { /* the publisher is still processing: polled (publish.poll) */
+        json_object_set_new(s->res, "request_id", json_string(r->request_id));
+        agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "status", "processing", "request_id",
+                                     r->request_id));
+        return;
+    }
     if (!r->url) {
-        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL.");
+        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL or status_url.");
         return;
     }
     json_object_set_new(s->res, "url", json_string(r->url));
     agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "url", r->url, "platform", "tiktok"));
+}
+
+static void start_upload(struct step *s) {
+    agent_t *a = s->agent;
+    /* the URL we publish is ours, whatever the model wrote */
+    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
+    json_t *tags = json_object_get(s->res, "tags");
+    size_t n = json_array_size(tags);
+    const char *tv[8];
+    for (size_t i = 0; i < n && i < 8; i++)
+        tv[i] = json_string_value(json_array_get(tags, i));
+    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(s->res, "model_url")),
+                              .caption = json_string_value(json_object_get(s->res, "caption")),
+                              .tags = tv,
+                              .ntags = n < 8 ? n : 8};
+    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
+        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+}
+
+static void caption_moderated(const struct safety_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        agent_abort(s->agent, PROV_RETRY, r->st.retry_after_s, "safety check unavailable");
+    } else if (r->flagged) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "Safety check failed at publishing: moderation:%s", r->category ? r->category : "flagged");
+        agent_abort(s->agent, PROV_PERMANENT, -1, msg);
+    } else {
+        start_upload(s);
+    }
 }
 
 static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args, void *ud) {
@@ -1083,21 +1374,15 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
         agent_abort(a, PROV_PERMANENT, -1, msg);
         return;
     }
-    /* the URL we publish is ours, whatever the model wrote */
-    const char *video_url = json_string_value(json_object_get(s->art, "video_url"));
-    json_t *tags = json_object_get(args, "tags");
-    size_t n = json_array_size(tags);
-    const char *tv[8];
-    for (size_t i = 0; i < n && i < 8; i++)
-        tv[i] = json_string_value(json_array_get(tags, i));
     json_object_set_new(s->res, "caption", json_string(caption));
-    json_object_set(s->res, "tags", tags);
-    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(args, "video_url")),
-                              .caption = caption,
-                              .tags = tv,
-                              .ntags = n};
-    if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
-        agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
+    json_object_set(s->res, "tags", json_object_get(args, "tags"));
+    json_object_set(s->res, "model_url", json_object_get(args, "video_url"));
+    if (providers_safety_enabled(s->app->providers)) {
+        if (provider_safety_check(s->app->providers, caption, caption_moderated, s, NULL) != 0)
+            agent_abort(a, PROV_RETRY, -1, "safety check unavailable");
+        return;
+    }
+    start_upload(s);
 }
 
 static void publish_done(agent_t *a, void *ud) {
@@ -1128,6 +1413,8 @@ static void publish_start(struct step *s) {
 
 static void publish_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PUBLISHING, false, publish_start); }
 
+static int published_url_commit(struct rtx *x, const char *url);
+
 static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
     int h = complete_head(tx, ctx, &x, RS_RUNNING, RSTEP_PUBLISHING);
@@ -1143,17 +1430,103 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
                                     "tags", json_object_get(s->res, "tags")),
                           NULL, NULL);
     free(transcript);
-    if (rc == 0)
-        rc = rtx_artifact(&x, "published_url", "publisher", NULL, url,
-                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
-                                    json_object_get(x.art, "video_url")),
-                          "published_url", NULL);
-    json_object_set_new(x.art, "published_url", json_string(url ? url : ""));
-    rtx_move(&x, RS_COMPLETED, RSTEP_COMPLETED);
+    const char *request_id = json_string_value(json_object_get(s->res, "request_id"));
+    if (!url && request_id) {
+        json_object_set_new(x.ctx, "publish_request_id", json_string(request_id));
+        rtx_move(&x, RS_AWAIT_PUBLISH, RSTEP_PUBLISHING);
+        if (rc == 0)
+            rc = rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
+        if (rc == 0)
+            rc = rtx_save(&x, NULL);
+        rtx_release(&x);
+        return rc;
+    }
+    rc = rc ? rc : published_url_commit(&x, url);
     if (rc == 0)
         rc = rtx_save(&x, NULL);
     rtx_release(&x);
     return rc;
+}
+
+/* The published URL and the end of the run (publish_complete, publish.poll). */
+static int published_url_commit(struct rtx *x, const char *url) {
+    int rc = 0;
+    if (rc == 0)
+        rc = rtx_artifact(x, "published_url", "publisher", NULL, url,
+                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
+                                    json_object_get(x->art, "video_url")),
+                          "published_url", NULL);
+    json_object_set_new(x->art, "published_url", json_string(url ? url : ""));
+    rtx_move(x, RS_COMPLETED, RSTEP_COMPLETED);
+    return rc;
+}
+
+/* ---- publish.poll: an upload the publisher is still processing ----------------------------------- */
+
+#define PUBLISH_POLL_MS 5000
+
+static void polled(const struct publish_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome != PROV_OK) {
+        finish_with(s, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->url) {
+        json_object_set_new(s->res, "url", json_string(r->url));
+    } else if (r->status && strcmp(r->status, "failed") == 0) {
+        step_fail(s, "Publishing failed: the publisher reported a failure");
+    } else { /* still processing: look again later without using an attempt */
+        s->ctx->outcome = JO_RESCHEDULE;
+        s->ctx->reschedule_at = clock_now_ms() + PUBLISH_POLL_MS;
+    }
+    job_finish(s->ctx);
+}
+
+static void publish_poll_start(struct step *s) {
+    if (provider_publish_status(s->app->providers, pstr(s, "request_id"), polled, s, NULL) != 0) {
+        step_fail(s, "Publishing failed: the status request could not be made");
+        job_finish(s->ctx);
+    }
+}
+
+static void publish_poll_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_PUBLISH, RSTEP__COUNT, false, publish_poll_start);
+}
+
+static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_PUBLISH, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    int rc = published_url_commit(&x, json_string_value(json_object_get(s->res, "url")));
+    if (rc == 0)
+        rc = rtx_save(&x, NULL);
+    rtx_release(&x);
+    return rc;
+}
+
+/* ---- notify.send (TELEGRAM_BOT_TOKEN) ---------------------------------------------------------------- */
+
+static void notified(const struct notify_result *r, void *ud) {
+    struct step *s = ud;
+    if (r->st.outcome == PROV_RETRY || r->st.outcome == PROV_CANCELLED) {
+        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error);
+        return;
+    }
+    if (r->st.outcome == PROV_PERMANENT) /* logged, not retried: a notification never fails a run */
+        log_warn("workflow", "notification not sent", LF_S("run_id", pstr(s, "run")), LF_S("error", r->st.error));
+    job_finish(s->ctx);
+}
+
+static void notify_run(struct job_ctx *ctx) {
+    struct step *s = step_of(ctx);
+    const char *chat = pstr(s, "chat_id"), *text = pstr(s, "text");
+    if (!chat || !text || !providers_notify_enabled(s->app->providers) ||
+        provider_notify_send(s->app->providers, chat, text, notified, s, NULL) != 0)
+        job_finish(ctx); /* nothing to send */
 }
 
 /* ---- registration --------------------------------------------------------------------------------------- */
@@ -1163,6 +1536,8 @@ static const struct job_type types[] = {
      .release = step_release, .provider = "llm"},
     {.name = "run.produce", .kind = JK_LOOP, .run_loop = produce_run, .on_complete = produce_complete,
      .release = step_release, .provider = "llm"},
+    {.name = "run.resubmit", .kind = JK_LOOP, .run_loop = resubmit_run, .on_complete = resubmit_complete,
+     .release = step_release, .provider = "sora"},
     {.name = "webhook.sora", .kind = JK_LOOP, .run_loop = sora_webhook_run, .on_complete = sora_webhook_complete,
      .release = step_release, .provider = "sora"},
     {.name = "clip.transcode", .kind = JK_POOL, .run_pool = transcode_run, .on_complete = transcode_complete,
@@ -1171,6 +1546,13 @@ static const struct job_type types[] = {
      .provider = "llm"},
     {.name = "render.local", .kind = JK_POOL, .run_pool = render_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
+    {.name = "webhook.remotion", .kind = JK_LOOP, .run_loop = remotion_webhook_run,
+     .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
+    {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
+     .release = pool_release, .cap_group = "media"},
+    {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
+     .release = step_release, .provider = "publish"},
+    {.name = "notify.send", .kind = JK_LOOP, .run_loop = notify_run, .release = step_release, .provider = "notify"},
     {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
      .release = step_release, .provider = "llm"},
 };

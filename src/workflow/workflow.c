@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
+#include "media/media.h"
 #include "queue/dispatcher.h"
 #include "workflow/engine.h"
 
@@ -130,6 +131,47 @@ static char *dump(json_t *j) {
     return s ? s : xstrdup("{}");
 }
 
+static char *dump_pack(json_t *j) {
+    char *s = dump(j);
+    json_decref(j);
+    return s;
+}
+
+
+/* TELEGRAM_BOT_TOKEN and a telegram_chat_id: a message at each gate and at the end, as a job of
+ * its own (no run id: a notification that cannot be sent never fails the run). */
+static int notify(struct rtx *x) {
+    if (!x->r.telegram_chat_id || !*x->r.telegram_chat_id || !*config_str(wf_global->cfg, S_TELEGRAM_BOT_TOKEN))
+        return 0;
+    char text[600];
+    switch (x->status) {
+    case RS_AWAIT_IDEATION:
+        snprintf(text, sizeof text, "Run %s: the ideas are ready for review (approve the ideation gate).", x->r.id);
+        break;
+    case RS_AWAIT_PUBLISH_APPROVAL:
+        snprintf(text, sizeof text, "Run %s: the video is rendered and waits for your publish approval.", x->r.id);
+        break;
+    case RS_COMPLETED:
+    case RS_FAILED:
+    case RS_REJECTED:
+    case RS_CANCELLED:
+        snprintf(text, sizeof text, "Run %s %s%s%s", x->r.id, run_status_name(x->status), x->r.error ? ": " : ".",
+                 x->r.error ? x->r.error : "");
+        break;
+    default:
+        return 0;
+    }
+    char *p = dump_pack(json_pack("{s:s,s:s,s:s}", "chat_id", x->r.telegram_chat_id, "text", text, "run", x->r.id));
+    struct queue_new n = {.type = "notify.send", .payload = p};
+    job_t j;
+    bool existed;
+    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &existed);
+    if (rc == 0)
+        job_release(&j);
+    free(p);
+    return rc;
+}
+
 int rtx_save(struct rtx *x, const char *message) {
     store_tx_t *tx = x->tx;
     char expect[RUN_STATUS_MAX];
@@ -161,6 +203,9 @@ int rtx_save(struct rtx *x, const char *message) {
         free(e.data);
         if (rc)
             return rc;
+        rc = notify(x);
+        if (rc)
+            return rc;
         if (run_status_terminal(x->status) && !run_status_terminal(x->read_status)) {
             buf_t lb;
             buf_init(&lb, 256);
@@ -184,7 +229,8 @@ void rtx_fail(struct rtx *x, const char *error, const char *job_type) {
                         json_pack("{s:s,s:s,s:s?}", "status", run_status_name(x->status), "step",
                                   run_step_name(x->step), "job_type", job_type));
     free(x->r.error);
-    x->r.error = xstrndup(error ? error : "failed", 2000);
+    const char *e = error ? error : "failed";
+    x->r.error = xstrndup(e, strnlen(e, 2000));
     rtx_move(x, RS_FAILED, x->step);
 }
 
@@ -263,6 +309,52 @@ int rtx_publish_gate(struct rtx *x) {
     return rc ? rc : rtx_enqueue(x, "run.publish", NULL, NULL);
 }
 
+
+#define EARLY_MAX 16
+
+int rtx_register_tasks(struct rtx *x, json_t *tasks) {
+    store_tx_t *tx = x->tx;
+    int rc = 0;
+    int64_t since = clock_now_ms() - config_int(wf_global->cfg, S_WEBHOOK_EARLY_TTL_S) * 1000;
+    size_t i;
+    json_t *t;
+    json_array_foreach(tasks, i, t) {
+        const char *id = json_string_value(json_object_get(t, "task_id"));
+        int k = (int)json_integer_value(json_object_get(t, "video_index"));
+        if (!id || rc)
+            continue;
+        rc = tx->s->ops->task_add(tx, "sora", id, x->r.id, k);
+        if (rc == ERR_CONFLICT) { /* the same task again (an idempotent resubmission) */
+            char other[RUN_ID_LEN];
+            int oi;
+            rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 && strcmp(other, x->r.id) == 0 ? 0
+                                                                                                      : ERR_CONFLICT;
+        }
+        /* deliveries that came before the task was known */
+        inbox_item_t early[EARLY_MAX];
+        int n = EARLY_MAX;
+        if (rc == 0)
+            rc = tx->s->ops->inbox_early(tx, "sora", id, since, early, &n);
+        else
+            n = 0;
+        for (int e = 0; e < n; e++) {
+            if (rc == 0)
+                rc = tx->s->ops->inbox_set(tx, early[e].id, "applied", x->r.id);
+            char key[300];
+            snprintf(key, sizeof key, "sora:%s", early[e].delivery_id);
+            if (rc == 0)
+                rc = rtx_enqueue(x, "webhook.sora",
+                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id, "task_id", id,
+                                           "video_index", k, "failed", strcmp(early[e].event_type, "video.failed") == 0),
+                                 key);
+            if (rc == 0)
+                log_info("workflow", "early webhook applied", LF_S("run_id", x->r.id), LF_S("task_id", id));
+            inbox_item_release(&early[e]);
+        }
+    }
+    return rc;
+}
+
 /* ---- the run object ------------------------------------------------------------------------------ */
 
 static json_t *iso(int64_t ms) {
@@ -332,6 +424,9 @@ int wf_budget(store_tx_t *tx, char *detail, size_t cap) {
     const config_t *cfg = wf_global->cfg;
     int64_t now = clock_now_ms();
     int64_t max = config_int(cfg, S_MAX_RUNS_LAST_24H), count = 0;
+    double cost = config_num(cfg, S_ESTIMATED_COST_PER_RUN_USD);
+    if (max == 0 && cost <= 0)
+        return 0; /* both budgets off: nothing to count (the count grows with the runs of the day) */
     int rc = tx->s->ops->run_count_since(tx, now - 24LL * 3600 * 1000, &count);
     if (rc)
         return rc;
@@ -363,20 +458,30 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out) {
     int rc = tx->s->ops->run_insert(tx, &r);
     if (rc)
         return rc;
+    /* the run as inserted (no read back: this is the hot path of POST /v1/runs/start) */
     struct rtx x;
-    rc = rtx_load(tx, r.id, &x);
-    if (rc)
-        return rc;
+    memset(&x, 0, sizeof x);
+    x.tx = tx;
+    x.r = r;
+    x.r.brief = xstrdup(q->brief ? q->brief : "");
+    x.r.user_id = q->user_id ? xstrdup(q->user_id) : NULL;
+    x.r.telegram_chat_id = q->telegram_chat_id ? xstrdup(q->telegram_chat_id) : NULL;
+    x.r.public_token = q->public_token ? xstrdup(q->public_token) : NULL;
+    x.r.artifacts = xstrdup("{}");
+    x.r.context = xstrdup("{}");
+    x.loaded = true;
+    x.status = x.read_status = RS_PENDING;
     run_event_t e;
     memset(&e, 0, sizeof e);
     memcpy(e.run_id, r.id, sizeof e.run_id);
     snprintf(e.kind, sizeof e.kind, "run");
     snprintf(e.status, sizeof e.status, "pending");
     e.message = "Run created";
-    json_t *d = json_pack("{s:s,s:s,s:n,s:s,s:n}", "run_id", r.id, "status", "pending", "current_step", "message",
-                          "Run created", "error");
-    e.data = dump(d);
-    json_decref(d);
+    char data[200];
+    snprintf(data, sizeof data,
+             "{\"run_id\":\"%s\",\"status\":\"pending\",\"current_step\":null,\"message\":\"Run created\",\"error\":null}",
+             r.id);
+    e.data = xstrdup(data);
     e.at = now;
     rc = tx->s->ops->run_event_add(tx, &e);
     free(e.data);
@@ -469,8 +574,8 @@ int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char
     return rc;
 }
 
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *ack, int *video_index,
-                     char *run_status, size_t cap) {
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
+                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap) {
     const struct store_ops *ops = tx->s->ops;
     char run_id[RUN_ID_LEN] = "";
     int index = -1;
@@ -478,7 +583,7 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
     if (rc && rc != ERR_NOTFOUND)
         return rc;
     struct rtx x;
-    bool known = rc == 0, live = false;
+    bool known = rc == 0 && (!for_run || strcmp(for_run, run_id) == 0), live = false;
     if (known) {
         rc = rtx_load(tx, run_id, &x);
         if (rc == ERR_NOTFOUND)
@@ -506,14 +611,71 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, enum wf_ack *
         char key[300];
         snprintf(key, sizeof key, "sora:%s", w->delivery_id);
         rc = rtx_enqueue(&x, "webhook.sora",
-                         json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
-                                   "video_index", index, "failed", failed),
+                         json_pack("{s:I,s:s,s:i,s:b,s:s?}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
+                                   "video_index", index, "failed", failed, "result_url", result_url),
                          key);
     }
     if (video_index)
         *video_index = index;
     if (known)
         rtx_release(&x);
+    return rc;
+}
+
+
+int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok, const char *output_url,
+                       const char *error, const char *body, struct wf_render_ack *ack) {
+    struct rtx x;
+    int rc = rtx_load(tx, run_id, &x);
+    if (rc)
+        return rc;
+    snprintf(ack->status, sizeof ack->status, "%s", x.r.status);
+    const char *mine = json_string_value(json_object_get(x.ctx, "render_job_id"));
+    if (!mine || strcmp(mine, job_id) != 0) {
+        rtx_release(&x);
+        return ERR_INVAL;
+    }
+    const char *stored = json_string_value(json_object_get(x.ctx, "render_output_url"));
+    bool past = x.status == RS_AWAIT_PUBLISH_APPROVAL || x.status == RS_AWAIT_PUBLISH ||
+                x.status == RS_COMPLETED || (x.status == RS_RUNNING && x.step == RSTEP_PUBLISHING);
+    if (stored || past) { /* a repeat: idempotent */
+        ack->repeat = true;
+        snprintf(ack->output_url, sizeof ack->output_url, "%s", stored ? stored : "");
+        rtx_release(&x);
+        return 0;
+    }
+    if (x.status != RS_AWAIT_RENDER) {
+        rtx_release(&x);
+        return ERR_CONFLICT;
+    }
+    inbox_item_t w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.provider, sizeof w.provider, "remotion");
+    snprintf(w.delivery_id, sizeof w.delivery_id, "%s:%s", job_id, ok ? "done" : "error");
+    snprintf(w.event_type, sizeof w.event_type, "%s", ok ? "render.done" : "render.error");
+    snprintf(w.task_id, sizeof w.task_id, "%s", job_id);
+    snprintf(w.run_id, sizeof w.run_id, "%s", run_id);
+    snprintf(w.status, sizeof w.status, "accepted");
+    w.payload = (char *)body;
+    w.received_at = clock_now_ms();
+    bool dup = false;
+    rc = tx->s->ops->inbox_add(tx, &w, &dup);
+    if (rc == 0 && ok) {
+        json_object_set_new(x.ctx, "render_output_url", json_string(output_url ? output_url : ""));
+        snprintf(ack->output_url, sizeof ack->output_url, "%s", output_url ? output_url : "");
+        char key[200];
+        snprintf(key, sizeof key, "remotion:%s", job_id);
+        rc = rtx_enqueue(&x, "webhook.remotion", json_pack("{s:s,s:s?}", "job_id", job_id, "output_url", output_url),
+                         key);
+        if (rc == 0)
+            rc = rtx_save(&x, NULL);
+    } else if (rc == 0) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "Render failed: %s", error && *error ? error : "the render service reported an error");
+        rtx_fail(&x, msg, "webhook.remotion");
+        rc = rtx_save(&x, msg);
+    }
+    rtx_release(&x);
     return rc;
 }
 
@@ -528,6 +690,206 @@ int wf_fail_run(store_tx_t *tx, const char *run_id, const char *error) {
     }
     rtx_fail(&x, error, NULL);
     rc = rtx_save(&x, error);
+    rtx_release(&x);
+    return rc;
+}
+
+
+/* ---- v2 state and resume ------------------------------------------------------------------------- */
+
+json_t *wf_state_json(const run_t *r) {
+    json_t *art = parse_obj(r->artifacts), *ctx = parse_obj(r->context);
+    json_t *clips = json_array(), *published = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(art, "clips"), i, c) json_array_append(clips, json_object_get(c, "url"));
+    const char *pub = json_string_value(json_object_get(art, "published_url"));
+    if (pub && *pub)
+        json_array_append_new(published, json_string(pub));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O?,s:O?,s:O?,s:b,s:o,s:O?,s:b,s:o,s:o}", "run_id", r->id, "project",
+                          r->workflow, "brief", r->brief ? r->brief : "", "status", r->status, "current_step",
+                          *r->step ? json_string(r->step) : json_null(), "ideas", json_object_get(art, "ideas"),
+                          "ideas_structured", json_object_get(art, "ideas_structured"), "overlays",
+                          json_object_get(art, "overlays"), "ideas_approved",
+                          json_is_true(json_object_get(ctx, "ideas_approved")), "video_clips", clips,
+                          "final_video_url", json_object_get(art, "video_url"), "publish_approved",
+                          json_is_true(json_object_get(ctx, "publish_approved")), "published_urls", published, "error",
+                          r->error ? json_string(r->error) : json_null());
+    json_decref(art);
+    json_decref(ctx);
+    return o;
+}
+
+json_t *wf_next(const run_t *r) {
+    int s = run_status_parse(r->status);
+    const char *n = NULL;
+    switch (s) {
+    case RS_PENDING: n = "ideation"; break;
+    case RS_RUNNING: n = *r->step ? r->step : "ideation"; break;
+    case RS_AWAIT_IDEATION: n = "ideation_approval"; break;
+    case RS_AWAIT_VIDEOS: n = "wait_for_videos"; break;
+    case RS_AWAIT_RENDER: n = strcmp(r->step, "wait_for_render") == 0 ? "wait_for_render" : "editing"; break;
+    case RS_AWAIT_PUBLISH_APPROVAL: n = "publish_approval"; break;
+    case RS_AWAIT_PUBLISH: n = "publishing"; break;
+    default: return json_null();
+    }
+    return json_pack("[s]", n);
+}
+
+/* Missing clip indexes of the run (no clip in the view), into idx; returns the count. */
+static int missing_clips(struct rtx *x, int *idx, int cap) {
+    bool have[64] = {false};
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(x->art, "clips"), i, c) {
+        json_int_t k = json_integer_value(json_object_get(c, "video_index"));
+        if (k >= 0 && k < 64)
+            have[k] = true;
+    }
+    int n = 0;
+    for (int k = 0; k < x->r.clips_expected && k < 64 && n < cap; k++)
+        if (!have[k])
+            idx[n++] = k;
+    return n;
+}
+
+static void clear_failure(struct rtx *x) {
+    free(x->r.error);
+    x->r.error = NULL;
+    json_object_del(x->ctx, "failed");
+}
+
+int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish, bool force,
+              const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap) {
+    struct rtx x;
+    int rc = rtx_load(tx, run_id, &x);
+    if (rc)
+        return rc;
+    chosen[0] = '\0';
+    json_t *failed = json_object_get(x.ctx, "failed");
+    const char *ftype = json_string_value(json_object_get(failed, "job_type"));
+    const char *fstatus = json_string_value(json_object_get(failed, "status"));
+    const char *fstep = json_string_value(json_object_get(failed, "step"));
+    char act[16];
+    snprintf(act, sizeof act, "%s", action);
+    if (strcmp(act, "auto") == 0) {
+        const char *pick = x.status == RS_FAILED                   ? "retry"
+                           : x.status == RS_AWAIT_VIDEOS           ? "videos"
+                           : x.status == RS_AWAIT_RENDER           ? "render"
+                           : x.status == RS_AWAIT_PUBLISH_APPROVAL ? "publish"
+                                                                   : NULL;
+        if (!pick)
+            goto not_resumable;
+        snprintf(act, sizeof act, "%s", pick);
+    }
+    if (strcmp(act, "retry") == 0 && (x.status == RS_FAILED || force)) {
+        /* the step that failed, from its last committed state; clip and render jobs re-run as
+         * the videos and render actions */
+        if (ftype && (strcmp(ftype, "webhook.sora") == 0 || strcmp(ftype, "clip.transcode") == 0 ||
+                      strcmp(ftype, "run.resubmit") == 0))
+            snprintf(act, sizeof act, "videos");
+        else if (ftype && strcmp(ftype, "render.local") == 0)
+            snprintf(act, sizeof act, "render");
+        else if (!ftype && fstatus && strcmp(fstatus, "awaiting_video_generation") == 0)
+            snprintf(act, sizeof act, "videos");
+        else if (!ftype && fstatus && strcmp(fstatus, "awaiting_render") == 0)
+            snprintf(act, sizeof act, "render");
+        else {
+            static const struct {
+                const char *type;
+                enum run_status st;
+                enum run_step step;
+            } steps[] = {{"run.ideate", RS_RUNNING, RSTEP_IDEATION},
+                         {"run.produce", RS_RUNNING, RSTEP_PRODUCTION},
+                         {"run.edit", RS_AWAIT_RENDER, RSTEP_EDITING},
+                         {"run.publish", RS_RUNNING, RSTEP_PUBLISHING}};
+            int k = -1;
+            for (int i = 0; i < 4; i++)
+                if (ftype && strcmp(ftype, steps[i].type) == 0)
+                    k = i;
+            if (k < 0) {
+                snprintf(chosen, ccap, "retry");
+                snprintf(message, mcap, "No failed step to retry");
+                goto answer;
+            }
+            snprintf(chosen, ccap, "retry");
+            snprintf(message, mcap, "Retrying %s", fstep && *fstep ? fstep : run_step_name(steps[k].step));
+            clear_failure(&x);
+            rtx_move(&x, steps[k].st, steps[k].step);
+            rc = rtx_enqueue(&x, steps[k].type, NULL, NULL);
+            if (rc == 0)
+                rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s}", "action", "retry"));
+            if (rc == 0)
+                rc = rtx_save(&x, message);
+            goto answer;
+        }
+    }
+    if (strcmp(act, "videos") == 0 && (x.status == RS_AWAIT_VIDEOS || x.status == RS_FAILED || force)) {
+        int idx[64], n = missing_clips(&x, idx, 64);
+        snprintf(chosen, ccap, "videos");
+        snprintf(message, mcap, "Videos re-submitted (%d)", n);
+        clear_failure(&x);
+        if (n == 0) { /* every clip is in: on to editing */
+            rtx_move(&x, RS_AWAIT_RENDER, RSTEP_EDITING);
+            char key[80];
+            snprintf(key, sizeof key, "edit:%s", x.r.id);
+            rc = rtx_enqueue(&x, "run.edit", NULL, key);
+        } else {
+            json_t *ix = json_array();
+            for (int i = 0; i < n; i++)
+                json_array_append_new(ix, json_integer(idx[i]));
+            rtx_move(&x, RS_AWAIT_VIDEOS, RSTEP_WAIT_VIDEOS);
+            rc = rtx_enqueue(&x, "run.resubmit", json_pack("{s:o}", "indexes", ix), NULL);
+        }
+        if (rc == 0)
+            rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s,s:i}", "action", "videos", "clips", n));
+        if (rc == 0)
+            rc = rtx_save(&x, message);
+        goto answer;
+    }
+    if (strcmp(act, "render") == 0 && (x.status == RS_AWAIT_RENDER || x.status == RS_FAILED || force)) {
+        snprintf(chosen, ccap, "render");
+        snprintf(message, mcap, "Render re-submitted");
+        clear_failure(&x);
+        rtx_move(&x, RS_AWAIT_RENDER, RSTEP_EDITING);
+        json_t *texts = json_object_get(x.ctx, "render_texts");
+        const project_t *p = rtx_project(&x);
+        if (!json_object_get(x.ctx, "render_job_id") || !p) {
+            char key[80];
+            snprintf(key, sizeof key, "edit:%s", x.r.id);
+            rc = rtx_enqueue(&x, "run.edit", NULL, key);
+        } else {
+            int w = 0, h = 0;
+            media_scaled_size(p->width, p->height, config_num(wf_global->cfg, S_RENDER_SCALE), &w, &h);
+            rc = rtx_enqueue(&x, "render.local",
+                             json_pack("{s:i,s:O,s:i,s:i,s:i}", "clips", x.r.clips_expected, "texts",
+                                       texts ? texts : json_array(), "width", w, "height", h, "fps", p->fps),
+                             NULL);
+        }
+        if (rc == 0)
+            rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s}", "action", "render"));
+        if (rc == 0)
+            rc = rtx_save(&x, message);
+        goto answer;
+    }
+    if (strcmp(act, "publish") == 0 && (x.status == RS_AWAIT_PUBLISH_APPROVAL || force)) {
+        snprintf(chosen, ccap, "publish");
+        if (!approve_publish) {
+            snprintf(message, mcap, "Publish gate awaiting approval (set approve_publish=true)");
+            goto answer;
+        }
+        rtx_release(&x);
+        rc = wf_gate(tx, run_id, "publish", true, NULL, actor, out);
+        snprintf(message, mcap, rc == 0 ? "Publish approved" : "Run is not awaiting publish approval");
+        return rc;
+    }
+not_resumable:
+    snprintf(message, mcap, "Run status '%s' is not resumable", x.r.status);
+answer:
+    if (rc == 0 && out) {
+        *out = x.r;
+        x.loaded = false;
+    }
     rtx_release(&x);
     return rc;
 }

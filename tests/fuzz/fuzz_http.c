@@ -49,6 +49,7 @@
 
 #include "api/api.h"
 #include "app.h"
+#include "storage/storage.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -96,6 +97,12 @@ static void cleanup(void) {
     for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
         snprintf(p, sizeof p, "%s%s", dbpath, suffixes[i]);
         unlink(p);
+    }
+    static const char *const media_files[] = {"/transcoded/f.mp4", "/thumbnails/t.jpg", "/transcoded", "/thumbnails"};
+    for (size_t i = 0; i < sizeof media_files / sizeof media_files[0]; i++) {
+        snprintf(p, sizeof p, "%s%s", mediadir, media_files[i]);
+        if (unlink(p) != 0)
+            rmdir(p);
     }
     rmdir(mediadir);
     rmdir(tmpdir);
@@ -208,6 +215,28 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
         die("no API key", NULL);
     if (http_server_new(&app.loop, &o, &app.http) != 0)
         die("http_server_new", NULL);
+    /* the media routes serve real files: a 150 KiB clip (three 64 KiB reads) and a thumbnail */
+    buf_init(&err, 4096);
+    if (storage_open(&cfg, &app.storage, &err) != 0)
+        die("storage_open", err.data);
+    buf_release(&err);
+    static const struct {
+        const char *name;
+        size_t size;
+    } media_files[] = {{"/transcoded/f.mp4", 150 * 1024}, {"/thumbnails/t.jpg", 100}};
+    for (size_t i = 0; i < sizeof media_files / sizeof media_files[0]; i++) {
+        char p[700];
+        snprintf(p, sizeof p, "%s%s", mediadir, media_files[i].name);
+        *strrchr(p, '/') = '\0';
+        mkdir(p, 0750);
+        snprintf(p, sizeof p, "%s%s", mediadir, media_files[i].name);
+        FILE *f = fopen(p, "wb");
+        if (!f)
+            die("fopen", p);
+        for (size_t k = 0; k < media_files[i].size; k++)
+            fputc((int)(k * 31 % 251), f);
+        fclose(f);
+    }
     return 0;
 }
 

@@ -2,6 +2,7 @@
 #include <criterion/criterion.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,48 @@ Test(cli, help_and_usage_exit_codes) {
     cr_assert_eq(run_cmd(version, NULL, out, sizeof out), 0);
     cr_assert(strstr(out, "libavformat"));
     cr_assert(strstr(out, "sqlite"));
+}
+
+/* Every command listed by --help has its own --help (exit 0, its usage line), and refuses an
+ * argument it does not know (exit 2), without starting anything. */
+Test(cli, every_command_has_help_and_refuses_unknown_arguments) {
+    static char list[1 << 16];
+    const char *help[] = {"--help", NULL};
+    cr_assert_eq(run_cmd(help, NULL, list, sizeof list), 0);
+    int seen = 0;
+    for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+        if (strncmp(line, "  ", 2) != 0)
+            continue;
+        /* "  config show [--config FILE]": the command is the words before the first option */
+        char words[2][64] = {"", ""};
+        int nw = sscanf(line, "%63s %63s", words[0], words[1]);
+        if (nw < 1 || !(words[0][0] >= 'a' && words[0][0] <= 'z'))
+            continue;
+        const char *args[4] = {words[0], NULL, NULL, NULL};
+        int n = 1;
+        if (nw == 2 && words[1][0] >= 'a' && words[1][0] <= 'z' && !strchr(words[1], '|'))
+            args[n++] = words[1];
+        args[n] = "--help";
+        cr_assert_eq(run_cmd(args, NULL, out, sizeof out), 0, "%s %s --help: %s", args[0],
+                     n > 1 ? args[1] : "", out);
+        cr_assert(strstr(out, "usage: myloware "), "%s --help: %s", args[0], out);
+        /* the unknown-flag check only for the foundation's commands (others' are theirs to test) */
+        static const char *const own[] = {"serve", "worker", "migrate", "version", "config", "routes", "backup"};
+        bool mine = false;
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            mine |= strcmp(own[i], args[0]) == 0;
+        seen++;
+        if (!mine)
+            continue;
+        args[n] = "--no-such-flag-xyz";
+        cr_assert_eq(run_cmd(args, NULL, out, sizeof out), 2, "%s %s --no-such-flag-xyz: %s", args[0],
+                     n > 1 ? args[1] : "", out);
+    }
+    cr_assert_geq(seen, 8, "the command list was read (%d commands)", seen);
+    const char *extra[][4] = {{"config", "table", "extra"}, {"routes", "extra"}, {"version", "extra"},
+                              {"config", "nosuch"}};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        cr_assert_eq(run_cmd(extra[i], NULL, out, sizeof out), 2, "%s %s", extra[i][0], extra[i][1]);
 }
 
 Test(cli, invalid_setting_stops_startup_naming_it) {

@@ -549,3 +549,50 @@ Test(http, eof_in_the_middle_of_a_request_still_delivers_the_earlier_answers) {
     cr_assert(h_closed(fd, 5000));
     close(fd);
 }
+
+/* Request objects are reused from one request to the next: nothing of one may reach another. */
+Test(http, requests_on_one_connection_share_nothing) {
+    int fd = h_connect(srv.port);
+    struct resp r;
+    char v[200];
+    const char *body = "{\"level\":\"info\"}";
+    cr_assert(h_sendf(fd,
+                      "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
+                      "X-Request-ID: first-1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body));
+    cr_assert(h_read(fd, &r, 5000));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    /* an empty body is {}: the previous body is gone (level missing), and so is the request id */
+    cr_assert(h_sendf(fd, "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
+                          "Content-Length: 0\r\n\r\n"));
+    cr_assert(h_read(fd, &r, 5000));
+    assert_error(&r, 422, "validation_error", NULL);
+    cr_assert(resp_header(&r, "X-Request-ID", v, sizeof v));
+    cr_assert_str_neq(v, "first-1");
+    cr_assert_eq(strlen(v), 36, "a fresh uuid: %s", v);
+    resp_free(&r);
+    /* the key is not remembered either */
+    cr_assert(h_sendf(fd, "GET /admin/log-level HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(h_read(fd, &r, 5000));
+    assert_error(&r, 401, "unauthorized", "Missing API key");
+    resp_free(&r);
+    /* a long head, then a short one; then a HEAD, then a GET with its body again */
+    char pad[12000];
+    memset(pad, 'p', sizeof pad - 1);
+    pad[sizeof pad - 1] = '\0';
+    cr_assert(h_sendf(fd, "GET /nope?x=1 HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n\r\n", pad));
+    cr_assert(h_read(fd, &r, 5000));
+    assert_error(&r, 404, "not_found", NULL);
+    resp_free(&r);
+    cr_assert(h_sendf(fd, "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\n"));
+    char hb[2048];
+    cr_assert(h_recv_until(fd, hb, sizeof hb, "\r\n\r\n", 5000), "HEAD answer");
+    cr_assert(strstr(hb, "Content-Length: ") && !strstr(hb, "\"status\""), "%s", hb);
+    cr_assert(h_sendf(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(h_read(fd, &r, 5000));
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.body_len > 0 && strstr(r.body, "\"status\""), "the GET has its body: %s", r.body);
+    resp_free(&r);
+    close(fd);
+}

@@ -548,3 +548,92 @@ Test(media, access_token_forms, .init = start_token) {
     assert_error(&r, 401, "unauthorized", "Unauthorized");
     resp_free(&r);
 }
+
+Test(media, sigterm_lets_a_file_answer_in_flight_finish) {
+    char huge[600];
+    snprintf(huge, sizeof huge, "%s/media/transcoded/drain.mp4", srv.dir);
+    FILE *f = fopen(huge, "w");
+    cr_assert(f && ftruncate(fileno(f), 16 << 20) == 0);
+    fclose(f);
+    int fd = h_connect(srv.port);
+    h_sendf(fd, "GET /v1/media/transcoded/drain.mp4 HTTP/1.1\r\nHost: t\r\n\r\n");
+    size_t cap = (17u << 20), n = 0;
+    char *buf = malloc(cap);
+    bool signalled = false, eof = false;
+    int64_t deadline = h_now_ms() + 60000;
+    while (!eof && h_now_ms() < deadline && n < cap) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        ssize_t k = read(fd, buf + n, cap - n);
+        if (k <= 0) {
+            eof = true;
+            break;
+        }
+        n += (size_t)k;
+        if (!signalled) { /* the answer has started: now stop the server */
+            cr_assert_eq(kill(srv.pid, SIGTERM), 0);
+            signalled = true;
+        }
+    }
+    close(fd);
+    cr_assert(eof, "the server closes the connection once the answer is out");
+    char *end = memmem(buf, n, "\r\n\r\n", 4);
+    cr_assert(end, "no head");
+    size_t body = n - (size_t)(end + 4 - buf);
+    cr_assert_eq(body, 16u << 20, "the whole file despite SIGTERM: %zu bytes", body);
+    for (size_t i = 0; i < body; i++)
+        if (end[4 + i] != 0)
+            cr_assert_fail("byte %zu differs", i);
+    free(buf);
+    cr_assert_eq(server_wait(&srv, 30000), 0, "exit 0 after the drain");
+}
+
+/* ---- retention in the running server ------------------------------------------------------ */
+
+static void age_file(const char *rel, long seconds) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/%s", srv.dir, rel);
+    struct timeval tv[2];
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= seconds;
+    tv[1] = tv[0];
+    cr_assert_eq(utimes(path, tv), 0, "%s", path);
+}
+
+static bool media_exists(const char *rel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/%s", srv.dir, rel);
+    return access(path, F_OK) == 0;
+}
+
+static const char *const retention_env[] = {"ENVIRONMENT=test", "MEDIA_RETENTION_HOURS=1", NULL};
+static void start_retention(void) { start_with(retention_env); }
+
+Test(media, the_server_sweeps_clips_of_runs_that_are_gone, .init = start_retention) {
+    /* no run has this id in the database: its old clip and thumbnail go, its new clip and the
+     * files that are no run's intermediate media stay */
+    const char *old_clip = "transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.mp4";
+    const char *old_thumb = "thumbnails/thumb_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.jpg";
+    const char *new_clip = "transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_1.mp4";
+    write_file(old_clip, "old", 3);
+    write_file(old_thumb, "old", 3);
+    write_file(new_clip, "new", 3);
+    age_file(old_clip, 2 * 3600);
+    age_file(old_thumb, 2 * 3600);
+    age_file("transcoded/small.mp4", 2 * 3600);
+    int64_t deadline = h_now_ms() + 30000;
+    while (h_now_ms() < deadline && (media_exists(old_clip) || media_exists(old_thumb))) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
+    }
+    cr_assert_not(media_exists(old_clip), "swept within 30 s");
+    cr_assert_not(media_exists(old_thumb));
+    cr_assert(media_exists(new_clip), "too new");
+    cr_assert(media_exists("transcoded/small.mp4"), "not a run's clip");
+    cr_assert(media_exists("renders/run-1.mp4"));
+    struct resp r;
+    get("/v1/media/transcoded/clip_5d0c1f9e-3a7b-4c2d-9e8f-1a2b3c4d5e6f_0.mp4", NULL, &r);
+    assert_error(&r, 404, "not_found", "Video not found");
+    resp_free(&r);
+}

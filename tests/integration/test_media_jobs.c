@@ -97,6 +97,29 @@ Test(media_it, transcode_job_runs_on_the_pool_and_reports_progress, .timeout = 1
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
+/* Two at once (the media cap group allows TRANSCODE_MAX_CONCURRENCY=2): under the TSan build of
+ * the server this is where the media code would race. */
+Test(media_it, two_transcodes_at_once, .timeout = 180) {
+    struct server s;
+    server_start(&s, test_env);
+    synth_into(&s, "in.mp4", 1.5);
+    char id[2][64];
+    for (int i = 0; i < 2; i++) {
+        char out[32];
+        snprintf(out, sizeof out, "out%d.mp4", i);
+        enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", out, "width", 64, "height", 112,
+                                  "fps", 30),
+                id[i], sizeof id[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        json_t *j = wait_job(s.port, id[i], 150000);
+        cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
+                         json_string_value(json_object_get(j, "last_error")));
+        json_decref(j);
+    }
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
 Test(media_it, bad_transcode_jobs_die_with_the_reason, .timeout = 120) {
     struct server s;
     server_start(&s, test_env);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/webhook.h"
@@ -92,7 +93,7 @@ static json_t *get_run(int port, const char *id) {
 }
 
 /* Waits until the run reaches status (or a terminal one); returns the run. */
-__attribute__((unused)) static json_t *wait_status(int port, const char *id, const char *want, int ms) {
+static json_t *wait_status(int port, const char *id, const char *want, int ms) {
     int64_t deadline = h_now_ms() + ms;
     json_t *j = NULL;
     for (;;) {
@@ -378,12 +379,956 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-Test(runs, webhook_without_a_secret_is_refused, .timeout = 60) {
+/* ---- whole runs with the fakes ------------------------------------------------------------------- */
+
+static const char *small_media[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                                    "FAKE_VIDEO_DELAY_MS=30", NULL};
+
+static json_t *approve(int port, const char *id, const char *gate, bool approved, int *status) {
+    char path[128], body[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
+    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":%s,\"comment\":\"looks good\"}", gate,
+             approved ? "true" : "false");
+    return req_json(port, "POST", path, JSON_KEY, body, status);
+}
+
+static bool has_type(json_t *arts, const char *type, int *count) {
+    size_t i;
+    json_t *a;
+    int n = 0;
+    json_array_foreach(arts, i, a) n += strcmp(sget(a, "type"), type) == 0;
+    if (count)
+        *count = n;
+    return n > 0;
+}
+
+Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     struct server s;
-    const char *env[] = {"OPENAI_WEBHOOK_SECRET=", NULL};
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"Keep going when it rains\"}");
+    json_t *r = wait_status(s.port, id, "awaiting_ideation_approval", 30000);
+    cr_assert_str_eq(sget(r, "current_step"), "ideation");
+    cr_assert_str_eq(sget(r, "pending_gate"), "ideation");
+    json_t *art = json_object_get(r, "artifacts");
+    cr_assert(strstr(sget(art, "ideas"), "## Topic"), "ideas markdown");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(art, "ideas_structured"), "ideas")), 2);
+    cr_assert_eq(json_array_size(json_object_get(art, "overlays")), 2);
+    json_decref(r);
+    int st;
+    r = approve(s.port, id, "ideation", true, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "running");
+    cr_assert_str_eq(sget(r, "current_step"), "production");
+    json_decref(r);
+    r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    art = json_object_get(r, "artifacts");
+    json_t *clips = json_object_get(art, "clips");
+    cr_assert_eq(json_array_size(clips), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(clips, 0), "video_index")), 0);
+    cr_assert_eq(json_integer_value(json_object_get(json_array_get(clips, 1), "video_index")), 1);
+    cr_assert(strstr(sget(art, "video_url"), "/v1/media/video/"));
+    cr_assert_not_null(sget(art, "thumbnail_url"));
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "progress"), "clips_ready")), 2);
+    json_decref(r);
+    r = approve(s.port, id, "publish", true, &st);
+    cr_assert_eq(st, 200);
+    json_decref(r);
+    r = wait_status(s.port, id, "completed", 30000);
+    cr_assert_str_eq(sget(r, "current_step"), "completed");
+    cr_assert(json_is_null(json_object_get(r, "error")));
+    const char *pub = sget(json_object_get(r, "artifacts"), "published_url");
+    cr_assert(pub && strncmp(pub, "https://www.tiktok.com/@", 24) == 0, "published_url %s", pub);
+    json_decref(r);
+
+    /* the final video is a playable H.264/AAC MP4 of the project's aspect ratio */
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    buf_t err;
+    buf_init(&err, 1024);
+    cr_assert_eq(media_probe(path, &info, &err), 0, "%s: %s", path, err.data);
+    buf_release(&err);
+    cr_assert_str_eq(info.video_codec, "h264");
+    cr_assert_str_eq(info.audio_codec, "aac");
+    cr_assert_eq(info.width * 16, info.height * 9, "9:16, got %dx%d", info.width, info.height);
+    cr_assert(info.duration > 1.5, "two clips, %.2f s", info.duration);
+
+    snprintf(path, sizeof path, "/v1/runs/%s/artifacts", id);
+    json_t *a = req_json(s.port, "GET", path, KEY, NULL, &st);
+    json_t *arts = json_object_get(a, "artifacts");
+    const char *types[] = {"ideas", "ideas_structured", "producer_output", "clip_manifest", "editor_output",
+                           "rendered_video", "publisher_output", "published_url"};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        cr_assert(has_type(arts, types[i], NULL), "artifact %s", types[i]);
+    int nclips;
+    cr_assert(has_type(arts, "video_clip", &nclips));
+    cr_assert_eq(nclips, 2);
+    json_decref(a);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    cr_assert_eq(db_count(&s, sql), 1, "the last clip moved the run exactly once");
+    /* the render burns the ideas' overlay lines, one per clip, in order */
+    char osql[800];
+    snprintf(osql, sizeof osql,
+             "SELECT count(*) FROM jobs j, artifacts a WHERE j.run_id = '%s' AND j.type = 'render.local' "
+             "AND a.run_id = j.run_id AND a.type = 'overlays' AND json_array_length(j.payload, '$.texts') = 2 "
+             "AND json_extract(j.payload, '$.texts[0]') = json_extract(a.content, '$[0].text') "
+             "AND json_extract(j.payload, '$.texts[1]') = json_extract(a.content, '$[1].text') "
+             "AND json_extract(a.content, '$[0].text') <> ''",
+             id);
+    cr_assert_eq(db_count(&s, osql), 1, "overlay texts reach the render");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
+    cr_assert_eq(db_count(&s, sql), 2, "both decisions audited");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = 'awaiting_render'",
+             id);
+    cr_assert_eq(db_count(&s, sql), 1);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, reject_at_each_gate, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *a = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"reject the ideas\"}");
+    char *b = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"reject the video\"}");
+    json_decref(wait_status(s.port, a, "awaiting_ideation_approval", 30000));
+    int st;
+    json_t *r = approve(s.port, a, "ideation", false, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "rejected");
+    json_decref(r);
+    char msg[200];
+    snprintf(msg, sizeof msg, "Run %s is not awaiting ideation approval", a);
+    r = approve(s.port, a, "ideation", true, &st);
+    expect_error(r, st, 409, "conflict", msg);
+
+    json_decref(wait_status(s.port, b, "awaiting_ideation_approval", 30000));
+    json_decref(approve(s.port, b, "ideation", true, &st));
+    json_decref(wait_status(s.port, b, "awaiting_publish_approval", 60000));
+    r = approve(s.port, b, "publish", false, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "status"), "rejected");
+    json_decref(r);
+    json_t *g = get_run(s.port, b);
+    cr_assert_str_eq(sget(g, "status"), "rejected");
+    cr_assert_null(json_object_get(json_object_get(g, "artifacts"), "published_url"), "nothing published");
+    json_decref(g);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'gate.rejected'"), 2);
+    free(a);
+    free(b);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+struct racer {
+    int port;
+    const char *id;
+    int status;
+};
+
+static void *race(void *arg) {
+    struct racer *r = arg;
+    char path[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", r->id);
+    struct resp resp;
+    if (h_request(r->port, "POST", path, JSON_KEY, "{\"gate\":\"ideation\"}", &resp)) {
+        r->status = resp.status;
+        resp_free(&resp);
+    }
+    return NULL;
+}
+
+Test(runs, ten_concurrent_approvals_one_wins, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"race the gate\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    struct racer rs[10];
+    pthread_t ts[10];
+    for (int i = 0; i < 10; i++) {
+        rs[i] = (struct racer){s.port, id, 0};
+        cr_assert_eq(pthread_create(&ts[i], NULL, race, &rs[i]), 0);
+    }
+    int ok = 0, conflict = 0;
+    for (int i = 0; i < 10; i++) {
+        pthread_join(ts[i], NULL);
+        ok += rs[i].status == 200;
+        conflict += rs[i].status == 409;
+    }
+    cr_assert_eq(ok, 1, "exactly one approval wins (%d)", ok);
+    cr_assert_eq(conflict, 9, "the others get 409 (%d)", conflict);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.produce'", id);
+    cr_assert_eq(db_count(&s, sql), 1);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, a_failing_clip_fails_the_run, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "FAKE_VIDEO_FAIL_INDEX=1", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one clip fails\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "failed", 60000);
+    cr_assert(strstr(sget(r, "error"), "video.failed"), "error: %s", sget(r, "error"));
+    json_decref(r);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    cr_assert_eq(db_count(&s, sql), 0, "nothing else runs");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"cancel while clips render\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    /* a task of this run, delivered again with a new delivery id after the run is cancelled */
+    char sql[300], task[128];
+    snprintf(sql, sizeof sql, "/v1/runs/%s/cancel", id);
+    json_decref(req_json(s.port, "POST", sql, JSON_KEY, "{}", &st));
+    cr_assert_eq(st, 200);
+    char path[400];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' LIMIT 1", id);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char body[300];
+    snprintf(body, sizeof body,
+             "{\"id\":\"evt_x\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\",\"data\":{\"id\":\"%s\"}}",
+             task);
+    json_t *j;
+    cr_assert_eq(deliver(s.port, SECRET, "msg_after_cancel", (long long)time(NULL), body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "ignored");
+    cr_assert_str_eq(sget(j, "run_id"), id);
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE delivery_id = 'msg_after_cancel' AND "
+                              "status = 'ignored'"),
+                 1);
+    json_t *r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "cancelled");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- v2 ----------------------------------------------------------------------------------------- */
+
+static json_t *v2_state_until(int port, const char *id, const char *want, int ms) {
+    json_decref(wait_status(port, id, want, ms));
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/state", id);
+    int st;
+    json_t *j = req_json(port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    return j;
+}
+
+static json_t *resume(int port, const char *id, const char *body, int *st) {
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/resume", id);
+    return req_json(port, "POST", path, JSON_KEY, body, st);
+}
+
+Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                         "{\"workflow\":\"motivational\",\"brief\":\"the v2 way\"}", &st);
+    cr_assert_eq(st, 200);
+    char id[64];
+    snprintf(id, sizeof id, "%s", sget(r, "run_id"));
+    cr_assert_str_eq(sget(r, "thread_id"), id);
+    json_t *state = json_object_get(r, "state");
+    cr_assert_str_eq(sget(state, "status"), "awaiting_ideation_approval", "v2 start waits for the gate");
+    json_t *in = json_object_get(r, "interrupt");
+    cr_assert_str_eq(sget(in, "id"), "gate:ideation");
+    cr_assert(json_is_true(json_object_get(in, "resumable")));
+    json_t *v = json_object_get(in, "value");
+    cr_assert_str_eq(sget(v, "gate"), "ideation");
+    cr_assert_str_eq(sget(v, "waiting_for"), "hitl_ideation");
+    cr_assert_str_eq(sget(v, "task"), "Review and approve video ideas");
+    cr_assert_not_null(sget(v, "ideas"));
+    json_decref(r);
+
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", 400,
+               "bad_request", "Unknown interrupt_id: gate:publish");
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
+    cr_assert_eq(st, 200);
+    const char *after = sget(json_object_get(r, "state"), "status");
+    cr_assert(strcmp(after, "running") != 0 && strcmp(after, "pending") != 0, "approve waits for the next wait: %s",
+              after);
+    cr_assert(json_is_array(json_object_get(r, "interrupts")));
+    json_decref(r);
+
+    r = v2_state_until(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert_str_eq(sget(json_array_get(json_object_get(r, "interrupts"), 0), "id"), "gate:publish");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "next"), 0)), "publish_approval");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "video_clips")), 2);
+    cr_assert_not_null(sget(json_object_get(r, "state"), "final_video_url"));
+    json_decref(r);
+    r = resume(s.port, id, "{\"action\":\"publish\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "action"), "publish");
+    cr_assert_str_eq(sget(r, "message"), "Publish gate awaiting approval (set approve_publish=true)");
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":1}", 422, "validation_error", NULL);
+    char rpath[128];
+    snprintf(rpath, sizeof rpath, "/v2/runs/%s/resume", id);
+    EXPECT_ERR(s.port, "POST", rpath, JSON_KEY, "{\"action\":\"nope\"}", 400, "bad_request",
+               "Unknown resume action: nope");
+    r = resume(s.port, id, "{\"action\":\"publish\",\"approve_publish\":true}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "message"), "Publish approved");
+    json_decref(r);
+    r = v2_state_until(s.port, id, "completed", 30000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")), 1);
+    cr_assert(json_is_null(json_object_get(r, "next")));
+    cr_assert(json_is_null(json_object_get(r, "interrupts")));
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true}", 409, "conflict",
+               "No pending interrupts for this run");
+    r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_null(json_object_get(r, "action")));
+    cr_assert_str_eq(sget(r, "message"), "Run status 'completed' is not resumable");
+    json_decref(r);
+    snprintf(path, sizeof path, "/v2/runs/%s/history", id);
+    r = req_json(s.port, "GET", path, KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_array_size(r) >= 8, "every transition is an event");
+    cr_assert_str_eq(sget(json_array_get(r, 0), "status"), "completed", "newest first");
+    json_decref(r);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, v2_reject_ends_the_run, .timeout = 60) {
+    struct server s;
+    start(&s, small_media);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                         "{\"workflow\":\"motivational\",\"brief\":\"no thanks\"}", &st);
+    cr_assert_eq(st, 200);
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/reject", sget(r, "run_id"));
+    json_decref(r);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"comment\":\"not today\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(json_object_get(r, "state"), "status"), "rejected");
+    cr_assert(json_is_null(json_object_get(r, "next")));
+    cr_assert(json_is_null(json_object_get(r, "interrupts")));
+    json_decref(r);
+    EXPECT_ERR(s.port, "POST", path, JSON_KEY, "{}", 409, "conflict", "No pending interrupts for this run");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "FAKE_VIDEO_FAIL_INDEX=1", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"try again\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "failed", 60000));
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    long long have = db_count(&s, sql); /* clip 0 may have come in before clip 1 failed */
+    cr_assert(have == 0 || have == 1);
+    json_t *r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "action"), "videos", "a failed clip is re-submitted");
+    char want[64];
+    snprintf(want, sizeof want, "Videos re-submitted (%lld)", 2 - have);
+    cr_assert_str_eq(sget(r, "message"), want);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_video_generation");
+    cr_assert(json_is_null(json_object_get(r, "error")));
+    json_decref(r);
+    /* the fake fails that index again: a new task for clip 1 only, and the run fails again */
+    r = wait_status(s.port, id, "failed", 60000);
+    cr_assert(strstr(sget(r, "error"), "video.failed"));
+    json_decref(r);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 1", id);
+    cr_assert_eq(db_count(&s, sql), 2);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    cr_assert_eq(db_count(&s, sql), have ? 1 : 2, "a clip that came in is not asked again");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- the render callback ---------------------------------------------------------------------- */
+
+#define REMOTION_SECRET "remotion-test-secret"
+
+static int callback(int port, const char *query, const char *sig_header, const char *body, json_t **out) {
+    char headers[600];
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s", sig_header ? sig_header : "");
+    char path[200];
+    snprintf(path, sizeof path, "/v1/webhooks/remotion%s", query);
+    int st;
+    json_t *j = req_json(port, "POST", path, headers, body, &st);
+    *out = j;
+    return st;
+}
+
+static void signed_header(const char *body, char *out, size_t cap) {
+    char sig[WEBHOOK_REMOTION_SIG_LEN];
+    cr_assert_eq(webhook_sign_remotion(REMOTION_SECRET, body, strlen(body), sig), 0);
+    snprintf(out, cap, "X-Remotion-Signature: %s\r\n", sig);
+}
+
+Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "RENDER_PROVIDER=remotion", "REMOTION_WEBHOOK_SECRET=" REMOTION_SECRET, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render it remotely\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert(strstr(sget(json_object_get(r, "artifacts"), "video_url"), "/v1/media/video/"));
+    json_decref(r);
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    cr_assert_eq(media_probe(path, &info, NULL), 0, "the service's output is stored as the final render");
+    cr_assert_str_eq(info.video_codec, "h264");
+
+    /* the render job id, from the editor's artifact */
+    snprintf(path, sizeof path, "/v1/runs/%s/artifacts", id);
+    json_t *a = req_json(s.port, "GET", path, KEY, NULL, &st);
+    const char *job = NULL;
+    size_t i;
+    json_t *x;
+    json_array_foreach(json_object_get(a, "artifacts"), i, x) if (strcmp(sget(x, "type"), "editor_output") == 0) job =
+        sget(json_object_get(x, "metadata"), "render_job_id");
+    cr_assert_not_null(job);
+    char body[400], hdr[300], q[100];
+    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://elsewhere/x.mp4\"}", job);
+    json_decref(a);
+    snprintf(q, sizeof q, "?run_id=%s", id);
+    signed_header(body, hdr, sizeof hdr);
+    json_t *j;
+    cr_assert_eq(callback(s.port, q, hdr, body, &j), 200, "a repeat is idempotent");
+    cr_assert_eq(json_object_size(j), 4);
+    cr_assert_str_eq(sget(j, "status"), "accepted");
+    cr_assert(strstr(sget(j, "output_url"), "/_fake/remotion/output/"), "the stored URL, not the new one: %s",
+              sget(j, "output_url"));
+    json_decref(j);
+
+    /* refusals */
+    cr_assert_eq(callback(s.port, q, NULL, body, &j), 401);
+    expect_error(j, 401, 401, "invalid_signature", "Missing webhook signature");
+    cr_assert_eq(callback(s.port, q, "X-Remotion-Signature: sha512=00\r\n", body, &j), 401);
+    expect_error(j, 401, 401, "invalid_signature", "Invalid webhook signature");
+    cr_assert_eq(callback(s.port, "", hdr, body, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
+    cr_assert_eq(callback(s.port, "?run_id=00000000-0000-4000-8000-000000000000", hdr, body, &j), 404);
+    expect_error(j, 404, 404, "not_found", "Run not found");
+    const char *other = "{\"job_id\":\"nope\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}";
+    signed_header(other, hdr, sizeof hdr);
+    cr_assert_eq(callback(s.port, q, hdr, other, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Unknown job_id: nope");
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 30000));
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- stuck runs ---------------------------------------------------------------------------------- */
+
+Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=600000", NULL}; /* the clips never come in time */
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"waiting forever\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    json_t *j = req_json(s.port, "GET", "/health/stuck-runs?timeout_minutes=60", "", NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 0, "not stuck for an hour");
+    json_decref(j);
+    j = req_json(s.port, "GET", "/health/stuck-runs?timeout_minutes=0", "", NULL, &st);
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
+    cr_assert_str_eq(sget(json_array_get(json_object_get(j, "stuck_runs"), 0), "id"), id);
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", "", NULL, 401, "unauthorized",
+               "Missing API key");
+    EXPECT_ERR(s.port, "GET", "/health/stuck-runs?timeout_minutes=-1", "", NULL, 422, "validation_error", NULL);
+    j = req_json(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert(json_is_true(json_object_get(j, "dry_run")));
+    cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
+    json_decref(j);
+    json_t *r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_video_generation", "a dry run changes nothing");
+    json_decref(r);
+    j = req_json(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0&dry_run=false", KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "timed_out_run_ids"), 0)), id);
+    json_decref(j);
+    r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "failed");
+    cr_assert(strstr(sget(r, "error"), "Run timed out after 0 minutes waiting in awaiting_video_generation"));
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- server-sent events ------------------------------------------------------------------------- */
+
+Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .timeout = 60) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"watch it\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int fd = h_connect(s.port);
+    cr_assert(fd >= 0);
+    cr_assert(h_sendf(fd, "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\n" KEY "Last-Event-ID: 1\r\n\r\n", id));
+    static char buf[65536];
+    cr_assert(h_recv_until(fd, buf, sizeof buf, "awaiting_ideation_approval", 10000), "%s", buf);
+    cr_assert(strstr(buf, "Content-Type: text/event-stream"));
+    cr_assert(strstr(buf, "Transfer-Encoding: chunked"));
+    cr_assert_null(strstr(buf, "id: 1\n"), "event 1 is before Last-Event-ID");
+    cr_assert(strstr(buf, "id: 2\nevent: run\n"), "%s", buf);
+    cr_assert(strstr(buf, "event: artifact\n"));
+    /* a new event arrives on the open stream; the terminal one ends it */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/cancel", id);
+    int st;
+    json_decref(req_json(s.port, "POST", path, JSON_KEY, "{}", &st));
+    cr_assert_eq(st, 200);
+    cr_assert(h_recv_until(fd, buf, sizeof buf, "\r\n0\r\n\r\n", 10000), "the stream ends after a terminal status");
+    cr_assert(strstr(buf, "\"status\":\"cancelled\""));
+    close(fd);
+    EXPECT_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000/events", KEY, NULL, 404, "not_found",
+               "Run not found");
+    EXPECT_ERR(s.port, "GET", "/v1/runs/nope/events", KEY, NULL, 404, "not_found", "Run not found");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- the runs client commands ------------------------------------------------------------------- */
+
+Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
+    struct server s;
+    start(&s, small_media);
+    char url[80], out[65536];
+    snprintf(url, sizeof url, "MYLOWARE_URL=http://127.0.0.1:%d", s.port);
+    const char *env[] = {url, "MYLOWARE_API_KEY=dev-api-key", "LOG_LEVEL=error", NULL};
+    const char *start_args[] = {"runs", "start", "cli driven", "--project", "motivational", NULL};
+    cr_assert_eq(run_cmd(start_args, env, out, sizeof out), 0, "%s", out);
+    char id[64];
+    cr_assert_eq(sscanf(out, "%63s", id), 1);
+    cr_assert_eq(strlen(id), 36, "the run id: %s", out);
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    const char *approve_args[] = {"runs", "approve", id, NULL};
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "ideation approved"), "%s", out);
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 1, "no gate pending now: %s", out);
+    json_decref(wait_status(s.port, id, "awaiting_publish_approval", 60000));
+    cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "publish approved"), "%s", out);
+    const char *watch_args[] = {"runs", "watch", id, NULL};
+    cr_assert_eq(run_cmd(watch_args, env, out, sizeof out), 0, "watch ends with the completed run: %s", out);
+    cr_assert(strstr(out, "completed / completed"), "%s", out);
+    cr_assert(strstr(out, "artifact video_clip"), "%s", out);
+    const char *list_args[] = {"runs", "list", NULL};
+    cr_assert_eq(run_cmd(list_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, id) && strstr(out, "completed"), "%s", out);
+    const char *arts_args[] = {"runs", "artifacts", id, NULL};
+    cr_assert_eq(run_cmd(arts_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "published_url"), "%s", out);
+    const char *get_args[] = {"runs", "get", id, NULL};
+    cr_assert_eq(run_cmd(get_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "\"status\": \"completed\""), "%s", out);
+    const char *cancel_args[] = {"runs", "cancel", id, NULL};
+    cr_assert_eq(run_cmd(cancel_args, env, out, sizeof out), 1, "a completed run cannot be cancelled: %s", out);
+    cr_assert(strstr(out, "already completed"), "%s", out);
+    const char *resume_args[] = {"runs", "resume", id, NULL};
+    cr_assert_eq(run_cmd(resume_args, env, out, sizeof out), 0, "%s", out);
+    cr_assert(strstr(out, "is not resumable"), "%s", out);
+    const char *bad_args[] = {"runs", "get", "../x", NULL};
+    cr_assert_eq(run_cmd(bad_args, env, out, sizeof out), 2, "%s", out);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- durability, the aismr project, early deliveries -------------------------------------------- */
+
+Test(runs, kill_9_in_the_middle_of_a_run_loses_nothing, .timeout = 180) {
+    struct server s;
+    start(&s, small_media);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"survive a crash\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    kill(s.pid, SIGKILL); /* clips are being made, downloaded, transcoded */
+    int status;
+    waitpid(s.pid, &status, 0);
+    s.pid = 0;
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", s.dir);
+    const char *env[32];
+    env_with(env, 32, small_media);
+    server_start_in(&s, dir, env);
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 90000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2);
+    json_decref(r);
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 60000));
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    cr_assert_eq(db_count(&s, sql), 2, "each clip exactly once");
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, whole_aismr_run_has_twelve_zodiac_clips, .timeout = 180) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.05", "FAKE_CLIP_SECONDS=0.5", "FAKE_CLIP_SIZE=64x112", "FAKE_VIDEO_DELAY_MS=10",
+                         NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"aismr\",\"brief\":\"glass objects\"}");
+    json_t *r = wait_status(s.port, id, "awaiting_ideation_approval", 30000);
+    json_t *ideas = json_object_get(json_object_get(json_object_get(r, "artifacts"), "ideas_structured"), "ideas");
+    cr_assert_eq(json_array_size(ideas), 12);
+    cr_assert_str_eq(sget(json_array_get(ideas, 0), "title"), "Aries");
+    cr_assert_str_eq(sget(json_array_get(ideas, 11), "title"), "Pisces");
+    json_decref(r);
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    r = wait_status(s.port, id, "awaiting_publish_approval", 150000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 12);
+    json_decref(r);
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_decref(wait_status(s.port, id, "completed", 60000));
+    char path[600];
+    snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
+    struct media_info info;
+    cr_assert_eq(media_probe(path, &info, NULL), 0);
+    cr_assert_eq(info.width * 16, info.height * 9);
+    cr_assert(info.duration > 5.0, "twelve clips: %.2f s", info.duration);
+    for (int i = 0; i < 12; i++) {
+        snprintf(path, sizeof path, "%s/media/thumbnails/thumb_%s_%d.jpg", s.dir, id, i);
+        cr_assert_eq(access(path, R_OK), 0, "thumbnail %d", i);
+    }
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* The fake names a video after its Idempotency-Key ("<run_id>:<index>"). */
+void fake_hash_id(const char *prefix, const char *text, size_t n, char *out, size_t cap);
+
+Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30000",
+                         "JOB_RETRY_BASE_S=0.2", NULL}; /* the fake's own deliveries come far too late */
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"early birds\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    long long now = (long long)time(NULL);
+    for (int i = 0; i < 2; i++) {
+        char key[80], task[80], body[300], msg[40];
+        snprintf(key, sizeof key, "%s:%d", id, i);
+        fake_hash_id("video_", key, 32, task, sizeof task);
+        snprintf(body, sizeof body,
+                 "{\"id\":\"evt_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+                 "\"data\":{\"id\":\"%s\"}}",
+                 i, task);
+        snprintf(msg, sizeof msg, "msg_early_%d", i);
+        json_t *j;
+        cr_assert_eq(deliver(s.port, SECRET, msg, now, body, &j), 200);
+        cr_assert_str_eq(sget(j, "status"), "ignored");
+        cr_assert_str_eq(sget(j, "error"), "Unknown task_id (no run mapping)");
+        json_decref(j);
+    }
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 2);
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_t *r = wait_status(s.port, id, "awaiting_publish_approval", 60000);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2,
+                 "both clips came from the early deliveries");
+    json_decref(r);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'applied'"), 2);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- the public demo ----------------------------------------------------------------------------- */
+
+static json_t *demo_view_until(int port, const char *token, const char *want, int ms) {
+    char path[160];
+    snprintf(path, sizeof path, "/v1/public/demo/runs/%s", token);
+    int64_t deadline = h_now_ms() + ms;
+    for (;;) {
+        int st;
+        json_t *j = req_json(port, "GET", path, "", NULL, &st);
+        cr_assert_eq(st, 200);
+        if (strcmp(sget(j, "status"), want) == 0)
+            return j;
+        cr_assert(h_now_ms() < deadline, "demo run is %s, waited for %s", sget(j, "status"), want);
+        json_decref(j);
+        struct timespec ts = {0, 30 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
+    struct server s;
+    start(&s, NULL);
+    EXPECT_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 404,
+               "not_found", "Public demo is disabled");
+    EXPECT_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
+               "Public demo is disabled");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         "PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
+    start(&s, env);
+    const char *cj = "Content-Type: application/json\r\nOrigin: https://demo.example\r\n";
+    struct resp r;
+    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", cj, "{\"brief\":\"a public one\",\"name\":\"Ann\"}", &r));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char v[128];
+    cr_assert(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    cr_assert_str_eq(v, "https://demo.example");
+    json_t *j = json_loads(r.body, 0, NULL);
+    resp_free(&r);
+    char token[64];
+    snprintf(token, sizeof token, "%s", sget(j, "public_token"));
+    cr_assert_eq(strlen(token), 32);
+    cr_assert_str_eq(sget(j, "status"), "pending");
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{}", 422,
+               "validation_error", NULL);
+    EXPECT_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
+               "Run not found");
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://demo.example\r\n", NULL, &r));
+    cr_assert_eq(r.status, 204);
+    cr_assert(resp_header(&r, "Access-Control-Allow-Methods", v, sizeof v));
+    resp_free(&r);
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://evil.example\r\n", NULL, &r));
+    cr_assert_not(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "only the listed origins");
+    resp_free(&r);
+
+    char path[200];
+    snprintf(path, sizeof path, "/v1/public/demo/runs/%s/approve", token);
+    j = demo_view_until(s.port, token, "awaiting_ideation_approval", 30000);
+    cr_assert_str_eq(sget(j, "gate"), "ideation");
+    cr_assert_not_null(sget(j, "ideas_markdown"));
+    json_t *act = json_object_get(j, "activity");
+    cr_assert_str_eq(sget(json_array_get(act, json_array_size(act) - 1), "type"), "run");
+    json_decref(j);
+    int st;
+    json_decref(req_json(s.port, "POST", path, "Content-Type: application/json\r\n", "{}", &st));
+    cr_assert_eq(st, 200);
+    j = demo_view_until(s.port, token, "awaiting_publish_approval", 60000);
+    cr_assert_eq(json_integer_value(json_object_get(j, "clip_count")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(j, "expected_clip_count")), 2);
+    char video[200];
+    snprintf(video, sizeof video, "%s", sget(j, "rendered_video_url"));
+    json_decref(j);
+    cr_assert(h_request(s.port, "GET", video, "Range: bytes=0-99\r\n", NULL, &r));
+    cr_assert_eq(r.status, 206);
+    cr_assert_eq(r.body_len, 100);
+    resp_free(&r);
+    json_decref(req_json(s.port, "POST", path, "Content-Type: application/json\r\n", "{\"comment\":\"ship it\"}", &st));
+    cr_assert_eq(st, 200);
+    j = demo_view_until(s.port, token, "completed", 30000);
+    cr_assert(strncmp(sget(j, "published_url"), "https://www.tiktok.com/", 23) == 0);
+    json_decref(j);
+    EXPECT_ERR(s.port, "POST", path, "Content-Type: application/json\r\n", "{}", 400, "bad_request",
+               "Run is not awaiting approval");
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* ---- moderation (SAFETY_PROVIDER=openai, the fake flags forbidden-test-phrase) -------------------- */
+
+Test(runs, moderation_blocks_inputs_and_agent_outputs, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"SAFETY_PROVIDER=openai", "RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         NULL};
     start(&s, env);
     int st;
-    json_t *j = req_json(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", "{}", &st);
-    expect_error(j, st, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not configured");
+    json_t *j = req_json(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                         "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
+    const char *reason = sget(j, "reason");
+    cr_assert(reason && strncmp(reason, "moderation:", 11) == 0, "reason %s", reason);
+    expect_error(j, st, 400, "content_blocked", NULL);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 0);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, a_safety_hit_on_an_agent_output_fails_the_run, .timeout = 120) {
+    /* a project whose caption template makes the publisher write a blocked word */
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char src[400], dst[400];
+    snprintf(src, sizeof src, "%s/projects/motivational.json", MYLOWARE_SRCDIR);
+    snprintf(dst, sizeof dst, "%s/motivational.json", dir);
+    FILE *in = fopen(src, "r"), *out = fopen(dst, "w");
+    cr_assert(in && out);
+    char line[4096];
+    while (fgets(line, sizeof line, in)) {
+        if (strstr(line, "\"caption_template\""))
+            fputs("  \"caption_template\": \"{topic} - kill it\",\n", out);
+        else
+            fputs(line, out);
+    }
+    fclose(in);
+    fclose(out);
+    char pd[500];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                         pd, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a careful caption\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_publish_approval", 60000));
+    json_decref(approve(s.port, id, "publish", true, &st));
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "Safety check failed at publishing: matched_keyword:kill");
+    cr_assert_null(json_object_get(json_object_get(r, "artifacts"), "published_url"), "nothing published");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    unlink(dst);
+    rmdir(dir);
+}
+
+Test(runs, a_bad_project_file_stops_start_up_with_its_path, .timeout = 30) {
+    char dir[] = "/tmp/myloware-projects-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char path[300];
+    snprintf(path, sizeof path, "%s/broken.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"name\": \"broken\", \"video_count\": 0}", f);
+    fclose(f);
+    char pd[400], db[400], out[8192];
+    snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
+    snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", dir);
+    const char *args[] = {"serve", "--port=0", db, NULL};
+    const char *env[] = {pd, NULL};
+    cr_assert_eq(run_cmd(args, env, out, sizeof out), 1, "%s", out);
+    cr_assert(strstr(out, path), "the path is named: %s", out);
+    cr_assert(strstr(out, "is required") || strstr(out, "must be"), "the reason is given: %s", out);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/db.sqlite", dir);
+    unlink(path);
+    char wal[320];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+}
+
+static int deliver_q(int port, const char *query, const char *id, const char *body, json_t **out) {
+    long long ts = (long long)time(NULL);
+    char sig[WEBHOOK_STD_SIG_LEN];
+    cr_assert_eq(webhook_sign_standard(SECRET, id, ts, body, strlen(body), sig), 0);
+    char headers[600], path[200];
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: %s\r\n",
+             id, ts, sig);
+    snprintf(path, sizeof path, "/v1/webhooks/sora%s", query);
+    int st;
+    *out = req_json(port, "POST", path, headers, body, &st);
+    return st;
+}
+
+Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
+    struct server s;
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=600000",
+                         NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"old style\"}");
+    char *other = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"someone else\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int st;
+    json_decref(approve(s.port, id, "ideation", true, &st));
+    json_decref(wait_status(s.port, id, "awaiting_video_generation", 30000));
+    char path[400], sql[300], task[128];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    char body[400], query[100];
+    snprintf(body, sizeof body, "{\"code\":200,\"msg\":\"failed\",\"data\":{\"taskId\":\"%s\",\"state\":\"fail\"}}", task);
+    json_t *j;
+    cr_assert_eq(deliver_q(s.port, "", "msg_l1", body, &j), 400);
+    expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
+    snprintf(query, sizeof query, "?run_id=%s", other);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l2", body, &j), 200);
+    cr_assert_str_eq(sget(j, "status"), "ignored", "the task is not that run's");
+    json_decref(j);
+    snprintf(query, sizeof query, "?run_id=%s", id);
+    cr_assert_eq(deliver_q(s.port, query, "msg_l3", body, &j), 200);
+    expect_ack_keys(j);
+    cr_assert_str_eq(sget(j, "status"), "accepted");
+    cr_assert_str_eq(sget(j, "run_id"), id);
+    cr_assert_eq(json_integer_value(json_object_get(j, "video_index")), 0);
+    json_decref(j);
+    json_t *r = wait_status(s.port, id, "failed", 30000);
+    cr_assert_str_eq(sget(r, "error"), "OpenAI Sora error: video.failed");
+    json_decref(r);
+    free(id);
+    free(other);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+Test(runs, telegram_messages_at_the_gates, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"TELEGRAM_BOT_TOKEN=123:test-token", NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tell me\",\"telegram_chat_id\":\"4242\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    int64_t deadline = h_now_ms() + 20000;
+    long long sent = 0;
+    while (h_now_ms() < deadline &&
+           (sent = db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'notify.send' AND state = 'succeeded' AND "
+                                "payload LIKE '%ideas are ready for review%' AND payload LIKE '%4242%'")) < 1) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(sent, 1, "one message for the ideation gate");
+    char *log = server_log(&s);
+    cr_assert(strstr(log, "sendMessage\",\"status\":200"), "the message reached the (fake) Bot API");
+    cr_assert_null(strstr(log, "123:test-token"), "the bot token is never logged");
+    free(log);
+    free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }

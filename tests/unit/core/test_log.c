@@ -94,8 +94,8 @@ Test(log, access_line_fields_and_types) {
 }
 
 Test(log, escapes_and_extreme_numbers) {
-    log_info("t", "quote \" and \\ and \n", LF_S("s", "tab\there\x01\x7f"), LF_I("min", -9223372036854775807LL - 1),
-             LF_D("big", 1e15), LF_D("negative", -2.5));
+    log_info("t", "quote \" and \\ and \n", LF_S("s", "tab\there\x01\x7f"),
+             LF_I("min", -9223372036854775807LL - 1), LF_D("big", 1e15), LF_D("negative", -2.5));
     char **l;
     size_t n = captured(&l);
     cr_assert_eq(n, 1, "not batched: written at once");
@@ -113,8 +113,9 @@ Test(log, many_fields_take_the_general_path_with_the_same_format) {
     /* 20 fields: more than the fast path takes */
     log_info("m", "many", LF_I("f0", 0), LF_I("f1", 1), LF_I("f2", 2), LF_I("f3", 3), LF_I("f4", 4),
              LF_I("f5", 5), LF_I("f6", 6), LF_I("f7", 7), LF_I("f8", 8), LF_I("f9", 9),
-             LF_S("f10", "x\"y"), LF_D("f11", 1.5), LF_B("f12", 1), LF_I("f13", -13), LF_I("f14", 14),
-             LF_I("f15", 15), LF_I("f16", 16), LF_I("f17", 17), LF_I("f18", 18), LF_I("f19", 19));
+             LF_S("f10", "x\"y"), LF_D("f11", 1.5), LF_B("f12", 1), LF_I("f13", -13),
+             LF_I("f14", 14), LF_I("f15", 15), LF_I("f16", 16), LF_I("f17", 17), LF_I("f18", 18),
+             LF_I("f19", 19));
     log_info("m", "few", LF_S("f10", "x\"y"), LF_D("f11", 1.5), LF_B("f12", 1), LF_I("f13", -13));
     char **l;
     size_t n = captured(&l);
@@ -173,7 +174,8 @@ Test(log, text_format_for_people) {
     char **l;
     size_t n = captured(&l);
     cr_assert_eq(n, 1);
-    cr_assert(strstr(l[0], " info  http: request route=/health status=200 q=\"a b\"") != NULL, "%s", l[0]);
+    cr_assert(strstr(l[0], " info  http: request route=/health status=200 q=\"a b\"") != NULL, "%s",
+              l[0]);
     free_lines(l, n);
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -302,6 +303,13 @@ Test(media, transcode_16x9_into_9x16_keeps_aspect_and_pads) {
     free(p.y);
 }
 
+Test(media, transcode_raw_h264_stream_without_timestamps) {
+    synth("in.h264", 96, 160, 25, 1.2, NULL, true, false); /* Annex B elementary stream */
+    cr_assert_str_eq(probe(path("in.h264")).format, "h264");
+    cr_assert_eq(transcode("in.h264", "out.mp4", 96, 160, 25, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 96, 160, 25, 1.2);
+}
+
 Test(media, transcode_odd_sized_input) {
     synth("in.mkv", 161, 287, 30, 1, "ffv1", true, false);
     struct media_info in = probe(path("in.mkv"));
@@ -318,6 +326,38 @@ Test(media, transcode_variable_frame_rate_input_to_constant_rate) {
     synth("hi.mp4", 128, 224, 50, 1, NULL, false, false);
     cr_assert_eq(transcode("hi.mp4", "low.mp4", 128, 224, 15, NULL), 0, "%s", err.data);
     check_output(path("low.mp4"), 128, 224, 15, 1.0);
+}
+
+static void synth_audio(const char *name, double video_s, double audio_s) {
+    struct media_synth_opts o = {.output = path(name), .width = 96, .height = 160, .fps = 30, .seconds = video_s,
+                                 .clip_number = 2, .audio_seconds = audio_s};
+    buf_reset(&err);
+    cr_assert_eq(media_synth_clip(&o, &err), 0, "synth %s: %s", name, err.data);
+    struct media_info mi = probe(path(name));
+    cr_assert(fabs(mi.audio_duration - audio_s) < 0.05, "%s: audio %f s", name, mi.audio_duration);
+}
+
+Test(media, audio_longer_or_shorter_than_the_video_is_cut_or_padded) {
+    /* Matroska declares no per-stream length: the container's (the audio's) is what the
+     * truncation check sees, and a song outlasting the clip must not look like a cut file */
+    synth_audio("long.mkv", 1.0, 3.0);
+    cr_assert_eq(transcode("long.mkv", "a.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("a.mp4"), 96, 160, 30, 1.0);
+    synth_audio("long.mp4", 1.0, 3.0);
+    cr_assert_eq(transcode("long.mp4", "b.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("b.mp4"), 96, 160, 30, 1.0);
+    synth_audio("short.mp4", 1.5, 0.5);
+    cr_assert_eq(transcode("short.mp4", "c.mp4", 96, 160, 30, NULL), 0, "%s", err.data);
+    check_output(path("c.mp4"), 96, 160, 30, 1.5);
+}
+
+Test(media, long_video_with_short_audio_gets_silence_to_the_end) {
+    /* 35 s of video (longer than the 30 s the audio queue holds) with 1 s of tone */
+    struct media_synth_opts o = {.output = path("in.mp4"), .width = 64, .height = 112, .fps = 5, .seconds = 35,
+                                 .audio_seconds = 1};
+    cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
+    cr_assert_eq(transcode("in.mp4", "out.mp4", 64, 112, 5, NULL), 0, "%s", err.data);
+    check_output(path("out.mp4"), 64, 112, 5, 35.0);
 }
 
 Test(media, transcode_rejects_odd_or_out_of_range_output) {
@@ -395,6 +435,53 @@ Test(media, garbage_and_non_video_inputs_fail_cleanly) {
     expect_clean_failure("mixed.mp4", ERR_MEDIATYPE, NULL);
     struct media_info mi;
     cr_expect_eq(media_probe(path("junk.mp4"), &mi, &err), ERR_MEDIATYPE);
+}
+
+/* Damaged copies (bytes overwritten, a block of noise, cut anywhere): each either transcodes to
+ * a valid output (the decoders conceal some damage) or fails with a reason and leaves nothing;
+ * never a crash (ASan checks memory). */
+Test(media, damaged_inputs_transcode_or_fail_cleanly) {
+    synth("base.mp4", 96, 160, 30, 1, NULL, false, false);
+    FILE *f = fopen(path("base.mp4"), "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    unsigned char *orig = malloc((size_t)n), *b = malloc((size_t)n);
+    cr_assert_eq(fread(orig, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    srand(7);
+    int ok = 0, failed = 0;
+    for (int i = 0; i < 12; i++) {
+        memcpy(b, orig, (size_t)n);
+        long len = n;
+        if (i % 3 == 0) {
+            for (int k = 0; k < 20; k++)
+                b[rand() % n] = (unsigned char)rand();
+        } else if (i % 3 == 1) {
+            long at = rand() % n;
+            for (long k = at; k < n && k < at + 1500; k++)
+                b[k] = (unsigned char)rand();
+        } else {
+            len = rand() % n;
+        }
+        write_file(path("d.mp4"), b, (size_t)len);
+        int rc = transcode("d.mp4", "out.mp4", 64, 112, 30, NULL);
+        if (rc == 0) {
+            ok++;
+            struct media_info mi = probe(path("out.mp4"));
+            cr_expect(mi.faststart && mi.width == 64 && mi.height == 112, "variant %d", i);
+            remove(path("out.mp4"));
+        } else {
+            failed++;
+            cr_expect_eq(rc, ERR_MEDIATYPE, "variant %d: %s", i, err.data);
+            cr_expect(err.data && *err.data, "variant %d has a reason", i);
+            cr_expect_not(exists(path("out.mp4")));
+        }
+        cr_expect_eq(count_files(), 2, "variant %d left a temp file", i);
+    }
+    cr_expect_gt(failed, 0, "cut files must fail");
+    free(orig);
+    free(b);
 }
 
 Test(media, cancelled_transcode_removes_its_output) {
@@ -568,4 +655,40 @@ Test(media, job_paths_stay_inside_the_media_directory) {
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
     cr_expect_eq(media_resolve_path(root, longp, false, out, sizeof out), ERR_INVAL);
+}
+
+static void age(const char *p, int seconds) {
+    struct timespec ts[2];
+    clock_gettime(CLOCK_REALTIME, &ts[0]);
+    ts[0].tv_sec -= seconds;
+    ts[1] = ts[0];
+    cr_assert_eq(utimensat(AT_FDCWD, p, ts, 0), 0);
+}
+
+Test(media, sweep_removes_only_stale_temp_files) {
+    cr_assert_eq(mkdir(path("m"), 0755), 0);
+    cr_assert_eq(mkdir(path("m/sub"), 0755), 0);
+    cr_assert_eq(mkdir(path("outside"), 0755), 0);
+    const char *stale[] = {"m/.a.mp4.tmp-0123456789abcdef", "m/sub/.t.jpg.tmp-fedcba9876543210"};
+    const char *kept[] = {"m/.b.mp4.tmp-00112233445566ff",  /* fresh: maybe a live encode */
+                          "m/clip.mp4",                     /* not a temp file */
+                          "m/.a.mp4.tmp-0123456789abcdeg",  /* not our pattern */
+                          "m/.hidden",
+                          "outside/.c.mp4.tmp-0123456789abcdef"}; /* only reachable through a symlink */
+    for (size_t i = 0; i < 2; i++) {
+        write_file(path(stale[i]), "x", 1);
+        age(path(stale[i]), 7200);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        write_file(path(kept[i]), "x", 1);
+        if (i)
+            age(path(kept[i]), 7200);
+    }
+    cr_assert_eq(symlink(path("outside"), path("m/link")), 0);
+    cr_expect_eq(media_sweep_temp(path("m"), 3600), 2);
+    for (size_t i = 0; i < 2; i++)
+        cr_expect_not(exists(path(stale[i])), "%s removed", stale[i]);
+    for (size_t i = 0; i < 5; i++)
+        cr_expect(exists(path(kept[i])), "%s kept", kept[i]);
+    cr_expect_eq(media_sweep_temp(path("nonexistent"), 3600), 0);
 }

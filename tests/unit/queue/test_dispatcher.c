@@ -7,6 +7,7 @@
  * its half-open trial succeeds.
  */
 #include <criterion/criterion.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,23 @@ static void run_media(struct job_ctx *ctx) {
     atomic_fetch_add(&finished_ok, 1);
 }
 
+/* Records its effect, then fails for every third job: that job's effect and completion must
+ * roll back without touching the others recorded in the same unit. */
+static _Atomic int effects_tried;
+static void run_now(struct job_ctx *ctx) {
+    note_start();
+    atomic_fetch_sub(&inflight, 1);
+    job_finish(ctx);
+}
+static int effect_then_fail(store_tx_t *tx, struct job_ctx *ctx) {
+    int rc = tx->s->ops->test_effect(tx, ctx->job.id, 1);
+    if (rc)
+        return rc;
+    return atomic_fetch_add(&effects_tried, 1) % 3 == 2 ? ERR_INVAL : 0;
+}
+
+static const struct job_type t_effect = {.name = "t.effect", .kind = JK_LOOP, .concurrency = 64, .run_loop = run_now,
+                                         .on_complete = effect_then_fail};
 static const struct job_type t_hold_a = {.name = "t.hold-a", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
 static const struct job_type t_hold_b = {.name = "t.hold-b", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
 static const struct job_type t_media_a = {.name = "t.media-a", .kind = JK_POOL, .concurrency = 4, .run_pool = run_media, .cap_group = "g"};
@@ -307,5 +325,38 @@ Test(dispatcher, half_open_runs_one_trial_at_a_time) {
     cr_assert_eq(atomic_load(&started), before + 1, "one trial while half-open");
     run_until_ok(8, 10000);
     cr_assert_gt(atomic_load(&max_inflight), 1, "closed again: jobs run side by side");
+    close_all();
+}
+
+/* Rows of the test_effects table, read with a connection of its own. */
+static long long effects_recorded(void) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/db.sqlite", dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM test_effects", -1, &q, NULL), SQLITE_OK);
+    long long n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+Test(dispatcher, a_failing_completion_in_a_batch_rolls_back_alone) {
+    open_all(NULL);
+    dispatcher_register(disp, &t_effect);
+    enqueue("t.effect", 30, 0);
+    dispatcher_start(disp, false, NULL, NULL);
+    int64_t deadline = mono_ms() + 20000;
+    while (atomic_load(&effects_tried) < 30 && mono_ms() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    while (store_pending(st) > 0 && mono_ms() < deadline)
+        uv_run(&loop, UV_RUN_ONCE);
+    cr_assert_eq(atomic_load(&started), 30);
+    cr_assert_eq(dispatcher_completed(disp), 20, "two of three completions recorded");
+    struct queue_counts c = counts();
+    cr_assert_eq(c.running, 10, "the failed ones stay running (their lease will expire)");
+    cr_assert_eq(c.ready, 0);
+    cr_assert_eq(effects_recorded(), 20, "the failed ones' effects were rolled back, the others kept");
     close_all();
 }

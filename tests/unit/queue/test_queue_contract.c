@@ -546,3 +546,34 @@ Test(queue, a_failing_unit_leaves_nothing_behind) {
     cr_assert_eq(store_call(st, u_get, &g), ERR_NOTFOUND);
     job_release(&o.job);
 }
+
+/* store_nested: a failing item of a batched unit undoes its own writes only. */
+static int nested_enqueue(store_tx_t *tx, void *a) {
+    struct op *o = a;
+    job_t j;
+    bool existed;
+    int rc = queue_enqueue(tx, &pol, &o->n, &j, &existed);
+    if (rc == 0)
+        job_release(&j);
+    return rc ? rc : o->retry_after; /* retry_after: the result to return after the write */
+}
+
+static int u_nested_pair(store_tx_t *tx, void *a) {
+    struct op *o = a;
+    struct op ok = {.n = {.type = "test.noop"}, .retry_after = 0};
+    struct op bad = {.n = {.type = "test.noop"}, .retry_after = ERR_CONFLICT};
+    int rc1 = store_nested(tx, nested_enqueue, &ok);
+    int rc2 = store_nested(tx, nested_enqueue, &bad);
+    int rc3 = store_nested(tx, nested_enqueue, &ok);
+    o->count = (rc1 == 0) + (rc2 == ERR_CONFLICT) * 10 + (rc3 == 0) * 100;
+    return 0;
+}
+
+Test(queue, nested_savepoint_rolls_back_only_the_failing_item) {
+    struct op o = {0};
+    cr_assert_eq(store_call(st, u_nested_pair, &o), 0);
+    cr_assert_eq(o.count, 111, "results of the three items: %d", o.count);
+    struct queue_counts c = {0};
+    cr_assert_eq(store_call(st, u_counts, &c), 0);
+    cr_assert_eq(c.ready, 2, "the failing item's job was rolled back, the others kept");
+}

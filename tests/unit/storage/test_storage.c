@@ -275,6 +275,20 @@ Test(storage, retention_removes_old_clips_but_keeps_what_keep_says_and_new_ones)
     cr_assert_eq(removed, 0);
 }
 
+Test(storage, run_ids_of_intermediate_keys) {
+    char id[37] = "untouched";
+    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_3.mp4", id), 0);
+    cr_assert_str_eq(id, "0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
+    cr_assert_eq(storage_key_run_id("thumbnails/thumb_0B9E6F3A-1C2D-4E5F-8A9B-0C1D2E3F4A5B_0.jpg", id), 0);
+    cr_assert_str_eq(id, "0B9E6F3A-1C2D-4E5F-8A9B-0C1D2E3F4A5B");
+    strcpy(id, "untouched");
+    cr_assert_eq(storage_key_run_id("renders/0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b.mp4", id), ERR_INVAL);
+    cr_assert_eq(storage_key_run_id("transcoded/clip_r1_0.mp4", id), ERR_INVAL);
+    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5bX3.mp4", id), ERR_INVAL);
+    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_/x", id), ERR_INVAL);
+    cr_assert_str_eq(id, "untouched");
+}
+
 Test(storage, retention_zero_keeps_everything) {
     set("MEDIA_RETENTION_HOURS", "0");
     open_storage();

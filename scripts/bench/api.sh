@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# scripts/bench/api.sh: the run API and the video webhook under wrk (issue 5, "Measured").
+#
+#   1. `myloware serve --role api` on a free loopback port, fresh database, LOG_LEVEL=warn, no
+#      run budget (MAX_RUNS_LAST_24H=0, ESTIMATED_COST_PER_RUN_USD=0) or rate limit in the way: every POST /v1/runs/start really creates a run and
+#      queues its first job (nothing runs them: --role api); every POST /v1/webhooks/sora is a
+#      Standard-Webhooks-signed delivery with a unique webhook-id, verified and stored in the
+#      inbox (its task is unknown, so it is kept as an early delivery: the full ingest path).
+#   2. wrk -t2 for DURATION seconds: throughput at 64 connections, latency at 8 connections
+#      (a closed loop at 64 only measures queueing), RUNS rounds each; the median by req/s.
+#   3. 20 concurrent motivational runs with both approvals on `serve` (all roles, fakes,
+#      RENDER_SCALE=$SCALE): the wall time until all are completed and the peak RSS (VmHWM).
+# Targets: starts >= 5000/s and webhooks >= 10000/s at 64 connections; p99 < 10 ms (starts) and
+# < 5 ms (webhooks) at 8. Loopback only; everything is removed on exit.
+# Knobs: RUNS=3 DURATION=10 RUNS20=20 SCALE=0.25 MYLOWARE=./myloware WRK=wrk
+set -uo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=${MYLOWARE:-$here/myloware}
+WRK=${WRK:-wrk}
+RUNS=${RUNS:-3}
+DURATION=${DURATION:-10}
+N20=${RUNS20:-20}
+SCALE=${SCALE:-0.25}
+tmp=$(mktemp -d /tmp/myloware-bench-api-XXXXXX)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+[ -x "$BIN" ] || { echo "no binary at $BIN (make first)" >&2; exit 2; }
+SECRET="whsec_$(head -c 24 /dev/urandom | base64)"
+
+start_server() { # $1: role; rest: extra flags (LOG_LEVEL=warn prints no "listening" line: pick the port)
+  local role=$1; shift
+  rm -rf "$tmp/db"* "$tmp/media"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+  "$BIN" serve --role "$role" --port "$port" --database-url "sqlite:$tmp/db.sqlite" --media-dir "$tmp/media" \
+    --projects-dir "$here/projects" --log-level warn --max-runs-last-24h 0 --estimated-cost-per-run-usd 0 \
+    --run-rate-limit 1000000000/second --openai-webhook-secret "$SECRET" "$@" 2>"$tmp/log" &
+  pid=$!
+  for _ in $(seq 1 500); do
+    curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  echo "server did not start" >&2; cat "$tmp/log" >&2; exit 2
+}
+stop_server() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; }
+
+cat >"$tmp/start.lua" <<'EOF'
+local n = 0
+local tid = 0
+function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+function request()
+  n = n + 1
+  return wrk.format("POST", "/v1/runs/start",
+    {["X-API-Key"] = "dev-api-key", ["Content-Type"] = "application/json"},
+    '{"project":"motivational","brief":"bench run ' .. tostring(tid) .. '-' .. n .. '"}')
+end
+EOF
+
+# Pre-signed deliveries (wrk's Lua has no HMAC): one line "id<TAB>ts<TAB>sig<TAB>body" each.
+python3 - "$SECRET" "$tmp/deliveries.txt" <<'EOF'
+import base64, hmac, hashlib, sys, time, uuid
+secret, out = sys.argv[1], sys.argv[2]
+key = base64.b64decode(secret[len("whsec_"):])
+ts = str(int(time.time()))
+with open(out, "w") as f:
+    for i in range(400000):
+        mid = "msg_%s" % uuid.uuid4().hex
+        body = '{"id":"evt_%d","object":"event","created_at":1,"type":"video.completed","data":{"id":"video_bench_%d"}}' % (i, i)
+        sig = base64.b64encode(hmac.new(key, ("%s.%s.%s" % (mid, ts, body)).encode(), hashlib.sha256).digest()).decode()
+        f.write("%s\t%s\tv1,%s\t%s\n" % (mid, ts, sig, body))
+EOF
+cat >"$tmp/webhook.lua" <<EOF
+local lines = {}
+local i = 0
+local step, off = 1, 0
+local tid = 0
+function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+function init(args)
+  for l in io.lines("$tmp/deliveries.txt") do lines[#lines + 1] = l end
+  step, off = 2, (tid or 1) - 1
+end
+function request()
+  local l = lines[(off + i * step) % #lines + 1]
+  i = i + 1
+  local id, ts, sig, body = l:match("([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)")
+  return wrk.format("POST", "/v1/webhooks/sora", {["Content-Type"] = "application/json",
+    ["webhook-id"] = id, ["webhook-timestamp"] = ts, ["webhook-signature"] = sig}, body)
+end
+EOF
+
+# wrk output -> "reqs p50_ms p99_ms"
+parse() {
+  awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+       function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+       END { printf "%.0f %.3f %.3f\n", r, ms(p50), ms(p99) }'
+}
+
+bench() { # $1 label, $2 lua, $3 conns: prints "reqs p50 p99" of the median run (by req/s)
+  local label=$1 lua=$2 conns=$3 results=()
+  for r in $(seq 1 "$RUNS"); do
+    results+=("$("$WRK" -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$port" 2>&1 | parse)")
+    echo "  $label c=$conns run $r: ${results[-1]} (req/s p50_ms p99_ms)" >&2
+  done
+  printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
+}
+
+echo "== run starts and signed webhooks (serve --role api; $RUNS x ${DURATION}s each, median)"
+start_server api
+s64=$(bench starts "$tmp/start.lua" 64)
+s8=$(bench starts "$tmp/start.lua" 8)
+w64=$(bench webhooks "$tmp/webhook.lua" 64)
+w8=$(bench webhooks "$tmp/webhook.lua" 8)
+runs_made=$(sqlite3 "$tmp/db.sqlite" "SELECT count(*) FROM runs" 2>/dev/null || echo "?")
+inbox=$(sqlite3 "$tmp/db.sqlite" "SELECT count(*) FROM webhook_inbox" 2>/dev/null || echo "?")
+stop_server
+read -r s64r _ _ <<<"$s64"; read -r _ _ s8p99 <<<"$s8"; read -r w64r _ _ <<<"$w64"; read -r _ _ w8p99 <<<"$w8"
+echo "starts:   $s64r req/s at 64 connections; p99 $s8p99 ms at 8 (runs created: $runs_made)"
+echo "webhooks: $w64r req/s at 64 connections; p99 $w8p99 ms at 8 (deliveries stored: $inbox)"
+
+echo "== $N20 concurrent motivational runs with approvals (serve, fakes, RENDER_SCALE=$SCALE)"
+start_server all --render-scale "$SCALE" --fake-video-delay-ms 50
+t0=$(date +%s.%N)
+python3 - "$port" "$N20" <<'EOF'
+import json, sys, time, urllib.request
+port, n = int(sys.argv[1]), int(sys.argv[2])
+H = {"X-API-Key": "dev-api-key", "Content-Type": "application/json"}
+def call(method, path, body=None):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), method=method, headers=H,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.load(r)
+ids = [call("POST", "/v1/runs/start", {"project": "motivational", "brief": "concurrent run %d" % i})["run_id"] for i in range(n)]
+done, deadline = set(), time.time() + 900
+while len(done) < n and time.time() < deadline:
+    for i in ids:
+        if i in done: continue
+        r = call("GET", "/v1/runs/" + i)
+        if r["pending_gate"]:
+            try: call("POST", "/v1/runs/%s/approve" % i, {"gate": r["pending_gate"]})
+            except Exception: pass
+        if r["status"] in ("completed", "failed", "rejected", "cancelled"):
+            done.add(i)
+            if r["status"] != "completed": print("run", i, r["status"], r["error"])
+    time.sleep(0.2)
+ok = sum(1 for i in ids if call("GET", "/v1/runs/" + i)["status"] == "completed")
+print("completed %d of %d" % (ok, n))
+EOF
+t1=$(date +%s.%N)
+rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
+stop_server
+printf 'wall time %.1f s, peak RSS %d MiB\n' "$(echo "$t1 - $t0" | bc)" "$((rss / 1024))"
+echo "targets: starts >= 5000/s, webhooks >= 10000/s at 64; p99 < 10 ms (starts), < 5 ms (webhooks) at 8"
