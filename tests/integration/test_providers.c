@@ -30,6 +30,7 @@
 #include "media/media.h"
 #include "providers/providers.h"
 #include "support/harness.h"
+#include "support/loopwait.h"
 
 #define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 #define RM_SECRET "remotion-callback-secret"
@@ -264,32 +265,9 @@ static void teardown(void) {
 
 TestSuite(providers, .init = setup, .fini = teardown, .timeout = 240);
 
-/* A completion may run in the timer phase of uv_run(UV_RUN_ONCE), after which that call would
- * still block in poll: a 10 ms tick makes every turn come back so the flag is seen. */
-struct deadline {
-    bool expired;
-    uint64_t until;
-};
-
-static void on_tick(uv_timer_t *t) {
-    struct deadline *d = t->data;
-    if (uv_now(t->loop) >= d->until)
-        d->expired = true;
-}
-
-static bool run_until(int *flag, int ms) {
-    uv_timer_t t;
-    uv_update_time(&loop);
-    struct deadline d = {false, uv_now(&loop) + (uint64_t)ms};
-    uv_timer_init(&loop, &t);
-    t.data = &d;
-    uv_timer_start(&t, on_tick, 10, 10);
-    while (!*flag && !d.expired)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return *flag;
-}
+/* Until a completion set *flag (or ms): see tests/support/loopwait.h for why not a plain
+ * uv_run(UV_RUN_ONCE) loop (a completion in the timer phase went unseen until the deadline). */
+static bool run_until(int *flag, int ms) { return h_loop_run_until(&loop, flag, ms); }
 
 /* ---- llm ------------------------------------------------------------------------------------ */
 
