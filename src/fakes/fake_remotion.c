@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -464,7 +465,7 @@ void fake_render_output(fakes_t *f, http_req_t *req) {
 void fake_renders_resume(struct fakes *f) {
     char d[FAKE_PATH_MAX + 16];
     snprintf(d, sizeof d, "%s/renders", f->dir);
-    DIR *dir = opendir(d);
+    DIR *dir = dir_open(d);
     if (!dir)
         return;
     struct dirent *e;
