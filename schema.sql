@@ -17,15 +17,12 @@ CREATE TABLE health_probe (
 );
 
 -- migration 2: the durable job queue (states as in src/queue/queue.h; times are ms since the epoch)
--- The state tests are written as OR chains, not IN lists: SQLite builds a temporary B-tree for an
--- IN list of more than two constants on every statement that evaluates it (each insert and each
--- transition), which cost about 40% of the database thread's time per job.
 CREATE TABLE jobs (
     id               TEXT PRIMARY KEY,
     type             TEXT NOT NULL,
     run_id           TEXT,
     payload          TEXT NOT NULL DEFAULT '{}',
-    state            TEXT NOT NULL CHECK (state = 'queued' OR state = 'running' OR state = 'succeeded' OR state = 'dead' OR state = 'cancelled'),
+    state            TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'dead', 'cancelled')),
     priority         INTEGER NOT NULL DEFAULT 0,
     attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
@@ -50,7 +47,7 @@ CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
 -- an idempotency key blocks duplicates only while a job holding it is unfinished
 CREATE UNIQUE INDEX jobs_idempotency ON jobs (type, idempotency_key)
     WHERE idempotency_key IS NOT NULL AND state IN ('queued', 'running');
-CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'succeeded' OR state = 'cancelled' OR state = 'dead';
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'cancelled', 'dead');
 CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX jobs_created ON jobs (created_at);
 
@@ -176,3 +173,49 @@ CREATE TABLE feedback (
     created_at  INTEGER NOT NULL
 );
 CREATE INDEX feedback_run ON feedback (run_id, created_at);
+
+-- migration 5: jobs with the state tests as OR chains, not IN lists: SQLite builds a temporary
+-- B-tree for an IN list of more than two constants on every statement that evaluates it (each
+-- insert and each transition), about 40% of the database thread's time per job. The table is
+-- rebuilt (SQLite cannot alter a CHECK constraint); rows, ids and rowid order are kept.
+CREATE TABLE jobs_new (
+    id               TEXT PRIMARY KEY,
+    type             TEXT NOT NULL,
+    run_id           TEXT,
+    payload          TEXT NOT NULL DEFAULT '{}',
+    state            TEXT NOT NULL CHECK (state = 'queued' OR state = 'running' OR state = 'succeeded' OR state = 'dead' OR state = 'cancelled'),
+    priority         INTEGER NOT NULL DEFAULT 0,
+    attempts         INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    max_attempts     INTEGER NOT NULL CHECK (max_attempts >= 1),
+    run_at           INTEGER NOT NULL,
+    lease_owner      TEXT,
+    lease_token      TEXT,
+    lease_expires_at INTEGER,
+    progress         REAL,
+    last_error       TEXT,
+    result_url       TEXT,
+    idempotency_key  TEXT,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    finished_at      INTEGER,
+    resolved_at      INTEGER,
+    CHECK ((state = 'running') = (lease_token IS NOT NULL))
+);
+INSERT INTO jobs_new (rowid, id, type, run_id, payload, state, priority, attempts, max_attempts, run_at,
+    lease_owner, lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, created_at,
+    updated_at, finished_at, resolved_at)
+  SELECT rowid, id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner,
+    lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, created_at, updated_at,
+    finished_at, resolved_at FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_new RENAME TO jobs;
+-- claim: ready jobs of one type by priority then age
+CREATE INDEX jobs_ready ON jobs (type, priority DESC, run_at) WHERE state = 'queued';
+-- rescuer: expired leases
+CREATE INDEX jobs_leases ON jobs (lease_expires_at) WHERE state = 'running';
+-- an idempotency key blocks duplicates only while a job holding it is unfinished
+CREATE UNIQUE INDEX jobs_idempotency ON jobs (type, idempotency_key)
+    WHERE idempotency_key IS NOT NULL AND state IN ('queued', 'running');
+CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state = 'succeeded' OR state = 'cancelled' OR state = 'dead';
+CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL;
+CREATE INDEX jobs_created ON jobs (created_at);

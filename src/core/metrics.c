@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/clock.h"
 #include "core/mem.h"
 
@@ -187,7 +188,7 @@ static void process_gauges(void) {
     }
     metrics_set(M_RSS, "", (double)rss * (double)sysconf(_SC_PAGESIZE));
     int fds = 0;
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = dir_open("/proc/self/fd");
     if (d) {
         struct dirent *e;
         while ((e = readdir(d)))

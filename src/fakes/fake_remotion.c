@@ -7,7 +7,7 @@
  * RENDER_SCALE, overlays = texts[i] over clip i, RENDER_FONT) and the job ends "done" with
  * output_url <self>/_fake/remotion/output/<job_id>.mp4, or "error". The callback_url then gets
  * {job_id, run_id, status, output_url | error} signed with X-Remotion-Signature
- * (REMOTION_WEBHOOK_SECRET), retried while it fails retryably.
+ * (REMOTION_WEBHOOK_SECRET), through the URL guard, retried while it fails retryably.
  * GET .../api/render/{job_id} {status, progress, output_url, template, error}; GET
  * .../output/{file} the MP4. REMOTION_API_SECRET, when set, is required as Bearer or x-api-key.
  *
@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -188,8 +189,10 @@ static void deliver(struct fake_render *r) {
         snprintf(h_sig, sizeof h_sig, "X-Remotion-Signature: %s", sig);
         hdrs[1] = h_sig;
     }
+    /* the callback URL came with the request: through the URL guard, like the real service's
+     * allowlist (our own origin is trusted; others need ALLOW_PRIVATE_URLS or ALLOWED_MEDIA_DOMAINS) */
     struct http_request req = {.method = "POST", .url = cb, .headers = hdrs, .body = text, .body_len = strlen(text),
-                               .timeout_ms = 5000, .max_body = 65536};
+                               .timeout_ms = 5000, .max_body = 65536, .guard = true};
     fake_hold(f);
     if (http_client_send(f->client, &req, on_delivered, r, &r->call) != 0) {
         r->call = NULL;
@@ -464,7 +467,7 @@ void fake_render_output(fakes_t *f, http_req_t *req) {
 void fake_renders_resume(struct fakes *f) {
     char d[FAKE_PATH_MAX + 16];
     snprintf(d, sizeof d, "%s/renders", f->dir);
-    DIR *dir = opendir(d);
+    DIR *dir = dir_open(d);
     if (!dir)
         return;
     struct dirent *e;

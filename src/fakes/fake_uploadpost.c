@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/dir.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -225,7 +226,7 @@ void fake_upload_status(fakes_t *f, http_req_t *req) {
 void fake_uploads_resume(struct fakes *f) {
     char d[FAKE_PATH_MAX + 16];
     snprintf(d, sizeof d, "%s/uploads", f->dir);
-    DIR *dir = opendir(d);
+    DIR *dir = dir_open(d);
     if (!dir)
         return;
     struct dirent *e;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dir.h"
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -409,7 +410,7 @@ void fake_video_content(fakes_t *f, http_req_t *req) {
 void fake_videos_resume(struct fakes *f) {
     char d[FAKE_PATH_MAX + 16];
     snprintf(d, sizeof d, "%s/videos", f->dir);
-    DIR *dir = opendir(d);
+    DIR *dir = dir_open(d);
     if (!dir)
         return;
     struct dirent *e;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/crypto.h"
 #include "core/err.h"
 #include "media/internal.h"
@@ -239,7 +240,7 @@ static bool is_temp_name(const char *base) {
 }
 
 static int sweep_dir(const char *dir, int depth, time_t cutoff) {
-    DIR *d = opendir(dir);
+    DIR *d = dir_open(dir);
     if (!d)
         return 0;
     int removed = 0;

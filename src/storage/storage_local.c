@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "storage/storage_int.h"
@@ -109,7 +110,7 @@ static int local_del(storage_t *s, const char *key) {
  * keep says no (prefix/name is the key given to keep). */
 static int sweep(const char *dir, const char *prefix, int64_t older_than,
                  bool (*keep)(const char *key, void *ud), void *ud, int *removed) {
-    DIR *d = opendir(dir);
+    DIR *d = dir_open(dir);
     if (!d)
         return errno == ENOENT ? 0 : ERR_IO;
     struct dirent *e;

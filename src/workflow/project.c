@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/dir.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "workflow/jsonschema.h"
@@ -116,7 +117,7 @@ static int by_name(const void *a, const void *b) {
 }
 
 int projects_load(const char *dir, projects_t **out, buf_t *err) {
-    DIR *d = opendir(dir);
+    DIR *d = dir_open(dir);
     if (!d) {
         buf_printf(err, "%s: cannot open the projects directory", dir);
         return ERR_IO;
