@@ -125,3 +125,20 @@ int cli_check(const char *cmd, const struct cli_resp *r) {
             fname ? ": " : "", fname ? fname : "", fmsg ? " " : "", fmsg ? fmsg : "", r->status);
     return CLI_FAIL;
 }
+
+int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
+             struct cli_resp *r) {
+    char err[512];
+    if (cli_request(cfg, method, path, body, r, err, sizeof err) != 0) {
+        fprintf(stderr, "myloware %s: %s\n", cmd, err);
+        return CLI_FAIL;
+    }
+    int rc = cli_check(cmd, r);
+    if (rc == CLI_OK && !r->json) {
+        fprintf(stderr, "myloware %s: the server's answer is not JSON\n", cmd);
+        rc = CLI_FAIL;
+    }
+    if (rc != CLI_OK)
+        cli_resp_release(r);
+    return rc;
+}
