@@ -284,6 +284,17 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
 
 /* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
 
+/* A tool-using agent's end: its error, or the step fails unless it ran its tool at least once. */
+static void tool_agent_done(struct step *s, agent_t *a, const char *who, const char *tool) {
+    if (agent_outcome(a) != PROV_OK) {
+        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
+        return;
+    }
+    if (agent_tool_runs(a, tool) == 0)
+        step_fail(s, "%s did not execute %s tool.", who, tool);
+    job_finish(s->ctx);
+}
+
 static void output_moderated(const struct safety_result *r, void *ud) {
     struct step *s = ud;
     if (r->st.outcome != PROV_OK) { /* fail-closed: the step waits for the moderation to answer */
@@ -530,16 +541,7 @@ static void produce_tool(agent_t *a, const struct tool_def *t, json_t *args, voi
         sora_tool_result(s, a);
 }
 
-static void produce_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "sora_generate") == 0)
-        step_fail(s, "Producer did not execute sora_generate tool.");
-    job_finish(s->ctx);
-}
+static void produce_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Producer", "sora_generate"); }
 
 static void produce_start(struct step *s) {
     json_t *structured = json_object_get(s->art, "ideas_structured");
@@ -1022,16 +1024,7 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", job_id, "status", "queued"));
 }
 
-static void edit_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "remotion_render") == 0)
-        step_fail(s, "Editor did not execute remotion_render tool.");
-    job_finish(s->ctx);
-}
+static void edit_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Editor", "remotion_render"); }
 
 static void edit_start(struct step *s) {
     json_t *facts = project_facts(s->proj);
@@ -1376,16 +1369,7 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
     start_upload(s);
 }
 
-static void publish_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "upload_post") == 0)
-        step_fail(s, "Publisher did not execute upload_post tool.");
-    job_finish(s->ctx);
-}
+static void publish_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Publisher", "upload_post"); }
 
 static void publish_start(struct step *s) {
     json_t *facts = project_facts(s->proj);
