@@ -142,3 +142,23 @@ int cli_call(const config_t *cfg, const char *cmd, const char *method, const cha
         cli_resp_release(r);
     return rc;
 }
+
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
+             char *path, size_t cap, bool *as_json, struct cli_resp *r) {
+    *as_json = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            *as_json = true;
+            continue;
+        }
+        const char *v = NULL;
+        size_t k;
+        for (k = 0; k < n && !v; k++)
+            v = cli_opt(argc, argv, &i, opts[k][0]);
+        if (!v)
+            return cli_usage(cmd, "unknown option", argv[i]);
+        if (!cli_query_add(path, cap, opts[k - 1][1], v))
+            return cli_usage(cmd, "option value too long", opts[k - 1][0]);
+    }
+    return cli_call(cfg, cmd, "GET", path, NULL, r);
+}

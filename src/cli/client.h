@@ -44,6 +44,13 @@ bool cli_id_ok(const char *s);
  */
 int cli_check(const char *cmd, const struct cli_resp *r);
 /*
+ * A list command's request: argv holds "--json" (sets *as_json) and the options of opts
+ * ({"--name", "query_name"}, n of them), each added to path (cap bytes) as a query parameter;
+ * then cli_call GET. CLI_OK with *r filled, else the exit code (a usage error, or the call's).
+ */
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
+             char *path, size_t cap, bool *as_json, struct cli_resp *r);
+/*
  * cli_request + cli_check, and the answer must be JSON: CLI_OK with *r filled (release it), else
  * the exit code, the error printed as "myloware <cmd>: ..." and r released. body may be NULL.
  */

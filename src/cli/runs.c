@@ -37,25 +37,11 @@ static void print_run_line(json_t *r) {
 int cli_runs_list(config_t *cfg, int argc, char **argv) {
     const char *cmd = "runs list";
     char path[2048] = "/v1/runs";
-    bool as_json = false;
+    bool as_json;
     static const char *const opts[][2] = {
         {"--status", "status"}, {"--workflow", "workflow"}, {"--limit", "limit"}, {"--cursor", "cursor"}};
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = true;
-            continue;
-        }
-        const char *v = NULL;
-        size_t k;
-        for (k = 0; k < 4 && !v; k++)
-            v = cli_opt(argc, argv, &i, opts[k][0]);
-        if (!v)
-            return cli_usage(cmd, "unknown option", argv[i]);
-        if (!cli_query_add(path, sizeof path, opts[k - 1][1], v))
-            return cli_usage(cmd, "option value too long", opts[k - 1][0]);
-    }
     struct cli_resp r;
-    int rc = cli_call(cfg, cmd, "GET", path, NULL, &r);
+    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path, &as_json, &r);
     if (rc)
         return rc;
     if (as_json) {
