@@ -124,6 +124,25 @@ static bool blocked(struct call *c, const char *text) {
     return false;
 }
 
+/* 0 when the run exists, else ERR_NOTFOUND (or the store's error). */
+static int run_exists(store_tx_t *tx, const char *id) {
+    run_t r;
+    memset(&r, 0, sizeof r);
+    int rc = tx->s->ops->run_get(tx, id, false, &r);
+    if (rc == 0)
+        run_release(&r);
+    return rc;
+}
+
+/* A feedback row as the API shows it. */
+static json_t *feedback_json(const feedback_t *f) {
+    char ts[CLOCK_ISO_LEN];
+    clock_iso8601(f->created_at, ts);
+    return json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", f->id, "run_id", f->run_id, "artifact_id",
+                     *f->artifact_id ? f->artifact_id : NULL, "rating", f->rating, "comment", f->comment,
+                     "created_at", ts);
+}
+
 static int op_unit(store_tx_t *tx, struct call *c) {
     const struct store_ops *ops = tx->s->ops;
     int rc;
@@ -176,10 +195,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         return rc;
     }
     case OP_ARTIFACTS: {
-        rc = ops->run_get(tx, c->id, false, &r);
-        if (rc)
+        if ((rc = run_exists(tx, c->id)) != 0)
             return rc;
-        run_release(&r);
         artifact_t *as = xcalloc(ARTIFACTS_MAX, sizeof *as);
         int n = ARTIFACTS_MAX;
         rc = ops->artifact_list(tx, c->id, NULL, as, &n);
@@ -234,10 +251,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
     case OP_FEEDBACK_ADD: {
         if (blocked(c, jstr(c->in, "comment")))
             return ERR_BLOCKED;
-        rc = ops->run_get(tx, c->id, false, &r);
-        if (rc)
+        if ((rc = run_exists(tx, c->id)) != 0)
             return rc;
-        run_release(&r);
         feedback_t f;
         memset(&f, 0, sizeof f);
         crypto_uuid4(f.id);
@@ -249,12 +264,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         rc = ops->feedback_add(tx, &f);
         if (rc)
             return rc;
-        char ts[CLOCK_ISO_LEN];
-        clock_iso8601(f.created_at, ts);
         c->http_status = 201;
-        c->out = json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", f.id, "run_id", f.run_id, "artifact_id",
-                           *f.artifact_id ? f.artifact_id : NULL, "rating", f.rating, "comment", f.comment,
-                           "created_at", ts);
+        c->out = feedback_json(&f);
         return 0;
     }
     case OP_V2_GATE: {
@@ -312,10 +323,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         run_release(&r);
         return 0;
     case OP_V2_HISTORY: {
-        rc = ops->run_get(tx, c->id, false, &r);
-        if (rc)
+        if ((rc = run_exists(tx, c->id)) != 0)
             return rc;
-        run_release(&r);
         run_event_t *es = xcalloc(500, sizeof *es);
         int n = 500;
         rc = ops->run_event_list(tx, c->id, 0, true, es, &n);
@@ -337,23 +346,15 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         return rc;
     }
     case OP_FEEDBACK_LIST: {
-        rc = ops->run_get(tx, c->id, false, &r);
-        if (rc)
+        if ((rc = run_exists(tx, c->id)) != 0)
             return rc;
-        run_release(&r);
         feedback_t *fs = xcalloc(FEEDBACK_MAX, sizeof *fs);
         int n = FEEDBACK_MAX;
         rc = ops->feedback_list(tx, c->id, fs, &n);
         if (rc == 0) {
             json_t *arr = json_array();
-            for (int i = 0; i < n; i++) {
-                char ts[CLOCK_ISO_LEN];
-                clock_iso8601(fs[i].created_at, ts);
-                json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", fs[i].id, "run_id",
-                                                     fs[i].run_id, "artifact_id",
-                                                     *fs[i].artifact_id ? fs[i].artifact_id : NULL, "rating",
-                                                     fs[i].rating, "comment", fs[i].comment, "created_at", ts));
-            }
+            for (int i = 0; i < n; i++)
+                json_array_append_new(arr, feedback_json(&fs[i]));
             c->out = json_pack("{s:o,s:i}", "feedback", arr, "count", n);
         }
         for (int i = 0; i < n; i++)

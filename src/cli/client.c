@@ -125,3 +125,40 @@ int cli_check(const char *cmd, const struct cli_resp *r) {
             fname ? ": " : "", fname ? fname : "", fmsg ? " " : "", fmsg ? fmsg : "", r->status);
     return CLI_FAIL;
 }
+
+int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
+             struct cli_resp *r) {
+    char err[512];
+    if (cli_request(cfg, method, path, body, r, err, sizeof err) != 0) {
+        fprintf(stderr, "myloware %s: %s\n", cmd, err);
+        return CLI_FAIL;
+    }
+    int rc = cli_check(cmd, r);
+    if (rc == CLI_OK && !r->json) {
+        fprintf(stderr, "myloware %s: the server's answer is not JSON\n", cmd);
+        rc = CLI_FAIL;
+    }
+    if (rc != CLI_OK)
+        cli_resp_release(r);
+    return rc;
+}
+
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
+             char *path, size_t cap, bool *as_json, struct cli_resp *r) {
+    *as_json = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            *as_json = true;
+            continue;
+        }
+        const char *v = NULL;
+        size_t k;
+        for (k = 0; k < n && !v; k++)
+            v = cli_opt(argc, argv, &i, opts[k][0]);
+        if (!v)
+            return cli_usage(cmd, "unknown option", argv[i]);
+        if (!cli_query_add(path, cap, opts[k - 1][1], v))
+            return cli_usage(cmd, "option value too long", opts[k - 1][0]);
+    }
+    return cli_call(cfg, cmd, "GET", path, NULL, r);
+}

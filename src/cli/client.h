@@ -12,12 +12,11 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "cli/args.h"
 #include "core/config.h"
 
 #define CLI_MAX_BODY (16u << 20)
 
-/* Exit codes of every command (runtime.md §7). */
-enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 struct cli_resp {
     long status;
@@ -44,5 +43,18 @@ bool cli_id_ok(const char *s);
  * (HTTP <status>)" on stderr (the server's detail when it gave one) and returns CLI_FAIL.
  */
 int cli_check(const char *cmd, const struct cli_resp *r);
+/*
+ * A list command's request: argv holds "--json" (sets *as_json) and the options of opts
+ * ({"--name", "query_name"}, n of them), each added to path (cap bytes) as a query parameter;
+ * then cli_call GET. CLI_OK with *r filled, else the exit code (a usage error, or the call's).
+ */
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
+             char *path, size_t cap, bool *as_json, struct cli_resp *r);
+/*
+ * cli_request + cli_check, and the answer must be JSON: CLI_OK with *r filled (release it), else
+ * the exit code, the error printed as "myloware <cmd>: ..." and r released. body may be NULL.
+ */
+int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
+             struct cli_resp *r);
 
 #endif

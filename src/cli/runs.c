@@ -13,61 +13,14 @@
 
 #include "cli/client.h"
 
-static int usage(const char *cmd, const char *msg, const char *arg) {
-    fprintf(stderr, "myloware %s: %s%s%s\nTry 'myloware %s --help'.\n", cmd, msg, arg ? ": " : "", arg ? arg : "",
-            cmd);
-    return CLI_USAGE;
-}
-
-static const char *opt_value(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] == '\0' && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
-}
-
-static const char *str(json_t *o, const char *key) {
-    json_t *v = json_object_get(o, key);
-    return json_is_string(v) ? json_string_value(v) : "-";
-}
-
-static void print_json(json_t *j) {
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    if (s) {
-        puts(s);
-        free(s);
-    }
-}
-
-static int call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
-                struct cli_resp *r) {
-    char err[512];
-    if (cli_request(cfg, method, path, body, r, err, sizeof err) != 0) {
-        fprintf(stderr, "myloware %s: %s\n", cmd, err);
-        return CLI_FAIL;
-    }
-    int rc = cli_check(cmd, r);
-    if (rc == CLI_OK && !r->json) {
-        fprintf(stderr, "myloware %s: the server's answer is not JSON\n", cmd);
-        rc = CLI_FAIL;
-    }
-    if (rc != CLI_OK)
-        cli_resp_release(r);
-    return rc;
-}
-
 /* The run id argument (and the options, by the caller's table). */
 static bool take_id(const char *cmd, const char *arg, const char **id, int *rc) {
     if (*id) {
-        *rc = usage(cmd, "unexpected argument", arg);
+        *rc = cli_usage(cmd, "unexpected argument", arg);
         return false;
     }
     if (!cli_id_ok(arg)) {
-        *rc = usage(cmd, "not a run id", arg);
+        *rc = cli_usage(cmd, "not a run id", arg);
         return false;
     }
     *id = arg;
@@ -76,37 +29,23 @@ static bool take_id(const char *cmd, const char *arg, const char **id, int *rc) 
 
 static void print_run_line(json_t *r) {
     json_t *p = json_object_get(r, "progress");
-    printf("%s\t%s\t%s\t%s\t%lld/%lld\t%s\n", str(r, "run_id"), str(r, "workflow_name"), str(r, "status"),
-           str(r, "current_step"), (long long)json_integer_value(json_object_get(p, "clips_ready")),
-           (long long)json_integer_value(json_object_get(p, "clips_expected")), str(r, "created_at"));
+    printf("%s\t%s\t%s\t%s\t%lld/%lld\t%s\n", cli_str(r, "run_id"), cli_str(r, "workflow_name"), cli_str(r, "status"),
+           cli_str(r, "current_step"), (long long)json_integer_value(json_object_get(p, "clips_ready")),
+           (long long)json_integer_value(json_object_get(p, "clips_expected")), cli_str(r, "created_at"));
 }
 
 int cli_runs_list(config_t *cfg, int argc, char **argv) {
     const char *cmd = "runs list";
     char path[2048] = "/v1/runs";
-    bool as_json = false;
+    bool as_json;
     static const char *const opts[][2] = {
         {"--status", "status"}, {"--workflow", "workflow"}, {"--limit", "limit"}, {"--cursor", "cursor"}};
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            as_json = true;
-            continue;
-        }
-        const char *v = NULL;
-        size_t k;
-        for (k = 0; k < 4 && !v; k++)
-            v = opt_value(argc, argv, &i, opts[k][0]);
-        if (!v)
-            return usage(cmd, "unknown option", argv[i]);
-        if (!cli_query_add(path, sizeof path, opts[k - 1][1], v))
-            return usage(cmd, "option value too long", opts[k - 1][0]);
-    }
     struct cli_resp r;
-    int rc = call(cfg, cmd, "GET", path, NULL, &r);
+    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path, &as_json, &r);
     if (rc)
         return rc;
     if (as_json) {
-        print_json(r.json);
+        cli_print_json(r.json);
     } else {
         printf("RUN_ID\tWORKFLOW\tSTATUS\tSTEP\tCLIPS\tCREATED\n");
         size_t i;
@@ -129,27 +68,27 @@ static int one_run(config_t *cfg, const char *cmd, const char *suffix, int argc,
         if (strcmp(argv[i], "--json") == 0)
             as_json = true;
         else if (argv[i][0] == '-')
-            return usage(cmd, "unknown option", argv[i]);
+            return cli_usage(cmd, "unknown option", argv[i]);
         else if (!take_id(cmd, argv[i], &id, &rc))
             return rc;
     }
     if (!id)
-        return usage(cmd, "a run id is required", NULL);
+        return cli_usage(cmd, "a run id is required", NULL);
     char path[256];
     snprintf(path, sizeof path, "/v1/runs/%s%s", id, suffix);
     struct cli_resp r;
-    if ((rc = call(cfg, cmd, "GET", path, NULL, &r)) != 0)
+    if ((rc = cli_call(cfg, cmd, "GET", path, NULL, &r)) != 0)
         return rc;
     if (as_json || !*suffix) {
-        print_json(r.json);
+        cli_print_json(r.json);
     } else {
         printf("TYPE\tPERSONA\tSIZE\tURI\tCREATED\n");
         size_t i;
         json_t *a;
         json_array_foreach(json_object_get(r.json, "artifacts"), i, a) {
             const char *content = json_string_value(json_object_get(a, "content"));
-            printf("%s\t%s\t%zu\t%s\t%s\n", str(a, "type"), str(a, "persona"), content ? strlen(content) : 0,
-                   str(a, "uri"), str(a, "created_at"));
+            printf("%s\t%s\t%zu\t%s\t%s\n", cli_str(a, "type"), cli_str(a, "persona"), content ? strlen(content) : 0,
+                   cli_str(a, "uri"), cli_str(a, "created_at"));
         }
         printf("%lld artifact(s)\n", (long long)json_integer_value(json_object_get(r.json, "count")));
     }
@@ -170,27 +109,27 @@ int cli_runs_start(config_t *cfg, int argc, char **argv) {
         const char *v;
         if (strcmp(argv[i], "--json") == 0)
             as_json = true;
-        else if ((v = opt_value(argc, argv, &i, "--project")) != NULL)
+        else if ((v = cli_opt(argc, argv, &i, "--project")) != NULL)
             project = v;
         else if (argv[i][0] == '-' || brief)
-            return usage(cmd, "unexpected argument", argv[i]);
+            return cli_usage(cmd, "unexpected argument", argv[i]);
         else
             brief = argv[i];
     }
     if (!brief)
-        return usage(cmd, "a brief is required", NULL);
+        return cli_usage(cmd, "a brief is required", NULL);
     json_t *b = json_pack("{s:s,s:s}", "brief", brief, "workflow", project ? project : "aismr");
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     struct cli_resp r;
-    int rc = call(cfg, cmd, "POST", "/v1/runs/start", body, &r);
+    int rc = cli_call(cfg, cmd, "POST", "/v1/runs/start", body, &r);
     free(body);
     if (rc)
         return rc;
     if (as_json)
-        print_json(r.json);
+        cli_print_json(r.json);
     else
-        printf("%s\n", str(r.json, "run_id"));
+        printf("%s\n", cli_str(r.json, "run_id"));
     cli_resp_release(&r);
     return CLI_OK;
 }
@@ -201,22 +140,22 @@ static int decide(config_t *cfg, const char *cmd, bool approved, int argc, char 
     int rc = CLI_OK;
     for (int i = 0; i < argc; i++) {
         const char *v;
-        if ((v = opt_value(argc, argv, &i, "--gate")) != NULL)
+        if ((v = cli_opt(argc, argv, &i, "--gate")) != NULL)
             gate = v;
-        else if ((v = opt_value(argc, argv, &i, "--comment")) != NULL)
+        else if ((v = cli_opt(argc, argv, &i, "--comment")) != NULL)
             comment = v;
         else if (argv[i][0] == '-')
-            return usage(cmd, "unknown option", argv[i]);
+            return cli_usage(cmd, "unknown option", argv[i]);
         else if (!take_id(cmd, argv[i], &id, &rc))
             return rc;
     }
     if (!id)
-        return usage(cmd, "a run id is required", NULL);
+        return cli_usage(cmd, "a run id is required", NULL);
     char path[256];
     struct cli_resp r;
     if (!gate) {
         snprintf(path, sizeof path, "/v1/runs/%s", id);
-        if ((rc = call(cfg, cmd, "GET", path, NULL, &r)) != 0)
+        if ((rc = cli_call(cfg, cmd, "GET", path, NULL, &r)) != 0)
             return rc;
         json_t *g = json_object_get(r.json, "pending_gate");
         static char pending[16];
@@ -232,11 +171,11 @@ static int decide(config_t *cfg, const char *cmd, bool approved, int argc, char 
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
-    rc = call(cfg, cmd, "POST", path, body, &r);
+    rc = cli_call(cfg, cmd, "POST", path, body, &r);
     free(body);
     if (rc)
         return rc;
-    printf("%s %s: run %s is %s\n", gate, approved ? "approved" : "rejected", id, str(r.json, "status"));
+    printf("%s %s: run %s is %s\n", gate, approved ? "approved" : "rejected", id, cli_str(r.json, "status"));
     cli_resp_release(&r);
     return CLI_OK;
 }
@@ -251,30 +190,30 @@ int cli_runs_resume(config_t *cfg, int argc, char **argv) {
     int rc = CLI_OK;
     for (int i = 0; i < argc; i++) {
         const char *v;
-        if ((v = opt_value(argc, argv, &i, "--action")) != NULL)
+        if ((v = cli_opt(argc, argv, &i, "--action")) != NULL)
             action = v;
         else if (strcmp(argv[i], "--approve-publish") == 0)
             approve_publish = true;
         else if (strcmp(argv[i], "--force") == 0)
             force = true;
         else if (argv[i][0] == '-')
-            return usage(cmd, "unknown option", argv[i]);
+            return cli_usage(cmd, "unknown option", argv[i]);
         else if (!take_id(cmd, argv[i], &id, &rc))
             return rc;
     }
     if (!id)
-        return usage(cmd, "a run id is required", NULL);
+        return cli_usage(cmd, "a run id is required", NULL);
     json_t *b = json_pack("{s:s,s:b,s:b}", "action", action, "approve_publish", approve_publish, "force", force);
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     char path[256];
     snprintf(path, sizeof path, "/v2/runs/%s/resume", id);
     struct cli_resp r;
-    rc = call(cfg, cmd, "POST", path, body, &r);
+    rc = cli_call(cfg, cmd, "POST", path, body, &r);
     free(body);
     if (rc)
         return rc;
-    printf("%s (action %s); run %s is %s\n", str(r.json, "message"), str(r.json, "action"), id, str(r.json, "status"));
+    printf("%s (action %s); run %s is %s\n", cli_str(r.json, "message"), cli_str(r.json, "action"), id, cli_str(r.json, "status"));
     cli_resp_release(&r);
     return CLI_OK;
 }
@@ -285,26 +224,26 @@ int cli_runs_cancel(config_t *cfg, int argc, char **argv) {
     int rc = CLI_OK;
     for (int i = 0; i < argc; i++) {
         const char *v;
-        if ((v = opt_value(argc, argv, &i, "--reason")) != NULL)
+        if ((v = cli_opt(argc, argv, &i, "--reason")) != NULL)
             reason = v;
         else if (argv[i][0] == '-')
-            return usage(cmd, "unknown option", argv[i]);
+            return cli_usage(cmd, "unknown option", argv[i]);
         else if (!take_id(cmd, argv[i], &id, &rc))
             return rc;
     }
     if (!id)
-        return usage(cmd, "a run id is required", NULL);
+        return cli_usage(cmd, "a run id is required", NULL);
     json_t *b = json_pack("{s:s?}", "reason", reason);
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     char path[256];
     snprintf(path, sizeof path, "/v1/runs/%s/cancel", id);
     struct cli_resp r;
-    rc = call(cfg, cmd, "POST", path, body, &r);
+    rc = cli_call(cfg, cmd, "POST", path, body, &r);
     free(body);
     if (rc)
         return rc;
-    printf("run %s is %s\n", id, str(r.json, "status"));
+    printf("run %s is %s\n", id, cli_str(r.json, "status"));
     cli_resp_release(&r);
     return CLI_OK;
 }
@@ -329,13 +268,13 @@ static void watch_line(struct watch *w, const char *l) {
     } else if (strncmp(l, "data: ", 6) == 0) {
         json_t *d = json_loads(l + 6, 0, NULL);
         if (strcmp(w->event, "run") == 0) {
-            printf("[%lld] %s%s%s: %s\n", w->id, str(d, "status"),
+            printf("[%lld] %s%s%s: %s\n", w->id, cli_str(d, "status"),
                    json_is_string(json_object_get(d, "current_step")) ? " / " : "",
-                   json_is_string(json_object_get(d, "current_step")) ? str(d, "current_step") : "", str(d, "message"));
-            snprintf(w->final_status, sizeof w->final_status, "%s", str(d, "status"));
+                   json_is_string(json_object_get(d, "current_step")) ? cli_str(d, "current_step") : "", cli_str(d, "message"));
+            snprintf(w->final_status, sizeof w->final_status, "%s", cli_str(d, "status"));
         } else {
-            printf("[%lld] artifact %s%s%s\n", w->id, str(d, "type"), json_is_string(json_object_get(d, "uri")) ? " " : "",
-                   json_is_string(json_object_get(d, "uri")) ? str(d, "uri") : "");
+            printf("[%lld] artifact %s%s%s\n", w->id, cli_str(d, "type"), json_is_string(json_object_get(d, "uri")) ? " " : "",
+                   json_is_string(json_object_get(d, "uri")) ? cli_str(d, "uri") : "");
         }
         fflush(stdout);
         json_decref(d);
@@ -363,12 +302,12 @@ int cli_runs_watch(config_t *cfg, int argc, char **argv) {
     int rc = CLI_OK;
     for (int i = 0; i < argc; i++) {
         if (argv[i][0] == '-')
-            return usage(cmd, "unknown option", argv[i]);
+            return cli_usage(cmd, "unknown option", argv[i]);
         if (!take_id(cmd, argv[i], &id, &rc))
             return rc;
     }
     if (!id)
-        return usage(cmd, "a run id is required", NULL);
+        return cli_usage(cmd, "a run id is required", NULL);
     const char *base = config_str(cfg, S_MYLOWARE_URL);
     const char *key = *config_str(cfg, S_MYLOWARE_API_KEY) ? config_str(cfg, S_MYLOWARE_API_KEY)
                                                             : config_str(cfg, S_API_KEY);

@@ -42,11 +42,11 @@ struct fake_render {
     char status[16]; /* queued, rendering, done, error */
     char error[400];
     _Atomic int permille;
-    bool delivered, timer_on, working;
+    bool delivered, working;
     int attempts;
     size_t next_clip; /* downloads: the next clip to fetch */
     struct fake_saver saver;
-    uv_timer_t timer;
+    struct fake_timer timer;
     http_call_t *call;
     uv_work_t work;
     int work_rc;
@@ -105,6 +105,10 @@ static struct fake_render *find(struct fakes *f, const char *id) {
     return NULL;
 }
 
+static void deliver(struct fake_render *r);
+
+static void on_timer(void *ud) { deliver(ud); }
+
 static struct fake_render *render_new(struct fakes *f, const char *id, json_t *req) {
     struct fake_render *r = xcalloc(1, sizeof *r);
     r->f = f;
@@ -113,8 +117,7 @@ static struct fake_render *render_new(struct fakes *f, const char *id, json_t *r
     char p[FAKE_PATH_MAX + 80];
     file_of(r, ".json", p, sizeof p);
     fake_saver_init(&r->saver, f, p);
-    uv_timer_init(f->loop, &r->timer);
-    r->timer.data = r;
+    fake_timer_init(&r->timer, f, on_timer, r);
     r->work.data = r;
     r->next = f->renders;
     f->renders = r;
@@ -123,22 +126,7 @@ static struct fake_render *render_new(struct fakes *f, const char *id, json_t *r
 
 /* ---- the callback -------------------------------------------------------------------------- */
 
-static void deliver(struct fake_render *r);
-
-static void on_timer(uv_timer_t *t) {
-    struct fake_render *r = t->data;
-    r->timer_on = false;
-    fake_unhold(r->f);
-    deliver(r);
-}
-
-static void schedule(struct fake_render *r, uint64_t ms) {
-    if (r->timer_on || r->f->closing)
-        return;
-    r->timer_on = true;
-    fake_hold(r->f);
-    uv_timer_start(&r->timer, on_timer, ms, 0);
-}
+static void schedule(struct fake_render *r, uint64_t ms) { fake_timer_start(&r->timer, ms); }
 
 static void on_delivered(const struct http_response *res, void *ud) {
     struct fake_render *r = ud;
@@ -503,11 +491,7 @@ void fake_renders_resume(struct fakes *f) {
 
 void fake_renders_close(struct fakes *f) {
     for (struct fake_render *r = f->renders; r; r = r->next) {
-        if (r->timer_on) {
-            uv_timer_stop(&r->timer);
-            r->timer_on = false;
-            fake_unhold(f);
-        }
+        fake_timer_stop(&r->timer);
         if (r->call) {
             http_call_cancel(r->call);
             r->call = NULL;
@@ -516,20 +500,17 @@ void fake_renders_close(struct fakes *f) {
     }
 }
 
-static void on_render_timer_closed(uv_handle_t *h) {
-    struct fake_render *r = h->data;
-    struct fakes *f = r->f;
+static void on_render_timer_closed(void *ud) {
+    struct fake_render *r = ud;
     json_decref(r->req);
     free(r->saver.next);
     free(r);
-    fake_unhold(f);
 }
 
 void fake_renders_free(struct fakes *f) {
     for (struct fake_render *r = f->renders, *next; r; r = next) {
         next = r->next;
-        fake_hold(f);
-        uv_close((uv_handle_t *)&r->timer, on_render_timer_closed);
+        fake_timer_close(&r->timer, on_render_timer_closed);
     }
     f->renders = NULL;
 }

@@ -41,11 +41,11 @@ struct fake_video {
     char status[16]; /* queued, in_progress, completed, failed */
     char error[400];
     int progress;
-    bool delivered, working, timer_on;
+    bool delivered, working;
     int attempts;
     int64_t created_at;
     struct fake_saver saver;
-    uv_timer_t timer;
+    struct fake_timer timer;
     http_call_t *call;
     uv_work_t work;
     int work_rc;
@@ -103,6 +103,10 @@ static struct fake_video *find(struct fakes *f, const char *id, const char *key)
     return NULL;
 }
 
+static void deliver(struct fake_video *v);
+
+static void on_timer(void *ud) { deliver(ud); }
+
 static struct fake_video *video_new(struct fakes *f, const char *id) {
     struct fake_video *v = xcalloc(1, sizeof *v);
     v->f = f;
@@ -110,8 +114,7 @@ static struct fake_video *video_new(struct fakes *f, const char *id) {
     char p[FAKE_PATH_MAX + 80];
     path_of(v, "json", p, sizeof p);
     fake_saver_init(&v->saver, f, p);
-    uv_timer_init(f->loop, &v->timer);
-    v->timer.data = v;
+    fake_timer_init(&v->timer, f, on_timer, v);
     v->work.data = v;
     v->next = f->videos;
     f->videos = v;
@@ -120,22 +123,7 @@ static struct fake_video *video_new(struct fakes *f, const char *id) {
 
 /* ---- delivery of the event ----------------------------------------------------------------- */
 
-static void deliver(struct fake_video *v);
-
-static void on_timer(uv_timer_t *t) {
-    struct fake_video *v = t->data;
-    v->timer_on = false;
-    fake_unhold(v->f);
-    deliver(v);
-}
-
-static void schedule(struct fake_video *v, uint64_t ms) {
-    if (v->timer_on || v->f->closing)
-        return;
-    v->timer_on = true;
-    fake_hold(v->f);
-    uv_timer_start(&v->timer, on_timer, ms, 0);
-}
+static void schedule(struct fake_video *v, uint64_t ms) { fake_timer_start(&v->timer, ms); }
 
 static void on_delivered(const struct http_response *r, void *ud) {
     struct fake_video *v = ud;
@@ -460,22 +448,16 @@ void fake_videos_resume(struct fakes *f) {
         log_info("fakes", "video jobs resumed", LF_I("synthesised_again", resumed), LF_I("events_again", redeliver));
 }
 
-static void on_video_timer_closed(uv_handle_t *h) {
-    struct fake_video *v = h->data;
-    struct fakes *f = v->f;
+static void on_video_timer_closed(void *ud) {
+    struct fake_video *v = ud;
     free(v->saver.next);
     free(v);
-    fake_unhold(f);
 }
 
 void fake_videos_close(struct fakes *f) {
     for (struct fake_video *v = f->videos, *next; v; v = next) {
         next = v->next;
-        if (v->timer_on) {
-            uv_timer_stop(&v->timer);
-            v->timer_on = false;
-            fake_unhold(f);
-        }
+        fake_timer_stop(&v->timer);
         if (v->call) {
             http_call_cancel(v->call);
             v->call = NULL;
@@ -488,8 +470,7 @@ void fake_videos_close(struct fakes *f) {
 void fake_videos_free(struct fakes *f) {
     for (struct fake_video *v = f->videos, *next; v; v = next) {
         next = v->next;
-        fake_hold(f); /* released in the close callback */
-        uv_close((uv_handle_t *)&v->timer, on_video_timer_closed);
+        fake_timer_close(&v->timer, on_video_timer_closed);
     }
     f->videos = NULL;
 }

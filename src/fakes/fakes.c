@@ -76,6 +76,48 @@ void fake_unhold(struct fakes *f) {
         cb(ud);
 }
 
+static void on_fake_timer(uv_timer_t *h) {
+    struct fake_timer *t = h->data;
+    t->on = false;
+    fake_unhold(t->f);
+    t->fire(t->ud);
+}
+
+void fake_timer_init(struct fake_timer *t, struct fakes *f, void (*fire)(void *ud), void *ud) {
+    *t = (struct fake_timer){.f = f, .fire = fire, .ud = ud};
+    uv_timer_init(f->loop, &t->handle);
+    t->handle.data = t;
+}
+
+void fake_timer_start(struct fake_timer *t, uint64_t ms) {
+    if (t->on || t->f->closing)
+        return;
+    t->on = true;
+    fake_hold(t->f);
+    uv_timer_start(&t->handle, on_fake_timer, ms, 0);
+}
+
+void fake_timer_stop(struct fake_timer *t) {
+    if (!t->on)
+        return;
+    uv_timer_stop(&t->handle);
+    t->on = false;
+    fake_unhold(t->f);
+}
+
+static void on_fake_timer_closed(uv_handle_t *h) {
+    struct fake_timer *t = h->data;
+    struct fakes *f = t->f;
+    t->closed(t->ud);
+    fake_unhold(f);
+}
+
+void fake_timer_close(struct fake_timer *t, void (*closed)(void *ud)) {
+    t->closed = closed;
+    fake_hold(t->f); /* released in the close callback */
+    uv_close((uv_handle_t *)&t->handle, on_fake_timer_closed);
+}
+
 /* ---- state files --------------------------------------------------------------------------- */
 
 void fake_saver_init(struct fake_saver *s, struct fakes *f, const char *path) {

@@ -70,6 +70,24 @@ int fake_mkdirs(const char *path);
 void fake_hold(struct fakes *f);
 void fake_unhold(struct fakes *f);
 
+/* A one-shot timer of a fake object (a delivery or a retry): armed, it holds the fakes. */
+struct fake_timer {
+    struct fakes *f;
+    uv_timer_t handle;
+    bool on;
+    void (*fire)(void *ud), (*closed)(void *ud);
+    void *ud;
+};
+/* fire(ud) runs when the timer goes off (no longer armed by then). */
+void fake_timer_init(struct fake_timer *t, struct fakes *f, void (*fire)(void *ud), void *ud);
+/* Arms it for ms, unless already armed or the fakes are closing. */
+void fake_timer_start(struct fake_timer *t, uint64_t ms);
+/* Disarms it (fakes_close). */
+void fake_timer_stop(struct fake_timer *t);
+/* Closes the handle, then closed(ud) (which may free the object holding the timer); holds the fakes
+ * until then. */
+void fake_timer_close(struct fake_timer *t, void (*closed)(void *ud));
+
 /* OpenAI-style error answer {"error": {"message", "type", "code"}}. */
 void fake_error(http_req_t *req, int status, const char *type, const char *message);
 /* "<prefix><hex of sha256(text)>" cut to n hex digits, into out. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "core/err.h"
 #include "media/media.h"
 
@@ -25,18 +26,6 @@ static int fail(const char *what, buf_t *err) {
     fprintf(stderr, "myloware media %s: %s\n", what, err->data ? err->data : "failed");
     buf_release(err);
     return EXIT_FAIL;
-}
-
-/* --name VALUE or --name=VALUE at argv[*i]; NULL when argv[*i] is not --name. */
-static const char *opt(int argc, char **argv, int *i, const char *name) {
-    size_t n = strlen(name);
-    if (strncmp(argv[*i], name, n) != 0)
-        return NULL;
-    if (argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (argv[*i][n] == '\0' && *i + 1 < argc)
-        return argv[++*i];
-    return NULL;
 }
 
 static bool parse_int(const char *s, int lo, int hi, int *out) {
@@ -56,16 +45,16 @@ int media_cmd_transcode(config_t *cfg, int argc, char **argv) {
     const char *pos[2] = {NULL, NULL}, *v;
     int npos = 0;
     for (int i = 0; i < argc; i++) {
-        if ((v = opt(argc, argv, &i, "--size"))) {
+        if ((v = cli_opt(argc, argv, &i, "--size"))) {
             if (media_parse_size(v, &w, &h) != 0)
                 return usage("transcode", "--size must be WxH", v);
-        } else if ((v = opt(argc, argv, &i, "--fps"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--fps"))) {
             if (!parse_int(v, 1, MEDIA_MAX_FPS, &o.fps))
                 return usage("transcode", "--fps must be 1 to 120", v);
-        } else if ((v = opt(argc, argv, &i, "--threads"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--threads"))) {
             if (!parse_int(v, 0, 64, &o.threads))
                 return usage("transcode", "--threads must be 0 (automatic) to 64", v);
-        } else if ((v = opt(argc, argv, &i, "--thumbnail"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--thumbnail"))) {
             o.thumbnail = v;
         } else if (argv[i][0] == '-' || npos == 2) {
             return usage("transcode", "unexpected argument", argv[i]);
@@ -97,25 +86,25 @@ int media_cmd_render(config_t *cfg, int argc, char **argv) {
     bool drawn = false;
     o.overlays_drawn = &drawn;
     for (int i = 0; i < argc; i++) {
-        if ((v = opt(argc, argv, &i, "--size"))) {
+        if ((v = cli_opt(argc, argv, &i, "--size"))) {
             if (media_parse_size(v, &w, &h) != 0) {
                 rc = usage("render", "--size must be WxH", v);
                 goto out;
             }
-        } else if ((v = opt(argc, argv, &i, "--fps"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--fps"))) {
             if (!parse_int(v, 1, MEDIA_MAX_FPS, &o.fps)) {
                 rc = usage("render", "--fps must be 1 to 120", v);
                 goto out;
             }
-        } else if ((v = opt(argc, argv, &i, "--overlay"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--overlay"))) {
             if (o.nclips == 0) {
                 rc = usage("render", "--overlay follows its clip", v);
                 goto out;
             }
             clips[o.nclips - 1].overlay = v;
-        } else if ((v = opt(argc, argv, &i, "--thumbnail"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--thumbnail"))) {
             o.thumbnail = v;
-        } else if ((v = opt(argc, argv, &i, "--output"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--output"))) {
             o.output = v;
         } else if (argv[i][0] == '-') {
             rc = usage("render", "unexpected argument", argv[i]);
@@ -169,21 +158,21 @@ int media_cmd_synth(config_t *cfg, int argc, char **argv) {
     if (media_parse_size(config_str(cfg, S_FAKE_CLIP_SIZE), &o.width, &o.height) != 0)
         return usage("synth", "FAKE_CLIP_SIZE must be WxH", config_str(cfg, S_FAKE_CLIP_SIZE));
     for (int i = 0; i < argc; i++) {
-        if ((v = opt(argc, argv, &i, "--size"))) {
+        if ((v = cli_opt(argc, argv, &i, "--size"))) {
             if (media_parse_size(v, &o.width, &o.height) != 0)
                 return usage("synth", "--size must be WxH", v);
-        } else if ((v = opt(argc, argv, &i, "--fps"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--fps"))) {
             if (!parse_int(v, 1, MEDIA_MAX_FPS, &o.fps))
                 return usage("synth", "--fps must be 1 to 120", v);
-        } else if ((v = opt(argc, argv, &i, "--seconds"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--seconds"))) {
             char *end;
             o.seconds = strtod(v, &end);
             if (*end || !(o.seconds > 0) || o.seconds > MEDIA_MAX_SECONDS)
                 return usage("synth", "--seconds must be more than 0, at most 600", v);
-        } else if ((v = opt(argc, argv, &i, "--number"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--number"))) {
             if (!parse_int(v, 0, 9999, &o.clip_number))
                 return usage("synth", "--number must be 0 to 9999", v);
-        } else if ((v = opt(argc, argv, &i, "--codec"))) {
+        } else if ((v = cli_opt(argc, argv, &i, "--codec"))) {
             o.video_codec = v;
         } else if (strcmp(argv[i], "--no-audio") == 0) {
             o.no_audio = true;

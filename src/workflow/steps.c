@@ -226,6 +226,14 @@ static int complete_fail(struct rtx *x, struct step *s) {
     return rc;
 }
 
+/* on_complete's common tail: saves the run unless rc is already an error, releases it: 0 or an ERR_*. */
+static int save_release(struct rtx *x, int rc) {
+    if (rc == 0)
+        rc = rtx_save(x, NULL);
+    rtx_release(x);
+    return rc;
+}
+
 static char *transcript_text(struct step *s) {
     if (!s->agent)
         return xstrdup("[]");
@@ -275,6 +283,17 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
 }
 
 /* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
+
+/* A tool-using agent's end: its error, or the step fails unless it ran its tool at least once. */
+static void tool_agent_done(struct step *s, agent_t *a, const char *who, const char *tool) {
+    if (agent_outcome(a) != PROV_OK) {
+        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
+        return;
+    }
+    if (agent_tool_runs(a, tool) == 0)
+        step_fail(s, "%s did not execute %s tool.", who, tool);
+    job_finish(s->ctx);
+}
 
 static void output_moderated(const struct safety_result *r, void *ud) {
     struct step *s = ud;
@@ -410,10 +429,7 @@ static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
         if (rc == 0)
             rc = rtx_enqueue(&x, "run.produce", NULL, NULL);
     }
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 /* ---- production ----------------------------------------------------------------------------------- */
@@ -525,16 +541,7 @@ static void produce_tool(agent_t *a, const struct tool_def *t, json_t *args, voi
         sora_tool_result(s, a);
 }
 
-static void produce_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "sora_generate") == 0)
-        step_fail(s, "Producer did not execute sora_generate tool.");
-    job_finish(s->ctx);
-}
+static void produce_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Producer", "sora_generate"); }
 
 static void produce_start(struct step *s) {
     json_t *structured = json_object_get(s->art, "ideas_structured");
@@ -593,10 +600,7 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     x.r.clips_expected = (int)i;
     x.r.clips_ready = 0;
     rtx_move(&x, RS_AWAIT_VIDEOS, RSTEP_WAIT_VIDEOS);
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 
@@ -692,10 +696,7 @@ static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *t;
     json_array_foreach(tasks, i, t) json_array_append(pending, json_object_get(t, "task_id"));
     int rc = rtx_register_tasks(&x, tasks);
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 /* ---- a clip: download (webhook.sora) ------------------------------------------------------------------ */
@@ -796,6 +797,28 @@ static void pool_release(struct job_ctx *ctx) {
     ctx->data = NULL;
 }
 
+/* A pool step's on_complete head: the run, still in want? 1: go on (r is the step's result); 0 or an ERR_*:
+ * return that (nothing to do, or the run failed with the step's message). */
+static int pool_head(store_tx_t *tx, struct job_ctx *ctx, struct rtx *x, enum run_status want) {
+    struct pool_res *r = ctx->data;
+    if (!r)
+        return 0;
+    int rc = rtx_load(tx, ctx->job.run_id, x);
+    if (rc)
+        return rc == ERR_NOTFOUND ? 0 : rc;
+    if (x->status != want) {
+        rtx_release(x);
+        return 0;
+    }
+    if (r->fail) {
+        rtx_fail(x, r->fail, ctx->type->name);
+        rc = rtx_save(x, r->fail);
+        rtx_release(x);
+        return rc;
+    }
+    return 1;
+}
+
 static int progress_cb(double done, void *ud) {
     struct job_ctx *ctx = ud;
     ctx->progress = done;
@@ -868,23 +891,11 @@ static void media_url(const char *key, char *out, size_t cap) {
 }
 
 static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
-    struct pool_res *r = ctx->data;
-    if (!r)
-        return 0;
     struct rtx x;
-    int rc = rtx_load(tx, ctx->job.run_id, &x);
-    if (rc)
-        return rc == ERR_NOTFOUND ? 0 : rc;
-    if (x.status != RS_AWAIT_VIDEOS) {
-        rtx_release(&x);
-        return 0;
-    }
-    if (r->fail) {
-        rtx_fail(&x, r->fail, ctx->type->name);
-        rc = rtx_save(&x, r->fail);
-        rtx_release(&x);
+    int rc = pool_head(tx, ctx, &x, RS_AWAIT_VIDEOS);
+    if (rc <= 0)
         return rc;
-    }
+    struct pool_res *r = ctx->data;
     int index = (int)json_integer_value(json_object_get(r->payload, "video_index"));
     char url[STORAGE_URL_MAX], thumb[STORAGE_URL_MAX], dedupe[32];
     media_url(r->clip_key, url, sizeof url);
@@ -926,10 +937,7 @@ static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
         snprintf(key, sizeof key, "edit:%s", x.r.id);
         rc = rtx_enqueue(&x, "run.edit", NULL, key);
     }
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 /* ---- editing ------------------------------------------------------------------------------------------ */
@@ -1016,16 +1024,7 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", job_id, "status", "queued"));
 }
 
-static void edit_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "remotion_render") == 0)
-        step_fail(s, "Editor did not execute remotion_render tool.");
-    job_finish(s->ctx);
-}
+static void edit_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Editor", "remotion_render"); }
 
 static void edit_start(struct step *s) {
     json_t *facts = project_facts(s->proj);
@@ -1176,23 +1175,11 @@ out:
 }
 
 static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
-    struct pool_res *r = ctx->data;
-    if (!r)
-        return 0;
     struct rtx x;
-    int rc = rtx_load(tx, ctx->job.run_id, &x);
-    if (rc)
-        return rc == ERR_NOTFOUND ? 0 : rc;
-    if (x.status != RS_AWAIT_RENDER) {
-        rtx_release(&x);
-        return 0;
-    }
-    if (r->fail) {
-        rtx_fail(&x, r->fail, ctx->type->name);
-        rc = rtx_save(&x, r->fail);
-        rtx_release(&x);
+    int rc = pool_head(tx, ctx, &x, RS_AWAIT_RENDER);
+    if (rc <= 0)
         return rc;
-    }
+    struct pool_res *r = ctx->data;
     char url[STORAGE_URL_MAX], thumb[STORAGE_URL_MAX];
     media_url(r->clip_key, url, sizeof url);
     media_url(r->thumb_key, thumb, sizeof thumb);
@@ -1208,10 +1195,7 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_object_set_new(x.ctx, "video_key", json_string(r->clip_key));
     if (rc == 0)
         rc = rtx_publish_gate(&x);
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 
@@ -1385,16 +1369,7 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
     start_upload(s);
 }
 
-static void publish_done(agent_t *a, void *ud) {
-    struct step *s = ud;
-    if (agent_outcome(a) != PROV_OK) {
-        finish_with(s, agent_outcome(a), agent_retry_after(a), agent_error(a));
-        return;
-    }
-    if (agent_tool_runs(a, "upload_post") == 0)
-        step_fail(s, "Publisher did not execute upload_post tool.");
-    job_finish(s->ctx);
-}
+static void publish_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Publisher", "upload_post"); }
 
 static void publish_start(struct step *s) {
     json_t *facts = project_facts(s->proj);
@@ -1436,16 +1411,10 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
         rtx_move(&x, RS_AWAIT_PUBLISH, RSTEP_PUBLISHING);
         if (rc == 0)
             rc = rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
-        if (rc == 0)
-            rc = rtx_save(&x, NULL);
-        rtx_release(&x);
-        return rc;
+        return save_release(&x, rc);
     }
     rc = rc ? rc : published_url_commit(&x, url);
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 /* The published URL and the end of the run (publish_complete, publish.poll). */
@@ -1502,10 +1471,7 @@ static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
     if (s->fail)
         return complete_fail(&x, s);
     int rc = published_url_commit(&x, json_string_value(json_object_get(s->res, "url")));
-    if (rc == 0)
-        rc = rtx_save(&x, NULL);
-    rtx_release(&x);
-    return rc;
+    return save_release(&x, rc);
 }
 
 /* ---- notify.send (TELEGRAM_BOT_TOKEN) ---------------------------------------------------------------- */
