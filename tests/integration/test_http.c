@@ -18,6 +18,7 @@ static void start_default(void) { server_start(&srv, NULL); }
 static void stop(void) {
     if (srv.pid > 0)
         server_stop(&srv, SIGKILL, 5000);
+    srv.pid = 0;
 }
 
 static json_t *body_json(const struct resp *r) {
@@ -323,6 +324,7 @@ Test(http, metrics_use_route_patterns_and_openapi_is_the_repository_file) {
 
 Test(http, slow_request_gets_408, .init = NULL) {
     const char *env[] = {"HTTP_REQUEST_TIMEOUT_MS=300", NULL};
+    stop(); /* Criterion ran the suite's .init too: that server would be left running */
     server_start(&srv, env);
     int fd = h_connect(srv.port);
     int64_t t0 = h_now_ms();
@@ -339,6 +341,7 @@ Test(http, slow_request_gets_408, .init = NULL) {
 
 Test(http, idle_keepalive_connection_is_closed, .init = NULL) {
     const char *env[] = {"HTTP_IDLE_TIMEOUT_MS=300", NULL};
+    stop(); /* Criterion ran the suite's .init too: that server would be left running */
     server_start(&srv, env);
     int fd = h_connect(srv.port);
     cr_assert(h_sendf(fd, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"));
