@@ -79,6 +79,12 @@ static void call_free(struct call *c) {
     free(c);
 }
 
+/* Answers 422 for one field and drops the call (nothing was submitted). Loop thread. */
+static void refuse(http_req_t *req, struct call *c, const char *field, const char *message) {
+    api_field_error(req, field, message);
+    call_free(c);
+}
+
 static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 static const char *sget_out(const struct call *c, const char *k) {
     const char *v = jstr(c->out, k);
@@ -680,9 +686,8 @@ static void run_start(http_req_t *req, bool v2) {
     const char *name = "aismr";
     if (wf && !json_is_null(wf)) {
         if (!json_is_string(wf) || !name_valid(json_string_value(wf))) {
-            api_field_error(req, json_object_get(req->json, "workflow") ? "workflow" : "project",
+            refuse(req, c, json_object_get(req->json, "workflow") ? "workflow" : "project",
                             "must match ^[a-z0-9_]{1,64}$");
-            call_free(c);
             return;
         }
         name = json_string_value(wf);
@@ -703,8 +708,7 @@ static void run_start(http_req_t *req, bool v2) {
             why = "must not be blank";
     }
     if (why) {
-        api_field_error(req, "brief", why);
-        call_free(c);
+        refuse(req, c, "brief", why);
         return;
     }
     if (!opt_string(req, c, "user_id", 128) || !opt_string(req, c, "telegram_chat_id", 64))
@@ -748,24 +752,21 @@ void api_runs_list(http_req_t *req) {
         char *end;
         long n = strtol(v, &end, 10);
         if (!*v || *end || n < 1 || n > LIST_MAX) {
-            api_field_error(req, "limit", "must be an integer from 1 to 200");
-            call_free(c);
+            refuse(req, c, "limit", "must be an integer from 1 to 200");
             return;
         }
         c->f.limit = (int)n;
     }
     if (http_query(req, "status", c->status_f, sizeof c->status_f) >= 0) {
         if (run_status_parse(c->status_f) < 0) {
-            api_field_error(req, "status", "must be a run status");
-            call_free(c);
+            refuse(req, c, "status", "must be a run status");
             return;
         }
         c->f.status = c->status_f;
     }
     if (http_query(req, "workflow", c->workflow_f, sizeof c->workflow_f) >= 0) {
         if (!name_valid(c->workflow_f)) {
-            api_field_error(req, "workflow", "must match ^[a-z0-9_]{1,64}$");
-            call_free(c);
+            refuse(req, c, "workflow", "must match ^[a-z0-9_]{1,64}$");
             return;
         }
         c->f.workflow = c->workflow_f;
@@ -775,8 +776,7 @@ void api_runs_list(http_req_t *req) {
         char *end = NULL;
         long long at = dot ? strtoll(v, &end, 10) : -1;
         if (!dot || end != dot || at < 0 || !crypto_is_uuid(dot + 1, strlen(dot + 1))) {
-            api_field_error(req, "cursor", "is not a cursor this server gave");
-            call_free(c);
+            refuse(req, c, "cursor", "is not a cursor this server gave");
             return;
         }
         snprintf(c->cursor_id, sizeof c->cursor_id, "%s", dot + 1);
@@ -792,20 +792,17 @@ void api_run_approve(http_req_t *req) {
         return;
     json_t *g = json_object_get(req->json, "gate");
     if (!g || json_is_null(g)) {
-        api_field_error(req, "gate", "is required");
-        call_free(c);
+        refuse(req, c, "gate", "is required");
         return;
     }
     if (!json_is_string(g) || (strcmp(json_string_value(g), "ideation") && strcmp(json_string_value(g), "publish"))) {
-        api_field_error(req, "gate", "must be ideation or publish");
-        call_free(c);
+        refuse(req, c, "gate", "must be ideation or publish");
         return;
     }
     snprintf(c->gate, sizeof c->gate, "%s", json_string_value(g));
     json_t *a = json_object_get(req->json, "approved");
     if (a && !json_is_null(a) && !json_is_boolean(a)) {
-        api_field_error(req, "approved", "must be a boolean");
-        call_free(c);
+        refuse(req, c, "approved", "must be a boolean");
         return;
     }
     c->approved = !a || json_is_null(a) || json_is_true(a);
@@ -835,20 +832,17 @@ void api_run_feedback_add(http_req_t *req) {
         return;
     json_t *r = json_object_get(req->json, "rating");
     if (!r || json_is_null(r)) {
-        api_field_error(req, "rating", "is required");
-        call_free(c);
+        refuse(req, c, "rating", "is required");
         return;
     }
     if (!json_is_integer(r) || (json_integer_value(r) != 1 && json_integer_value(r) != 5)) {
-        api_field_error(req, "rating", "must be 1 or 5");
-        call_free(c);
+        refuse(req, c, "rating", "must be 1 or 5");
         return;
     }
     json_t *aid = json_object_get(req->json, "artifact_id");
     if (aid && !json_is_null(aid) &&
         (!json_is_string(aid) || !crypto_is_uuid(json_string_value(aid), json_string_length(aid)))) {
-        api_field_error(req, "artifact_id", "must be a UUID");
-        call_free(c);
+        refuse(req, c, "artifact_id", "must be a UUID");
         return;
     }
     if (!opt_string(req, c, "comment", 2000) || !take_idem(req, c))
@@ -934,8 +928,7 @@ void api_v2_run_resume(http_req_t *req) {
     const char *action = "auto";
     if (a && !json_is_null(a)) {
         if (!json_is_string(a)) {
-            api_field_error(req, "action", "must be a string");
-            call_free(c);
+            refuse(req, c, "action", "must be a string");
             return;
         }
         action = json_string_value(a);
@@ -954,9 +947,8 @@ void api_v2_run_resume(http_req_t *req) {
     snprintf(c->action, sizeof c->action, "%s", action);
     json_t *ap = json_object_get(req->json, "approve_publish"), *f = json_object_get(req->json, "force");
     if ((ap && !json_is_null(ap) && !json_is_boolean(ap)) || (f && !json_is_null(f) && !json_is_boolean(f))) {
-        api_field_error(req, ap && !json_is_boolean(ap) && !json_is_null(ap) ? "approve_publish" : "force",
+        refuse(req, c, ap && !json_is_boolean(ap) && !json_is_null(ap) ? "approve_publish" : "force",
                         "must be a boolean");
-        call_free(c);
         return;
     }
     c->approve_publish = json_is_true(ap);
