@@ -370,3 +370,46 @@ Test(errors_hooks, runs_reject_command_against_a_live_server, .timeout = 60) {
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- dead letters and the metrics token ---------------------------------------------------------------- */
+
+Test(errors_hooks, a_resolved_dead_letter_cannot_be_replayed_and_metrics_need_their_token, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"ENVIRONMENT=test", "JOB_MAX_ATTEMPTS=1", "QUEUE_POLL_MS=20", "METRICS_TOKEN=metrics-tok",
+                         NULL};
+    ae_start(&s, env);
+    int st;
+    json_decref(ae_call(s.port, "POST", "/_test/jobs", AE_JSON_KEY, "{\"type\":\"test.fail\",\"payload\":{\"fail_times\":9}}",
+                        &st));
+    cr_assert_eq(st, 200);
+    int64_t deadline = h_now_ms() + 20000;
+    while (ae_db_count(&s, "SELECT count(*) FROM jobs WHERE state = 'dead'") < 1) {
+        cr_assert(h_now_ms() < deadline, "the failing job never died");
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
+    }
+    json_t *l = ae_call(s.port, "GET", "/admin/dlq", AE_KEY, NULL, &st);
+    cr_assert_eq(st, 200);
+    char id[64], p[200], msg[200];
+    snprintf(id, sizeof id, "%s", ae_str(json_array_get(json_object_get(l, "dead_letters"), 0), "id"));
+    json_decref(l);
+    snprintf(p, sizeof p, "/admin/dlq/%s/resolve", id);
+    json_decref(ae_call(s.port, "POST", p, AE_KEY, NULL, &st));
+    cr_assert_eq(st, 200);
+    snprintf(p, sizeof p, "/admin/dlq/%s/replay", id);
+    snprintf(msg, sizeof msg, "Dead letter %s is already resolved", id);
+    AE_ERR(s.port, "POST", p, AE_KEY, NULL, 409, "conflict", msg);
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM jobs WHERE state = 'dead'"), 1, "the refused replay queued nothing");
+    /* the test-only job route validates its body too */
+    AE_ERR(s.port, "POST", "/_test/jobs", AE_JSON_KEY, "{\"type\":\"run.ideate\"}", 422, "validation_error", NULL);
+    /* METRICS_TOKEN: Bearer required */
+    AE_ERR(s.port, "GET", "/metrics", NULL, NULL, 401, "unauthorized", "Missing metrics token");
+    AE_ERR(s.port, "GET", "/metrics", "Authorization: Bearer metrics-to\r\n", NULL, 401, "unauthorized",
+           "Invalid metrics token");
+    AE_ERR(s.port, "GET", "/metrics", "Authorization: metrics-tok\r\n", NULL, 401, "unauthorized", NULL);
+    struct resp r;
+    cr_assert(h_request(s.port, "GET", "/metrics", "Authorization: Bearer metrics-tok\r\n", NULL, &r));
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
