@@ -413,3 +413,54 @@ Test(errors_hooks, a_resolved_dead_letter_cannot_be_replayed_and_metrics_need_th
     resp_free(&r);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+Test(errors_hooks, public_demo_writes_take_an_idempotency_key, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
+    ae_start(&s, env);
+    const char *h = AE_JSON "Origin: https://demo.example\r\nIdempotency-Key: demo-1\r\n";
+    const char *body = "{\"brief\":\"one demo only\"}";
+    struct resp r1, r2;
+    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", h, body, &r1));
+    cr_assert_eq(r1.status, 200, "%s", r1.body);
+    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", h, body, &r2));
+    cr_assert_eq(r2.status, 200, "%s", r2.body);
+    char v[100];
+    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v), "a replay");
+    cr_assert_str_eq(v, "true");
+    cr_assert(resp_header(&r2, "Access-Control-Allow-Origin", v, sizeof v), "the replay keeps CORS");
+    cr_assert_str_eq(r2.body, r1.body, "the same token again");
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 1, "a replay creates nothing");
+    json_t *j = json_loads(r1.body, 0, NULL);
+    char token[64], p[200];
+    snprintf(token, sizeof token, "%s", ae_str(j, "public_token"));
+    json_decref(j);
+    resp_free(&r1);
+    resp_free(&r2);
+    AE_ERR(s.port, "POST", "/v1/public/demo/start", h, "{\"brief\":\"another demo\"}", 422, "idempotency_key_reused",
+           NULL);
+    char *k256 = malloc(300), hk[400];
+    memset(k256, 'k', 256);
+    k256[256] = '\0';
+    snprintf(hk, sizeof hk, AE_JSON "Idempotency-Key: %s\r\n", k256);
+    free(k256);
+    json_t *e = ae_error(s.port, "POST", "/v1/public/demo/start", hk, body, 422, "validation_error", NULL, NULL);
+    cr_assert_str_eq(ae_str(json_array_get(json_object_get(e, "fields"), 0), "field"), "Idempotency-Key");
+    json_decref(e);
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 1);
+    json_decref(demo_until(s.port, token, "awaiting_ideation_approval", 30000));
+    snprintf(p, sizeof p, "/v1/public/demo/runs/%s/reject", token);
+    const char *rk = AE_JSON "Idempotency-Key: demo-reject-1\r\n";
+    int st;
+    json_decref(ae_call(s.port, "POST", p, rk, "{\"comment\":\"no\"}", &st));
+    cr_assert_eq(st, 200);
+    cr_assert(h_request(s.port, "POST", p, rk, "{\"comment\":\"no\"}", &r2));
+    cr_assert_eq(r2.status, 200, "a retried rejection is the first answer, not a 400: %s", r2.body);
+    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v));
+    resp_free(&r2);
+    /* the same key on another route is another request: reused */
+    snprintf(p, sizeof p, "/v1/public/demo/runs/%s/approve", token);
+    AE_ERR(s.port, "POST", p, rk, "{\"comment\":\"no\"}", 422, "idempotency_key_reused", NULL);
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'gate.rejected'"), 1);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
