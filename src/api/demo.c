@@ -442,7 +442,9 @@ void api_demo_start(http_req_t *req) {
         err(req, 403, "forbidden", "Workflow not available for public demo");
         return;
     }
-    if (!http_rate_check(req))
+    char rl_cors[700];
+    cors(req, rl_cors, sizeof rl_cors);
+    if (!http_rate_check_hdr(req, rl_cors))
         return;
     char entry[128];
     if (safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(b), entry, sizeof entry)) {
@@ -483,7 +485,9 @@ static void decide(http_req_t *req, enum dop op) {
         field_error(req, "comment", "must be a string of at most 240 characters");
         return;
     }
-    if (!http_rate_check(req)) {
+    char rl_cors[700];
+    cors(req, rl_cors, sizeof rl_cors);
+    if (!http_rate_check_hdr(req, rl_cors)) {
         dcall_free(d);
         return;
     }

@@ -114,7 +114,8 @@ Test(errors_limits, approve_rate_limit_covers_approve_reject_resume_and_cancel, 
 
 Test(errors_limits, public_demo_writes_are_limited_per_client_ip, .timeout = 60) {
     struct server s;
-    const char *env[] = {"PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_RATE_LIMIT=2/hour", NULL};
+    const char *env[] = {"PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_RATE_LIMIT=2/hour",
+                         "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
     ae_start(&s, env);
     for (int i = 0; i < 3; i++)
         AE_ERR(s.port, "POST", "/v1/public/demo/start", AE_JSON, "{}", 422, "validation_error", NULL);
@@ -122,6 +123,15 @@ Test(errors_limits, public_demo_writes_are_limited_per_client_ip, .timeout = 60)
     cr_assert_eq(status_of(s.port, "POST", "/v1/public/demo/start", AE_JSON, body), 200);
     cr_assert_eq(status_of(s.port, "POST", "/v1/public/demo/start", AE_JSON, body), 200);
     expect_limited(s.port, "POST", "/v1/public/demo/start", AE_JSON, body, "2 per 1 hour", 3600);
+    /* the browser may read the refusal: CORS on the 429 too */
+    struct resp r;
+    json_decref(ae_error(s.port, "POST", "/v1/public/demo/start", AE_JSON "Origin: https://demo.example\r\n", body, 429,
+                         "rate_limited", "Rate limit exceeded", &r));
+    char v[100];
+    cr_assert(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "%s", r.head);
+    cr_assert_str_eq(v, "https://demo.example");
+    cr_assert(resp_header(&r, "Retry-After", v, sizeof v));
+    resp_free(&r);
     /* keyed by the client's address: an API key on a public route does not open a new bucket */
     expect_limited(s.port, "POST", "/v1/public/demo/start", AE_JSON_KEY, body, "2 per 1 hour", 3600);
     cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 2);
