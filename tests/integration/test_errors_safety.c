@@ -40,7 +40,8 @@ static int closed_port(void) {
     return p;
 }
 
-static void blocked(int port, const char *method, const char *path, const char *body, const char *reason) {
+static void blocked(int port, const char *method, const char *path, const char *body,
+                    const char *reason) {
     json_t *j = ae_error(port, method, path, AE_JSON_KEY, body, 400, "content_blocked", NULL, NULL);
     cr_assert_str_eq(ae_str(j, "reason"), reason, "%s %s", path, body);
     json_decref(j);
@@ -49,28 +50,34 @@ static void blocked(int port, const char *method, const char *path, const char *
 Test(errors_safety, every_checked_field_is_blocked_and_nothing_changes, .timeout = 60) {
     struct server s;
     ae_start(&s, NULL);
-    blocked(s.port, "POST", "/v1/runs/start", "{\"project\":\"motivational\",\"brief\":\"Suicide squad\"}",
+    blocked(s.port, "POST", "/v1/runs/start",
+            "{\"project\":\"motivational\",\"brief\":\"Suicide squad\"}",
             "matched_keyword:suicide");
-    blocked(s.port, "POST", "/v2/runs/start", "{\"project\":\"motivational\",\"brief\":\"two bombs\"}",
-            "matched_keyword:bomb");
+    blocked(s.port, "POST", "/v2/runs/start",
+            "{\"project\":\"motivational\",\"brief\":\"two bombs\"}", "matched_keyword:bomb");
     cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 0);
     char *id = ae_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a calm sea\"}");
     json_decref(ae_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     char p[160];
     snprintf(p, sizeof p, "/v1/runs/%s/approve", id);
-    blocked(s.port, "POST", p, "{\"gate\":\"ideation\",\"comment\":\"what a Murder\"}", "matched_keyword:murder");
+    blocked(s.port, "POST", p, "{\"gate\":\"ideation\",\"comment\":\"what a Murder\"}",
+            "matched_keyword:murder");
     /* validation (422) comes before the safety check */
-    AE_ERR(s.port, "POST", p, AE_JSON_KEY, "{\"comment\":\"a bomb\"}", 422, "validation_error", NULL);
+    AE_ERR(s.port, "POST", p, AE_JSON_KEY, "{\"comment\":\"a bomb\"}", 422, "validation_error",
+           NULL);
     snprintf(p, sizeof p, "/v2/runs/%s/approve", id);
     blocked(s.port, "POST", p, "{\"approved\":true,\"content_override\":\"terrorist plot\"}",
             "matched_keyword:terrorist");
-    blocked(s.port, "POST", p, "{\"approved\":true,\"data\":{\"n\":1,\"note\":\"no hate speech here\"}}",
+    blocked(s.port, "POST", p,
+            "{\"approved\":true,\"data\":{\"n\":1,\"note\":\"no hate speech here\"}}",
             "matched_keyword:hate speech");
-    blocked(s.port, "POST", p, "{\"approved\":true,\"comment\":\"shooting stars\"}", "matched_keyword:shoot");
+    blocked(s.port, "POST", p, "{\"approved\":true,\"comment\":\"shooting stars\"}",
+            "matched_keyword:shoot");
     snprintf(p, sizeof p, "/v2/runs/%s/reject", id);
     blocked(s.port, "POST", p, "{\"comment\":\"killers\"}", "matched_keyword:kill");
     snprintf(p, sizeof p, "/v1/runs/%s/feedback", id);
-    blocked(s.port, "POST", p, "{\"rating\":1,\"comment\":\"a racial slur\"}", "matched_keyword:racial slur");
+    blocked(s.port, "POST", p, "{\"rating\":1,\"comment\":\"a racial slur\"}",
+            "matched_keyword:racial slur");
     json_t *r = ae_wait_status(s.port, id, "awaiting_ideation_approval", 1000);
     json_decref(r);
     char sql[200];
@@ -86,8 +93,15 @@ Test(errors_safety, every_checked_field_is_blocked_and_nothing_changes, .timeout
 static void start_moderated(struct server *s, const char *base) {
     static char url[100];
     snprintf(url, sizeof url, "OPENAI_BASE_URL=%s", base);
-    const char *env[] = {"PROVIDERS=real", "LLM_PROVIDER=fake", "SORA_PROVIDER=fake", "PUBLISH_PROVIDER=fake",
-                         "SAFETY_PROVIDER=openai", "SAFETY_TIMEOUT_MS=300", "OPENAI_API_KEY=sk-test-only", url, NULL};
+    const char *env[] = {"PROVIDERS=real",
+                         "LLM_PROVIDER=fake",
+                         "SORA_PROVIDER=fake",
+                         "PUBLISH_PROVIDER=fake",
+                         "SAFETY_PROVIDER=openai",
+                         "SAFETY_TIMEOUT_MS=300",
+                         "OPENAI_API_KEY=sk-test-only",
+                         url,
+                         NULL};
     ae_start(s, env);
 }
 
@@ -103,8 +117,10 @@ Test(errors_safety, moderation_that_fails_or_is_too_slow_is_503_and_nothing_runs
     char base[80];
     snprintf(base, sizeof base, "http://127.0.0.1:%d", closed_port());
     start_moderated(&s, base);
-    unavailable(s.port, "/v1/runs/start", "{\"project\":\"motivational\",\"brief\":\"refused connection\"}");
-    unavailable(s.port, "/v2/runs/start", "{\"project\":\"motivational\",\"brief\":\"refused connection\"}");
+    unavailable(s.port, "/v1/runs/start",
+                "{\"project\":\"motivational\",\"brief\":\"refused connection\"}");
+    unavailable(s.port, "/v2/runs/start",
+                "{\"project\":\"motivational\",\"brief\":\"refused connection\"}");
     cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 0);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 
@@ -112,15 +128,17 @@ Test(errors_safety, moderation_that_fails_or_is_too_slow_is_503_and_nothing_runs
     snprintf(base, sizeof base, "http://127.0.0.1:%d", hole_port);
     start_moderated(&s, base);
     int64_t t0 = h_now_ms();
-    unavailable(s.port, "/v1/runs/start", "{\"project\":\"motivational\",\"brief\":\"nobody answers\"}");
+    unavailable(s.port, "/v1/runs/start",
+                "{\"project\":\"motivational\",\"brief\":\"nobody answers\"}");
     cr_assert(h_now_ms() - t0 >= 250, "the answer waited for SAFETY_TIMEOUT_MS (300)");
     /* a text-free request needs no moderation; the comment of a decision does */
     int st;
-    json_t *j = ae_call(s.port, "POST", "/v1/runs/start", AE_JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"\"}",
-                        &st);
+    json_t *j = ae_call(s.port, "POST", "/v1/runs/start", AE_JSON_KEY,
+                        "{\"project\":\"motivational\",\"brief\":\"\"}", &st);
     cr_assert_eq(st, 422);
     json_decref(j);
-    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 0, "fail-closed: nothing was created");
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM runs"), 0,
+                 "fail-closed: nothing was created");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
     close(hole);
 }
@@ -129,18 +147,24 @@ Test(errors_safety, moderation_that_fails_or_is_too_slow_is_503_and_nothing_runs
 static int send_only(int port, const char *path, const char *headers, const char *body) {
     int fd = h_connect(port);
     cr_assert(fd >= 0);
-    cr_assert(h_sendf(fd, "POST %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s", path, headers, strlen(body),
-                      body));
+    cr_assert(h_sendf(fd, "POST %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n%s", path,
+                      headers, strlen(body), body));
     return fd;
 }
 
-Test(errors_safety, idempotency_keys_in_flight_reused_replayed_and_scoped_per_api_key, .timeout = 90) {
+Test(errors_safety, idempotency_keys_in_flight_reused_replayed_and_scoped_per_api_key,
+     .timeout = 90) {
     /* the LLM never answers, so a v2 start waits its whole V2_WAIT_MS with its key in flight */
     int hole_port, hole = black_hole(&hole_port);
     char llm[100];
     snprintf(llm, sizeof llm, "LLM_BASE_URL=http://127.0.0.1:%d/v1", hole_port);
-    const char *env[] = {"LLM_PROVIDER=openai", "LLM_API_KEY=sk-test-only", llm, "V2_WAIT_MS=2500", "API_KEYS=dev-api-key,key-b",
-                         "SHUTDOWN_GRACE_S=1", NULL}; /* the blocked ideation calls are handed back */
+    const char *env[] = {"LLM_PROVIDER=openai",
+                         "LLM_API_KEY=sk-test-only",
+                         llm,
+                         "V2_WAIT_MS=4000",
+                         "API_KEYS=dev-api-key,key-b",
+                         "SHUTDOWN_GRACE_S=1",
+                         NULL}; /* the blocked ideation calls are handed back */
     struct server s;
     ae_start(&s, env);
     const char *body = "{\"project\":\"motivational\",\"brief\":\"once only\"}";
@@ -154,8 +178,9 @@ Test(errors_safety, idempotency_keys_in_flight_reused_replayed_and_scoped_per_ap
     }
     AE_ERR(s.port, "POST", "/v2/runs/start", hdr, body, 409, "conflict",
            "A request with this Idempotency-Key is still in progress");
-    AE_ERR(s.port, "POST", "/v2/runs/start", hdr, "{\"project\":\"motivational\",\"brief\":\"another\"}", 422,
-           "idempotency_key_reused", NULL);
+    AE_ERR(s.port, "POST", "/v2/runs/start", hdr,
+           "{\"project\":\"motivational\",\"brief\":\"another\"}", 422, "idempotency_key_reused",
+           NULL);
     /* the same key on another route is another request body: reused */
     AE_ERR(s.port, "POST", "/v1/runs/start", hdr, body, 422, "idempotency_key_reused", NULL);
     struct resp r1;
@@ -171,15 +196,16 @@ Test(errors_safety, idempotency_keys_in_flight_reused_replayed_and_scoped_per_ap
     cr_assert(h_request(s.port, "POST", "/v2/runs/start", hdr, body, &r2));
     cr_assert_eq(r2.status, 200);
     char v[16];
-    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v), "a replay after the first finished");
+    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v),
+              "a replay after the first finished");
     cr_assert_str_eq(v, "true");
     cr_assert_str_eq(r2.body, r1.body);
     resp_free(&r1);
     resp_free(&r2);
     /* keys are scoped per API key: key-b's flight-1 is a new request */
     int st;
-    j = ae_call(s.port, "POST", "/v1/runs/start", "X-API-Key: key-b\r\n" AE_JSON "Idempotency-Key: flight-1\r\n", body,
-                &st);
+    j = ae_call(s.port, "POST", "/v1/runs/start",
+                "X-API-Key: key-b\r\n" AE_JSON "Idempotency-Key: flight-1\r\n", body, &st);
     cr_assert_eq(st, 200);
     cr_assert_str_neq(ae_str(j, "run_id"), run);
     json_decref(j);
@@ -209,7 +235,8 @@ Test(errors_safety, idempotency_keys_in_flight_reused_replayed_and_scoped_per_ap
     resp_free(&r2);
     AE_ERR(s.port, "POST", p, fk, "{\"rating\":1}", 422, "idempotency_key_reused", NULL);
     cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM feedback"), 1, "a replay stores nothing");
-    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'run.cancelled'"), 1);
+    cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'run.cancelled'"),
+                 1);
     int rc = server_stop(&s, SIGTERM, 20000);
     char *log = server_log(&s);
     cr_assert_eq(rc, 0, "exit %d: %s", rc, strstr(log, "signal") ? strstr(log, "signal") : log);

@@ -23,9 +23,12 @@ void ae_start(struct server *s, const char *const *extra) {
     server_start(s, env);
 }
 
-const char *ae_str(const json_t *j, const char *key) { return json_string_value(json_object_get(j, key)); }
+const char *ae_str(const json_t *j, const char *key) {
+    return json_string_value(json_object_get(j, key));
+}
 
-json_t *ae_call(int port, const char *method, const char *path, const char *headers, const char *body, int *status) {
+json_t *ae_call(int port, const char *method, const char *path, const char *headers,
+                const char *body, int *status) {
     struct resp r;
     cr_assert(h_request(port, method, path, headers, body, &r), "%s %s: no answer", method, path);
     *status = r.status;
@@ -52,8 +55,9 @@ json_t *ae_check_error(const struct resp *r, int status, const char *code, const
     return j;
 }
 
-json_t *ae_error(int port, const char *method, const char *path, const char *headers, const char *body, int status,
-                 const char *code, const char *detail, struct resp *keep) {
+json_t *ae_error(int port, const char *method, const char *path, const char *headers,
+                 const char *body, int status, const char *code, const char *detail,
+                 struct resp *keep) {
     struct resp r;
     cr_assert(h_request(port, method, path, headers, body, &r), "%s %s: no answer", method, path);
     json_t *j = ae_check_error(&r, status, code, detail);

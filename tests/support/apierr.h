@@ -21,16 +21,18 @@
  * QUEUE_POLL_MS=50 and then extra (NULL-terminated; a later entry wins). */
 void ae_start(struct server *s, const char *const *extra);
 /* One request; the body parsed as JSON (NULL when it is not JSON) and the status. */
-json_t *ae_call(int port, const char *method, const char *path, const char *headers, const char *body, int *status);
+json_t *ae_call(int port, const char *method, const char *path, const char *headers,
+                const char *body, int *status);
 /* One request that must get the error answer (status, code, detail when not NULL). The whole
  * answer goes to keep when not NULL (caller frees with resp_free); returns the parsed body
  * (caller frees). */
-json_t *ae_error(int port, const char *method, const char *path, const char *headers, const char *body, int status,
-                 const char *code, const char *detail, struct resp *keep);
+json_t *ae_error(int port, const char *method, const char *path, const char *headers,
+                 const char *body, int status, const char *code, const char *detail,
+                 struct resp *keep);
 /* Same check on an answer already read. */
 json_t *ae_check_error(const struct resp *r, int status, const char *code, const char *detail);
 /* ae_error, body freed. */
-#define AE_ERR(port, method, path, headers, body, status, code, detail)                                               \
+#define AE_ERR(port, method, path, headers, body, status, code, detail)                            \
     json_decref(ae_error(port, method, path, headers, body, status, code, detail, NULL))
 /* The first column of the first row of sql on the server's database, -1 when no row. */
 long long ae_db_count(const struct server *s, const char *sql);
