@@ -82,6 +82,7 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
  * run fails. ack->status gets the run's status as read. */
 struct wf_render_ack {
     bool repeat;
+    bool ignored; /* the run is cancelled, rejected or failed: stored, changes nothing (workflow.md §2) */
     char output_url[2048];
     char status[RUN_STATUS_MAX];
 };
