@@ -273,20 +273,28 @@ int rtx_artifact(struct rtx *x, const char *type, const char *persona, const cha
     return rc;
 }
 
-int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key) {
+int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key, int64_t run_at,
+                   bool *existed) {
     if (!payload)
         payload = json_object();
     json_object_set_new(payload, "run_id", json_string(x->r.id));
     char *p = dump(payload);
     json_decref(payload);
-    struct queue_new n = {.type = type, .run_id = x->r.id, .payload = p, .idempotency_key = idem_key};
+    struct queue_new n = {.type = type, .run_id = x->r.id, .payload = p, .idempotency_key = idem_key,
+                          .run_at = run_at};
     job_t j;
-    bool existed;
-    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &existed);
+    bool had = false;
+    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &had);
     if (rc == 0)
         job_release(&j);
+    if (existed)
+        *existed = rc == 0 && had;
     free(p);
     return rc;
+}
+
+int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key) {
+    return rtx_enqueue_at(x, type, payload, idem_key, 0, NULL);
 }
 
 int rtx_audit(struct rtx *x, const char *actor, const char *action, json_t *detail) {
