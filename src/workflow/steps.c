@@ -254,10 +254,15 @@ static char *with_facts(const char *text, json_t *facts) {
     return buf_steal(&b, NULL);
 }
 
+/* What every agent is told about its project (workflow.md §3: every field is used). */
 static json_t *project_facts(const project_t *p) {
-    return json_pack("{s:s,s:i,s:i,s:s,s:s,s:O}", "project", p->name, "video_count", p->video_count, "clip_seconds",
-                     p->clip_seconds, "aspect_ratio", p->aspect_ratio, "caption_template", p->caption_template, "tags",
-                     p->tags);
+    char res[32];
+    snprintf(res, sizeof res, "%dx%d", p->width, p->height);
+    return json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:i,s:{s:s,s:s},s:s,s:O}", "project", p->name, "title", p->title,
+                     "description", p->description ? p->description : "", "video_count", p->video_count,
+                     "clip_seconds", p->clip_seconds, "aspect_ratio", p->aspect_ratio, "resolution", res, "fps",
+                     p->fps, "overlay", "position", p->overlay_position, "style", p->overlay_style,
+                     "caption_template", p->caption_template, "tags", p->tags);
 }
 
 static void start_agent(struct step *s, enum agent_role role, char *system, char *user, const struct tool_def *tools,

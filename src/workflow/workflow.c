@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "media/media.h"
+#include "providers/providers.h"
 #include "queue/dispatcher.h"
 #include "workflow/engine.h"
 
@@ -794,9 +795,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         /* the step that failed, from its last committed state; clip and render jobs re-run as
          * the videos and render actions */
         if (ftype && (strcmp(ftype, "webhook.sora") == 0 || strcmp(ftype, "clip.transcode") == 0 ||
-                      strcmp(ftype, "run.resubmit") == 0))
+                      strcmp(ftype, "run.resubmit") == 0 || strcmp(ftype, "sora.poll") == 0))
             snprintf(act, sizeof act, "videos");
-        else if (ftype && strcmp(ftype, "render.local") == 0)
+        else if (ftype && (strcmp(ftype, "render.local") == 0 || strcmp(ftype, "webhook.remotion") == 0 ||
+                           strcmp(ftype, "render.fetch") == 0))
             snprintf(act, sizeof act, "render");
         else if (!ftype && fstatus && strcmp(fstatus, "awaiting_video_generation") == 0)
             snprintf(act, sizeof act, "videos");
@@ -810,9 +812,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             } steps[] = {{"run.ideate", RS_RUNNING, RSTEP_IDEATION},
                          {"run.produce", RS_RUNNING, RSTEP_PRODUCTION},
                          {"run.edit", RS_AWAIT_RENDER, RSTEP_EDITING},
-                         {"run.publish", RS_RUNNING, RSTEP_PUBLISHING}};
+                         {"run.publish", RS_RUNNING, RSTEP_PUBLISHING},
+                         {"publish.poll", RS_AWAIT_PUBLISH, RSTEP_PUBLISHING}};
             int k = -1;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 5; i++)
                 if (ftype && strcmp(ftype, steps[i].type) == 0)
                     k = i;
             if (k < 0) {
@@ -824,7 +827,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             snprintf(message, mcap, "Retrying %s", fstep && *fstep ? fstep : run_step_name(steps[k].step));
             clear_failure(&x);
             rtx_move(&x, steps[k].st, steps[k].step);
-            rc = rtx_enqueue(&x, steps[k].type, NULL, NULL);
+            /* publish.poll: the same upload is polled again (its request id is in the context) */
+            json_t *payload = k == 4 ? json_pack("{s:O?}", "request_id", json_object_get(x.ctx, "publish_request_id"))
+                                     : NULL;
+            rc = rtx_enqueue(&x, steps[k].type, payload, NULL);
             if (rc == 0)
                 rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s}", "action", "retry"));
             if (rc == 0)
@@ -862,7 +868,9 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         rtx_move(&x, RS_AWAIT_RENDER, RSTEP_EDITING);
         json_t *texts = json_object_get(x.ctx, "render_texts");
         const project_t *p = rtx_project(&x);
-        if (!json_object_get(x.ctx, "render_job_id") || !p) {
+        /* no render yet, or a Remotion render: the editor submits it again */
+        if (!json_object_get(x.ctx, "render_job_id") || !p ||
+            (wf_global->app->providers && providers_render_mode(wf_global->app->providers) == RENDER_REMOTION)) {
             char key[80];
             snprintf(key, sizeof key, "edit:%s", x.r.id);
             rc = rtx_enqueue(&x, "run.edit", NULL, key);

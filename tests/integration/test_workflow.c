@@ -223,6 +223,22 @@ Test(workflow, sora_poll_fails_the_run_on_a_failed_video, .timeout = 120) {
     json_t *r = wait_status(s.port, id, "failed", 60000);
     cr_assert_str_eq(sget(r, "error"), "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
     json_decref(r);
+    /* resume retries the clips (the failed step was the poll): the missing ones are submitted again */
+    char path[128];
+    snprintf(path, sizeof path, "/v2/runs/%s/resume", id);
+    int st;
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"action\":\"retry\"}", &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(r, "action"), "videos");
+    cr_assert_str_eq(sget(r, "message"), "Videos re-submitted (2)", "the failure stopped the run before any clip");
+    json_decref(r);
+    /* the fake fails that index again: the poll of the resubmitted task fails the run again */
+    r = wait_status(s.port, id, "failed", 60000);
+    cr_assert_str_eq(sget(r, "error"), "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
+    json_decref(r);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'sora.poll'", id);
+    cr_assert_geq(db_count(&s, sql), 2, "the resubmitted task is polled too");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&fk, SIGTERM, 20000), 0);
