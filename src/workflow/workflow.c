@@ -653,7 +653,8 @@ int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, b
         rtx_release(&x);
         return 0;
     }
-    if (x.status != RS_AWAIT_RENDER) {
+    bool over = x.status == RS_CANCELLED || x.status == RS_REJECTED || x.status == RS_FAILED;
+    if (x.status != RS_AWAIT_RENDER && !over) {
         rtx_release(&x);
         return ERR_CONFLICT;
     }
@@ -664,12 +665,14 @@ int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, b
     snprintf(w.event_type, sizeof w.event_type, "%s", ok ? "render.done" : "render.error");
     snprintf(w.task_id, sizeof w.task_id, "%s", job_id);
     snprintf(w.run_id, sizeof w.run_id, "%s", run_id);
-    snprintf(w.status, sizeof w.status, "accepted");
+    snprintf(w.status, sizeof w.status, "%s", over ? "ignored" : "accepted");
     w.payload = (char *)body;
     w.received_at = clock_now_ms();
     bool dup = false;
     rc = tx->s->ops->inbox_add(tx, &w, &dup);
-    if (rc == 0 && ok) {
+    if (over) { /* workflow.md §2: stored, answered "ignored", changes nothing */
+        ack->ignored = true;
+    } else if (rc == 0 && ok) {
         json_object_set_new(x.ctx, "render_output_url", json_string(output_url ? output_url : ""));
         snprintf(ack->output_url, sizeof ack->output_url, "%s", output_url ? output_url : "");
         char key[200];

@@ -585,3 +585,76 @@ Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
     cr_assert_eq(db_count(&s, sql), 1);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- a render callback for a cancelled run: stored, answered "ignored", changes nothing ------------ */
+
+Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120) {
+    /* a separate Remotion fake whose URL guard refuses our loopback media and callback URLs: the
+     * render never calls back by itself, the run waits in wait_for_render */
+    struct server fk, s;
+    const char *fenv[] = {"REMOTION_WEBHOOK_SECRET=rsecret", SMALL, NULL};
+    fakes_start_in(&fk, NULL, fenv);
+    char svc[120];
+    snprintf(svc, sizeof svc, "REMOTION_SERVICE_URL=http://127.0.0.1:%d/_fake/remotion", fk.port);
+    const char *env[] = {"PROVIDERS=real", "LLM_PROVIDER=fake", "SORA_PROVIDER=fake", "PUBLISH_PROVIDER=fake",
+                         "RENDER_PROVIDER=remotion", svc, "REMOTION_WEBHOOK_SECRET=rsecret", "FAKE_VIDEO_DELAY_MS=30",
+                         SMALL, NULL};
+    start(&s, env);
+    char *id = start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render me later\"}");
+    json_decref(wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    json_decref(approve(s.port, id, "ideation"));
+    int64_t deadline = h_now_ms() + 60000;
+    json_t *r = NULL;
+    for (;;) {
+        json_decref(r);
+        r = get_run(s.port, id);
+        if (sget(r, "current_step") && strcmp(sget(r, "current_step"), "wait_for_render") == 0)
+            break;
+        cr_assert(h_now_ms() < deadline && strcmp(sget(r, "status"), "failed") != 0, "run is %s/%s",
+                  sget(r, "status"), sget(r, "current_step"));
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    json_decref(r);
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT json_extract(metadata, '$.render_job_id') FROM artifacts WHERE run_id = '%s' "
+             "AND type = 'editor_output'", id);
+    char path[400];
+    snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
+    char job[128];
+    snprintf(job, sizeof job, "%s", (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+
+    snprintf(path, sizeof path, "/v1/runs/%s/cancel", id);
+    int st;
+    json_decref(req_json(s.port, "POST", path, JSON_KEY, "{\"reason\":\"changed my mind\"}", &st));
+    cr_assert_eq(st, 200);
+    char body[400], sig[WEBHOOK_REMOTION_SIG_LEN], headers[400];
+    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://127.0.0.1:1/x.mp4\"}",
+             job);
+    cr_assert_eq(webhook_sign_remotion("rsecret", body, strlen(body), sig), 0);
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Remotion-Signature: %s\r\n", sig);
+    snprintf(path, sizeof path, "/v1/webhooks/remotion?run_id=%s", id);
+    json_t *j = req_json(s.port, "POST", path, headers, body, &st);
+    cr_assert_eq(st, 200);
+    cr_assert_str_eq(sget(j, "status"), "ignored");
+    cr_assert_eq(json_object_size(j), 4, "status, run_id, error, output_url");
+    json_decref(j);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_inbox WHERE provider = 'remotion' AND run_id = '%s' AND status = 'ignored'", id);
+    cr_assert_eq(db_count(&s, sql), 1, "stored");
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.remotion'", id);
+    cr_assert_eq(db_count(&s, sql), 0, "no work");
+    r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "cancelled");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    cr_assert_eq(server_stop(&fk, SIGTERM, 20000), 0);
+}
