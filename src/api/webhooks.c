@@ -242,6 +242,11 @@ static void callback_done(void *arg, int rc) {
     char msg[300];
     switch (rc) {
     case 0:
+        if (c->ack.ignored) { /* a cancelled, rejected or failed run (workflow.md §2) */
+            count("remotion", "ignored");
+            http_respond_json(req, 200, render_ack("ignored", c->run_id, NULL, NULL));
+            break;
+        }
         count("remotion", c->ack.repeat ? "duplicate" : "accepted");
         if (!c->ack.repeat)
             workflow_kick(app->workflow);
