@@ -128,53 +128,56 @@ static void env_init(void) {
     memcpy(run_env, e, sizeof e);
 }
 
-static struct server worker;
+static struct server worker, worker2;
 
-static void kill_worker(void) {
-    if (worker.pid > 0) {
-        kill(worker.pid, SIGKILL);
-        waitpid(worker.pid, NULL, 0);
-        worker.pid = 0;
-    }
+static void kill_workers(void) {
+    struct server *ws[] = {&worker, &worker2};
+    for (int i = 0; i < 2; i++)
+        if (ws[i]->pid > 0) {
+            kill(ws[i]->pid, SIGKILL);
+            waitpid(ws[i]->pid, NULL, 0);
+            ws[i]->pid = 0;
+        }
 }
 
-/* `myloware worker run` on the shared database and media directory; its providers call the
- * fakes of the API process (PORT). Waits for its "worker started" line. */
-static void worker_start(const char *dir, int api_port) {
+/* `myloware worker run` on the shared database and media directory, logging to dir/logname;
+ * its providers call the fakes of the API process (PORT). Waits for its "worker started". */
+static void worker_start(struct server *w, const char *dir, int api_port, const char *logname,
+                         const char *const *env) {
     char port[32], media[400];
     snprintf(port, sizeof port, "--port=%d", api_port);
     snprintf(media, sizeof media, "--media-dir=%s/media", dir);
-    memset(&worker, 0, sizeof worker);
-    snprintf(worker.dir, sizeof worker.dir, "%s", dir);
-    snprintf(worker.log, sizeof worker.log, "%s/worker.log", dir);
-    char *before = server_log(&worker);
+    memset(w, 0, sizeof *w);
+    snprintf(w->dir, sizeof w->dir, "%s", dir);
+    snprintf(w->log, sizeof w->log, "%.250s/%s", dir, logname);
+    char *before = server_log(w);
     size_t skip = strlen(before);
     free(before);
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
-        int fd = open(worker.log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        int fd = open(w->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         int dn = open("/dev/null", O_RDWR);
         dup2(dn, 0);
         dup2(dn, 1);
         unsetenv("ENVIRONMENT");
         unsetenv("API_KEYS");
-        for (const char **e = run_env; *e; e++)
+        for (const char *const *e = env; *e; e++)
             putenv((char *)*e);
         const char *bin = getenv("MYLOWARE_BIN") ? getenv("MYLOWARE_BIN") : "./myloware";
         execl(bin, bin, "worker", "run", url_arg, media, port, (char *)NULL);
         _exit(127);
     }
-    worker.pid = pid;
+    w->pid = pid;
     int64_t deadline = h_now_ms() + 15000;
     for (;;) {
-        char *log = server_log(&worker);
+        char *log = server_log(w);
         bool up = strlen(log) > skip && strstr(log + skip, "\"msg\":\"worker started\"");
         free(log);
         if (up)
             return;
-        cr_assert(server_alive(&worker), "the worker exited during start-up");
+        cr_assert(server_alive(w), "the worker exited during start-up");
         cr_assert(h_now_ms() < deadline, "the worker did not start within 15 s");
         struct timespec ts = {0, 5 * 1000 * 1000};
         nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
@@ -220,13 +223,13 @@ static void approve(int port, const char *id, const char *gate) {
     json_decref(j);
 }
 
-Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .timeout = 240, .fini = kill_worker) {
+Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .timeout = 240, .fini = kill_workers) {
     need_server();
     env_init();
     struct server api;
     const char *args[] = {url_arg, "--role=api", NULL};
     server_start_with(&api, NULL, args, run_env);
-    worker_start(api.dir, api.port);
+    worker_start(&worker, api.dir, api.port, "worker.log", run_env);
 
     int st;
     json_t *j = req_json(api.port, "POST", "/v1/runs/start", JSON_KEY,
@@ -242,7 +245,7 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     kill(worker.pid, SIGKILL); /* clips are being made, downloaded, transcoded by the worker */
     waitpid(worker.pid, NULL, 0);
     worker.pid = 0;
-    worker_start(api.dir, api.port); /* re-queues the dead worker's jobs at once (same host) */
+    worker_start(&worker, api.dir, api.port, "worker.log", run_env); /* re-queues the dead worker's jobs at once (same host) */
 
     json_t *r = wait_status(api.port, id, "awaiting_publish_approval", 120000);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2);
@@ -257,6 +260,58 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     cr_assert_eq(pgtest_scalar(url, sql), 0, "every job of the run succeeded");
     cr_assert_eq(server_stop(&worker, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&api, SIGTERM, 20000), 0);
+}
+
+/* ---- many processes on one queue ----------------------------------------------------------------- */
+
+/* Waits until the count query gives want (deadline in ms); returns the last value. */
+static long long wait_count(const char *sql, long long want, int ms) {
+    int64_t deadline = h_now_ms() + ms;
+    long long v;
+    do {
+        v = pgtest_scalar(url, sql);
+        if (v == want)
+            return v;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    } while (h_now_ms() < deadline);
+    return v;
+}
+
+Test(postgres, three_processes_drain_the_queue_once_each_across_a_worker_kill_9, .timeout = 180,
+     .fini = kill_workers) {
+    need_server();
+    const char *env[] = {"ENVIRONMENT=test", "JOB_LEASE_S=10", "QUEUE_POLL_MS=50", NULL};
+    struct server s;
+    const char *args[] = {url_arg, NULL};
+    server_start_with(&s, NULL, args, env);
+    worker_start(&worker, s.dir, s.port, "worker1.log", env);
+    worker_start(&worker2, s.dir, s.port, "worker2.log", env);
+    int n = getenv("MYLOWARE_TEST_SLOW") ? 600 : 3000;
+    char body[128];
+    snprintf(body, sizeof body, "{\"type\":\"test.effect\",\"count\":%d,\"per_unit\":50}", n);
+    struct resp r;
+    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY, body, &r));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    /* kill -9 one worker once the queue is moving: its claimed jobs come back (same host) */
+    wait_count("SELECT least(count(*), 1) FROM test_effects", 1, 30000);
+    kill(worker.pid, SIGKILL);
+    waitpid(worker.pid, NULL, 0);
+    worker.pid = 0;
+    worker_start(&worker, s.dir, s.port, "worker1.log", env);
+
+    long long done = wait_count("SELECT count(*) FROM jobs WHERE state = 'succeeded'", n, 120000);
+    cr_assert_eq(done, n, "succeeded %lld of %d", done, n);
+    cr_assert_eq(pgtest_scalar(url, "SELECT count(*) FROM jobs"), n, "jobs lost or added");
+    cr_assert_eq(pgtest_scalar(url, "SELECT count(*) FROM test_effects"), n, "each side effect exactly once");
+    cr_assert_eq(server_stop(&worker2, SIGTERM, 20000), 0);
+    cr_assert_eq(server_stop(&worker, SIGTERM, 20000), 0);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    char *log = server_log(&worker2);
+    cr_assert(strstr(log, "jobs drained"), "worker 2: %s", log);
+    cr_assert_null(strstr(log, "\"level\":\"error\""), "worker 2: %s", log);
+    free(log);
 }
 
 #endif /* WITH_POSTGRES */
