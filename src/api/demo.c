@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "http/file.h"
+#include "providers/providers.h"
 #include "storage/storage.h"
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
@@ -425,6 +426,25 @@ static void field_error(http_req_t *req, const char *field, const char *message)
     http_respond_error(req, 422, "validation_error", "Request validation failed", extra, *h ? h : NULL);
 }
 
+/* SAFETY_PROVIDER=openai: the brief is moderated before the run is made (fail-closed: 503). */
+static void demo_moderated(const struct safety_result *r, void *ud) {
+    struct dcall *d = ud;
+    http_req_t *req = d->req;
+    if (r->st.outcome != PROV_OK) {
+        err(req, 503, "safety_unavailable", "Safety check unavailable");
+    } else if (r->flagged) {
+        char h[700], reason[160];
+        cors(req, h, sizeof h);
+        snprintf(reason, sizeof reason, "moderation:%s", r->category ? r->category : "flagged");
+        http_respond_error(req, 400, "content_blocked", "Content blocked by the safety filter",
+                           json_pack("{s:s}", "reason", reason), *h ? h : NULL);
+    } else {
+        store_submit(((app_t *)req->app)->store, demo_unit, d, demo_done);
+        return;
+    }
+    dcall_free(d);
+}
+
 void api_demo_start(http_req_t *req) {
     app_t *app = req->app;
     if (!enabled(req))
@@ -460,6 +480,13 @@ void api_demo_start(http_req_t *req) {
         return;
     d->project = workflow_project(app->workflow, "motivational");
     d->brief = xstrdup(json_string_value(b));
+    if (app->providers && providers_safety_enabled(app->providers)) { /* api.md §3: the moderation API too */
+        if (provider_safety_check(app->providers, d->brief, demo_moderated, d, NULL) != 0) {
+            err(req, 503, "safety_unavailable", "Safety check unavailable");
+            dcall_free(d);
+        }
+        return;
+    }
     store_submit(app->store, demo_unit, d, demo_done);
 }
 

@@ -242,10 +242,9 @@ static void callback_done(void *arg, int rc) {
     char msg[300];
     switch (rc) {
     case 0:
-        if (c->ack.ignored) { /* workflow.md §2: a callback for a cancelled, rejected or failed run */
+        if (c->ack.ignored) { /* a cancelled, rejected or failed run (workflow.md §2) */
             count("remotion", "ignored");
-            snprintf(msg, sizeof msg, "Run is %s", c->ack.status);
-            http_respond_json(req, 200, render_ack("ignored", c->run_id, msg, NULL));
+            http_respond_json(req, 200, render_ack("ignored", c->run_id, NULL, NULL));
             break;
         }
         count("remotion", c->ack.repeat ? "duplicate" : "accepted");
