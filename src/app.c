@@ -162,12 +162,14 @@ static bool close_providers(app_t *app) {
         return true;
     }
     if (app->client) {
-        providers_free(app->providers);
-        app->providers = NULL;
+        /* the client first: closing it completes the provider calls still in flight (their
+         * callbacks use the providers), then the providers can go */
         http_client_t *c = app->client;
         app->client = NULL;
         app->providers_closing++;
         http_client_close(c, on_client_closed, app);
+        providers_free(app->providers);
+        app->providers = NULL;
         return true;
     }
     return false;
@@ -381,10 +383,10 @@ out:
         app->fakes = NULL;
     }
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
+        app->client = NULL;
         providers_free(app->providers);
         app->providers = NULL;
-        http_client_close(app->client, NULL, NULL);
-        app->client = NULL;
     }
     if (!app->finished)
         store_detach_loop(app->store);
@@ -495,8 +497,8 @@ out:
     if (app->fakes)
         fakes_close(app->fakes, NULL, NULL);
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
         providers_free(app->providers);
-        http_client_close(app->client, NULL, NULL);
     }
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);
