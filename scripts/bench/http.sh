@@ -15,7 +15,9 @@
 #      alternating nginx / myloware / myloware(warn); reports the median run (by req/s) with
 #      its p50 and p99, the range, and the ratio myloware/nginx (as in
 #      shared/reference/peer-benchmarks.md section 4).
-#   4. measures myloware's VmRSS idle after start, then with IDLE_CONNS idle keep-alive
+#   4. measures myloware's VmRSS idle after start (1 s after it answered one GET /health, whose
+#      database probe has then run; the FFmpeg libraries are not loaded by then: they wait for
+#      the first media work), then with IDLE_CONNS idle keep-alive
 #      connections held open (each sent one GET /health and read the answer; helper:
 #      scripts/bench/idle_conns.c, compiled into the temporary dir), cross-checked with the
 #      myloware_http_connections gauge of GET /metrics.
@@ -401,12 +403,13 @@ echo
 
 start_myloware main
 MAIN_PID=$MPID MAIN_PORT=$MPORT
+http_get "$MAIN_PORT" /health | grep -q '^HTTP/1.1 200' || die "GET /health did not answer 200" "$TMP/main/stderr"
 sleep 1
 IDLE_RSS=$(rss_kib "$MAIN_PID")
 echo "myloware (default settings, LOG_LEVEL=info) pid $MAIN_PID on 127.0.0.1:$MAIN_PORT"
 read -r IDLE_ANON IDLE_FILE <<<"$(rss_split "$MAIN_PID")"
 IDLE_LIBS=$(lib_rss "$MAIN_PID")
-echo "  idle RSS after start: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB): RssAnon $(kib_mib "$IDLE_ANON") MiB, RssFile $(kib_mib "$IDLE_FILE") MiB; in shared-library mappings $(kib_mib "$IDLE_LIBS") MiB ($(readelf -d "$MYLOWARE" 2>/dev/null | grep -c NEEDED) direct libraries)"
+echo "  idle RSS after start and one GET /health: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB): RssAnon $(kib_mib "$IDLE_ANON") MiB, RssFile $(kib_mib "$IDLE_FILE") MiB; in shared-library mappings $(kib_mib "$IDLE_LIBS") MiB ($(readelf -d "$MYLOWARE" 2>/dev/null | grep -c NEEDED) direct libraries)"
 
 READY="$TMP/idle.ready"
 $SETSID "$TMP/idle_conns" 127.0.0.1 "$MAIN_PORT" "$IDLE_CONNS" /health "$READY" 120 2>"$TMP/idle_conns.log" &
