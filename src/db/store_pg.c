@@ -154,7 +154,23 @@ static int pg_begin(store_t *st) {
     }
     return simple(s, "BEGIN");
 }
-static int pg_commit(store_t *s) { return simple(P(s), "COMMIT"); }
+/* A transaction in which a statement failed (and whose unit went on: the unit treated the
+ * refusal as an answer) is aborted: Postgres answers its COMMIT with a ROLLBACK, without an
+ * error. That is no commit: ERR_DB, so no unit of the group is told its writes are in. */
+static int pg_commit(store_t *st) {
+    struct pg_store *s = P(st);
+    int rc;
+    PGresult *r = exec_p(s, "COMMIT", NULL, &rc);
+    if (!r)
+        return rc;
+    bool committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    PQclear(r);
+    if (!committed) {
+        log_error("db", "the transaction was rolled back: a statement in it failed");
+        return ERR_DB;
+    }
+    return 0;
+}
 static void pg_rollback(store_t *s) {
     if (PQtransactionStatus(P(s)->c) != PQTRANS_IDLE)
         simple(P(s), "ROLLBACK");

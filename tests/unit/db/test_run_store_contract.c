@@ -429,3 +429,37 @@ Test(run_store, feedback_is_listed_newest_first_and_ratings_are_checked) {
     for (int i = 0; i < l.n; i++)
         feedback_release(&l.fbs[i]);
 }
+
+/* A unit that goes on after one of its statements failed (it treats the refusal as an answer,
+ * as the callers of task_add or job hand-backs do with ERR_CONFLICT) and returns 0: the store
+ * says committed exactly when the unit's other write is there. Postgres aborts the whole
+ * transaction on a failed statement and answers COMMIT with ROLLBACK: that must not be
+ * reported as a commit. */
+static int f_insert_then_refused(store_tx_t *tx, struct call *c) {
+    int rc = tx->s->ops->run_insert(tx, &c->run);
+    if (rc)
+        return rc;
+    c->i1 = tx->s->ops->feedback_add(tx, &c->fb); /* no such run: refused */
+    return 0;
+}
+
+Test(run_store, a_commit_reported_is_a_commit_made) {
+    run_t r = new_run("aismr", "pending", clock_now_ms());
+    struct call c = {.fn = f_insert_then_refused, .run = r};
+    crypto_uuid4(c.fb.id);
+    crypto_uuid4(c.fb.run_id); /* a run that does not exist */
+    c.fb.rating = 5;
+    c.fb.created_at = clock_now_ms();
+    int rc = call(&c);
+    cr_assert_neq(c.i1, 0, "feedback for an unknown run was accepted");
+    struct call g = {.fn = f_get, .s1 = r.id};
+    int grc = call(&g);
+    if (grc == 0)
+        run_release(&g.run);
+    cr_assert_eq(rc == 0, grc == 0, "store_call said %d but the run is %s", rc, grc == 0 ? "there" : "missing");
+    /* and the store goes on working afterwards */
+    run_t r2 = new_run("aismr", "pending", clock_now_ms());
+    insert(&r2);
+    run_t got = get(r2.id);
+    run_release(&got);
+}
