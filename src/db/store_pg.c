@@ -1325,6 +1325,49 @@ const struct store_ops store_pg_ops = {
     .feedback_list = pg_feedback_list,
 };
 
+/* The URL's password: the userinfo's after its first ':' (up to the last '@': a password may
+ * hold '@', '/' or '?'), else a password= parameter's value; its length, 0 when none. */
+static size_t url_password(const char *url, const char **pw) {
+    const char *p = strstr(url, "://"), *at = strrchr(url, '@');
+    if (p && at && at > p + 3) {
+        const char *colon = memchr(p + 3, ':', (size_t)(at - (p + 3)));
+        if (colon && at > colon + 1) {
+            *pw = colon + 1;
+            return (size_t)(at - *pw);
+        }
+    }
+    const char *q = strstr(url, "password=");
+    if (q) {
+        *pw = q + 9;
+        return strcspn(*pw, "&");
+    }
+    return 0;
+}
+
+/* Appends msg to err with every piece of the URL's password in it (3 characters or more, or all
+ * of a shorter one) as "***": libpq's messages about a malformed URL quote the URL, or the part
+ * it could not parse (a host, a port, a percent-encoded token), which may be the password. */
+static void put_redacted(buf_t *err, const char *msg, size_t len, const char *url) {
+    const char *pw = NULL;
+    size_t pwlen = url_password(url, &pw), need = pwlen < 3 ? pwlen : 3;
+    for (size_t i = 0; i < len;) {
+        size_t best = 0;
+        for (size_t j = 0; pwlen && j < pwlen; j++) {
+            size_t l = 0;
+            while (i + l < len && j + l < pwlen && msg[i + l] == pw[j + l])
+                l++;
+            if (l > best)
+                best = l;
+        }
+        if (pwlen && best >= need) {
+            buf_puts(err, "***");
+            i += best;
+        } else {
+            buf_append(err, &msg[i++], 1);
+        }
+    }
+}
+
 /* Opens the connection (on the calling thread, before the database thread starts; afterwards
  * only that thread uses it). The error never shows the URL: it may hold a password. */
 static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
@@ -1334,7 +1377,8 @@ static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
     s->c = PQconnectdb(url);
     if (!s->c || PQstatus(s->c) != CONNECTION_OK) {
         const char *m = s->c ? PQerrorMessage(s->c) : "out of memory";
-        buf_printf(err, "cannot connect to Postgres: %.*s", (int)strcspn(m, "\n"), m);
+        buf_puts(err, "cannot connect to Postgres: ");
+        put_redacted(err, m, strcspn(m, "\n"), url);
         pg_close(&s->base);
         return ERR_DB;
     }

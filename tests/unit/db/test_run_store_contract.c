@@ -463,3 +463,29 @@ Test(run_store, a_commit_reported_is_a_commit_made) {
     run_t got = get(r2.id);
     run_release(&got);
 }
+
+/* A malformed Postgres URL: libpq's complaint quotes the URL or the part it could not parse,
+ * the error must not show the password (any build: without Postgres the error is the build's). */
+static void open_fails_without(const char *url, const char *secret) {
+    config_t c;
+    config_init(&c);
+    buf_t err;
+    buf_init(&err, 4096);
+    store_t *s = NULL;
+    if (config_set(&c, "DATABASE_URL", url, CS_FLAG, &err) == 0 && config_finish(&c, &err) == 0) {
+        cr_assert_neq(store_open(&c, &s, &err), 0, "%s opened", url);
+        cr_assert_null(s);
+    }
+    cr_assert(err.len > 0);
+    cr_expect_null(strstr(err.data, secret), "the error shows the password: %s", err.data);
+    buf_release(&err);
+    config_release(&c);
+}
+
+Test(store_open, a_bad_postgres_url_never_shows_its_password) {
+    open_fails_without("postgres://u:s3cr%zzet@127.0.0.1:1/db", "s3cr");
+    open_fails_without("postgres://u:s3cretpw@[::1]x/db", "s3cretpw");
+    open_fails_without("postgres://u:s3c@retpw@127.0.0.1:1/db", "retpw");
+    open_fails_without("postgres://u:s3cpw/ret@127.0.0.1:1/db", "s3cpw");
+    open_fails_without("postgresql://u@127.0.0.1:1/db?password=pa%zzss", "pa%zzss");
+}
