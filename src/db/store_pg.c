@@ -865,11 +865,13 @@ static int pg_run_stale(store_tx_t *tx, const char *const *statuses, int64_t bef
     p_int(&p, before);
     buf_puts(&sql, "SELECT " RUN_COLS " FROM runs WHERE updated_at < $1 AND status IN (");
     int ns = 0;
-    for (; statuses[ns] && p.n < MAX_PARAMS; ns++) {
+    for (; statuses[ns] && p.n < MAX_PARAMS - 1; ns++) {
         p_str(&p, statuses[ns]);
         buf_printf(&sql, "%s$%d", ns ? ", " : "", p.n);
     }
     buf_puts(&sql, ns ? ") ORDER BY updated_at, id" : "NULL) ORDER BY updated_at, id");
+    p_int(&p, *n); /* libpq fetches the whole result: only the rows asked for */
+    buf_printf(&sql, " LIMIT $%d", p.n);
     int rc;
     PGresult *r = exec_p(TXC(tx), sql.data, &p, &rc);
     buf_release(&sql);

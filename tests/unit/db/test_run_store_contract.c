@@ -489,3 +489,25 @@ Test(store_open, a_bad_postgres_url_never_shows_its_password) {
     open_fails_without("postgres://u:s3cpw/ret@127.0.0.1:1/db", "s3cpw");
     open_fails_without("postgresql://u@127.0.0.1:1/db?password=pa%zzss", "pa%zzss");
 }
+
+static int f_stale(store_tx_t *tx, struct call *c) {
+    static const char *const waits[] = {"awaiting_render", "awaiting_publish", NULL};
+    return tx->s->ops->run_stale(tx, waits, c->i1, c->runs, &c->n);
+}
+
+Test(run_store, stale_runs_are_the_oldest_first_and_at_most_the_room_given) {
+    int64_t t0 = clock_now_ms() - 100000;
+    const char *statuses[] = {"awaiting_render", "completed", "awaiting_publish", "awaiting_render"};
+    run_t rs[4];
+    for (int i = 0; i < 4; i++) {
+        rs[i] = new_run("aismr", statuses[i], t0 + i);
+        insert(&rs[i]);
+    }
+    struct call c = {.fn = f_stale, .i1 = t0 + 10, .n = 2};
+    cr_assert_eq(call(&c), 0);
+    cr_assert_eq(c.n, 2);
+    cr_assert_str_eq(c.runs[0].id, rs[0].id);
+    cr_assert_str_eq(c.runs[1].id, rs[2].id);
+    for (int i = 0; i < c.n; i++)
+        run_release(&c.runs[i]);
+}
