@@ -29,6 +29,10 @@ static PGconn *connect_or_fail(const char *url) {
 }
 #endif
 
+static char last_schema[64];
+
+const char *pgtest_schema(void) { return last_schema; }
+
 void pgtest_isolate(const char *url, char *out, size_t cap) {
     if (!pgtest_is_pg(url)) {
         snprintf(out, cap, "%s", url);
@@ -49,7 +53,9 @@ void pgtest_isolate(const char *url, char *out, size_t cap) {
     PQclear(r);
     PQfinish(c);
     cr_assert(ok, "%s: %s", sql, msg);
-    int n = snprintf(out, cap, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?', schema);
+    snprintf(last_schema, sizeof last_schema, "%s", schema);
+    int n = snprintf(out, cap, "%s%coptions=-csearch_path%%3D%s&application_name=%s", url,
+                     strchr(url, '?') ? '&' : '?', schema, schema);
     cr_assert(n > 0 && (size_t)n < cap, "URL too long");
 #else
     cr_assert_fail("a Postgres test URL in a build without Postgres (make WITH_POSTGRES=1)");
