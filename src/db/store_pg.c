@@ -19,6 +19,8 @@
  * - A lost connection is re-established at the next group (PQreset); that group's units fail
  *   with ERR_DB if the server is still unreachable.
  * - Parameters and results travel as text; the SQL casts wherever the type is not implied.
+ * - store_watch_jobs: LISTEN/NOTIFY on a second connection, on the loop thread, non-blocking
+ *   (see "job notifications" below), so that other processes' new jobs start at once.
  */
 #ifdef WITH_POSTGRES
 

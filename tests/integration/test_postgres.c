@@ -205,8 +205,19 @@ static json_t *wait_status(int port, const char *id, const char *want, int ms) {
         bool terminal = !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "rejected") ||
                         !strcmp(s, "cancelled");
         if (terminal || h_now_ms() > deadline) {
-            char *d = json_dumps(j, 0);
-            cr_assert_fail("run %s is %s, waited for %s: %s", id, s, want, d);
+            char *d = json_dumps(j, 0), sql[600], jobs[4096], locks[2048];
+            snprintf(sql, sizeof sql,
+                     "SELECT string_agg(type || ' ' || state || ' attempts ' || attempts || ' owner ' || "
+                     "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) * 1000)::bigint) "
+                     "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE run_id = '%s'",
+                     id);
+            pgtest_text(url, sql, jobs, sizeof jobs);
+            pgtest_text(url,
+                        "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
+                        "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend'",
+                        locks, sizeof locks);
+            cr_assert_fail("run %s is %s, waited for %s: %s\njobs: %s\nsessions: %s", id, s, want, d, jobs, locks);
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);

@@ -62,6 +62,23 @@ void pgtest_isolate(const char *url, char *out, size_t cap) {
 #endif
 }
 
+void pgtest_text(const char *url, const char *sql, char *out, size_t cap) {
+#ifdef WITH_POSTGRES
+    PGconn *c = connect_or_fail(url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    else
+        snprintf(out, cap, "(%s)", PQresultStatus(r) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+#else
+    (void)url;
+    (void)sql;
+    snprintf(out, cap, "(no Postgres in this build)");
+#endif
+}
+
 long long pgtest_scalar(const char *url, const char *sql) {
 #ifdef WITH_POSTGRES
     PGconn *c = connect_or_fail(url);

@@ -22,4 +22,7 @@ const char *pgtest_schema(void);
  * a number (-1 when there is no row); asserts on failure. */
 long long pgtest_scalar(const char *url, const char *sql);
 
+/* The first column of the first row as text into out (for failure messages; never asserts). */
+void pgtest_text(const char *url, const char *sql, char *out, size_t cap);
+
 #endif
