@@ -9,7 +9,11 @@ LLHTTP_SRC ?= /usr/share/llhttp
 LLHTTP_INC ?= /usr/share/include/llhttp
 
 comma := ,
-PKGS := libuv sqlite3 libcurl jansson libavformat libavcodec libavutil libswscale libswresample libavfilter
+PKGS := libuv sqlite3 libcurl jansson
+# FFmpeg: compiled against (headers) but NOT linked: src/media/ff.c loads the libraries with dlopen
+# on the first media job (an idle server does not map them). Tests that make media themselves
+# link them (FF_LIBS).
+FF_PKGS := libavformat libavcodec libavutil libswscale libswresample libavfilter
 
 ifeq ($(V),1)
 Q :=
@@ -36,8 +40,9 @@ endif
 
 CPPFLAGS := -Isrc -I$(LLHTTP_INC) -D_GNU_SOURCE -DMYLOWARE_VERSION=\"$(VERSION)\" \
             -DMYLOWARE_SRCDIR=\"$(CURDIR)\" -MMD -MP
-CFLAGS   := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedcrypto -lpthread -lm
+CFLAGS   := -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -pthread $(shell pkg-config --cflags $(PKGS) $(FF_PKGS) 2>/dev/null)
+LDLIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lmbedcrypto -lpthread -lm -ldl
+FF_LIBS  := $(shell pkg-config --libs $(FF_PKGS) 2>/dev/null)
 LDFLAGS  := $(SANFLAGS)
 
 # The Postgres build has its own objects (build/pg, build/<sanitizers>-pg) and binary
@@ -61,6 +66,8 @@ INT_SRCS  := $(sort $(wildcard tests/integration/*.c))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 TEST_BINS := $(UNIT_SRCS:%.c=$(BUILD)/%) $(INT_SRCS:%.c=$(BUILD)/%)
 TEST_LIBS := $(shell pkg-config --libs criterion 2>/dev/null)
+# the media unit tests make and check media with FFmpeg directly (the code under test uses ff.c)
+$(BUILD)/tests/unit/media/%: TEST_LIBS += $(FF_LIBS)
 
 .PHONY: all dev test test-bins unit integration demo fmt clean help bootstrap fuzz check-readme bench
 all: $(BIN)
