@@ -934,8 +934,21 @@ static struct call *v2_gate_call(http_req_t *req, bool approved) {
 
 void api_v2_run_approve(http_req_t *req) {
     struct call *c = v2_gate_call(req, true);
-    if (c)
-        submit_moderated(c, jstr(req->json, "comment"));
+    if (!c)
+        return;
+    /* api.md §3: comment, content_override and the string values of data are all checked */
+    buf_t text;
+    buf_init(&text, 1u << 21);
+    const char *parts[] = {jstr(req->json, "comment"), jstr(req->json, "content_override")};
+    for (size_t i = 0; i < 2; i++)
+        if (parts[i] && *parts[i])
+            buf_printf(&text, "%s%s", text.len ? "\n" : "", parts[i]);
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(req->json, "data"), k, v) if (json_is_string(v) && json_string_length(v))
+        buf_printf(&text, "%s%s", text.len ? "\n" : "", json_string_value(v));
+    submit_moderated(c, text.data);
+    buf_release(&text);
 }
 
 void api_v2_run_reject(http_req_t *req) {

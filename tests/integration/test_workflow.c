@@ -658,3 +658,36 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&fk, SIGTERM, 20000), 0);
 }
+
+/* ---- v2 approve: content_override and data strings go to the moderation API too (api.md §3) -------- */
+
+Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"SAFETY_PROVIDER=openai", NULL};
+    start(&s, env);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"motivational\",\"brief\":\"calm\"}",
+                         &st);
+    cr_assert_eq(st, 200);
+    char id[64], path[128];
+    snprintf(id, sizeof id, "%s", sget(r, "run_id"));
+    cr_assert_str_eq(sget(json_object_get(r, "state"), "status"), "awaiting_ideation_approval");
+    json_decref(r);
+    snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
+    const char *bodies[] = {
+        "{\"approved\":true,\"content_override\":\"use forbidden-test-phrase instead\"}",
+        "{\"approved\":true,\"data\":{\"note\":\"fine\",\"extra\":\"a forbidden-test-phrase here\"}}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = req_json(s.port, "POST", path, JSON_KEY, bodies[i], &st);
+        cr_assert_str_eq(sget(j, "reason"), "moderation:violence", "%s", bodies[i]);
+        expect_error(j, st, 400, "content_blocked", NULL);
+    }
+    r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_ideation_approval", "refused approvals change nothing");
+    json_decref(r);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"data\":{\"note\":\"all good\"}}", &st);
+    cr_assert_eq(st, 200);
+    json_decref(r);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
