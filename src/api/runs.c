@@ -370,8 +370,9 @@ static int call_unit(store_tx_t *tx, void *arg) {
         /* v2: the answer is recorded once the wait is over; until then a provisional record
          * (status 0) names the run and this process, so a retry after a crash takes over */
         const char *run = c->op == OP_START ? sget_out(c, "run_id") : c->id;
-        char *body = json_dumps(json_pack("{s:s,s:s}", V2_PENDING_RUN, run, "owner", queue_owner_id()),
-                                JSON_COMPACT);
+        json_t *mark = json_pack("{s:s,s:s}", V2_PENDING_RUN, run, "owner", queue_owner_id());
+        char *body = json_dumps(mark, JSON_COMPACT);
+        json_decref(mark);
         rc = ops->idem_finish(tx, c->actor, c->idem_key, 0, body);
         free(body);
     } else if (rc == 0 && c->idem_key) {
