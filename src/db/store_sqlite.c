@@ -21,6 +21,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 #include "db/store.h"
 #include "db/store_sqlite.h"
 
@@ -1381,6 +1382,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
     if (writer) {
         int log, done;
         int rc = checkpoint(db, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+        metrics_add(M_DB_CHECKPOINTS, "by=\"writer\"", 1);
         pthread_mutex_lock(&k->mu);
         k->stats.writer_checkpoints++;
         if (rc == SQLITE_OK && done >= 0)
@@ -1400,6 +1402,7 @@ static void *ckpt_main(void *arg) {
             pthread_mutex_unlock(&k->mu);
             int log, done;
             int rc = checkpoint(k->db, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+            metrics_add(M_DB_CHECKPOINTS, "by=\"checkpointer\"", 1);
             pthread_mutex_lock(&k->mu);
             k->in_pass = false;
             k->stats.passes++;
@@ -1415,6 +1418,8 @@ static void *ckpt_main(void *arg) {
             int log, done;
             /* no busy handler on this connection: a writer that began meanwhile wins (BUSY) */
             int rc = checkpoint(k->db, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+            if (rc == SQLITE_OK)
+                metrics_add(M_DB_CHECKPOINTS, "by=\"idle\"", 1);
             pthread_mutex_lock(&k->mu);
             if (rc == SQLITE_OK && k->idle_done) { /* no commit since */
                 k->stats.truncates++;
