@@ -1586,6 +1586,14 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *path = url + 7; /* after "sqlite:" */
     if (strncmp(path, "//", 2) == 0)
         path += 2; /* sqlite:///abs/path */
+    /* No memory statistics (nobody reads them): without them SQLite's allocator takes no global
+     * mutex per malloc and free. Only possible before SQLite's first use (else SQLITE_MISUSE,
+     * harmless). */
+    static bool configured;
+    if (!configured) {
+        configured = true;
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    }
     struct sqlite_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_sqlite_ops;
     s->path = xstrdup(path);
