@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/sched.h"
 #include "core/metrics.h"
 #include "media/jobs.h"
 #include "queue/dispatcher.h"
@@ -161,12 +162,14 @@ static bool close_providers(app_t *app) {
         return true;
     }
     if (app->client) {
-        providers_free(app->providers);
-        app->providers = NULL;
+        /* the client first: closing it completes the provider calls still in flight (their
+         * callbacks use the providers), then the providers can go */
         http_client_t *c = app->client;
         app->client = NULL;
         app->providers_closing++;
         http_client_close(c, on_client_closed, app);
+        providers_free(app->providers);
+        app->providers = NULL;
         return true;
     }
     return false;
@@ -364,6 +367,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     uv_signal_start(&app->sigint, on_signal, SIGINT);
 
+    /* the loop thread: picked sooner after each wake-up on busy CPUs (HTTP p99, issue 2) */
+    if (config_int(app->cfg, S_HTTP_LOOP_SLICE_US) > 0)
+        sched_short_slice((unsigned)config_int(app->cfg, S_HTTP_LOOP_SLICE_US));
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (!opts->demo) /* the demo sets its own: 0 only when its run completed */
         app->exit_code = 0;
@@ -377,10 +383,10 @@ out:
         app->fakes = NULL;
     }
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
+        app->client = NULL;
         providers_free(app->providers);
         app->providers = NULL;
-        http_client_close(app->client, NULL, NULL);
-        app->client = NULL;
     }
     if (!app->finished)
         store_detach_loop(app->store);
@@ -491,8 +497,8 @@ out:
     if (app->fakes)
         fakes_close(app->fakes, NULL, NULL);
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
         providers_free(app->providers);
-        http_client_close(app->client, NULL, NULL);
     }
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);

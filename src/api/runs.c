@@ -648,6 +648,28 @@ static void submit_moderated(struct call *c, const char *text) {
     }
 }
 
+/* Start with SAFETY_PROVIDER=openai: the run budget (429) comes before the safety check (api.md §1
+ * processing order), so a refused start makes no moderation call. The unit re-checks the budget
+ * in the transaction that creates the run. */
+static int budget_unit(store_tx_t *tx, void *arg) {
+    struct call *c = arg;
+    return wf_budget(tx, c->detail, sizeof c->detail);
+}
+
+static void budget_done(void *arg, int rc) {
+    struct call *c = arg;
+    if (rc == ERR_BUDGET) {
+        http_respond_error(c->req, 429, "budget_exceeded", c->detail, NULL, NULL);
+        call_free(c);
+    } else if (rc) {
+        log_error("api", "run budget check failed", LF_S("request_id", c->req->request_id), LF_S("error", err_name(rc)));
+        http_respond_err(c->req, ERR_INTERNAL, "Internal server error");
+        call_free(c);
+    } else {
+        submit_moderated(c, jstr(c->in, "brief"));
+    }
+}
+
 /* A string field: optional (absent/null ok) with a maximum length. false: answered 422. */
 static bool opt_string(http_req_t *req, struct call *c, const char *field, size_t max) {
     json_t *v = json_object_get(req->json, field);
@@ -725,6 +747,10 @@ static void run_start(http_req_t *req, bool v2) {
         return;
     if (!http_rate_check(req)) {
         call_free(c);
+        return;
+    }
+    if (app->providers && providers_safety_enabled(app->providers)) {
+        store_submit(app->store, budget_unit, c, budget_done);
         return;
     }
     submit_moderated(c, json_string_value(brief));

@@ -19,6 +19,13 @@
 #include "core/metrics.h"
 
 extern const struct store_ops store_sqlite_ops;
+#ifdef WITH_POSTGRES
+extern const struct store_ops store_pg_ops;
+#endif
+
+static bool is_postgres_url(const char *url) {
+    return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
 
 #define GROUP_MAX 512 /* units per transaction: bounds the time a unit waits behind others */
 
@@ -304,8 +311,14 @@ int store_open(const config_t *cfg, store_t **out, buf_t *err) {
     const struct store_ops *ops = NULL;
     if (strncmp(url, "sqlite:", 7) == 0)
         ops = &store_sqlite_ops;
+#ifdef WITH_POSTGRES
+    else if (is_postgres_url(url))
+        ops = &store_pg_ops;
+#endif
     if (!ops) {
-        buf_puts(err, "DATABASE_URL: no backend for this URL in this build");
+        buf_puts(err, is_postgres_url(url) ? "DATABASE_URL: this binary was built without Postgres support "
+                                             "(rebuild with make WITH_POSTGRES=1)"
+                                           : "DATABASE_URL: no backend for this URL in this build");
         return ERR_INVAL;
     }
     /* The database thread allocates and frees SQLite's temporary page caches (RETURNING, sorts)
@@ -415,12 +428,14 @@ void job_release(job_t *j) {
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
-int store_migrations(struct migration *out, int max) {
+int store_migrations(struct migration *out, int max) { return store_migrations_in(embed_schema_sql, out, max); }
+
+int store_migrations_in(const char *schema, struct migration *out, int max) {
     static const char tag[] = "-- migration ";
     int n = 0;
-    const char *p = embed_schema_sql;
+    const char *p = schema;
     while ((p = strstr(p, tag)) != NULL) {
-        if (p != embed_schema_sql && p[-1] != '\n') {
+        if (p != schema && p[-1] != '\n') {
             p += sizeof tag - 1;
             continue;
         }

@@ -1,6 +1,6 @@
 /*
  * store: the database behind one opaque interface; only the backend files (store_sqlite.c,
- * later store_postgres.c) contain SQL. A backend is an ops table chosen from DATABASE_URL;
+ * store_pg.c in WITH_POSTGRES=1 builds) contain SQL. A backend is an ops table chosen from DATABASE_URL;
  * adding one is one file and one line in store.c.
  *
  * Threads. Every store has one database thread that owns the write connection. Work reaches it
@@ -306,5 +306,7 @@ struct migration {
     size_t len;
 };
 int store_migrations(struct migration *out, int max);
+/* The same for another backend's schema text (schema_pg.sql). Pure. */
+int store_migrations_in(const char *schema, struct migration *out, int max);
 
 #endif
