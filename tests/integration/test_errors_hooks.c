@@ -511,3 +511,91 @@ Test(errors_hooks, public_demo_writes_take_an_idempotency_key, .timeout = 60) {
                  1);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
+
+/* ---- a render callback for a run that is no longer waiting for it
+ * ------------------------------------ */
+
+Test(errors_hooks, a_render_callback_for_a_cancelled_run, .timeout = 120) {
+    /* the render service is a separate fakes process whose callbacks are signed with another
+     * secret (our server refuses them), so the run stays in awaiting_render */
+    struct server fk, s;
+    const char *fenv[] = {"REMOTION_WEBHOOK_SECRET=some-other-secret", "ALLOW_PRIVATE_URLS=true",
+                          "RENDER_SCALE=0.1", NULL};
+    fakes_start_in(&fk, NULL, fenv);
+    char url[120];
+    snprintf(url, sizeof url, "REMOTION_SERVICE_URL=http://127.0.0.1:%d/_fake/remotion", fk.port);
+    const char *env[] = {"PROVIDERS=real",
+                         "LLM_PROVIDER=fake",
+                         "SORA_PROVIDER=fake",
+                         "PUBLISH_PROVIDER=fake",
+                         "RENDER_PROVIDER=remotion",
+                         url,
+                         "REMOTION_WEBHOOK_SECRET=" RSECRET,
+                         "ALLOW_PRIVATE_URLS=true",
+                         "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=30",
+                         NULL};
+    ae_start(&s, env);
+    char *id =
+        ae_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render elsewhere\"}");
+    json_decref(ae_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
+    char p[160];
+    snprintf(p, sizeof p, "/v1/runs/%s/approve", id);
+    int st;
+    json_decref(ae_call(s.port, "POST", p, AE_JSON_KEY, "{\"gate\":\"ideation\"}", &st));
+    cr_assert_eq(st, 200);
+    json_t *r = ae_wait_status(s.port, id, "awaiting_render", 60000);
+    json_decref(r);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT json_extract(context, '$.render_job_id') FROM runs WHERE id = '%s'", id);
+    /* awaiting_render comes with the editing step; the job id once the service took the render */
+    char job[200] = "";
+    int64_t deadline = h_now_ms() + 30000;
+    for (ae_db_text(&s, sql, job, sizeof job); !job[0]; ae_db_text(&s, sql, job, sizeof job)) {
+        cr_assert(h_now_ms() < deadline, "the render was never submitted");
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
+    }
+    json_decref(ae_wait_status(s.port, id, "awaiting_render", 1000));
+    char body[400], q[100];
+    snprintf(body, sizeof body,
+             "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://x.example/y.mp4\"}",
+             job);
+    snprintf(q, sizeof q, "?run_id=%s", id);
+    /* while the run waits, another job's callback is refused */
+    remotion(s.port, q,
+             "{\"job_id\":\"other\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}", true,
+             400, "bad_request", "Unknown job_id: other");
+    snprintf(p, sizeof p, "/v1/runs/%s/cancel", id);
+    json_decref(ae_call(s.port, "POST", p, AE_JSON_KEY, "{}", &st));
+    cr_assert_eq(st, 200);
+    /* workflow.md §2: stored and answered 200 ignored; it changes nothing */
+    char sig[WEBHOOK_REMOTION_SIG_LEN], h[300], path[200];
+    cr_assert_eq(webhook_sign_remotion(RSECRET, body, strlen(body), sig), 0);
+    snprintf(h, sizeof h, AE_JSON "X-Remotion-Signature: %s\r\n", sig);
+    snprintf(path, sizeof path, "/v1/webhooks/remotion%s", q);
+    json_t *j = ae_call(s.port, "POST", path, h, body, &st);
+    char *dump = json_dumps(j, 0);
+    cr_assert_eq(st, 200, "%s", dump);
+    cr_assert_eq(json_object_size(j), 4, "exactly status, run_id, error, output_url: %s", dump);
+    cr_assert_str_eq(ae_str(j, "status"), "ignored");
+    cr_assert_str_eq(ae_str(j, "run_id"), id);
+    cr_assert(json_is_null(json_object_get(j, "error")), "%s", dump);
+    cr_assert(json_is_null(json_object_get(j, "output_url")), "%s", dump);
+    free(dump);
+    json_decref(j);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM webhook_inbox WHERE provider = 'remotion' AND run_id = '%s' AND "
+             "status = 'ignored'",
+             id);
+    cr_assert_eq(ae_db_count(&s, sql), 1, "the callback is stored");
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.remotion'", id);
+    cr_assert_eq(ae_db_count(&s, sql), 0, "no work for a cancelled run");
+    json_decref(ae_wait_status(s.port, id, "cancelled", 1000));
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+    server_stop(&fk, SIGTERM, 20000);
+}

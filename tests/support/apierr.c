@@ -82,6 +82,20 @@ long long ae_db_count(const struct server *s, const char *sql) {
     return v;
 }
 
+void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/db.sqlite", s->dir);
+    sqlite3 *db;
+    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    sqlite3_stmt *q;
+    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    const unsigned char *t = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 char *ae_start_run(int port, const char *body) {
     int st;
     json_t *j = ae_call(port, "POST", "/v1/runs/start", AE_JSON_KEY, body, &st);

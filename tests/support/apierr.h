@@ -36,6 +36,8 @@ json_t *ae_check_error(const struct resp *r, int status, const char *code, const
     json_decref(ae_error(port, method, path, headers, body, status, code, detail, NULL))
 /* The first column of the first row of sql on the server's database, -1 when no row. */
 long long ae_db_count(const struct server *s, const char *sql);
+/* The first column of the first row of sql as text into out ("" when no row or NULL). */
+void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap);
 /* Starts a run through POST /v1/runs/start (must be 200); returns its id (caller frees). */
 char *ae_start_run(int port, const char *body);
 /* Polls GET /v1/runs/{id} until status is want (fails on another terminal status or after ms);
