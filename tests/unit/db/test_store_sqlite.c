@@ -173,6 +173,9 @@ Test(store_sqlite, an_idle_wal_is_truncated) {
 }
 
 Test(store_sqlite, a_reader_on_an_old_snapshot_holds_the_wal_back_until_it_ends) {
+    struct sqlite_wal_tuning t = small;
+    t.idle_ms = 600000; /* no idle truncation before the reader's snapshot: it must be in the WAL */
+    store_sqlite_wal_tune(&t);
     open_store("normal");
     write_runs(5, 2);
     sqlite3 *reader = NULL;
