@@ -376,6 +376,15 @@ void store_close(store_t *s) {
 
 const char *store_backend(const store_t *s) { return s->ops->name; }
 
+int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
+    return s->ops->watch ? s->ops->watch(s, loop, cb, ud) : ERR_INVAL;
+}
+
+void store_unwatch_jobs(store_t *s) {
+    if (s && s->ops->unwatch)
+        s->ops->unwatch(s);
+}
+
 struct migrate_arg {
     int from, to;
     buf_t *err;
