@@ -148,8 +148,15 @@ test-pg: bootstrap
 ifneq ($(WITH_POSTGRES),1)
 	$(Q)echo "test-pg needs WITH_POSTGRES=1" >&2; exit 2
 endif
+ifeq ($(SANITIZE),thread)
+	$(Q)$(MAKE) --no-print-directory $(BIN)
+	$(Q)$(MAKE) --no-print-directory SANITIZE= $(subst $(BUILD)/,$(PLAIN_BUILD)/,$(PG_TEST_BINS))
+	$(Q)TSAN_OPTIONS="$${TSAN_OPTIONS:-halt_on_error=1} suppressions=$(CURDIR)/tests/tsan.supp" \
+	  MYLOWARE_TEST_SLOW=1 MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/pg-test.sh $(subst $(BUILD)/,$(PLAIN_BUILD)/,$(PG_TEST_BINS))
+else
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(PG_TEST_BINS)
 	$(Q)$(if $(SANITIZE),MYLOWARE_TEST_SLOW=1 )MYLOWARE_BIN=$(CURDIR)/$(BIN) bash scripts/pg-test.sh $(PG_TEST_BINS)
+endif
 
 demo: bootstrap
 	$(Q)$(MAKE) --no-print-directory $(BIN)

@@ -56,6 +56,18 @@ CREATE INDEX jobs_finished ON jobs (finished_at) WHERE state IN ('succeeded', 'c
 CREATE INDEX jobs_run ON jobs (run_id) WHERE run_id IS NOT NULL;
 CREATE INDEX jobs_created ON jobs (created_at);
 
+-- a job that becomes queued wakes every listening dispatcher (LISTEN myloware_jobs, payload:
+-- the type); Postgres sends it at commit and folds repeats within one transaction
+CREATE FUNCTION jobs_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('myloware_jobs', NEW.type);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION jobs_notify();
+CREATE TRIGGER jobs_notify_queued AFTER UPDATE OF state ON jobs FOR EACH ROW
+    WHEN (NEW.state = 'queued' AND OLD.state <> 'queued') EXECUTE FUNCTION jobs_notify();
+
 -- side effects of the test-only job type (ENVIRONMENT=test): a second run of a job breaks the key
 CREATE TABLE test_effects (
     job_id TEXT PRIMARY KEY,

@@ -230,6 +230,7 @@ static void stop(app_t *app, const char *why) {
              LF_I("running_jobs", app->dispatcher ? dispatcher_running(app->dispatcher) : 0));
     if (app->http)
         http_server_drain(app->http, grace, on_http_drained, app);
+    store_unwatch_jobs(app->store);
     if (app->dispatcher)
         dispatcher_drain(app->dispatcher, grace, on_dispatcher_drained, app);
     finish(app);
@@ -283,6 +284,18 @@ static int start_http(app_t *app) {
     return 0;
 }
 
+/* Another process enqueued jobs of type, NULL: of any type (backends that notify: Postgres).
+ * Loop thread. */
+static void on_jobs_notified(void *ud, const char *type) {
+    app_t *app = ud;
+    if (!app->dispatcher || app->stopping)
+        return;
+    if (type)
+        dispatcher_kick_type(app->dispatcher, type);
+    else
+        dispatcher_kick(app->dispatcher);
+}
+
 static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
@@ -292,6 +305,7 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    store_watch_jobs(app->store, &app->loop, on_jobs_notified, app); /* SQLite: no-op, polling */
     if (!once)
         retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }

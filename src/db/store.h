@@ -246,6 +246,9 @@ struct store_ops {
     /* feedback: listing newest first */
     int (*feedback_add)(store_tx_t *tx, const feedback_t *f);
     int (*feedback_list)(store_tx_t *tx, const char *run_id, feedback_t *out, int *n);
+    /* store_watch_jobs / store_unwatch_jobs; NULL: the backend has no notifications */
+    int (*watch)(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud);
+    void (*unwatch)(store_t *s);
 };
 
 struct store_thread;
@@ -279,6 +282,16 @@ int store_pending(const store_t *s);
 void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
+
+/* Calls cb(ud, type) on the loop when jobs of type were enqueued (or made ready again) by any
+ * process, this one included, on backends that notify (Postgres: LISTEN/NOTIFY on a second
+ * connection driven by the loop without blocking; it reconnects by itself). Other processes'
+ * dispatchers start at once instead of at their next poll. type NULL: any type (the watcher
+ * (re)started listening; what was enqueued before is not notified). Returns 0, or ERR_INVAL when the
+ * backend does not notify (SQLite: polling). Loop thread. */
+int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud);
+/* Stops the notifications and closes their handles (the loop can end). Loop thread. */
+void store_unwatch_jobs(store_t *s);
 
 /* Runs fn(tx, arg) inside a unit, in a nested savepoint: when it fails, its writes alone are
  * rolled back and the unit goes on (batched units that hold many independent items). Returns

@@ -19,6 +19,8 @@
  * - A lost connection is re-established at the next group (PQreset); that group's units fail
  *   with ERR_DB if the server is still unreachable.
  * - Parameters and results travel as text; the SQL casts wherever the type is not implied.
+ * - store_watch_jobs: LISTEN/NOTIFY on a second connection, on the loop thread, non-blocking
+ *   (see "job notifications" below), so that other processes' new jobs start at once.
  */
 #ifdef WITH_POSTGRES
 
@@ -40,9 +42,13 @@
 #define MAX_PARAMS 24
 #define MIGRATE_LOCK "7306514951" /* pg_advisory_xact_lock key for migrations */
 
+struct pg_watch;
+
 struct pg_store {
     store_t base;
     PGconn *c;
+    char *url;              /* for the watcher's own connection */
+    struct pg_watch *watch; /* loop thread only */
 };
 
 #define P(st) ((struct pg_store *)(st))
@@ -152,7 +158,15 @@ static int pg_begin(store_t *st) {
         }
         log_warn("db", "reconnected to Postgres");
     }
-    return simple(s, "BEGIN");
+    int rc = simple(s, "BEGIN");
+    if (rc && PQstatus(s->c) == CONNECTION_BAD) { /* it broke since the last group: once more */
+        PQreset(s->c);
+        if (PQstatus(s->c) == CONNECTION_OK) {
+            log_warn("db", "reconnected to Postgres");
+            rc = simple(s, "BEGIN");
+        }
+    }
+    return rc;
 }
 /* A transaction in which a statement failed (and whose unit went on: the unit treated the
  * refusal as an answer) is aborted: Postgres answers its COMMIT with a ROLLBACK, without an
@@ -1256,21 +1270,229 @@ static int pg_feedback_list(store_tx_t *tx, const char *run_id, feedback_t *out,
     return 0;
 }
 
-/* ---- open and close --------------------------------------------------------------------------- */
-
-static void pg_close(store_t *st) {
-    struct pg_store *s = P(st);
-    if (s->c)
-        PQfinish(s->c);
-    free(s);
-}
-
 /* Server notices (NOTICE, WARNING) go to the log at debug level instead of libpq's stderr. */
 static void on_notice(void *arg, const char *message) {
     char one[256];
     snprintf(one, sizeof one, "%s", message);
     one[strcspn(one, "\n")] = '\0';
     log_debug("db", "postgres notice", LF_S("notice", one));
+}
+
+/* ---- job notifications (LISTEN/NOTIFY), on the loop thread ------------------------------------- */
+
+/* The trigger of schema_pg.sql migration 2 notifies channel myloware_jobs with the job type
+ * whenever a job becomes queued; Postgres delivers it at commit, to every listening session.
+ * The watcher's connection is libpq in non-blocking mode driven by a uv_poll on its socket:
+ * connecting (PQconnectStart/PQconnectPoll), LISTEN, then reading notifications. When it breaks
+ * it is retried every WATCH_RETRY_MS; meanwhile the dispatcher's polling still finds the jobs.
+ * (A host name in the URL is resolved by PQconnectStart itself; an address or a socket path
+ * never blocks.) */
+
+#define WATCH_RETRY_MS 1000
+
+enum watch_state { W_IDLE, W_CONNECTING, W_LISTENING };
+
+struct pg_watch {
+    struct pg_store *s;
+    uv_loop_t *loop;
+    void (*cb)(void *ud, const char *type);
+    void *ud;
+    PGconn *c;
+    uv_poll_t *poll; /* heap: a new one per socket; freed by its close callback */
+    int fd;
+    uv_timer_t retry;
+    enum watch_state st;
+    bool stopped;
+};
+
+static void free_poll(uv_handle_t *h) { free(h); }
+
+static void watch_poll_stop(struct pg_watch *w) {
+    if (w->poll) {
+        uv_close((uv_handle_t *)w->poll, free_poll);
+        w->poll = NULL;
+    }
+    w->fd = -1;
+}
+
+static void watch_connect(struct pg_watch *w);
+
+static void watch_retry_cb(uv_timer_t *t) { watch_connect(t->data); }
+
+static void watch_fail(struct pg_watch *w, const char *why) {
+    if (w->c) {
+        char one[256];
+        snprintf(one, sizeof one, "%s", PQerrorMessage(w->c));
+        one[strcspn(one, "\n")] = '\0';
+        log_warn("db", "job notifications interrupted (polling goes on)", LF_S("reason", why), LF_S("error", one));
+    }
+    watch_poll_stop(w);
+    if (w->c)
+        PQfinish(w->c);
+    w->c = NULL;
+    w->st = W_IDLE;
+    if (!w->stopped)
+        uv_timer_start(&w->retry, watch_retry_cb, WATCH_RETRY_MS, 0);
+}
+
+static void watch_io(uv_poll_t *p, int status, int events);
+
+/* Polls the connection's socket for events (a new handle when the socket changed). */
+static int watch_poll(struct pg_watch *w, int events) {
+    int fd = PQsocket(w->c);
+    if (fd < 0)
+        return -1;
+    if (w->poll && fd != w->fd)
+        watch_poll_stop(w);
+    if (!w->poll) {
+        w->poll = xcalloc(1, sizeof *w->poll);
+        if (uv_poll_init(w->loop, w->poll, fd) != 0) {
+            free(w->poll);
+            w->poll = NULL;
+            return -1;
+        }
+        w->poll->data = w;
+        w->fd = fd;
+    }
+    return uv_poll_start(w->poll, events, watch_io) == 0 ? 0 : -1;
+}
+
+/* Reads what arrived and hands every notification to the callback. */
+static void watch_read(struct pg_watch *w) {
+    if (!PQconsumeInput(w->c)) {
+        watch_fail(w, "read");
+        return;
+    }
+    while (!PQisBusy(w->c)) { /* the LISTEN's own result, once */
+        PGresult *r = PQgetResult(w->c);
+        if (!r)
+            break;
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            PQclear(r);
+            watch_fail(w, "LISTEN");
+            return;
+        }
+        PQclear(r);
+        /* listening (again): jobs enqueued while it was not are found by one claim of all */
+        w->cb(w->ud, NULL);
+        if (w->stopped || !w->c)
+            return;
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(w->c)) != NULL) {
+        char type[JOB_TYPE_MAX];
+        snprintf(type, sizeof type, "%s", n->extra ? n->extra : "");
+        PQfreemem(n);
+        w->cb(w->ud, type);
+        if (w->stopped || !w->c)
+            return;
+    }
+}
+
+static void watch_step_connect(struct pg_watch *w) {
+    PostgresPollingStatusType ps = PQconnectPoll(w->c);
+    if (ps == PGRES_POLLING_FAILED) {
+        watch_fail(w, "connect");
+        return;
+    }
+    if (ps != PGRES_POLLING_OK) {
+        if (watch_poll(w, ps == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE) != 0)
+            watch_fail(w, "poll");
+        return;
+    }
+    if (PQsetnonblocking(w->c, 1) != 0 || !PQsendQuery(w->c, "LISTEN myloware_jobs")) {
+        watch_fail(w, "LISTEN");
+        return;
+    }
+    w->st = W_LISTENING;
+    int f = PQflush(w->c);
+    if (f < 0 || watch_poll(w, f ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0)
+        watch_fail(w, "LISTEN");
+}
+
+static void watch_io(uv_poll_t *p, int status, int events) {
+    struct pg_watch *w = p->data;
+    if (w->stopped || p != w->poll)
+        return;
+    if (status < 0) {
+        watch_fail(w, "poll");
+        return;
+    }
+    if (w->st == W_CONNECTING) {
+        watch_step_connect(w);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        int f = PQflush(w->c);
+        if (f < 0 || watch_poll(w, f ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0) {
+            watch_fail(w, "write");
+            return;
+        }
+    }
+    if (events & UV_READABLE)
+        watch_read(w);
+}
+
+static void watch_connect(struct pg_watch *w) {
+    if (w->stopped)
+        return;
+    w->c = PQconnectStart(w->s->url);
+    if (!w->c || PQstatus(w->c) == CONNECTION_BAD) {
+        watch_fail(w, "connect");
+        return;
+    }
+    PQsetNoticeProcessor(w->c, on_notice, NULL);
+    w->st = W_CONNECTING;
+    /* the first step: PQconnectStart asks for the socket to be writable */
+    if (watch_poll(w, UV_WRITABLE) != 0)
+        watch_fail(w, "poll");
+}
+
+static int pg_watch(store_t *st, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
+    struct pg_store *s = P(st);
+    if (s->watch)
+        return ERR_CONFLICT;
+    struct pg_watch *w = xcalloc(1, sizeof *w);
+    w->s = s;
+    w->loop = loop;
+    w->cb = cb;
+    w->ud = ud;
+    w->fd = -1;
+    uv_timer_init(loop, &w->retry);
+    w->retry.data = w;
+    s->watch = w;
+    watch_connect(w);
+    return 0;
+}
+
+static void pg_unwatch(store_t *st) {
+    struct pg_watch *w = P(st)->watch;
+    if (!w || w->stopped)
+        return;
+    w->stopped = true;
+    watch_poll_stop(w);
+    if (w->c)
+        PQfinish(w->c);
+    w->c = NULL;
+    if (!uv_is_closing((uv_handle_t *)&w->retry))
+        uv_close((uv_handle_t *)&w->retry, NULL); /* the struct is freed by pg_close, after the loop */
+}
+
+/* ---- open and close --------------------------------------------------------------------------- */
+
+static void pg_close(store_t *st) {
+    struct pg_store *s = P(st);
+    if (s->watch) { /* the loop has ended: its handles are closed */
+        if (s->watch->poll)
+            free(s->watch->poll); /* closed by a loop-wide walk without our callback */
+        if (s->watch->c)
+            PQfinish(s->watch->c);
+        free(s->watch);
+    }
+    if (s->c)
+        PQfinish(s->c);
+    free(s->url);
+    free(s);
 }
 
 static int pg_open(const config_t *cfg, store_t **out, buf_t *err);
@@ -1325,6 +1547,8 @@ const struct store_ops store_pg_ops = {
     .idem_abort = pg_idem_abort,
     .feedback_add = pg_feedback_add,
     .feedback_list = pg_feedback_list,
+    .watch = pg_watch,
+    .unwatch = pg_unwatch,
 };
 
 /* The URL's password: the userinfo's after its first ':' (up to the last '@': a password may
@@ -1376,6 +1600,7 @@ static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     struct pg_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_pg_ops;
+    s->url = xstrdup(url);
     s->c = PQconnectdb(url);
     if (!s->c || PQstatus(s->c) != CONNECTION_OK) {
         const char *m = s->c ? PQerrorMessage(s->c) : "out of memory";

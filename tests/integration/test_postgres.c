@@ -205,8 +205,19 @@ static json_t *wait_status(int port, const char *id, const char *want, int ms) {
         bool terminal = !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "rejected") ||
                         !strcmp(s, "cancelled");
         if (terminal || h_now_ms() > deadline) {
-            char *d = json_dumps(j, 0);
-            cr_assert_fail("run %s is %s, waited for %s: %s", id, s, want, d);
+            char *d = json_dumps(j, 0), sql[600], jobs[4096], locks[2048];
+            snprintf(sql, sizeof sql,
+                     "SELECT string_agg(type || ' ' || state || ' attempts ' || attempts || ' owner ' || "
+                     "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) * 1000)::bigint) "
+                     "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE run_id = '%s'",
+                     id);
+            pgtest_text(url, sql, jobs, sizeof jobs);
+            pgtest_text(url,
+                        "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
+                        "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
+                        "WHERE backend_type = 'client backend'",
+                        locks, sizeof locks);
+            cr_assert_fail("run %s is %s, waited for %s: %s\njobs: %s\nsessions: %s", id, s, want, d, jobs, locks);
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -312,6 +323,45 @@ Test(postgres, three_processes_drain_the_queue_once_each_across_a_worker_kill_9,
     cr_assert(strstr(log, "jobs drained"), "worker 2: %s", log);
     cr_assert_null(strstr(log, "\"level\":\"error\""), "worker 2: %s", log);
     free(log);
+}
+
+Test(postgres, a_worker_polling_once_a_minute_starts_other_processes_jobs_at_once, .timeout = 90,
+     .fini = kill_workers) {
+    need_server();
+    /* the worker's poll is 60 s and nothing is rescued: only the notification can wake it */
+    const char *api_env[] = {"ENVIRONMENT=test", "QUEUE_POLL_MS=60000", NULL};
+    const char *args[] = {url_arg, "--role=api", NULL};
+    struct server s;
+    server_start_with(&s, NULL, args, api_env);
+    worker_start(&worker, s.dir, s.port, "worker1.log", api_env);
+    int64_t t0 = h_now_ms();
+    struct resp r;
+    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY, "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    long long done = wait_count("SELECT count(*) FROM test_effects", 20, 30000);
+    cr_assert_eq(done, 20, "the worker ran %lld of 20 jobs within 30 s", done);
+    cr_assert_lt(h_now_ms() - t0, 30000);
+
+    /* the server drops every connection of both processes (a failover, a restart): each
+     * reconnects by itself, the API at its next transaction, the worker's listener within a
+     * second, which then claims what was enqueued meanwhile */
+    char sql[400];
+    snprintf(sql, sizeof sql,
+             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+             "WHERE application_name = '%s' AND pid <> pg_backend_pid()",
+             pgtest_schema());
+    cr_assert_geq(pgtest_scalar(url, sql), 3, "the API's, the worker's and its listener's connections");
+    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY, "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
+    cr_assert_eq(r.status, 200, "the API reconnected: %s", r.body);
+    resp_free(&r);
+    done = wait_count("SELECT count(*) FROM test_effects", 40, 30000);
+    cr_assert_eq(done, 40, "after the reconnection the worker ran %lld of 40 jobs within 30 s", done);
+    char *log = server_log(&worker);
+    cr_assert(strstr(log, "job notifications interrupted"), "%s", log);
+    free(log);
+    cr_assert_eq(server_stop(&worker, SIGTERM, 20000), 0);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
 #endif /* WITH_POSTGRES */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/webhook.h"
@@ -657,4 +658,87 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&fk, SIGTERM, 20000), 0);
+}
+
+/* ---- v2 approve: content_override and data strings go to the moderation API too (api.md §3) -------- */
+
+Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
+    struct server s;
+    const char *env[] = {"SAFETY_PROVIDER=openai", NULL};
+    start(&s, env);
+    int st;
+    json_t *r = req_json(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"motivational\",\"brief\":\"calm\"}",
+                         &st);
+    cr_assert_eq(st, 200);
+    char id[64], path[128];
+    snprintf(id, sizeof id, "%s", sget(r, "run_id"));
+    cr_assert_str_eq(sget(json_object_get(r, "state"), "status"), "awaiting_ideation_approval");
+    json_decref(r);
+    snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
+    const char *bodies[] = {
+        "{\"approved\":true,\"content_override\":\"use forbidden-test-phrase instead\"}",
+        "{\"approved\":true,\"data\":{\"note\":\"fine\",\"extra\":\"a forbidden-test-phrase here\"}}",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        json_t *j = req_json(s.port, "POST", path, JSON_KEY, bodies[i], &st);
+        cr_assert_str_eq(sget(j, "reason"), "moderation:violence", "%s", bodies[i]);
+        expect_error(j, st, 400, "content_blocked", NULL);
+    }
+    r = get_run(s.port, id);
+    cr_assert_str_eq(sget(r, "status"), "awaiting_ideation_approval", "refused approvals change nothing");
+    json_decref(r);
+    r = req_json(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"data\":{\"note\":\"all good\"}}", &st);
+    cr_assert_eq(st, 200);
+    json_decref(r);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
+/* kill -9 while a keyed v2 start waits: the retry after the restart is not refused for 24 h (the
+ * first request is gone with its process); it waits on the same run and records its answer. */
+Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
+    struct server s;
+    const char *env[] = {"LLM_PROVIDER=openai", "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x",
+                         "JOB_RETRY_BASE_S=600", "JOB_RETRY_MAX_S=600", "V2_WAIT_MS=20000", NULL};
+    start(&s, env);
+    const char *body = "{\"workflow\":\"motivational\",\"brief\":\"crash in the middle\"}";
+    int fd = h_connect(s.port);
+    cr_assert_geq(fd, 0);
+    cr_assert(h_sendf(fd,
+                      "POST /v2/runs/start HTTP/1.1\r\nHost: x\r\n" JSON_KEY
+                      "Idempotency-Key: v2-crash\r\nContent-Length: %zu\r\n\r\n%s",
+                      strlen(body), body));
+    int64_t deadline = h_now_ms() + 10000;
+    while (db_count(&s, "SELECT count(*) FROM runs") < 1 && h_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 1);
+    kill(s.pid, SIGKILL);
+    int status;
+    waitpid(s.pid, &status, 0);
+    s.pid = 0;
+    close(fd);
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s", s.dir);
+    const char *env2[] = {projects_env, "OPENAI_WEBHOOK_SECRET=" SECRET, "QUEUE_POLL_MS=50", "LLM_PROVIDER=openai",
+                          "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x", "JOB_RETRY_BASE_S=600",
+                          "JOB_RETRY_MAX_S=600", "V2_WAIT_MS=300", NULL};
+    server_start_in(&s, dir, env2);
+    struct resp r1, r2;
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n", body, &r1));
+    cr_assert_eq(r1.status, 200, "%s", r1.body);
+    json_t *j = json_loads(r1.body, 0, NULL);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = '%s'", sget(j, "run_id"));
+    cr_assert_eq(db_count(&s, sql), 1, "the run the first request made");
+    json_decref(j);
+    cr_assert_eq(db_count(&s, "SELECT count(*) FROM runs"), 1, "no second run");
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n", body, &r2));
+    cr_assert_eq(r2.status, 200);
+    char v[16];
+    cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v), "now the answer is stored");
+    cr_assert_str_eq(r1.body, r2.body);
+    resp_free(&r1);
+    resp_free(&r2);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }

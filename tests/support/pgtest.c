@@ -29,6 +29,10 @@ static PGconn *connect_or_fail(const char *url) {
 }
 #endif
 
+static char last_schema[64];
+
+const char *pgtest_schema(void) { return last_schema; }
+
 void pgtest_isolate(const char *url, char *out, size_t cap) {
     if (!pgtest_is_pg(url)) {
         snprintf(out, cap, "%s", url);
@@ -49,10 +53,29 @@ void pgtest_isolate(const char *url, char *out, size_t cap) {
     PQclear(r);
     PQfinish(c);
     cr_assert(ok, "%s: %s", sql, msg);
-    int n = snprintf(out, cap, "%s%coptions=-csearch_path%%3D%s", url, strchr(url, '?') ? '&' : '?', schema);
+    snprintf(last_schema, sizeof last_schema, "%s", schema);
+    int n = snprintf(out, cap, "%s%coptions=-csearch_path%%3D%s&application_name=%s", url,
+                     strchr(url, '?') ? '&' : '?', schema, schema);
     cr_assert(n > 0 && (size_t)n < cap, "URL too long");
 #else
     cr_assert_fail("a Postgres test URL in a build without Postgres (make WITH_POSTGRES=1)");
+#endif
+}
+
+void pgtest_text(const char *url, const char *sql, char *out, size_t cap) {
+#ifdef WITH_POSTGRES
+    PGconn *c = connect_or_fail(url);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+        snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    else
+        snprintf(out, cap, "(%s)", PQresultStatus(r) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(r));
+    PQclear(r);
+    PQfinish(c);
+#else
+    (void)url;
+    (void)sql;
+    snprintf(out, cap, "(no Postgres in this build)");
 #endif
 }
 
