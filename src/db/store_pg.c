@@ -19,8 +19,10 @@
  * - A lost connection is re-established at the next group (PQreset); that group's units fail
  *   with ERR_DB if the server is still unreachable.
  * - Parameters and results travel as text; the SQL casts wherever the type is not implied.
- * - store_watch_jobs: LISTEN/NOTIFY on a second connection, on the loop thread, non-blocking
- *   (see "job notifications" below), so that other processes' new jobs start at once.
+ * - store_watch_jobs: LISTEN/NOTIFY on a second connection, read on the loop thread,
+ *   non-blocking (see "job notifications" below), so that other processes' new jobs start at once.
+ * - Every connection is made with client_encoding UTF8 and a connect_timeout of
+ *   PG_CONNECT_TIMEOUT_S seconds unless the URL names its own.
  */
 #ifdef WITH_POSTGRES
 
@@ -41,6 +43,16 @@
 #define MAX_MIGRATIONS 256
 #define MAX_PARAMS 24
 #define MIGRATE_LOCK "7306514951" /* pg_advisory_xact_lock key for migrations */
+#define PG_CONNECT_TIMEOUT_S "10" /* per address tried; a URL's connect_timeout= wins */
+
+/* Connects (blocking: never on the loop thread) to url with the session defaults: a
+ * connect_timeout (before the URL's parameters, so that the URL's own wins) and client_encoding
+ * UTF8 (after them: the store's text is UTF-8 whatever the URL says). */
+static PGconn *pg_connect(const char *url) {
+    const char *const keys[] = {"connect_timeout", "dbname", "client_encoding", NULL};
+    const char *const vals[] = {PG_CONNECT_TIMEOUT_S, url, "UTF8", NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
 
 struct pg_watch;
 
@@ -1282,15 +1294,15 @@ static void on_notice(void *arg, const char *message) {
 
 /* The trigger of schema_pg.sql migration 2 notifies channel myloware_jobs with the job type
  * whenever a job becomes queued; Postgres delivers it at commit, to every listening session.
- * The watcher's connection is libpq in non-blocking mode driven by a uv_poll on its socket:
- * connecting (PQconnectStart/PQconnectPoll), LISTEN, then reading notifications. When it breaks
- * it is retried every WATCH_RETRY_MS; meanwhile the dispatcher's polling still finds the jobs.
- * (A host name in the URL is resolved by PQconnectStart itself; an address or a socket path
- * never blocks.) */
+ * The watcher's connection is made on a libuv worker thread (uv_queue_work: libpq resolves a
+ * host name with blocking getaddrinfo, and a connect is bounded only by connect_timeout), then
+ * handed to the loop: libpq in non-blocking mode driven by a uv_poll on its socket, LISTEN, then
+ * reading notifications. When it breaks (or the connect fails) it is retried WATCH_RETRY_MS
+ * later; meanwhile the dispatcher's polling still finds the jobs. */
 
 #define WATCH_RETRY_MS 1000
 
-enum watch_state { W_IDLE, W_CONNECTING, W_LISTENING };
+enum watch_state { W_IDLE, W_CONNECTING, W_LISTENING }; /* CONNECTING: the worker's connect */
 
 struct pg_watch {
     struct pg_store *s;
@@ -1301,6 +1313,8 @@ struct pg_watch {
     uv_poll_t *poll; /* heap: a new one per socket; freed by its close callback */
     int fd;
     uv_timer_t retry;
+    uv_work_t work;  /* the connect; in flight while st == W_CONNECTING */
+    PGconn *made;    /* the worker's result, read by the loop in watch_connected */
     enum watch_state st;
     bool stopped;
 };
@@ -1389,37 +1403,12 @@ static void watch_read(struct pg_watch *w) {
     }
 }
 
-static void watch_step_connect(struct pg_watch *w) {
-    PostgresPollingStatusType ps = PQconnectPoll(w->c);
-    if (ps == PGRES_POLLING_FAILED) {
-        watch_fail(w, "connect");
-        return;
-    }
-    if (ps != PGRES_POLLING_OK) {
-        if (watch_poll(w, ps == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE) != 0)
-            watch_fail(w, "poll");
-        return;
-    }
-    if (PQsetnonblocking(w->c, 1) != 0 || !PQsendQuery(w->c, "LISTEN myloware_jobs")) {
-        watch_fail(w, "LISTEN");
-        return;
-    }
-    w->st = W_LISTENING;
-    int f = PQflush(w->c);
-    if (f < 0 || watch_poll(w, f ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0)
-        watch_fail(w, "LISTEN");
-}
-
 static void watch_io(uv_poll_t *p, int status, int events) {
     struct pg_watch *w = p->data;
     if (w->stopped || p != w->poll)
         return;
     if (status < 0) {
         watch_fail(w, "poll");
-        return;
-    }
-    if (w->st == W_CONNECTING) {
-        watch_step_connect(w);
         return;
     }
     if (events & UV_WRITABLE) {
@@ -1433,19 +1422,50 @@ static void watch_io(uv_poll_t *p, int status, int events) {
         watch_read(w);
 }
 
-static void watch_connect(struct pg_watch *w) {
-    if (w->stopped)
+/* Worker thread: the blocking connect. */
+static void watch_connect_work(uv_work_t *req) {
+    struct pg_watch *w = req->data;
+    w->made = pg_connect(w->s->url);
+}
+
+/* Loop thread: the connect's end; LISTEN on the new connection, else a retry. */
+static void watch_connected(uv_work_t *req, int status) {
+    struct pg_watch *w = req->data;
+    PGconn *c = w->made;
+    w->made = NULL;
+    w->st = W_IDLE;
+    if (w->stopped || status != 0) { /* unwatched meanwhile (or cancelled before it ran) */
+        if (c)
+            PQfinish(c);
         return;
-    w->c = PQconnectStart(w->s->url);
-    if (!w->c || PQstatus(w->c) == CONNECTION_BAD) {
+    }
+    w->c = c;
+    if (!c || PQstatus(c) != CONNECTION_OK) {
         watch_fail(w, "connect");
         return;
     }
-    PQsetNoticeProcessor(w->c, on_notice, NULL);
+    PQsetNoticeProcessor(c, on_notice, NULL);
+    if (PQsetnonblocking(c, 1) != 0 || !PQsendQuery(c, "LISTEN myloware_jobs")) {
+        watch_fail(w, "LISTEN");
+        return;
+    }
+    w->st = W_LISTENING;
+    int f = PQflush(c);
+    if (f < 0 || watch_poll(w, f ? UV_READABLE | UV_WRITABLE : UV_READABLE) != 0)
+        watch_fail(w, "LISTEN");
+}
+
+/* Loop thread: starts a connect on a worker. */
+static void watch_connect(struct pg_watch *w) {
+    if (w->stopped || w->st == W_CONNECTING)
+        return;
+    w->work.data = w;
+    w->made = NULL;
+    if (uv_queue_work(w->loop, &w->work, watch_connect_work, watch_connected) != 0) {
+        watch_fail(w, "connect");
+        return;
+    }
     w->st = W_CONNECTING;
-    /* the first step: PQconnectStart asks for the socket to be writable */
-    if (watch_poll(w, UV_WRITABLE) != 0)
-        watch_fail(w, "poll");
 }
 
 static int pg_watch(store_t *st, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
@@ -1470,6 +1490,8 @@ static void pg_unwatch(store_t *st) {
     if (!w || w->stopped)
         return;
     w->stopped = true;
+    if (w->st == W_CONNECTING)
+        uv_cancel((uv_req_t *)&w->work); /* else watch_connected drops the connection it made */
     watch_poll_stop(w);
     if (w->c)
         PQfinish(w->c);
@@ -1601,7 +1623,7 @@ static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
     struct pg_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_pg_ops;
     s->url = xstrdup(url);
-    s->c = PQconnectdb(url);
+    s->c = pg_connect(url);
     if (!s->c || PQstatus(s->c) != CONNECTION_OK) {
         const char *m = s->c ? PQerrorMessage(s->c) : "out of memory";
         buf_puts(err, "cannot connect to Postgres: ");
