@@ -33,16 +33,27 @@ static char load_err[512]; /* the reason of a failed load, given to every caller
 
 const char *ff_soname(enum ff_lib lib) { return lib >= 0 && lib < FF_NLIBS ? sonames[lib] : "?"; }
 
+/* A failed load closes the libraries it had opened, the last first (dependants before what
+ * they depend on). */
+static void close_all(void *h[FF_NLIBS]) {
+    for (int i = FF_NLIBS - 1; i >= 0; i--)
+        if (h[i]) {
+            dlclose(h[i]);
+            h[i] = NULL;
+        }
+}
+
 static void load(void) {
     void *h[FF_NLIBS] = {0};
     for (int i = 0; i < FF_NLIBS; i++) {
-        /* Never closed: the functions are used until exit. */
+        /* Never closed once loaded: the functions are used until exit. */
         h[i] = dlopen(sonames[i], RTLD_NOW | RTLD_LOCAL);
         if (!h[i]) {
             const char *why = dlerror();
             snprintf(load_err, sizeof load_err, "cannot load the FFmpeg library %s: %s", sonames[i],
                      why ? why : "unknown error");
             load_rc = ERR_INTERNAL;
+            close_all(h);
             return;
         }
     }
@@ -55,6 +66,7 @@ static void load(void) {
             snprintf(load_err, sizeof load_err, "cannot load the FFmpeg library %s: it has no function %s", \
                      sonames[lib], #name);                                                         \
             load_rc = ERR_INTERNAL;                                                                \
+            close_all(h);                                                                          \
             return;                                                                                \
         }                                                                                          \
         memcpy(&api.name, &p, sizeof p);                                                           \
