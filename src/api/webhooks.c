@@ -331,9 +331,14 @@ void api_webhook_remotion(http_req_t *req) {
         url = json_string_value(json_object_get(j, "url"));
     bool ok = status && (strcmp(status, "done") == 0 || strcmp(status, "completed") == 0);
     bool bad = status && (strcmp(status, "error") == 0 || strcmp(status, "failed") == 0);
-    if (!job || !*job || strlen(job) > 200 || (!ok && !bad) || (ok && (!url || strlen(url) > 2000))) {
+    /* An over-long job_id goes on: it is no job of the run's, so the unit answers 404 for an
+     * unknown run, else 400 "Unknown job_id: <its first 200 characters>" (api.md §6). */
+    if (!job || !*job || (!ok && !bad) || (ok && (!url || strlen(url) > 2000))) {
         /* the detail before the body goes: job points into it */
-        const char *detail = !job || !*job ? "Missing job_id" : !ok && !bad ? "Unknown status" : "Missing output_url";
+        const char *detail = !job || !*job ? "Missing job_id"
+                             : !ok && !bad ? "Unknown status"
+                             : !url ? "Missing output_url"
+                                             : "Invalid output_url";
         json_decref(j);
         count("remotion", "bad_request");
         http_respond_error(req, 400, "bad_request", detail, NULL, NULL);

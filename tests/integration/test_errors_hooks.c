@@ -183,6 +183,23 @@ Test(errors_hooks, remotion_callback_refusals, .timeout = 60) {
     char q[100];
     snprintf(q, sizeof q, "?run_id=%s", id);
     remotion(s.port, q, ok, true, 400, "bad_request", "Unknown job_id: j1");
+    /* an over-long job_id is no job of the run's: its first 200 characters are echoed */
+    char longid[251], body[2400], want[300];
+    memset(longid, 'k', 250);
+    longid[250] = '\0';
+    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}", longid);
+    snprintf(want, sizeof want, "Unknown job_id: %.200s", longid);
+    remotion(s.port, q, body, true, 400, "bad_request", want);
+    remotion(s.port, "?run_id=" AE_NO_RUN, body, true, 404, "not_found", "Run not found");
+    /* an over-long output_url is there but invalid */
+    char longurl[2101];
+    memcpy(longurl, "http://x/", 9);
+    memset(longurl + 9, 'u', sizeof longurl - 10);
+    longurl[sizeof longurl - 1] = '\0';
+    snprintf(body, sizeof body, "{\"job_id\":\"j1\",\"status\":\"done\",\"output_url\":\"%s\"}", longurl);
+    remotion(s.port, q, body, true, 400, "bad_request", "Invalid output_url");
+    remotion(s.port, q, "{\"job_id\":\"j1\",\"status\":\"done\"}", true, 400, "bad_request",
+             "Missing output_url");
     cr_assert_eq(ae_db_count(&s, "SELECT count(*) FROM webhook_inbox"), 0);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
