@@ -337,8 +337,8 @@ void api_webhook_remotion(http_req_t *req) {
         /* the detail before the body goes: job points into it */
         const char *detail = !job || !*job ? "Missing job_id"
                              : !ok && !bad ? "Unknown status"
-                             : !url ? "Missing output_url"
-                                             : "Invalid output_url";
+                             : !url        ? "Missing output_url"
+                                           : "Invalid output_url";
         json_decref(j);
         count("remotion", "bad_request");
         http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
