@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/idem.h"
 #include "app.h"
 #include "core/clock.h"
 #include "core/crypto.h"
@@ -28,7 +29,6 @@
 #define TOKEN_LEN 32
 #define IDEAS_MAX 18000
 #define ACTIVITY_MAX 11
-#define IDEM_TTL_MS (24LL * 3600 * 1000)
 
 /* "Access-Control-Allow-Origin: <origin>\r\nVary: Origin\r\n" when the Origin is allowed. */
 static void cors(http_req_t *req, char *out, size_t cap) {
@@ -209,7 +209,7 @@ struct dcall {
     bool not_awaiting;
     /* Idempotency-Key of the writes (api.md §3), scoped per client IP */
     char *idem_key;
-    char idem_hash[65], idem_scope[64];
+    char idem_hash[API_IDEM_HASH_LEN], idem_scope[64];
     struct idem_result idem;
 };
 
@@ -301,7 +301,7 @@ static int demo_unit(store_tx_t *tx, void *arg) {
     struct dcall *d = arg;
     const struct store_ops *ops = tx->s->ops;
     if (d->idem_key) {
-        int rc = ops->idem_begin(tx, d->idem_scope, d->idem_key, d->idem_hash, clock_now_ms(), IDEM_TTL_MS, &d->idem);
+        int rc = ops->idem_begin(tx, d->idem_scope, d->idem_key, d->idem_hash, clock_now_ms(), API_IDEM_TTL_MS, &d->idem);
         if (rc || d->idem.state != IDEM_NEW)
             return rc;
     }
@@ -327,18 +327,10 @@ static void demo_done(void *arg, int rc) {
     struct dcall *d = arg;
     http_req_t *req = d->req;
     app_t *app = req->app;
-    if (rc == 0 && d->idem_key && d->idem.state != IDEM_NEW) {
-        if (d->idem.state == IDEM_REPLAY) {
-            char h[760];
-            cors(req, h, sizeof h);
-            snprintf(h + strlen(h), sizeof h - strlen(h), "Idempotent-Replayed: true\r\n");
-            const char *b = d->idem.body ? d->idem.body : "";
-            http_respond(req, d->idem.status, "application/json", b, strlen(b), h);
-        } else if (d->idem.state == IDEM_MISMATCH) {
-            err(req, 422, "idempotency_key_reused", "Idempotency-Key was already used with a different request");
-        } else {
-            err(req, 409, "conflict", "A request with this Idempotency-Key is still in progress");
-        }
+    if (rc == 0 && d->idem_key && d->idem.state != IDEM_NEW) { /* a key seen before */
+        char h[700];
+        cors(req, h, sizeof h);
+        api_idem_answer(req, &d->idem, *h ? h : NULL);
         dcall_free(d);
         return;
     }
@@ -386,35 +378,24 @@ static bool take_token(http_req_t *req, struct dcall *d) {
     return ok;
 }
 
-static void field_error(http_req_t *req, const char *field, const char *message);
-
-/* A call; the writes take their Idempotency-Key (1-255 printable chars). NULL: answered 422. */
+/* A call; the writes take their Idempotency-Key (api/idem.h). NULL: answered 422. */
 static struct dcall *dcall_new(http_req_t *req, enum dop op) {
-    size_t n = 0;
-    const char *k = op == D_START || op == D_APPROVE || op == D_REJECT ? http_header(req, "Idempotency-Key", &n) : NULL;
-    bool ok = !k || (n >= 1 && n <= 255);
-    for (size_t i = 0; k && ok && i < n; i++)
-        ok = k[i] >= 0x21 && k[i] <= 0x7e;
-    if (!ok) {
-        field_error(req, "Idempotency-Key", "must be 1 to 255 printable characters");
-        return NULL;
+    char *key = NULL, hash[API_IDEM_HASH_LEN] = "";
+    if (op == D_START || op == D_APPROVE || op == D_REJECT) {
+        char h[700];
+        cors(req, h, sizeof h);
+        if (!api_idem_take(req, &key, hash, *h ? h : NULL))
+            return NULL;
     }
     struct dcall *d = xcalloc(1, sizeof *d);
     d->req = req;
     d->op = op;
-    if (k) {
-        d->idem_key = xstrndup(k, n);
+    if (key) {
+        d->idem_key = key;
+        memcpy(d->idem_hash, hash, sizeof hash);
         char ip[48];
         http_client_ip(req, ip, sizeof ip);
         snprintf(d->idem_scope, sizeof d->idem_scope, "public:%s", ip);
-        buf_t b;
-        buf_init(&b, 64u << 20);
-        buf_printf(&b, "%s %s\n", req->method, req->path);
-        buf_append(&b, req->body.data ? req->body.data : "", req->body.len);
-        uint8_t h[32];
-        crypto_sha256(b.data ? b.data : "", b.len, h);
-        crypto_hex(h, sizeof h, d->idem_hash);
-        buf_release(&b);
     }
     return d;
 }

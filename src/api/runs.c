@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/idem.h"
 #include "app.h"
 #include "core/clock.h"
 #include "core/crypto.h"
@@ -22,7 +23,6 @@
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
 
-#define IDEM_TTL_MS (24LL * 3600 * 1000)
 #define LIST_MAX 200
 #define ARTIFACTS_MAX 1000
 #define FEEDBACK_MAX 500
@@ -50,7 +50,7 @@ struct call {
     char actor[32];
     /* idempotency */
     char *idem_key;
-    char idem_hash[65];
+    char idem_hash[API_IDEM_HASH_LEN];
     struct idem_result idem;
     /* inputs */
     const project_t *project;
@@ -359,7 +359,7 @@ static int call_unit(store_tx_t *tx, void *arg) {
     const struct store_ops *ops = tx->s->ops;
     c->http_status = 200;
     if (c->idem_key) {
-        int rc = ops->idem_begin(tx, c->actor, c->idem_key, c->idem_hash, clock_now_ms(), IDEM_TTL_MS, &c->idem);
+        int rc = ops->idem_begin(tx, c->actor, c->idem_key, c->idem_hash, clock_now_ms(), API_IDEM_TTL_MS, &c->idem);
         if (rc)
             return rc;
         if (c->idem.state != IDEM_NEW)
@@ -557,17 +557,7 @@ static void call_done(void *arg, int rc) {
         v2_wait(c);
         return;
     }
-    if (rc == 0 && c->idem_key && c->idem.state != IDEM_NEW) {
-        if (c->idem.state == IDEM_REPLAY && c->idem.status != 0) {
-            const char *b = c->idem.body ? c->idem.body : "";
-            http_respond(req, c->idem.status, "application/json", b, strlen(b), "Idempotent-Replayed: true\r\n");
-        } else if (c->idem.state == IDEM_MISMATCH) {
-            http_respond_error(req, 422, "idempotency_key_reused",
-                               "Idempotency-Key was already used with a different request", NULL, NULL);
-        } else {
-            http_respond_error(req, 409, "conflict", "A request with this Idempotency-Key is still in progress",
-                               NULL, NULL);
-        }
+    if (rc == 0 && c->idem_key && api_idem_answer(req, &c->idem, NULL)) { /* a key seen before */
         call_free(c);
         return;
     }
@@ -635,29 +625,12 @@ static bool take_id(http_req_t *req, struct call *c) {
     return false;
 }
 
-/* Idempotency-Key: 1-255 printable chars. false: answered 422. */
+/* Idempotency-Key (api/idem.h). false: answered 422. */
 static bool take_idem(http_req_t *req, struct call *c) {
-    size_t n = 0;
-    const char *k = http_header(req, "Idempotency-Key", &n);
-    if (!k)
-        return true;
-    bool ok = n >= 1 && n <= 255;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = k[i] >= 0x21 && k[i] <= 0x7e;
-    if (!ok) {
-        api_field_error(req, "Idempotency-Key", "must be 1 to 255 printable characters");
+    if (!api_idem_take(req, &c->idem_key, c->idem_hash, NULL)) {
         call_free(c);
         return false;
     }
-    c->idem_key = xstrndup(k, n);
-    buf_t b;
-    buf_init(&b, 64u << 20);
-    buf_printf(&b, "%s %s\n", req->method, req->path);
-    buf_append(&b, req->body.data ? req->body.data : "", req->body.len);
-    uint8_t h[32];
-    crypto_sha256(b.data ? b.data : "", b.len, h);
-    crypto_hex(h, sizeof h, c->idem_hash);
-    buf_release(&b);
     return true;
 }
 
