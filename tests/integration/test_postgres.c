@@ -19,11 +19,10 @@
 #include <unistd.h>
 
 #include "support/harness.h"
+#include "support/runapi.h"
 #include "support/pgtest.h"
 
-#define KEY "X-API-Key: dev-api-key\r\n"
 #define JSON_KEY "X-API-Key: dev-api-key\r\nContent-Type: application/json\r\n"
-#define SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 static char out[65536];
 
@@ -68,18 +67,6 @@ static void need_server(void) {
     snprintf(url_arg, sizeof url_arg, "--database-url=%s", url);
 }
 
-static const char *sget(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
-
-static json_t *req_json(int port, const char *method, const char *path, const char *headers, const char *body,
-                        int *status) {
-    struct resp r;
-    cr_assert(h_request(port, method, path, headers, body, &r), "%s %s: no answer", method, path);
-    *status = r.status;
-    json_t *j = json_loadb(r.body ? r.body : "", r.body_len, 0, NULL);
-    resp_free(&r);
-    return j;
-}
-
 Test(postgres, migrate_then_health_db_says_postgres, .timeout = 60) {
     need_server();
     const char *migrate[] = {"migrate", url_arg, NULL};
@@ -97,10 +84,10 @@ Test(postgres, migrate_then_health_db_says_postgres, .timeout = 60) {
     const char *args[] = {url_arg, NULL};
     server_start_with(&s, NULL, args, NULL);
     int st;
-    json_t *j = req_json(s.port, "GET", "/health/db", NULL, NULL, &st);
+    json_t *j = ra_call(s.port, "GET", "/health/db", NULL, NULL, &st);
     cr_assert_eq(st, 200);
-    cr_assert_str_eq(sget(j, "backend"), "postgres");
-    cr_assert_str_eq(sget(j, "database"), "healthy");
+    cr_assert_str_eq(ra_str(j, "backend"), "postgres");
+    cr_assert_str_eq(ra_str(j, "database"), "healthy");
     cr_assert_eq(json_integer_value(json_object_get(j, "schema_version")), latest_schema_version());
     json_decref(j);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -118,14 +105,12 @@ Test(postgres, a_wrong_server_is_a_clear_error_without_the_password, .timeout = 
 
 /* ---- a whole run over two processes ------------------------------------------------------------ */
 
-static char projects_env[400];
 static const char *run_env[16];
 
 static void env_init(void) {
-    snprintf(projects_env, sizeof projects_env, "PROJECTS_DIR=%s/projects", MYLOWARE_SRCDIR);
-    const char *e[] = {projects_env, "OPENAI_WEBHOOK_SECRET=" SECRET, "QUEUE_POLL_MS=50", "RENDER_SCALE=0.1",
-                       "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30", NULL};
-    memcpy(run_env, e, sizeof e);
+    const char *e[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+                       NULL};
+    ra_env(run_env, sizeof run_env / sizeof run_env[0], e);
 }
 
 static struct server worker, worker2;
@@ -184,44 +169,25 @@ static void worker_start(struct server *w, const char *dir, int api_port, const 
     }
 }
 
-static json_t *get_run(int port, const char *id) {
-    char path[128];
-    snprintf(path, sizeof path, "/v1/runs/%s", id);
-    int st;
-    json_t *j = req_json(port, "GET", path, KEY, NULL, &st);
-    cr_assert_eq(st, 200);
-    return j;
+/* What the jobs of the run and the database's sessions are doing: a failed wait's diagnosis. */
+static void pg_diag(const char *id, char *diag, size_t cap) {
+    char sql[600], jobs[4096], locks[2048];
+    snprintf(sql, sizeof sql,
+             "SELECT string_agg(type || ' ' || state || ' attempts ' || attempts || ' owner ' || "
+             "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) * 1000)::bigint) "
+             "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE run_id = '%s'",
+             id);
+    pgtest_text(url, sql, jobs, sizeof jobs);
+    pgtest_text(url,
+                "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
+                "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend'",
+                locks, sizeof locks);
+    snprintf(diag, cap, "jobs: %s\nsessions: %s", jobs, locks);
 }
 
 static json_t *wait_status(int port, const char *id, const char *want, int ms) {
-    int64_t deadline = h_now_ms() + ms;
-    json_t *j = NULL;
-    for (;;) {
-        json_decref(j);
-        j = get_run(port, id);
-        const char *s = sget(j, "status");
-        if (strcmp(s, want) == 0)
-            return j;
-        bool terminal = !strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "rejected") ||
-                        !strcmp(s, "cancelled");
-        if (terminal || h_now_ms() > deadline) {
-            char *d = json_dumps(j, 0), sql[600], jobs[4096], locks[2048];
-            snprintf(sql, sizeof sql,
-                     "SELECT string_agg(type || ' ' || state || ' attempts ' || attempts || ' owner ' || "
-                     "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) * 1000)::bigint) "
-                     "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE run_id = '%s'",
-                     id);
-            pgtest_text(url, sql, jobs, sizeof jobs);
-            pgtest_text(url,
-                        "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
-                        "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
-                        "WHERE backend_type = 'client backend'",
-                        locks, sizeof locks);
-            cr_assert_fail("run %s is %s, waited for %s: %s\njobs: %s\nsessions: %s", id, s, want, d, jobs, locks);
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    return ra_wait_status_diag(port, id, want, ms, pg_diag);
 }
 
 static void approve(int port, const char *id, const char *gate) {
@@ -229,7 +195,7 @@ static void approve(int port, const char *id, const char *gate) {
     snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
     snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":true}", gate);
     int st;
-    json_t *j = req_json(port, "POST", path, JSON_KEY, body, &st);
+    json_t *j = ra_call(port, "POST", path, JSON_KEY, body, &st);
     cr_assert_eq(st, 200, "approve %s: %d", gate, st);
     json_decref(j);
 }
@@ -243,11 +209,11 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     worker_start(&worker, api.dir, api.port, "worker.log", run_env);
 
     int st;
-    json_t *j = req_json(api.port, "POST", "/v1/runs/start", JSON_KEY,
+    json_t *j = ra_call(api.port, "POST", "/v1/runs/start", JSON_KEY,
                          "{\"project\":\"motivational\",\"brief\":\"two processes, one database\"}", &st);
     cr_assert_eq(st, 200, "start: %d", st);
     char id[64];
-    snprintf(id, sizeof id, "%s", sget(j, "run_id"));
+    snprintf(id, sizeof id, "%s", ra_str(j, "run_id"));
     json_decref(j);
     json_decref(wait_status(api.port, id, "awaiting_ideation_approval", 60000));
     approve(api.port, id, "ideation");

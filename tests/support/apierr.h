@@ -10,11 +10,12 @@
 #include <jansson.h>
 
 #include "support/harness.h"
+#include "support/runapi.h"
 
 #define AE_KEY "X-API-Key: dev-api-key\r\n"
 #define AE_JSON "Content-Type: application/json\r\n"
 #define AE_JSON_KEY AE_KEY AE_JSON
-#define AE_SECRET "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#define AE_SECRET RA_SECRET
 #define AE_NO_RUN "00000000-0000-4000-8000-000000000000"
 
 /* Starts `serve` with PROJECTS_DIR (the repository's), OPENAI_WEBHOOK_SECRET=AE_SECRET,
