@@ -14,46 +14,10 @@
 
 #include "media/media.h"
 #include "support/harness.h"
+#include "support/mediajobs.h"
 
-#define KEY "X-API-Key: dev-api-key\r\nContent-Type: application/json\r\n"
 
 static const char *test_env[] = {"ENVIRONMENT=test", "QUEUE_POLL_MS=50", "JOB_MAX_ATTEMPTS=1", NULL};
-
-static void enqueue(int port, json_t *payload, char *id, size_t n) {
-    json_t *body = json_pack("{s:s,s:o}", "type", "test.media.transcode", "payload", payload);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    struct resp r;
-    cr_assert(h_request(port, "POST", "/_test/jobs", KEY, text, &r));
-    free(text);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = json_loads(r.body, 0, NULL);
-    snprintf(id, n, "%s", json_string_value(json_object_get(j, "first_id")));
-    json_decref(j);
-    resp_free(&r);
-}
-
-/* Polls the job until it leaves queued/running (deadline); returns its JSON. */
-static json_t *wait_job(int port, const char *id, int ms) {
-    char p[128];
-    snprintf(p, sizeof p, "/v1/jobs/%s", id);
-    int64_t deadline = h_now_ms() + ms;
-    while (h_now_ms() < deadline) {
-        struct resp r;
-        cr_assert(h_request(port, "GET", p, KEY, NULL, &r));
-        cr_assert_eq(r.status, 200, "%s", r.body);
-        json_t *j = json_loads(r.body, 0, NULL);
-        resp_free(&r);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        if (st && strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-            return j;
-        json_decref(j);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
-    }
-    cr_assert_fail("job %s did not finish in %d ms", id, ms);
-    return NULL;
-}
 
 static void synth_into(const struct server *s, const char *name, double seconds) {
     char p[400];
@@ -71,10 +35,10 @@ Test(media_it, transcode_job_runs_on_the_pool_and_reports_progress, .timeout = 1
     server_start(&s, test_env);
     synth_into(&s, "in.mp4", 2);
     char id[64];
-    enqueue(s.port, json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "thumbnail",
+    mj_enqueue(s.port, json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "thumbnail",
                               "out.jpg", "width", 90, "height", 160, "fps", 25),
             id, sizeof id);
-    json_t *j = wait_job(s.port, id, 90000);
+    json_t *j = mj_wait_job(s.port, id, 90000);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
                      json_string_value(json_object_get(j, "last_error")));
     cr_expect_str_eq(json_string_value(json_object_get(j, "result_url")), "out.mp4");
@@ -107,12 +71,12 @@ Test(media_it, two_transcodes_at_once, .timeout = 180) {
     for (int i = 0; i < 2; i++) {
         char out[32];
         snprintf(out, sizeof out, "out%d.mp4", i);
-        enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", out, "width", 64, "height", 112,
+        mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", out, "width", 64, "height", 112,
                                   "fps", 30),
                 id[i], sizeof id[i]);
     }
     for (int i = 0; i < 2; i++) {
-        json_t *j = wait_job(s.port, id[i], 150000);
+        json_t *j = mj_wait_job(s.port, id[i], 150000);
         cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
                          json_string_value(json_object_get(j, "last_error")));
         json_decref(j);
@@ -150,8 +114,8 @@ Test(media_it, bad_transcode_jobs_die_with_the_reason, .timeout = 120) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char id[64];
-        enqueue(s.port, cases[i].payload, id, sizeof id);
-        json_t *j = wait_job(s.port, id, 60000);
+        mj_enqueue(s.port, cases[i].payload, id, sizeof id);
+        json_t *j = mj_wait_job(s.port, id, 60000);
         cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "dead", "case %zu", i);
         const char *e = json_string_value(json_object_get(j, "last_error"));
         cr_expect(e && strstr(e, cases[i].reason), "case %zu: '%s' should mention '%s'", i, e ? e : "",

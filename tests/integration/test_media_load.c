@@ -15,8 +15,8 @@
 
 #include "media/media.h"
 #include "support/harness.h"
+#include "support/mediajobs.h"
 
-#define KEY "X-API-Key: dev-api-key\r\nContent-Type: application/json\r\n"
 #define STR2(x) #x
 #define STR(x) STR2(x)
 #define AVFILTER_SONAME "libavfilter.so." STR(LIBAVFILTER_VERSION_MAJOR)
@@ -34,42 +34,6 @@ static bool maps_have(pid_t pid, const char *name) {
         found = strstr(line, name) != NULL;
     fclose(f);
     return found;
-}
-
-static void enqueue(int port, json_t *payload, char *id, size_t n) {
-    json_t *body = json_pack("{s:s,s:o}", "type", "test.media.transcode", "payload", payload);
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    struct resp r;
-    cr_assert(h_request(port, "POST", "/_test/jobs", KEY, text, &r));
-    free(text);
-    cr_assert_eq(r.status, 200, "%s", r.body);
-    json_t *j = json_loads(r.body, 0, NULL);
-    snprintf(id, n, "%s", json_string_value(json_object_get(j, "first_id")));
-    json_decref(j);
-    resp_free(&r);
-}
-
-/* Polls the job until it leaves queued/running (deadline); returns its JSON. */
-static json_t *wait_job(int port, const char *id, int ms) {
-    char p[128];
-    snprintf(p, sizeof p, "/v1/jobs/%s", id);
-    int64_t deadline = h_now_ms() + ms;
-    while (h_now_ms() < deadline) {
-        struct resp r;
-        cr_assert(h_request(port, "GET", p, KEY, NULL, &r));
-        cr_assert_eq(r.status, 200, "%s", r.body);
-        json_t *j = json_loads(r.body, 0, NULL);
-        resp_free(&r);
-        const char *st = json_string_value(json_object_get(j, "state"));
-        if (st && strcmp(st, "queued") != 0 && strcmp(st, "running") != 0)
-            return j;
-        json_decref(j);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
-    }
-    cr_assert_fail("job %s did not finish in %d ms", id, ms);
-    return NULL;
 }
 
 static void synth_into(const struct server *s, const char *name) {
@@ -100,10 +64,10 @@ Test(media_load, an_idle_server_maps_no_ffmpeg_library_until_a_media_job_runs, .
         cr_expect(!maps_have(s.pid, libs[i]), "%s is mapped by an idle server", libs[i]);
     synth_into(&s, "in.mp4");
     char id[64];
-    enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
+    mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
                               32, "fps", 10),
             id, sizeof id);
-    json_t *j = wait_job(s.port, id, 90000);
+    json_t *j = mj_wait_job(s.port, id, 90000);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
                      json_string_value(json_object_get(j, "last_error")));
     json_decref(j);
@@ -141,10 +105,10 @@ Test(media_load, a_library_that_cannot_be_loaded_fails_the_job_with_its_name, .t
     health_ok(s.port);
     synth_into(&s, "in.mp4"); /* in this process: the libraries load fine here */
     char id[64];
-    enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
+    mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
                               32, "fps", 10),
             id, sizeof id);
-    json_t *j = wait_job(s.port, id, 60000);
+    json_t *j = mj_wait_job(s.port, id, 60000);
     cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "dead");
     const char *e = json_string_value(json_object_get(j, "last_error"));
     cr_expect(e && strstr(e, "cannot load the FFmpeg library " AVFILTER_SONAME), "last_error: %s", e ? e : "(none)");
