@@ -210,7 +210,7 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
 
     int st;
     json_t *j = ra_call(api.port, "POST", "/v1/runs/start", JSON_KEY,
-                         "{\"project\":\"motivational\",\"brief\":\"two processes, one database\"}", &st);
+                        "{\"project\":\"motivational\",\"brief\":\"two processes, one database\"}", &st);
     cr_assert_eq(st, 200, "start: %d", st);
     char id[64];
     snprintf(id, sizeof id, "%s", ra_str(j, "run_id"));

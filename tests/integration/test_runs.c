@@ -54,7 +54,7 @@ Test(runs, start_validates_every_field, .timeout = 60) {
     free(big);
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":\"x\",\"workflow\":\"nope\"}", 404, "not_found", "Workflow 'nope' not found");
     RA_ERR(s.port, "POST", "/v1/runs/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 401,
-               "unauthorized", "Missing API key");
+           "unauthorized", "Missing API key");
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":", 400, "invalid_json", NULL);
     RA_ERR(s.port, "POST", "/v1/runs/start", KEY "Content-Type: text/plain\r\n", "x", 415,
                  "unsupported_media_type", NULL);
@@ -67,11 +67,11 @@ Test(runs, safety_blocks_whole_words_only, .timeout = 60) {
     ra_start(&s, NULL);
     int st;
     json_t *j = ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
-                         "{\"project\":\"motivational\",\"brief\":\"stop killing time\"}", &st);
+                        "{\"project\":\"motivational\",\"brief\":\"stop killing time\"}", &st);
     cr_assert_str_eq(ra_str(j, "reason"), "matched_keyword:kill");
     ra_expect_error(j, st, 400, "content_blocked", NULL);
     j = ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
-                 "{\"project\":\"motivational\",\"brief\":\"a photoshoot to build a skill\"}", &st);
+                "{\"project\":\"motivational\",\"brief\":\"a photoshoot to build a skill\"}", &st);
     cr_assert_eq(st, 200, "whole words only: skill and photoshoot pass");
     json_decref(j);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1);
@@ -547,7 +547,7 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     ra_start(&s, small_media);
     int st;
     json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY,
-                         "{\"workflow\":\"motivational\",\"brief\":\"the v2 way\"}", &st);
+                        "{\"workflow\":\"motivational\",\"brief\":\"the v2 way\"}", &st);
     cr_assert_eq(st, 200);
     char id[64];
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
@@ -567,7 +567,7 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", 400,
-               "bad_request", "Unknown interrupt_id: gate:publish");
+           "bad_request", "Unknown interrupt_id: gate:publish");
     RA_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
     r = ra_call(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
     cr_assert_eq(st, 200);
@@ -592,7 +592,7 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     char rpath[128];
     snprintf(rpath, sizeof rpath, "/v2/runs/%s/resume", id);
     RA_ERR(s.port, "POST", rpath, JSON_KEY, "{\"action\":\"nope\"}", 400, "bad_request",
-               "Unknown resume action: nope");
+           "Unknown resume action: nope");
     r = resume(s.port, id, "{\"action\":\"publish\",\"approve_publish\":true}", &st);
     cr_assert_eq(st, 200);
     cr_assert_str_eq(ra_str(r, "message"), "Publish approved");
@@ -603,7 +603,7 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     cr_assert(json_is_null(json_object_get(r, "interrupts")));
     json_decref(r);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true}", 409, "conflict",
-               "No pending interrupts for this run");
+           "No pending interrupts for this run");
     r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
     cr_assert_eq(st, 200);
     cr_assert(json_is_null(json_object_get(r, "action")));
@@ -623,7 +623,7 @@ Test(runs, v2_reject_ends_the_run, .timeout = 60) {
     ra_start(&s, small_media);
     int st;
     json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY,
-                         "{\"workflow\":\"motivational\",\"brief\":\"no thanks\"}", &st);
+                        "{\"workflow\":\"motivational\",\"brief\":\"no thanks\"}", &st);
     cr_assert_eq(st, 200);
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/reject", ra_str(r, "run_id"));
@@ -774,7 +774,7 @@ Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
     cr_assert_str_eq(ra_str(json_array_get(json_object_get(j, "stuck_runs"), 0), "id"), id);
     json_decref(j);
     RA_ERR(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", "", NULL, 401, "unauthorized",
-               "Missing API key");
+           "Missing API key");
     RA_ERR(s.port, "GET", "/health/stuck-runs?timeout_minutes=-1", "", NULL, 422, "validation_error", NULL);
     j = ra_call(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", KEY, NULL, &st);
     cr_assert_eq(st, 200);
@@ -823,7 +823,7 @@ Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .tim
     cr_assert(strstr(buf, "\"status\":\"cancelled\""));
     close(fd);
     RA_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000/events", KEY, NULL, 404, "not_found",
-               "Run not found");
+           "Run not found");
     RA_ERR(s.port, "GET", "/v1/runs/nope/events", KEY, NULL, 404, "not_found", "Run not found");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -999,9 +999,9 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     struct server s;
     ra_start(&s, NULL);
     RA_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 404,
-               "not_found", "Public demo is disabled");
+           "not_found", "Public demo is disabled");
     RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
-               "Public demo is disabled");
+           "Public demo is disabled");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 
     const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
@@ -1022,9 +1022,9 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     cr_assert_str_eq(ra_str(j, "status"), "pending");
     json_decref(j);
     RA_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{}", 422,
-               "validation_error", NULL);
+           "validation_error", NULL);
     RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
-               "Run not found");
+           "Run not found");
     cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://demo.example\r\n", NULL, &r));
     cr_assert_eq(r.status, 204);
     cr_assert(resp_header(&r, "Access-Control-Allow-Methods", v, sizeof v));
@@ -1060,7 +1060,7 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     cr_assert(strncmp(ra_str(j, "published_url"), "https://www.tiktok.com/", 23) == 0);
     json_decref(j);
     RA_ERR(s.port, "POST", path, "Content-Type: application/json\r\n", "{}", 400, "bad_request",
-               "Run is not awaiting approval");
+           "Run is not awaiting approval");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
@@ -1073,7 +1073,7 @@ Test(runs, moderation_blocks_inputs_and_agent_outputs, .timeout = 120) {
     ra_start(&s, env);
     int st;
     json_t *j = ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
-                         "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
+                        "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
     const char *reason = ra_str(j, "reason");
     cr_assert(reason && strncmp(reason, "moderation:", 11) == 0, "reason %s", reason);
     ra_expect_error(j, st, 400, "content_blocked", NULL);

@@ -261,7 +261,7 @@ Test(workflow, a_budget_refusal_makes_no_moderation_call, .timeout = 60) {
     const char *paths[] = {"/v1/runs/start", "/v2/runs/start"};
     for (size_t i = 0; i < 2; i++) {
         json_t *j = ra_call(s.port, "POST", paths[i], JSON_KEY,
-                             "{\"project\":\"motivational\",\"brief\":\"forbidden-test-phrase\"}", &st);
+                            "{\"project\":\"motivational\",\"brief\":\"forbidden-test-phrase\"}", &st);
         ra_expect_error(j, st, 429, "budget_exceeded", "Run budget exceeded (max_runs_last_24h). Please retry later.");
     }
     cr_assert_eq(metric_sum(s.port, SAFETY_CALLS), calls, "no moderation call for refused starts");
@@ -277,13 +277,13 @@ Test(workflow, the_public_demo_brief_is_moderated, .timeout = 60) {
     ra_start(&s, env);
     int st;
     json_t *j = ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
-                         "{\"brief\":\"please say forbidden-test-phrase\"}", &st);
+                        "{\"brief\":\"please say forbidden-test-phrase\"}", &st);
     cr_assert_str_eq(ra_str(j, "reason"), "moderation:violence");
     ra_expect_error(j, st, 400, "content_blocked", NULL);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 0, "a blocked brief makes no run");
     cr_assert_eq(metric_sum(s.port, SAFETY_CALLS), 1);
     j = ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
-                 "{\"brief\":\"a calm sunrise\"}", &st);
+                "{\"brief\":\"a calm sunrise\"}", &st);
     cr_assert_eq(st, 200);
     cr_assert_eq(strlen(ra_str(j, "public_token")), 32);
     json_decref(j);
@@ -296,7 +296,7 @@ Test(workflow, the_public_demo_brief_is_moderated, .timeout = 60) {
                           "OPENAI_BASE_URL=http://127.0.0.1:1", "OPENAI_API_KEY=sk-x", "SAFETY_TIMEOUT_MS=2000", NULL};
     ra_start(&s, down);
     j = ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
-                 "{\"brief\":\"a calm sunrise\"}", &st);
+                "{\"brief\":\"a calm sunrise\"}", &st);
     ra_expect_error(j, st, 503, "safety_unavailable", NULL);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 0);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -377,7 +377,7 @@ Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1, "a replay creates nothing");
     int st;
     json_t *j = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-a\r\n",
-                         "{\"workflow\":\"motivational\",\"brief\":\"something else\"}", &st);
+                        "{\"workflow\":\"motivational\",\"brief\":\"something else\"}", &st);
     ra_expect_error(j, st, 422, "idempotency_key_reused", NULL);
 
     /* a v2 approve with a key: replayed after its wait, refused with another body */
@@ -448,7 +448,7 @@ Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
     ra_start(&s, env);
     int st;
     json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"aismr\",\"brief\":\"stars at night\"}",
-                         &st);
+                        &st);
     cr_assert_eq(st, 200);
     char id[64];
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
@@ -579,7 +579,7 @@ Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
     ra_start(&s, env);
     int st;
     json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"motivational\",\"brief\":\"calm\"}",
-                         &st);
+                        &st);
     cr_assert_eq(st, 200);
     char id[64], path[128];
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
