@@ -190,16 +190,6 @@ static json_t *wait_status(int port, const char *id, const char *want, int ms) {
     return ra_wait_status_diag(port, id, want, ms, pg_diag);
 }
 
-static void approve(int port, const char *id, const char *gate) {
-    char path[128], body[128];
-    snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
-    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":true}", gate);
-    int st;
-    json_t *j = ra_call(port, "POST", path, JSON_KEY, body, &st);
-    cr_assert_eq(st, 200, "approve %s: %d", gate, st);
-    json_decref(j);
-}
-
 Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .timeout = 240, .fini = kill_workers) {
     need_server();
     env_init();
@@ -216,7 +206,7 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     snprintf(id, sizeof id, "%s", ra_str(j, "run_id"));
     json_decref(j);
     json_decref(wait_status(api.port, id, "awaiting_ideation_approval", 60000));
-    approve(api.port, id, "ideation");
+    json_decref(ra_approve(api.port, id, "ideation"));
     json_decref(wait_status(api.port, id, "awaiting_video_generation", 60000));
 
     kill(worker.pid, SIGKILL); /* clips are being made, downloaded, transcoded by the worker */
@@ -227,7 +217,7 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     json_t *r = wait_status(api.port, id, "awaiting_publish_approval", 120000);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2);
     json_decref(r);
-    approve(api.port, id, "publish");
+    json_decref(ra_approve(api.port, id, "publish"));
     json_decref(wait_status(api.port, id, "completed", 60000));
 
     char sql[300];

@@ -29,16 +29,6 @@
 
 void fake_hash_id(const char *prefix, const char *text, size_t n, char *out, size_t cap);
 
-static json_t *approve(int port, const char *id, const char *gate) {
-    char path[128], body[128];
-    snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
-    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":true}", gate);
-    int st;
-    json_t *j = ra_call(port, "POST", path, JSON_KEY, body, &st);
-    cr_assert_eq(st, 200, "approve %s: %d", gate, st);
-    return j;
-}
-
 /* Sum of the samples of a metric whose line starts with prefix (e.g. `name{provider="safety"`). */
 static double metric_sum(int port, const char *prefix) {
     struct resp r;
@@ -103,7 +93,7 @@ Test(workflow, sora_poll_finds_the_clips_when_no_webhook_comes, .timeout = 120) 
     start_polling_pair(&fk, &s, "FAKE_VIDEO_FAIL_INDEX=-1");
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"nobody calls back\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     json_t *r = ra_wait_status(s.port, id, "awaiting_publish_approval", 60000);
     json_t *clips = json_object_get(json_object_get(r, "artifacts"), "clips");
     cr_assert_eq(json_array_size(clips), 2, "both clips found by polling");
@@ -119,7 +109,7 @@ Test(workflow, sora_poll_finds_the_clips_when_no_webhook_comes, .timeout = 120) 
     cr_assert_eq(ra_db_count(&s, sql), 2, "one clip per task, counted once");
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "the last clip moved the run exactly once");
-    json_decref(approve(s.port, id, "publish"));
+    json_decref(ra_approve(s.port, id, "publish"));
     json_decref(ra_wait_status(s.port, id, "completed", 30000));
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -131,7 +121,7 @@ Test(workflow, sora_poll_fails_the_run_on_a_failed_video, .timeout = 120) {
     start_polling_pair(&fk, &s, "FAKE_VIDEO_FAIL_INDEX=1");
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one clip breaks\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     json_t *r = ra_wait_status(s.port, id, "failed", 60000);
     cr_assert_str_eq(ra_str(r, "error"), "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
     json_decref(r);
@@ -163,7 +153,7 @@ Test(workflow, no_sora_poll_with_the_fake_video_provider, .timeout = 120) {
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"webhooks only\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     json_decref(ra_wait_status(s.port, id, "awaiting_publish_approval", 60000));
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'sora.poll'"), 0);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'accepted'"), 2);
@@ -179,9 +169,9 @@ Test(workflow, publish_poll_waits_for_the_upload_then_completes, .timeout = 120)
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"slow uploads\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     json_decref(ra_wait_status(s.port, id, "awaiting_publish_approval", 60000));
-    json_decref(approve(s.port, id, "publish"));
+    json_decref(ra_approve(s.port, id, "publish"));
     json_t *r = ra_wait_status(s.port, id, "completed", 30000);
     const char *pub = ra_str(json_object_get(r, "artifacts"), "published_url");
     cr_assert(pub && strncmp(pub, "https://www.tiktok.com/@", 24) == 0, "published_url %s", pub);
@@ -220,10 +210,10 @@ Test(workflow, an_agent_without_its_tool_call_fails_the_run, .timeout = 180) {
         ra_start(&s, env);
         char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tools are optional, right?\"}");
         json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-        json_decref(approve(s.port, id, "ideation"));
+        json_decref(ra_approve(s.port, id, "ideation"));
         if (cases[i].past_publish_gate) {
             json_decref(ra_wait_status(s.port, id, "awaiting_publish_approval", 60000));
-            json_decref(approve(s.port, id, "publish"));
+            json_decref(ra_approve(s.port, id, "publish"));
         }
         json_t *r = ra_wait_status(s.port, id, "failed", 60000);
         cr_assert_str_eq(ra_str(r, "error"), cases[i].error);
@@ -324,7 +314,7 @@ Test(workflow, an_expired_early_delivery_is_not_applied, .timeout = 120) {
     cr_assert_str_eq(ra_str(j, "status"), "ignored");
     json_decref(j);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1);
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     json_decref(ra_wait_status(s.port, id, "awaiting_video_generation", 30000));
     char sql[300];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.sora'", id);
@@ -514,7 +504,7 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render me later\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
-    json_decref(approve(s.port, id, "ideation"));
+    json_decref(ra_approve(s.port, id, "ideation"));
     int64_t deadline = h_now_ms() + 60000;
     json_t *r = NULL;
     for (;;) {

@@ -2,7 +2,6 @@
 #include "support/apierr.h"
 
 #include <criterion/criterion.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,19 +49,7 @@ json_t *ae_error(int port, const char *method, const char *path, const char *hea
 
 long long ae_db_count(const struct server *s, const char *sql) { return ra_db_count(s, sql); }
 
-void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/db.sqlite", s->dir);
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    sqlite3_stmt *q;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
-    const unsigned char *t = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
-    snprintf(out, cap, "%s", t ? (const char *)t : "");
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-}
+void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap) { ra_db_text(s, sql, out, cap); }
 
 char *ae_start_run(int port, const char *body) { return ra_start_run(port, body); }
 

@@ -69,6 +69,16 @@ json_t *ra_get_run(int port, const char *id) {
     return j;
 }
 
+json_t *ra_approve(int port, const char *id, const char *gate) {
+    char path[128], body[128];
+    snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
+    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":true}", gate);
+    int st;
+    json_t *j = ra_call(port, "POST", path, RA_JSON_KEY, body, &st);
+    cr_assert_eq(st, 200, "approve %s: %d", gate, st);
+    return j;
+}
+
 json_t *ra_wait_status_diag(int port, const char *id, const char *want, int ms,
                             void (*diag)(const char *id, char *out, size_t cap)) {
     int64_t deadline = h_now_ms() + ms;
@@ -99,16 +109,31 @@ json_t *ra_wait_status(int port, const char *id, const char *want, int ms) {
     return ra_wait_status_diag(port, id, want, ms, NULL);
 }
 
-long long ra_db_count(const struct server *s, const char *sql) {
+/* Opens the server's database and prepares sql (asserting both). */
+static sqlite3_stmt *db_prepare(const struct server *s, const char *sql, sqlite3 **db) {
     char path[400];
     snprintf(path, sizeof path, "%s/db.sqlite", s->dir);
-    sqlite3 *db;
-    cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    cr_assert_eq(sqlite3_open(path, db), SQLITE_OK);
+    sqlite3_busy_timeout(*db, 5000);
     sqlite3_stmt *q;
-    cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+    cr_assert_eq(sqlite3_prepare_v2(*db, sql, -1, &q, NULL), SQLITE_OK, "%s", sqlite3_errmsg(*db));
+    return q;
+}
+
+long long ra_db_count(const struct server *s, const char *sql) {
+    sqlite3 *db;
+    sqlite3_stmt *q = db_prepare(s, sql, &db);
     long long v = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
     sqlite3_finalize(q);
     sqlite3_close(db);
     return v;
+}
+
+void ra_db_text(const struct server *s, const char *sql, char *out, size_t cap) {
+    sqlite3 *db;
+    sqlite3_stmt *q = db_prepare(s, sql, &db);
+    const unsigned char *t = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_text(q, 0) : NULL;
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }

@@ -40,6 +40,8 @@ void ra_expect_error(json_t *j, int status, int want_status, const char *code, c
 char *ra_start_run(int port, const char *body);
 /* GET /v1/runs/{id}: must be 200; returns the run (caller frees). */
 json_t *ra_get_run(int port, const char *id);
+/* POST /v1/runs/{id}/approve of gate (approved): must be 200; returns the answer (caller frees). */
+json_t *ra_approve(int port, const char *id, const char *gate);
 /* Polls the run until its status is want; fails on another terminal status or after ms, with
  * the run and, when diag is not NULL, what diag writes into its buffer. Returns the run. */
 json_t *ra_wait_status_diag(int port, const char *id, const char *want, int ms,
@@ -47,5 +49,7 @@ json_t *ra_wait_status_diag(int port, const char *id, const char *want, int ms,
 json_t *ra_wait_status(int port, const char *id, const char *want, int ms);
 /* The first column of the first row of sql on the server's database, -1 when no row. */
 long long ra_db_count(const struct server *s, const char *sql);
+/* The first column of the first row of sql as text into out ("" when no row or NULL). */
+void ra_db_text(const struct server *s, const char *sql, char *out, size_t cap);
 
 #endif
