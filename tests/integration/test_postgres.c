@@ -93,6 +93,28 @@ Test(postgres, migrate_then_health_db_says_postgres, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
+/* The store's connections speak UTF-8 whatever client_encoding the URL names: a brief with
+ * non-Latin-1 characters is stored as the same characters, not as their UTF-8 bytes read as
+ * Latin-1. */
+Test(postgres, the_store_speaks_utf8_whatever_the_url_says, .timeout = 60) {
+    need_server();
+    char arg[1500];
+    snprintf(arg, sizeof arg, "--database-url=%s&client_encoding=LATIN1", url);
+    const char *args[] = {arg, NULL}, *env[40];
+    ra_env(env, 40, NULL);
+    struct server s;
+    server_start_with(&s, NULL, args, env);
+    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"caf\\u00e9 \\u2615 \\u6f22\"}");
+    char sql[300];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = '%s' AND brief = 'caf\u00e9 \u2615 \u6f22'", id);
+    cr_assert_eq(pgtest_scalar(url, sql), 1, "the brief is stored as the characters sent");
+    json_t *r = ra_get_run(s.port, id);
+    cr_assert_str_eq(ra_str(r, "brief"), "caf\u00e9 \u2615 \u6f22");
+    json_decref(r);
+    free(id);
+    cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
+}
+
 Test(postgres, a_wrong_server_is_a_clear_error_without_the_password, .timeout = 60) {
     need_server();
     /* a socket directory with no server in it */
