@@ -22,6 +22,7 @@
 #include "core/cpuprio.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/sched.h"
 #include "core/metrics.h"
 #include "media/jobs.h"
 #include "queue/dispatcher.h"
@@ -162,12 +163,14 @@ static bool close_providers(app_t *app) {
         return true;
     }
     if (app->client) {
-        providers_free(app->providers);
-        app->providers = NULL;
+        /* the client first: closing it completes the provider calls still in flight (their
+         * callbacks use the providers), then the providers can go */
         http_client_t *c = app->client;
         app->client = NULL;
         app->providers_closing++;
         http_client_close(c, on_client_closed, app);
+        providers_free(app->providers);
+        app->providers = NULL;
         return true;
     }
     return false;
@@ -228,6 +231,7 @@ static void stop(app_t *app, const char *why) {
              LF_I("running_jobs", app->dispatcher ? dispatcher_running(app->dispatcher) : 0));
     if (app->http)
         http_server_drain(app->http, grace, on_http_drained, app);
+    store_unwatch_jobs(app->store);
     if (app->dispatcher)
         dispatcher_drain(app->dispatcher, grace, on_dispatcher_drained, app);
     finish(app);
@@ -281,6 +285,18 @@ static int start_http(app_t *app) {
     return 0;
 }
 
+/* Another process enqueued jobs of type, NULL: of any type (backends that notify: Postgres).
+ * Loop thread. */
+static void on_jobs_notified(void *ud, const char *type) {
+    app_t *app = ud;
+    if (!app->dispatcher || app->stopping)
+        return;
+    if (type)
+        dispatcher_kick_type(app->dispatcher, type);
+    else
+        dispatcher_kick(app->dispatcher);
+}
+
 static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
@@ -292,6 +308,7 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
         testjobs_register(app->dispatcher);
     workflow_register(app->workflow, app->dispatcher);
     dispatcher_start(app->dispatcher, once, once ? on_worker_idle : NULL, app);
+    store_watch_jobs(app->store, &app->loop, on_jobs_notified, app); /* SQLite: no-op, polling */
     if (!once)
         retention_start(app); /* finished runs' clips go after MEDIA_RETENTION_HOURS */
 }
@@ -367,6 +384,9 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     uv_signal_start(&app->sigterm, on_signal, SIGTERM);
     uv_signal_start(&app->sigint, on_signal, SIGINT);
 
+    /* the loop thread: picked sooner after each wake-up on busy CPUs (HTTP p99, issue 2) */
+    if (config_int(app->cfg, S_HTTP_LOOP_SLICE_US) > 0)
+        sched_short_slice((unsigned)config_int(app->cfg, S_HTTP_LOOP_SLICE_US));
     uv_run(&app->loop, UV_RUN_DEFAULT);
     if (!opts->demo) /* the demo sets its own: 0 only when its run completed */
         app->exit_code = 0;
@@ -380,10 +400,10 @@ out:
         app->fakes = NULL;
     }
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
+        app->client = NULL;
         providers_free(app->providers);
         app->providers = NULL;
-        http_client_close(app->client, NULL, NULL);
-        app->client = NULL;
     }
     if (!app->finished)
         store_detach_loop(app->store);
@@ -494,8 +514,8 @@ out:
     if (app->fakes)
         fakes_close(app->fakes, NULL, NULL);
     if (app->client) {
+        http_client_close(app->client, NULL, NULL); /* before the providers: see close_providers */
         providers_free(app->providers);
-        http_client_close(app->client, NULL, NULL);
     }
     uv_walk(&app->loop, close_walk, NULL);
     uv_run(&app->loop, UV_RUN_DEFAULT);

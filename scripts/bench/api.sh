@@ -8,11 +8,15 @@
 #      inbox (its task is unknown, so it is kept as an early delivery: the full ingest path).
 #   2. wrk -t2 for DURATION seconds: throughput at 64 connections, latency at 8 connections
 #      (a closed loop at 64 only measures queueing), RUNS rounds each; the median by req/s.
+#      Every brief and every delivery id is unique across threads and rounds (the counts of
+#      runs, distinct briefs, queued first jobs and stored deliveries are printed at the end);
+#      each round also prints the server's CPU time per request (user + system, from /proc),
+#      steadier than req/s on a shared machine.
 #   3. 20 concurrent motivational runs with both approvals on `serve` (all roles, fakes,
 #      RENDER_SCALE=$SCALE): the wall time until all are completed and the peak RSS (VmHWM).
 # Targets: starts >= 5000/s and webhooks >= 10000/s at 64 connections; p99 < 10 ms (starts) and
 # < 5 ms (webhooks) at 8. Loopback only; everything is removed on exit.
-# Knobs: RUNS=3 DURATION=10 RUNS20=20 SCALE=0.25 MYLOWARE=./myloware WRK=wrk
+# Knobs: RUNS=3 DURATION=10 RUNS20=20 SCALE=0.25 MYLOWARE=./myloware WRK=wrk WEBHOOK_RATE_MAX=40000
 set -uo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${MYLOWARE:-$here/myloware}
@@ -45,43 +49,55 @@ start_server() { # $1: role; rest: extra flags (LOG_LEVEL=warn prints no "listen
 }
 stop_server() { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; pid=""; }
 
+# Every request is unique, across wrk's threads and across rounds: wrk passes the round's tag
+# (after --) to init(), and each thread has its own id (thread:set makes a global: a chunk
+# local of the same name would hide it from the thread's functions).
 cat >"$tmp/start.lua" <<'EOF'
-local n = 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+local n, round = 0, "0"
+function init(args) round = args[1] or "0" end
 function request()
   n = n + 1
   return wrk.format("POST", "/v1/runs/start",
     {["X-API-Key"] = "dev-api-key", ["Content-Type"] = "application/json"},
-    '{"project":"motivational","brief":"bench run ' .. tostring(tid) .. '-' .. n .. '"}')
+    '{"project":"motivational","brief":"bench run ' .. round .. '-' .. tostring(tid) .. '-' .. n .. '"}')
 end
 EOF
 
-# Pre-signed deliveries (wrk's Lua has no HMAC): one line "id<TAB>ts<TAB>sig<TAB>body" each.
-python3 - "$SECRET" "$tmp/deliveries.txt" <<'EOF'
+# Signed deliveries (wrk's Lua has no HMAC), made before each round with ids of that round:
+# one line "id<TAB>ts<TAB>sig<TAB>body" each; thread k of 2 sends lines k, k+2, ... There are
+# enough for WEBHOOK_RATE_MAX/s; past the end a thread would wrap around and repeat (answered
+# "duplicate"): the stored count printed at the end shows it.
+WEBHOOK_RATE_MAX=${WEBHOOK_RATE_MAX:-40000}
+make_deliveries() { # $1 round tag, $2 count, $3 file
+  python3 - "$SECRET" "$1" "$2" "$3" <<'PY'
 import base64, hmac, hashlib, sys, time, uuid
-secret, out = sys.argv[1], sys.argv[2]
+secret, tag, n, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 key = base64.b64decode(secret[len("whsec_"):])
 ts = str(int(time.time()))
 with open(out, "w") as f:
-    for i in range(400000):
+    for i in range(n):
         mid = "msg_%s" % uuid.uuid4().hex
-        body = '{"id":"evt_%d","object":"event","created_at":1,"type":"video.completed","data":{"id":"video_bench_%d"}}' % (i, i)
+        body = ('{"id":"evt_%s_%d","object":"event","created_at":1,"type":"video.completed",'
+                '"data":{"id":"video_bench_%s_%d"}}' % (tag, i, tag, i))
         sig = base64.b64encode(hmac.new(key, ("%s.%s.%s" % (mid, ts, body)).encode(), hashlib.sha256).digest()).decode()
         f.write("%s\t%s\tv1,%s\t%s\n" % (mid, ts, sig, body))
-EOF
-cat >"$tmp/webhook.lua" <<EOF
-local lines = {}
-local i = 0
-local step, off = 1, 0
-local tid = 0
-function setup(thread) tid = tid + 1; thread:set("tid", tid) end
+PY
+}
+cat >"$tmp/webhook.lua" <<'EOF'
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+local lines, i = {}, 0
 function init(args)
-  for l in io.lines("$tmp/deliveries.txt") do lines[#lines + 1] = l end
-  step, off = 2, (tid or 1) - 1
+  local k = 0
+  for l in io.lines(args[2]) do
+    if k % 2 == (tid or 1) - 1 then lines[#lines + 1] = l end
+    k = k + 1
+  end
 end
 function request()
-  local l = lines[(off + i * step) % #lines + 1]
+  local l = lines[i % #lines + 1]
   i = i + 1
   local id, ts, sig, body = l:match("([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)")
   return wrk.format("POST", "/v1/webhooks/sora", {["Content-Type"] = "application/json",
@@ -89,18 +105,30 @@ function request()
 end
 EOF
 
-# wrk output -> "reqs p50_ms p99_ms"
+# wrk output -> "req/s p50_ms p99_ms requests not_2xx"
 parse() {
-  awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2}
+  awk '/Requests\/sec/ {r=$2} /^ +50%/ {p50=$2} /^ +99%/ {p99=$2} / requests in / {n=$1} /Non-2xx/ {bad=$NF}
        function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
-       END { printf "%.0f %.3f %.3f\n", r, ms(p50), ms(p99) }'
+       END { printf "%.0f %.3f %.3f %d %d\n", r, ms(p50), ms(p99), n, bad }'
 }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # the server's user + system time
+tick_us=$((1000000 / $(getconf CLK_TCK)))
 
-bench() { # $1 label, $2 lua, $3 conns: prints "reqs p50 p99" of the median run (by req/s)
-  local label=$1 lua=$2 conns=$3 results=()
+bench() { # $1 label, $2 lua, $3 conns: prints "req/s p50 p99" of the median run (by req/s)
+  local label=$1 lua=$2 conns=$3 results=() args t0 t1 out rps p50 p99 n bad
   for r in $(seq 1 "$RUNS"); do
-    results+=("$("$WRK" -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$port" 2>&1 | parse)")
-    echo "  $label c=$conns run $r: ${results[-1]} (req/s p50_ms p99_ms)" >&2
+    args=("c$conns.$r") # the round's tag (bench runs in a subshell: no counter survives it)
+    if [ "$label" = webhooks ]; then
+      make_deliveries "${args[0]}" $((WEBHOOK_RATE_MAX * DURATION)) "$tmp/deliveries.txt"
+      args+=("$tmp/deliveries.txt")
+    fi
+    t0=$(cpu_ticks)
+    out=$("$WRK" -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$port" -- "${args[@]}" 2>&1 | parse)
+    t1=$(cpu_ticks)
+    read -r rps p50 p99 n bad <<<"$out"
+    results+=("$rps $p50 $p99")
+    echo "  $label c=$conns run $r: $rps req/s, p50 $p50 ms, p99 $p99 ms ($n requests, $bad not 2xx;" \
+      "server CPU $(( (t1 - t0) * tick_us / (n > 0 ? n : 1) )) us per request)" >&2
   done
   printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
@@ -111,12 +139,16 @@ s64=$(bench starts "$tmp/start.lua" 64)
 s8=$(bench starts "$tmp/start.lua" 8)
 w64=$(bench webhooks "$tmp/webhook.lua" 64)
 w8=$(bench webhooks "$tmp/webhook.lua" 8)
-runs_made=$(sqlite3 "$tmp/db.sqlite" "SELECT count(*) FROM runs" 2>/dev/null || echo "?")
-inbox=$(sqlite3 "$tmp/db.sqlite" "SELECT count(*) FROM webhook_inbox" 2>/dev/null || echo "?")
+rm -f "$tmp/deliveries.txt"
 stop_server
+q() { sqlite3 "$tmp/db.sqlite" "$1" 2>/dev/null || echo "?"; }
+runs_made=$(q "SELECT count(*) FROM runs")
+briefs=$(q "SELECT count(DISTINCT brief) FROM runs")
+queued=$(q "SELECT count(*) FROM jobs WHERE type = 'run.ideate' AND state = 'queued'")
+inbox=$(q "SELECT count(*) FROM webhook_inbox")
 read -r s64r _ _ <<<"$s64"; read -r _ _ s8p99 <<<"$s8"; read -r w64r _ _ <<<"$w64"; read -r _ _ w8p99 <<<"$w8"
-echo "starts:   $s64r req/s at 64 connections; p99 $s8p99 ms at 8 (runs created: $runs_made)"
-echo "webhooks: $w64r req/s at 64 connections; p99 $w8p99 ms at 8 (deliveries stored: $inbox)"
+echo "starts:   $s64r req/s at 64 connections; p99 $s8p99 ms at 8 (runs created: $runs_made, distinct briefs: $briefs, first jobs queued: $queued)"
+echo "webhooks: $w64r req/s at 64 connections; p99 $w8p99 ms at 8 (distinct deliveries stored: $inbox)"
 
 echo "== $N20 concurrent motivational runs with approvals (serve, fakes, RENDER_SCALE=$SCALE)"
 start_server all --render-scale "$SCALE" --fake-video-delay-ms 50

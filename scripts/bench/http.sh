@@ -6,14 +6,18 @@
 #      temporary database and media dir, default settings otherwise (its environment is cleared,
 #      so the log level is the default "info" and every request is access-logged; stderr goes to
 #      a temporary file). A second instance with LOG_LEVEL=warn (no access log) is measured
-#      too, labelled as such, to show what the access log costs.
+#      too, labelled as such, to show what the access log costs, and a third with
+#      HTTP_LOOP_SLICE_US=0 (the kernel's default time slice for the loop thread instead of
+#      100 us), to show what the short slice does to the p99.
 #   2. starts nginx (1 worker, return 200 "ok", access_log off, keepalive_requests 1000000)
 #      with a private config, prefix, pid file and error log in the temporary dir.
 #   3. runs wrk -t2 -c64 -d10s --latency after a 2 s warm-up per server, RUNS rounds,
 #      alternating nginx / myloware / myloware(warn); reports the median run (by req/s) with
 #      its p50 and p99, the range, and the ratio myloware/nginx (as in
 #      shared/reference/peer-benchmarks.md section 4).
-#   4. measures myloware's VmRSS idle after start, then with IDLE_CONNS idle keep-alive
+#   4. measures myloware's VmRSS idle after start (1 s after it answered one GET /health, whose
+#      database probe has then run; the FFmpeg libraries are not loaded by then: they wait for
+#      the first media work), then with IDLE_CONNS idle keep-alive
 #      connections held open (each sent one GET /health and read the answer; helper:
 #      scripts/bench/idle_conns.c, compiled into the temporary dir), cross-checked with the
 #      myloware_http_connections gauge of GET /metrics.
@@ -26,7 +30,8 @@
 # Ctrl-C included. Exit status: 0 all targets met, 1 a target missed, 2 setup failure.
 #
 # Knobs (environment): RUNS=3 DURATION=10 WARMUP=2 THREADS=2 CONNS=64 IDLE_CONNS=1000
-#   WARN_LEVEL=1 (0 skips the LOG_LEVEL=warn instance)  KEEP_TMP=1 (keep the temporary dir)
+#   WARN_LEVEL=1 (0 skips the LOG_LEVEL=warn instance)  SLICE_AB=1 (0 skips the HTTP_LOOP_SLICE_US=0
+#   instance)  KEEP_TMP=1 (keep the temporary dir)
 #   NGINX=/usr/sbin/nginx  WRK=wrk  MYLOWARE=./myloware (another build to measure; only ./myloware is built)
 #   QUIET_WAIT=0 (seconds to wait, before each run, for other processes to go below 10% of a CPU)
 #   BUSY_RETRY=0 (times a round is measured again when other processes used more than BUSY_PCT=15%
@@ -40,6 +45,7 @@ THREADS=${THREADS:-2}
 CONNS=${CONNS:-64}
 IDLE_CONNS=${IDLE_CONNS:-1000}
 WARN_LEVEL=${WARN_LEVEL:-1}
+SLICE_AB=${SLICE_AB:-1}
 KEEP_TMP=${KEEP_TMP:-0}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
@@ -372,7 +378,7 @@ run_wrk() {
     nreq=$(awk '/ requests in / {print $1}' "$out")
     USREQ[$key:$run]=$(awk -v t=$((su1 + ss1 - su0 - ss0)) -v hz="$CLK_TCK" -v n="${nreq:-0}" \
         'BEGIN {printf "%.1f", (n > 0 ? t / hz * 1e6 / n : 0)}')
-    printf '  run %d/%d  %-24s %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  errors %s  CPU%%: server %3s, wrk %3s, other %3s; server CPU %5s us/req\n' \
+    printf '  run %d/%d  %-29s %8.0f req/s  p50 %6.3f ms  p99 %6.3f ms  errors %s  CPU%%: server %3s, wrk %3s, other %3s; server CPU %5s us/req\n' \
         "$run" "$RUNS" "$key" "$rps" "${P50[$key:$run]}" "${P99[$key:$run]}" "$errs" \
         "${SRVCPU[$key:$run]}" "$wrkcpu" "${OTHER[$key:$run]}" "${USREQ[$key:$run]}"
 }
@@ -397,12 +403,13 @@ echo
 
 start_myloware main
 MAIN_PID=$MPID MAIN_PORT=$MPORT
+http_get "$MAIN_PORT" /health | grep -q '^HTTP/1.1 200' || die "GET /health did not answer 200" "$TMP/main/stderr"
 sleep 1
 IDLE_RSS=$(rss_kib "$MAIN_PID")
 echo "myloware (default settings, LOG_LEVEL=info) pid $MAIN_PID on 127.0.0.1:$MAIN_PORT"
 read -r IDLE_ANON IDLE_FILE <<<"$(rss_split "$MAIN_PID")"
 IDLE_LIBS=$(lib_rss "$MAIN_PID")
-echo "  idle RSS after start: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB): RssAnon $(kib_mib "$IDLE_ANON") MiB, RssFile $(kib_mib "$IDLE_FILE") MiB; in shared-library mappings $(kib_mib "$IDLE_LIBS") MiB ($(readelf -d "$MYLOWARE" 2>/dev/null | grep -c NEEDED) direct libraries)"
+echo "  idle RSS after start and one GET /health: $IDLE_RSS KiB ($(kib_mib "$IDLE_RSS") MiB): RssAnon $(kib_mib "$IDLE_ANON") MiB, RssFile $(kib_mib "$IDLE_FILE") MiB; in shared-library mappings $(kib_mib "$IDLE_LIBS") MiB ($(readelf -d "$MYLOWARE" 2>/dev/null | grep -c NEEDED) direct libraries)"
 
 READY="$TMP/idle.ready"
 $SETSID "$TMP/idle_conns" 127.0.0.1 "$MAIN_PORT" "$IDLE_CONNS" /health "$READY" 120 2>"$TMP/idle_conns.log" &
@@ -448,6 +455,13 @@ if [[ $WARN_LEVEL == 1 ]]; then
     SRV_PIDS[myloware-LOG_LEVEL=warn]=$WARN_PID
     KEYS+=(myloware-LOG_LEVEL=warn)
     echo "myloware with LOG_LEVEL=warn (no access log) pid $WARN_PID on 127.0.0.1:$MPORT"
+fi
+if [[ $SLICE_AB == 1 ]]; then
+    start_myloware slice0 HTTP_LOOP_SLICE_US=0
+    URL[myloware-HTTP_LOOP_SLICE_US=0]="http://127.0.0.1:$MPORT/health"
+    SRV_PIDS[myloware-HTTP_LOOP_SLICE_US=0]=$MPID
+    KEYS+=(myloware-HTTP_LOOP_SLICE_US=0)
+    echo "myloware with HTTP_LOOP_SLICE_US=0 (the kernel's default slice for the loop thread) pid $MPID on 127.0.0.1:$MPORT"
 fi
 echo
 
@@ -505,10 +519,10 @@ for key in "${KEYS[@]}"; do
 done
 
 echo "Median run of $RUNS (by req/s), wrk -t$THREADS -c$CONNS -d${DURATION}s:"
-printf '  %-26s %10s %9s %9s %8s %7s  %-13s %-17s %s\n' server "req/s" "p50 ms" "p99 ms" "x nginx" errors "range req/s" "other CPU% (max)" "server CPU us/req (median)"
+printf '  %-30s %10s %9s %9s %8s %7s  %-13s %-17s %s\n' server "req/s" "p50 ms" "p99 ms" "x nginx" errors "range req/s" "other CPU% (max)" "server CPU us/req (median)"
 for key in "${KEYS[@]}"; do
     ratio=$(awk -v a="${M_RPS[$key]}" -v b="${M_RPS[nginx]}" 'BEGIN {printf "%.2f", a / b}')
-    printf '  %-26s %10.0f %9.3f %9.3f %8s %7s  %-13s %-17s %s\n' "$key" "${M_RPS[$key]}" "${M_P50[$key]}" \
+    printf '  %-30s %10.0f %9.3f %9.3f %8s %7s  %-13s %-17s %s\n' "$key" "${M_RPS[$key]}" "${M_P50[$key]}" \
         "${M_P99[$key]}" "$ratio" "${M_ERR[$key]}" "${M_RANGE[$key]}" "${M_OTHER[$key]}" "${M_USREQ[$key]}"
 done
 for key in "${KEYS[@]}"; do
@@ -569,6 +583,9 @@ row "RSS with $IDLE_CONNS idle keep-alive conns" "< $T_CONNS_MIB MiB, all held o
     "$(kib_mib "$CONNS_RSS") MiB, $IDLE_OK answered" "$v"
 if [[ $WARN_LEVEL == 1 ]]; then
     check_http myloware-LOG_LEVEL=warn "(LOG_LEVEL=warn)" 0
+fi
+if [[ $SLICE_AB == 1 ]]; then
+    check_http myloware-HTTP_LOOP_SLICE_US=0 "(HTTP_LOOP_SLICE_US=0)" 0
 fi
 echo
 if ((FAILS)); then

@@ -4,7 +4,8 @@
  * /v1/public/demo/runs/{token} (the run view of reference/original-api.md §3.11), POST
  * .../approve|reject (the pending gate), GET .../rendered_video (the final MP4, Range
  * supported). Everything is 404 "Public demo is disabled" unless PUBLIC_DEMO_ENABLED. Writes are
- * rate limited per client IP (PUBLIC_DEMO_RATE_LIMIT). CORS for the exact origins of
+ * rate limited per client IP (PUBLIC_DEMO_RATE_LIMIT) and take an Idempotency-Key (api.md §3;
+ * scoped per client IP, as there is no API key). CORS for the exact origins of
  * PUBLIC_DEMO_CORS_ORIGINS, preflights answered (OPTIONS).
  */
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "http/file.h"
+#include "providers/providers.h"
 #include "storage/storage.h"
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
@@ -26,6 +28,7 @@
 #define TOKEN_LEN 32
 #define IDEAS_MAX 18000
 #define ACTIVITY_MAX 11
+#define IDEM_TTL_MS (24LL * 3600 * 1000)
 
 /* "Access-Control-Allow-Origin: <origin>\r\nVary: Origin\r\n" when the Origin is allowed. */
 static void cors(http_req_t *req, char *out, size_t cap) {
@@ -204,6 +207,10 @@ struct dcall {
     json_t *out;
     char video_key[128];
     bool not_awaiting;
+    /* Idempotency-Key of the writes (api.md §3), scoped per client IP */
+    char *idem_key;
+    char idem_hash[65], idem_scope[64];
+    struct idem_result idem;
 };
 
 static int find_token(store_tx_t *tx, const char *token, run_t *r) {
@@ -217,7 +224,7 @@ static int find_token(store_tx_t *tx, const char *token, run_t *r) {
     return 0;
 }
 
-static int demo_unit(store_tx_t *tx, void *arg) {
+static int demo_op_unit(store_tx_t *tx, void *arg) {
     struct dcall *d = arg;
     app_t *app = d->req->app;
     run_t r;
@@ -288,7 +295,28 @@ static int demo_unit(store_tx_t *tx, void *arg) {
     return ERR_INTERNAL;
 }
 
+/* demo_op_unit behind the Idempotency-Key: a known key answers from its record, a new one
+ * records the answer in the same transaction. Database thread. */
+static int demo_unit(store_tx_t *tx, void *arg) {
+    struct dcall *d = arg;
+    const struct store_ops *ops = tx->s->ops;
+    if (d->idem_key) {
+        int rc = ops->idem_begin(tx, d->idem_scope, d->idem_key, d->idem_hash, clock_now_ms(), IDEM_TTL_MS, &d->idem);
+        if (rc || d->idem.state != IDEM_NEW)
+            return rc;
+    }
+    int rc = demo_op_unit(tx, d);
+    if (rc == 0 && d->idem_key) {
+        char *body = json_dumps(d->out, JSON_COMPACT);
+        rc = ops->idem_finish(tx, d->idem_scope, d->idem_key, 200, body);
+        free(body);
+    }
+    return rc;
+}
+
 static void dcall_free(struct dcall *d) {
+    free(d->idem_key);
+    free(d->idem.body);
     free(d->brief);
     free(d->comment);
     json_decref(d->out);
@@ -299,6 +327,21 @@ static void demo_done(void *arg, int rc) {
     struct dcall *d = arg;
     http_req_t *req = d->req;
     app_t *app = req->app;
+    if (rc == 0 && d->idem_key && d->idem.state != IDEM_NEW) {
+        if (d->idem.state == IDEM_REPLAY) {
+            char h[760];
+            cors(req, h, sizeof h);
+            snprintf(h + strlen(h), sizeof h - strlen(h), "Idempotent-Replayed: true\r\n");
+            const char *b = d->idem.body ? d->idem.body : "";
+            http_respond(req, d->idem.status, "application/json", b, strlen(b), h);
+        } else if (d->idem.state == IDEM_MISMATCH) {
+            err(req, 422, "idempotency_key_reused", "Idempotency-Key was already used with a different request");
+        } else {
+            err(req, 409, "conflict", "A request with this Idempotency-Key is still in progress");
+        }
+        dcall_free(d);
+        return;
+    }
     if (rc == ERR_NOTFOUND) {
         err(req, 404, "not_found", "Run not found");
     } else if (rc == ERR_CONFLICT && d->not_awaiting) {
@@ -343,10 +386,36 @@ static bool take_token(http_req_t *req, struct dcall *d) {
     return ok;
 }
 
+static void field_error(http_req_t *req, const char *field, const char *message);
+
+/* A call; the writes take their Idempotency-Key (1-255 printable chars). NULL: answered 422. */
 static struct dcall *dcall_new(http_req_t *req, enum dop op) {
+    size_t n = 0;
+    const char *k = op == D_START || op == D_APPROVE || op == D_REJECT ? http_header(req, "Idempotency-Key", &n) : NULL;
+    bool ok = !k || (n >= 1 && n <= 255);
+    for (size_t i = 0; k && ok && i < n; i++)
+        ok = k[i] >= 0x21 && k[i] <= 0x7e;
+    if (!ok) {
+        field_error(req, "Idempotency-Key", "must be 1 to 255 printable characters");
+        return NULL;
+    }
     struct dcall *d = xcalloc(1, sizeof *d);
     d->req = req;
     d->op = op;
+    if (k) {
+        d->idem_key = xstrndup(k, n);
+        char ip[48];
+        http_client_ip(req, ip, sizeof ip);
+        snprintf(d->idem_scope, sizeof d->idem_scope, "public:%s", ip);
+        buf_t b;
+        buf_init(&b, 64u << 20);
+        buf_printf(&b, "%s %s\n", req->method, req->path);
+        buf_append(&b, req->body.data ? req->body.data : "", req->body.len);
+        uint8_t h[32];
+        crypto_sha256(b.data ? b.data : "", b.len, h);
+        crypto_hex(h, sizeof h, d->idem_hash);
+        buf_release(&b);
+    }
     return d;
 }
 
@@ -355,6 +424,25 @@ static void field_error(http_req_t *req, const char *field, const char *message)
     cors(req, h, sizeof h);
     json_t *extra = json_pack("{s:[{s:s,s:s}]}", "fields", "field", field, "message", message);
     http_respond_error(req, 422, "validation_error", "Request validation failed", extra, *h ? h : NULL);
+}
+
+/* SAFETY_PROVIDER=openai: the brief is moderated before the run is made (fail-closed: 503). */
+static void demo_moderated(const struct safety_result *r, void *ud) {
+    struct dcall *d = ud;
+    http_req_t *req = d->req;
+    if (r->st.outcome != PROV_OK) {
+        err(req, 503, "safety_unavailable", "Safety check unavailable");
+    } else if (r->flagged) {
+        char h[700], reason[160];
+        cors(req, h, sizeof h);
+        snprintf(reason, sizeof reason, "moderation:%s", r->category ? r->category : "flagged");
+        http_respond_error(req, 400, "content_blocked", "Content blocked by the safety filter",
+                           json_pack("{s:s}", "reason", reason), *h ? h : NULL);
+    } else {
+        store_submit(((app_t *)req->app)->store, demo_unit, d, demo_done);
+        return;
+    }
+    dcall_free(d);
 }
 
 void api_demo_start(http_req_t *req) {
@@ -374,7 +462,9 @@ void api_demo_start(http_req_t *req) {
         err(req, 403, "forbidden", "Workflow not available for public demo");
         return;
     }
-    if (!http_rate_check(req))
+    char rl_cors[700];
+    cors(req, rl_cors, sizeof rl_cors);
+    if (!http_rate_check_hdr(req, rl_cors))
         return;
     char entry[128];
     if (safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(b), entry, sizeof entry)) {
@@ -386,8 +476,17 @@ void api_demo_start(http_req_t *req) {
         return;
     }
     struct dcall *d = dcall_new(req, D_START);
+    if (!d)
+        return;
     d->project = workflow_project(app->workflow, "motivational");
     d->brief = xstrdup(json_string_value(b));
+    if (app->providers && providers_safety_enabled(app->providers)) { /* api.md §3: the moderation API too */
+        if (provider_safety_check(app->providers, d->brief, demo_moderated, d, NULL) != 0) {
+            err(req, 503, "safety_unavailable", "Safety check unavailable");
+            dcall_free(d);
+        }
+        return;
+    }
     store_submit(app->store, demo_unit, d, demo_done);
 }
 
@@ -405,7 +504,7 @@ static void decide(http_req_t *req, enum dop op) {
     if (!enabled(req))
         return;
     struct dcall *d = dcall_new(req, op);
-    if (!take_token(req, d))
+    if (!d || !take_token(req, d))
         return;
     json_t *c = json_object_get(req->json, "comment");
     if (c && !json_is_null(c) && (!json_is_string(c) || json_string_length(c) > 240)) {
@@ -413,7 +512,9 @@ static void decide(http_req_t *req, enum dop op) {
         field_error(req, "comment", "must be a string of at most 240 characters");
         return;
     }
-    if (!http_rate_check(req)) {
+    char rl_cors[700];
+    cors(req, rl_cors, sizeof rl_cors);
+    if (!http_rate_check_hdr(req, rl_cors)) {
         dcall_free(d);
         return;
     }

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "providers/providers.h"
+#include "queue/queue.h"
 #include "workflow/safety.h"
 #include "workflow/workflow.h"
 
@@ -25,6 +26,7 @@
 #define LIST_MAX 200
 #define ARTIFACTS_MAX 1000
 #define FEEDBACK_MAX 500
+#define V2_PENDING_RUN "v2_pending_run" /* the provisional record of a keyed v2 request */
 
 enum op {
     OP_START,
@@ -89,26 +91,6 @@ static const char *jstr(const json_t *o, const char *k) { return json_string_val
 static const char *sget_out(const struct call *c, const char *k) {
     const char *v = jstr(c->out, k);
     return v ? v : "";
-}
-
-struct pair {
-    char *a, *b;
-};
-static struct pair *xstrdup_pair(const char *a, const char *b) {
-    struct pair *p = xcalloc(1, sizeof *p);
-    p->a = xstrdup(a);
-    p->b = xstrdup(b);
-    return p;
-}
-static void pair_free(void *arg, int rc) {
-    struct pair *p = arg;
-    free(p->a);
-    free(p->b);
-    free(p);
-}
-static int call_abort_unit(store_tx_t *tx, void *arg) {
-    struct pair *p = arg;
-    return tx->s->ops->idem_abort(tx, p->a, p->b);
 }
 
 /* {"state", "next", "interrupts"} of the v2 routes. */
@@ -384,7 +366,16 @@ static int call_unit(store_tx_t *tx, void *arg) {
             return 0; /* answered from the record, nothing written */
     }
     int rc = op_unit(tx, c);
-    if (rc == 0 && c->idem_key && !c->v2) { /* v2: recorded once the wait is over */
+    if (rc == 0 && c->idem_key && c->v2) {
+        /* v2: the answer is recorded once the wait is over; until then a provisional record
+         * (status 0) names the run and this process, so a retry after a crash takes over */
+        const char *run = c->op == OP_START ? sget_out(c, "run_id") : c->id;
+        json_t *mark = json_pack("{s:s,s:s}", V2_PENDING_RUN, run, "owner", queue_owner_id());
+        char *body = json_dumps(mark, JSON_COMPACT);
+        json_decref(mark);
+        rc = ops->idem_finish(tx, c->actor, c->idem_key, 0, body);
+        free(body);
+    } else if (rc == 0 && c->idem_key) {
         char *body = json_dumps(c->out, JSON_COMPACT);
         rc = ops->idem_finish(tx, c->actor, c->idem_key, c->http_status, body);
         free(body);
@@ -393,6 +384,40 @@ static int call_unit(store_tx_t *tx, void *arg) {
 }
 
 /* ---- v2: waiting, without blocking anything, until the run reaches a wait or ends -------------- */
+
+/* The keyed v2 requests waiting in this process (loop thread): a retry of one is 409. */
+struct v2_key {
+    char *scope, *key;
+    struct v2_key *next;
+};
+static struct v2_key *v2_waiting;
+
+static struct v2_key **v2_key_find(const char *scope, const char *key) {
+    struct v2_key **p = &v2_waiting;
+    while (*p && (strcmp((*p)->scope, scope) != 0 || strcmp((*p)->key, key) != 0))
+        p = &(*p)->next;
+    return p;
+}
+
+static void v2_key_add(const struct call *c) {
+    struct v2_key *k = xcalloc(1, sizeof *k);
+    k->scope = xstrdup(c->actor);
+    k->key = xstrdup(c->idem_key);
+    k->next = v2_waiting;
+    v2_waiting = k;
+}
+
+static void v2_key_del(const struct call *c) {
+    if (!c->idem_key)
+        return;
+    struct v2_key **p = v2_key_find(c->actor, c->idem_key), *k = *p;
+    if (k) {
+        *p = k->next;
+        free(k->scope);
+        free(k->key);
+        free(k);
+    }
+}
 
 static void call_done(void *arg, int rc);
 
@@ -449,6 +474,7 @@ static void v2_answer(struct call *c, const run_t *r) {
     } else {
         body = state_answer(r);
     }
+    v2_key_del(c);
     if (c->idem_key) {
         struct idem_done *d = xcalloc(1, sizeof *d);
         d->scope = xstrdup(c->actor);
@@ -474,8 +500,7 @@ static void v2_read_done(void *arg, int rc) {
             uv_close((uv_handle_t *)c->timer, timer_closed);
             c->timer = NULL;
         }
-        if (c->idem_key) /* the first request is over: free the key */
-            store_submit(app->store, call_abort_unit, xstrdup_pair(c->actor, c->idem_key), pair_free);
+        v2_key_del(c); /* its provisional record stays: a retry takes over */
         http_respond_err(c->req, ERR_INTERNAL, "Internal server error");
         call_free(c);
     } else if (settled(&v->r) || clock_now_ms() >= c->deadline_ms || app->stopping) {
@@ -507,12 +532,33 @@ static void v2_wait(struct call *c) {
 
 /* ---- the answers ------------------------------------------------------------------------------- */
 
+/* A provisional v2 record (status 0): the first request still waits here or in another live
+ * process (true: 409), or it died with its process, or ended without its answer (false: this
+ * request waits on the record's run and records the answer). */
+static bool v2_first_waits(struct call *c) {
+    json_t *p = json_loads(c->idem.body ? c->idem.body : "", 0, NULL);
+    const char *run = json_string_value(json_object_get(p, V2_PENDING_RUN));
+    const char *owner = json_string_value(json_object_get(p, "owner"));
+    bool waits = !run || !crypto_is_uuid(run, strlen(run)) || *v2_key_find(c->actor, c->idem_key) ||
+                 (owner && strcmp(owner, queue_owner_id()) != 0 && !queue_owner_dead(owner));
+    if (!waits)
+        snprintf(c->id, sizeof c->id, "%s", run);
+    json_decref(p);
+    return waits;
+}
+
 static void call_done(void *arg, int rc) {
     struct call *c = arg;
     http_req_t *req = c->req;
     app_t *app = req->app;
+    if (rc == 0 && c->idem_key && c->v2 && c->idem.state == IDEM_REPLAY && c->idem.status == 0 &&
+        !v2_first_waits(c)) {
+        v2_key_add(c);
+        v2_wait(c);
+        return;
+    }
     if (rc == 0 && c->idem_key && c->idem.state != IDEM_NEW) {
-        if (c->idem.state == IDEM_REPLAY) {
+        if (c->idem.state == IDEM_REPLAY && c->idem.status != 0) {
             const char *b = c->idem.body ? c->idem.body : "";
             http_respond(req, c->idem.status, "application/json", b, strlen(b), "Idempotent-Replayed: true\r\n");
         } else if (c->idem.state == IDEM_MISMATCH) {
@@ -533,6 +579,8 @@ static void call_done(void *arg, int rc) {
         if (c->v2) {
             if (c->op == OP_START)
                 snprintf(c->id, sizeof c->id, "%s", sget_out(c, "run_id"));
+            if (c->idem_key)
+                v2_key_add(c);
             v2_wait(c);
             return;
         }
@@ -648,6 +696,28 @@ static void submit_moderated(struct call *c, const char *text) {
     }
 }
 
+/* Start with SAFETY_PROVIDER=openai: the run budget (429) comes before the safety check (api.md §1
+ * processing order), so a refused start makes no moderation call. The unit re-checks the budget
+ * in the transaction that creates the run. */
+static int budget_unit(store_tx_t *tx, void *arg) {
+    struct call *c = arg;
+    return wf_budget(tx, c->detail, sizeof c->detail);
+}
+
+static void budget_done(void *arg, int rc) {
+    struct call *c = arg;
+    if (rc == ERR_BUDGET) {
+        http_respond_error(c->req, 429, "budget_exceeded", c->detail, NULL, NULL);
+        call_free(c);
+    } else if (rc) {
+        log_error("api", "run budget check failed", LF_S("request_id", c->req->request_id), LF_S("error", err_name(rc)));
+        http_respond_err(c->req, ERR_INTERNAL, "Internal server error");
+        call_free(c);
+    } else {
+        submit_moderated(c, jstr(c->in, "brief"));
+    }
+}
+
 /* A string field: optional (absent/null ok) with a maximum length. false: answered 422. */
 static bool opt_string(http_req_t *req, struct call *c, const char *field, size_t max) {
     json_t *v = json_object_get(req->json, field);
@@ -725,6 +795,10 @@ static void run_start(http_req_t *req, bool v2) {
         return;
     if (!http_rate_check(req)) {
         call_free(c);
+        return;
+    }
+    if (app->providers && providers_safety_enabled(app->providers)) {
+        store_submit(app->store, budget_unit, c, budget_done);
         return;
     }
     submit_moderated(c, json_string_value(brief));
@@ -908,8 +982,21 @@ static struct call *v2_gate_call(http_req_t *req, bool approved) {
 
 void api_v2_run_approve(http_req_t *req) {
     struct call *c = v2_gate_call(req, true);
-    if (c)
-        submit_moderated(c, jstr(req->json, "comment"));
+    if (!c)
+        return;
+    /* api.md §3: comment, content_override and the string values of data are all checked */
+    buf_t text;
+    buf_init(&text, 1u << 21);
+    const char *parts[] = {jstr(req->json, "comment"), jstr(req->json, "content_override")};
+    for (size_t i = 0; i < 2; i++)
+        if (parts[i] && *parts[i])
+            buf_printf(&text, "%s%s", text.len ? "\n" : "", parts[i]);
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(req->json, "data"), k, v) if (json_is_string(v) && json_string_length(v))
+        buf_printf(&text, "%s%s", text.len ? "\n" : "", json_string_value(v));
+    submit_moderated(c, text.data);
+    buf_release(&text);
 }
 
 void api_v2_run_reject(http_req_t *req) {

@@ -242,6 +242,11 @@ static void callback_done(void *arg, int rc) {
     char msg[300];
     switch (rc) {
     case 0:
+        if (c->ack.ignored) { /* a cancelled, rejected or failed run (workflow.md §2) */
+            count("remotion", "ignored");
+            http_respond_json(req, 200, render_ack("ignored", c->run_id, NULL, NULL));
+            break;
+        }
         count("remotion", c->ack.repeat ? "duplicate" : "accepted");
         if (!c->ack.repeat)
             workflow_kick(app->workflow);
@@ -327,11 +332,11 @@ void api_webhook_remotion(http_req_t *req) {
     bool ok = status && (strcmp(status, "done") == 0 || strcmp(status, "completed") == 0);
     bool bad = status && (strcmp(status, "error") == 0 || strcmp(status, "failed") == 0);
     if (!job || !*job || strlen(job) > 200 || (!ok && !bad) || (ok && (!url || strlen(url) > 2000))) {
+        /* the detail before the body goes: job points into it */
+        const char *detail = !job || !*job ? "Missing job_id" : !ok && !bad ? "Unknown status" : "Missing output_url";
         json_decref(j);
         count("remotion", "bad_request");
-        http_respond_error(req, 400, "bad_request",
-                           !job || !*job ? "Missing job_id" : !ok && !bad ? "Unknown status" : "Missing output_url",
-                           NULL, NULL);
+        http_respond_error(req, 400, "bad_request", detail, NULL, NULL);
         return;
     }
     struct callback *c = xcalloc(1, sizeof *c);

@@ -15,6 +15,7 @@
 
 EMBED(embed_schema_sql, "schema.sql");
 EMBED(embed_openapi_json, "openapi.json");
+EMBED(embed_schema_pg_sql, "schema_pg.sql");
 
 size_t embed_schema_sql_len(void) { return strlen(embed_schema_sql); }
 size_t embed_openapi_json_len(void) { return strlen(embed_openapi_json); }

@@ -32,6 +32,8 @@
       "Open connections above this are closed at once")                                            \
     X(SHUTDOWN_GRACE_S, CT_INT, "30", 0, 3600, NULL, 0,                                             \
       "On SIGTERM, time given to in-flight requests and running jobs")                              \
+    X(HTTP_LOOP_SLICE_US, CT_INT, "100", 0, 100000, NULL, 0,                                        \
+      "CPU time slice the loop thread asks of Linux >= 6.12 (lower HTTP p99 on busy CPUs; 0: the kernel's default)") \
     /* auth and limits */                                                                          \
     X(API_KEY, CT_STR, "dev-api-key", 0, 0, NULL, CF_SECRET, "API key for X-API-Key")               \
     X(API_KEYS, CT_STR, "", 0, 0, NULL, CF_SECRET | CF_LIST,                                        \
@@ -105,6 +107,10 @@
       "How long a webhook for an unknown task is kept")                                            \
     X(PROJECTS_DIR, CT_STR, "./projects", 0, 0, NULL, 0, "Directory of the project files (<name>.json)") \
     X(V2_WAIT_MS, CT_INT, "30000", 0, 600000, NULL, 0, "Longest wait of the v2 routes")             \
+    X(SORA_POLL_MS, CT_INT, "30000", 0, 86400000, NULL, 0,                                          \
+      "Real video provider: status polls this long after submission and then as often while clips are missing (0: webhooks only)") \
+    X(PUBLISH_POLL_MS, CT_INT, "5000", 10, 3600000, NULL, 0,                                        \
+      "Interval of the Upload-Post status polls while an upload is processing")                    \
     /* media */                                                                                    \
     X(MEDIA_DIR, CT_STR, "./data/media", 0, 0, NULL, 0, "Local media directory")                    \
     X(STORAGE_BACKEND, CT_ENUM, "local", 0, 0, "local|s3", 0, "Where media is stored")              \
@@ -133,6 +139,12 @@
     X(FAKE_CLIP_SIZE, CT_STR, "360x640", 0, 0, NULL, 0, "Size of a fake clip (WxH)")                \
     X(FAKE_VIDEO_DELAY_MS, CT_INT, "200", 0, 600000, NULL, 0, "Fake video webhook delay")           \
     X(FAKE_VIDEO_FAIL_INDEX, CT_INT, "-1", -1, 1000, NULL, 0, "Fake clip that fails (-1: none)")    \
+    X(FAKE_VIDEO_WEBHOOKS, CT_BOOL, "true", 0, 0, NULL, 0,                                          \
+      "false: the fake video API sends no webhooks (clips are found by status polls; tests)")      \
+    X(FAKE_LLM_NO_TOOL, CT_ENUM, "none", 0, 0, "none|producer|editor|publisher", 0,                 \
+      "This agent of the fake LLM answers without its tool call (tests)")                          \
+    X(FAKE_PUBLISH_PENDING_POLLS, CT_INT, "0", 0, 1000, NULL, 0,                                    \
+      "The fake Upload-Post answers a request_id and says processing for this many status polls (0: the URL at once)") \
     /* public demo */                                                                              \
     X(PUBLIC_DEMO_ENABLED, CT_BOOL, "false", 0, 0, NULL, 0, "Enable /v1/public/demo")               \
     X(PUBLIC_DEMO_ALLOWED_WORKFLOWS, CT_STR, "motivational", 0, 0, NULL, CF_LIST,                   \

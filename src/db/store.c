@@ -18,6 +18,13 @@
 #include "core/mem.h"
 
 extern const struct store_ops store_sqlite_ops;
+#ifdef WITH_POSTGRES
+extern const struct store_ops store_pg_ops;
+#endif
+
+static bool is_postgres_url(const char *url) {
+    return strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+}
 
 #define GROUP_MAX 512 /* units per transaction: bounds the time a unit waits behind others */
 
@@ -248,8 +255,14 @@ int store_open(const config_t *cfg, store_t **out, buf_t *err) {
     const struct store_ops *ops = NULL;
     if (strncmp(url, "sqlite:", 7) == 0)
         ops = &store_sqlite_ops;
+#ifdef WITH_POSTGRES
+    else if (is_postgres_url(url))
+        ops = &store_pg_ops;
+#endif
     if (!ops) {
-        buf_puts(err, "DATABASE_URL: no backend for this URL in this build");
+        buf_puts(err, is_postgres_url(url) ? "DATABASE_URL: this binary was built without Postgres support "
+                                             "(rebuild with make WITH_POSTGRES=1)"
+                                           : "DATABASE_URL: no backend for this URL in this build");
         return ERR_INVAL;
     }
     /* The database thread allocates and frees SQLite's temporary page caches (RETURNING, sorts)
@@ -307,6 +320,15 @@ void store_close(store_t *s) {
 
 const char *store_backend(const store_t *s) { return s->ops->name; }
 
+int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
+    return s->ops->watch ? s->ops->watch(s, loop, cb, ud) : ERR_INVAL;
+}
+
+void store_unwatch_jobs(store_t *s) {
+    if (s && s->ops->unwatch)
+        s->ops->unwatch(s);
+}
+
 struct migrate_arg {
     int from, to;
     buf_t *err;
@@ -359,12 +381,14 @@ void job_release(job_t *j) {
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
-int store_migrations(struct migration *out, int max) {
+int store_migrations(struct migration *out, int max) { return store_migrations_in(embed_schema_sql, out, max); }
+
+int store_migrations_in(const char *schema, struct migration *out, int max) {
     static const char tag[] = "-- migration ";
     int n = 0;
-    const char *p = embed_schema_sql;
+    const char *p = schema;
     while ((p = strstr(p, tag)) != NULL) {
-        if (p != embed_schema_sql && p[-1] != '\n') {
+        if (p != schema && p[-1] != '\n') {
             p += sizeof tag - 1;
             continue;
         }

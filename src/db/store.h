@@ -1,6 +1,6 @@
 /*
  * store: the database behind one opaque interface; only the backend files (store_sqlite.c,
- * later store_postgres.c) contain SQL. A backend is an ops table chosen from DATABASE_URL;
+ * store_pg.c in WITH_POSTGRES=1 builds) contain SQL. A backend is an ops table chosen from DATABASE_URL;
  * adding one is one file and one line in store.c.
  *
  * Threads. Every store has one database thread that owns the write connection. Work reaches it
@@ -246,6 +246,9 @@ struct store_ops {
     /* feedback: listing newest first */
     int (*feedback_add)(store_tx_t *tx, const feedback_t *f);
     int (*feedback_list)(store_tx_t *tx, const char *run_id, feedback_t *out, int *n);
+    /* store_watch_jobs / store_unwatch_jobs; NULL: the backend has no notifications */
+    int (*watch)(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud);
+    void (*unwatch)(store_t *s);
 };
 
 struct store_thread;
@@ -280,6 +283,16 @@ void store_when_idle(store_t *s, void (*cb)(void *), void *ud);
 /* Runs fn(tx, arg) on the database thread and waits. Any thread but the loop's. */
 int store_call(store_t *s, store_fn fn, void *arg);
 
+/* Calls cb(ud, type) on the loop when jobs of type were enqueued (or made ready again) by any
+ * process, this one included, on backends that notify (Postgres: LISTEN/NOTIFY on a second
+ * connection driven by the loop without blocking; it reconnects by itself). Other processes'
+ * dispatchers start at once instead of at their next poll. type NULL: any type (the watcher
+ * (re)started listening; what was enqueued before is not notified). Returns 0, or ERR_INVAL when the
+ * backend does not notify (SQLite: polling). Loop thread. */
+int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud);
+/* Stops the notifications and closes their handles (the loop can end). Loop thread. */
+void store_unwatch_jobs(store_t *s);
+
 /* Runs fn(tx, arg) inside a unit, in a nested savepoint: when it fails, its writes alone are
  * rolled back and the unit goes on (batched units that hold many independent items). Returns
  * fn's result, or ERR_DB when the savepoint could not be taken. Database thread. */
@@ -306,5 +319,7 @@ struct migration {
     size_t len;
 };
 int store_migrations(struct migration *out, int max);
+/* The same for another backend's schema text (schema_pg.sql). Pure. */
+int store_migrations_in(const char *schema, struct migration *out, int max);
 
 #endif

@@ -13,6 +13,7 @@
  * JSON {"topic": <brief, first 80 chars>, "ideas": [{index, title, visual, voice_over,
  * overlay}]} with video_count ideas (aismr: the zodiac signs in order). The tool calls are
  * built from the ideas and pruned to the tool's JSON schema (unknown properties dropped).
+ * FAKE_LLM_NO_TOOL names an agent that answers text without its tool call (tests).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -405,6 +406,25 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
                      (json_int_t)((in_len + out_len) / 4));
 }
 
+/* FAKE_LLM_NO_TOOL=<agent>: that agent answers text instead of its tool call (tests of "a missing
+ * tool call", workflow.md §2). */
+static void drop_tool_call(const config_t *cfg, json_t *request, json_t *answer) {
+    const char *skip = config_str(cfg, S_FAKE_LLM_NO_TOOL);
+    const char *tool = strcmp(skip, "producer") == 0    ? "sora_generate"
+                       : strcmp(skip, "editor") == 0    ? "remotion_render"
+                       : strcmp(skip, "publisher") == 0 ? "upload_post"
+                                                        : NULL;
+    json_t *choice = json_array_get(json_object_get(answer, "choices"), 0);
+    json_t *msg = json_object_get(choice, "message");
+    if (!tool || !has_tool(json_object_get(request, "tools"), tool) || !json_object_get(msg, "tool_calls"))
+        return;
+    json_object_del(msg, "tool_calls");
+    char text[160];
+    snprintf(text, sizeof text, "I would rather not call %s.", tool);
+    json_object_set_new(msg, "content", json_string(text));
+    json_object_set_new(choice, "finish_reason", json_string("stop"));
+}
+
 void fake_llm_chat(fakes_t *f, http_req_t *req) {
     char err[200];
     json_t *a = fake_llm_answer(req->json, err, sizeof err);
@@ -412,6 +432,7 @@ void fake_llm_chat(fakes_t *f, http_req_t *req) {
         fake_error(req, 400, "invalid_request_error", err);
         return;
     }
+    drop_tool_call(f->cfg, req->json, a);
     json_object_set_new(a, "created", json_integer(clock_now_ms() / 1000));
     http_respond_json(req, 200, a);
 }

@@ -5,6 +5,8 @@
  * "https://www.tiktok.com/@<user>/video/<19 digits>"}}} (the digits are a hash of the upload,
  * so the same upload gets the same URL). With async_upload=true it answers {"success": true,
  * "request_id"} instead, and GET .../api/uploadposts/status?request_id= gives the result.
+ * FAKE_PUBLISH_PENDING_POLLS=N (tests of publish.poll): every upload answers a request_id, and
+ * its first N status polls say "in_progress" before the result.
  * Every upload is a JSON file under MEDIA_DIR/fakes/uploads/. Loop thread.
  */
 #include <dirent.h>
@@ -187,7 +189,8 @@ void fake_upload(fakes_t *f, http_req_t *req) {
         char path[FAKE_PATH_MAX + 100];
         snprintf(path, sizeof path, "%s/uploads/%s.json", f->dir, rid);
         remember(f, rid, results);
-        bool async = field(fs, n, "async_upload") && strcmp(field(fs, n, "async_upload"), "true") == 0;
+        bool async = (field(fs, n, "async_upload") && strcmp(field(fs, n, "async_upload"), "true") == 0) ||
+                     config_int(f->cfg, S_FAKE_PUBLISH_PENDING_POLLS) > 0;
         log_info("fakes", "upload published", LF_S("request_id", rid), LF_S("user", user));
         struct published *pb = xmalloc(sizeof *pb);
         pb->req = req;
@@ -217,6 +220,10 @@ void fake_upload_status(fakes_t *f, http_req_t *req) {
         u = u->next;
     if (!u) {
         fail(req, 404, "Upload not found");
+        return;
+    }
+    if (u->polls++ < config_int(f->cfg, S_FAKE_PUBLISH_PENDING_POLLS)) {
+        http_respond_json(req, 200, json_pack("{s:b,s:s,s:s}", "success", 1, "request_id", rid, "status", "in_progress"));
         return;
     }
     http_respond_json(req, 200, json_pack("{s:b,s:s,s:s,s:O}", "success", 1, "request_id", rid, "status", "completed",

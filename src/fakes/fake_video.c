@@ -5,7 +5,8 @@
  * TRANSCODE_MAX_CONCURRENCY at once), and FAKE_VIDEO_DELAY_MS after it is done a
  * Standard-Webhooks-signed event (video.completed, or video.failed for the clip whose
  * X-Myloware-Video-Index is FAKE_VIDEO_FAIL_INDEX) is POSTed to the server's
- * /v1/webhooks/sora, retried with backoff while it fails retryably (up to 10 times).
+ * /v1/webhooks/sora, retried with backoff while it fails retryably (up to 10 times); with
+ * FAKE_VIDEO_WEBHOOKS=false no event is sent (tests of the server's status polls, sora.poll).
  * GET .../videos/{id} gives the job, GET .../videos/{id}/content the MP4.
  *
  * The same Idempotency-Key gives the same video (id = "video_" + a hash of the key). Every job
@@ -123,7 +124,11 @@ static struct fake_video *video_new(struct fakes *f, const char *id) {
 
 /* ---- delivery of the event ----------------------------------------------------------------- */
 
-static void schedule(struct fake_video *v, uint64_t ms) { fake_timer_start(&v->timer, ms); }
+/* FAKE_VIDEO_WEBHOOKS=false: no event is ever sent (the server finds the clip by polling). */
+static void schedule(struct fake_video *v, uint64_t ms) {
+    if (config_bool(v->f->cfg, S_FAKE_VIDEO_WEBHOOKS))
+        fake_timer_start(&v->timer, ms);
+}
 
 static void on_delivered(const struct http_response *r, void *ud) {
     struct fake_video *v = ud;

@@ -33,6 +33,7 @@ struct fake_render;
 struct fake_upload {
     char request_id[64];
     json_t *results;
+    int polls; /* status polls answered so far (FAKE_PUBLISH_PENDING_POLLS) */
     struct fake_upload *next;
 };
 

@@ -102,6 +102,7 @@ static void check_done(http_client_t *c);
 static void on_timer(uv_timer_t *t);
 static void call_free(struct http_call *call);
 static void client_maybe_free(http_client_t *c);
+static int client_multi(http_client_t *c);
 
 /* ---- small pure helpers ----------------------------------------------------------------------- */
 
@@ -815,10 +816,11 @@ int http_client_send(http_client_t *c, const struct http_request *req, http_done
     buf_init(&call->writing, DL_PAUSE_AT * 8);
     call->max_download = req->max_download ? req->max_download : c->max_download;
 
-    CURL *e = curl_easy_init();
+    int mrc = client_multi(c);
+    CURL *e = mrc ? NULL : curl_easy_init();
     if (!e) {
         call_free(call);
-        return ERR_INTERNAL;
+        return mrc ? mrc : ERR_INTERNAL;
     }
     call->easy = e;
     curl_easy_setopt(e, CURLOPT_PRIVATE, call);
@@ -930,20 +932,35 @@ int http_client_inflight(const http_client_t *c) { return c->inflight; }
 
 /* ---- lifecycle -------------------------------------------------------------------------------- */
 
-int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts, http_client_t **out) {
+/*
+ * libcurl's global state and the multi handle are made on the first request rather than at
+ * start: curl_global_init initialises OpenSSL, which alone keeps ~2 MiB resident in a server that
+ * may never call out (issue 2, idle RSS). Once per client, under a millisecond.
+ */
+static int client_multi(http_client_t *c) {
     static bool global;
+    if (c->multi)
+        return 0;
+    if (c->closing)
+        return ERR_UNAVAIL;
     if (!global) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return ERR_INTERNAL;
         global = true;
     }
+    c->multi = curl_multi_init();
+    if (!c->multi)
+        return ERR_INTERNAL;
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
+    return 0;
+}
+
+int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts, http_client_t **out) {
     http_client_t *c = xcalloc(1, sizeof *c);
     c->loop = loop;
-    c->multi = curl_multi_init();
-    if (!c->multi) {
-        free(c);
-        return ERR_INTERNAL;
-    }
     c->allow_private = opts && opts->allow_private;
     c->max_download = opts && opts->max_download ? opts->max_download : (1ull << 30);
     char ua[64];
@@ -964,10 +981,6 @@ int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts, http_c
         }
         p = comma ? comma + 1 : e;
     }
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-    curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, c);
     uv_timer_init(loop, &c->timer);
     c->timer.data = c;
     *out = c;
@@ -1037,7 +1050,8 @@ void http_client_close(http_client_t *c, void (*cb)(void *ud), void *ud) {
             deliver(call, HC_CANCELLED, ERR_UNAVAIL, 0, "client closed");
         }
     }
-    curl_multi_cleanup(c->multi); /* may report sockets to remove */
+    if (c->multi)
+        curl_multi_cleanup(c->multi); /* may report sockets to remove */
     c->multi = NULL;
     while (c->socks)
         sock_close(c->socks);

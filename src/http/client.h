@@ -95,7 +95,8 @@ struct http_response {
 
 typedef void (*http_done_cb)(const struct http_response *r, void *ud);
 
-/* Creates a client on loop (curl_global_init is done once, here). Returns 0 or ERR_INTERNAL. */
+/* Creates a client on loop. curl_global_init and the multi handle wait for the first request
+ * (an idle server does not initialise OpenSSL). Returns 0 or ERR_INTERNAL. */
 int http_client_new(uv_loop_t *loop, const struct http_client_opts *opts, http_client_t **out);
 
 /* URLs starting with origin ("http://127.0.0.1:8123", scheme://host[:port]) skip the URL guard
@@ -106,7 +107,8 @@ void http_client_trust_origin(http_client_t *c, const char *origin);
  * Starts a request. Returns 0 and, when out is not NULL, the call handle (valid until cb
  * returns or http_call_cancel); cb runs exactly once, later, on the loop (never from inside
  * this function). Returns ERR_INVAL (no URL, not http/https, both body and form),
- * ERR_FORBIDDEN (guard: scheme or domain refused) or ERR_UNAVAIL (closing) without calling cb.
+ * ERR_FORBIDDEN (guard: scheme or domain refused), ERR_UNAVAIL (closing) or ERR_INTERNAL (libcurl
+ * cannot be initialised, on the first request) without calling cb.
  */
 int http_client_send(http_client_t *c, const struct http_request *req, http_done_cb cb, void *ud,
                      http_call_t **out);

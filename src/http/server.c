@@ -781,7 +781,9 @@ static void dispatch(struct http_conn *c, int route_err) {
     r->fn(req);
 }
 
-bool http_rate_check(http_req_t *req) {
+bool http_rate_check(http_req_t *req) { return http_rate_check_hdr(req, NULL); }
+
+bool http_rate_check_hdr(http_req_t *req, const char *extra_headers) {
     const struct route *r = req->match.route;
     ratelimit_t *rl = r && r->rate_class > 0 && r->rate_class < HTTP_MAX_RATE_CLASSES
                           ? req->server->o.limiters[r->rate_class]
@@ -801,9 +803,9 @@ bool http_rate_check(http_req_t *req) {
     int retry = 1;
     if (ratelimit_take(rl, key, strlen(key), clock_now_ms(), &retry) == 0)
         return true;
-    char limit[64], hdr[48];
+    char limit[64], hdr[1024];
     ratelimit_describe(rl, limit, sizeof limit);
-    snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n", retry);
+    snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n%.900s", retry, extra_headers ? extra_headers : "");
     json_t *extra = json_pack("{s:i,s:s}", "retry_after_seconds", retry, "limit", limit);
     http_respond_error(req, 429, "rate_limited", "Rate limit exceeded", extra, hdr);
     return false;

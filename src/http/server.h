@@ -116,6 +116,8 @@ bool http_request_id_valid(const char *id, size_t n);
  * answered 429 (Retry-After, retry_after_seconds, limit) and req is gone.
  */
 bool http_rate_check(http_req_t *req);
+/* Same, with extra header lines ("A: b\r\n", may be NULL) on the 429 (the public demo's CORS). */
+bool http_rate_check_hdr(http_req_t *req, const char *extra_headers);
 
 /* Answers. extra_headers: NULL or full "Name: value\r\n" lines. Takes nothing from the caller. */
 void http_respond(http_req_t *req, int status, const char *content_type, const void *body,

@@ -6,9 +6,7 @@
 #ifndef MYLOWARE_MEDIA_INTERNAL_H
 #define MYLOWARE_MEDIA_INTERNAL_H
 
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/frame.h>
+#include "media/ff.h"
 #include <stdbool.h>
 
 #include "core/buf.h"
@@ -18,8 +16,10 @@
 #define MEDIA_RATE 48000
 #define MEDIA_CHANNELS 2
 
-/* Silences the FFmpeg log (once per process). Any thread. */
-void media_lib_init(void);
+/* Loads the FFmpeg libraries (ff_load) and silences their log, once per process; every public
+ * media function calls it first. Returns 0 or ERR_INTERNAL (the reason appended to err). Any
+ * thread but the loop thread (the first call maps the libraries). */
+int media_lib_init(buf_t *err);
 
 /* Appends "<what>: <av_strerror(averr)>" to err (err may be NULL). Returns code. */
 int media_fail_av(buf_t *err, int code, int averr, const char *fmt, ...) __attribute__((format(printf, 4, 5)));

@@ -6,13 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libavcodec/avcodec.h>
-#include <libavformat/avformat.h>
-#include <libavutil/imgutils.h>
-#include <libavutil/pixdesc.h>
-#include <libavfilter/avfilter.h>
-#include <libswresample/swresample.h>
-#include <libswscale/swscale.h>
+#include "media/ff.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -42,9 +36,15 @@ static const char *const demuxers[] = {
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
 
-static void lib_init_once(void) { av_log_set_level(AV_LOG_QUIET); }
+static void lib_init_once(void) {
+    if (ff_load(NULL) == 0)
+        av_log_set_level(AV_LOG_QUIET);
+}
 
-void media_lib_init(void) { pthread_once(&lib_once, lib_init_once); }
+int media_lib_init(buf_t *err) {
+    pthread_once(&lib_once, lib_init_once);
+    return ff_load(err);
+}
 
 static int vfail(buf_t *err, int code, int averr, const char *fmt, va_list ap) {
     if (!err)
@@ -92,7 +92,9 @@ static AVDictionary *safe_opts(void) {
 }
 
 int media_input_open(const char *path, AVFormatContext **out, buf_t *err) {
-    media_lib_init();
+    int lrc = media_lib_init(err);
+    if (lrc)
+        return lrc;
     AVIOContext *pb = NULL;
     AVFormatContext *ic = NULL;
     AVDictionary *opts = NULL;
@@ -568,6 +570,10 @@ static char versions[256];
 static pthread_once_t versions_once = PTHREAD_ONCE_INIT;
 
 static void versions_init(void) {
+    if (ff_load(NULL)) {
+        snprintf(versions, sizeof versions, "%s", ff_error());
+        return;
+    }
     unsigned v[6] = {avformat_version(), avcodec_version(), avutil_version(),
                      avfilter_version(), swscale_version(), swresample_version()};
     snprintf(versions, sizeof versions,

@@ -7,9 +7,7 @@
  * Worker thread; one writer per call.
  */
 #include <errno.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/opt.h>
-#include <libswresample/swresample.h>
+#include "media/ff.h"
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -156,7 +154,9 @@ static int open_audio(struct mout *m, buf_t *err) {
 }
 
 int mout_open(struct mout **out, const struct mout_opts *o, buf_t *err) {
-    media_lib_init();
+    int lrc = media_lib_init(err);
+    if (lrc)
+        return lrc;
     struct mout *m = xcalloc(1, sizeof *m);
     char url[4300];
     AVDictionary *d = NULL;

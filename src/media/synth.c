@@ -4,8 +4,7 @@
  * frame differs) with the clip number drawn big in the middle by built-in digits (no font
  * needed); the sound a sine tone whose pitch follows the clip number. Worker thread; blocking.
  */
-#include <libavfilter/buffersink.h>
-#include <libavutil/pixdesc.h>
+#include "media/ff.h"
 #include <math.h>
 #include <string.h>
 
@@ -59,7 +58,9 @@ static void draw_number(AVFrame *f, int n) {
 }
 
 int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
-    media_lib_init();
+    int lrc = media_lib_init(err);
+    if (lrc)
+        return lrc;
     if (!o || !o->output || !*o->output)
         return media_fail(err, ERR_INVAL, "an output path is required");
     if (o->width < MEDIA_MIN_DIM || o->width > MEDIA_MAX_DIM || o->height < MEDIA_MIN_DIM || o->height > MEDIA_MAX_DIM)

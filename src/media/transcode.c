@@ -8,12 +8,7 @@
  * Worker thread; blocking.
  */
 #include <errno.h>
-#include <libavfilter/buffersink.h>
-#include <libavfilter/buffersrc.h>
-#include <libavutil/channel_layout.h>
-#include <libavutil/opt.h>
-#include <libavutil/pixdesc.h>
-#include <libswresample/swresample.h>
+#include "media/ff.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -683,7 +678,9 @@ static int run_clips(const struct media_render_clip *clips, size_t n, const char
 }
 
 int media_transcode(const struct media_transcode_opts *o, media_progress_fn progress, void *ud, buf_t *err) {
-    media_lib_init();
+    int lrc = media_lib_init(err);
+    if (lrc)
+        return lrc;
     if (!o || !o->input || !o->output || !*o->input || !*o->output)
         return media_fail(err, ERR_INVAL, "input and output paths are required");
     int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, o->x264_params, err);
@@ -695,7 +692,9 @@ int media_transcode(const struct media_transcode_opts *o, media_progress_fn prog
 }
 
 int media_render(const struct media_render_opts *o, media_progress_fn progress, void *ud, buf_t *err) {
-    media_lib_init();
+    int lrc = media_lib_init(err);
+    if (lrc)
+        return lrc;
     if (!o || !o->output || !*o->output)
         return media_fail(err, ERR_INVAL, "an output path is required");
     if (!o->clips || o->nclips < 1 || o->nclips > MEDIA_MAX_RENDER_CLIPS)

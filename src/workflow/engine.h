@@ -54,6 +54,9 @@ int rtx_artifact(struct rtx *x, const char *type, const char *persona, const cha
                  json_t *metadata, const char *dedupe, bool *existed);
 /* Enqueues a job for the run (payload stolen; run_id added). */
 int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key);
+/* Same, to run at run_at (ms; 0: now); *existed (may be NULL) when an unfinished job held the key. */
+int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key, int64_t run_at,
+                   bool *existed);
 void rtx_release(struct rtx *x);
 const project_t *rtx_project(const struct rtx *x);
 /* Appends an audit record about this run. */

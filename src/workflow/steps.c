@@ -10,6 +10,8 @@
  *   run.ideate      loop  llm             pending / running:ideation      gate ideation | run.produce
  *   run.produce     loop  llm             running:production              awaiting_video_generation
  *   webhook.sora    loop  sora            awaiting_video_generation       clip.transcode (or failed)
+ *   sora.poll       loop  sora            awaiting_video_generation       webhook.sora per ready video
+ *                                                                         (real provider; no webhook came)
  *   clip.transcode  pool  media           awaiting_video_generation       the last clip: run.edit
  *   run.edit        loop  llm             awaiting_render:editing         render.local
  *   render.local    pool  media           awaiting_render                 gate publish | run.publish
@@ -253,10 +255,15 @@ static char *with_facts(const char *text, json_t *facts) {
     return buf_steal(&b, NULL);
 }
 
+/* What every agent is told about its project (workflow.md §3: every field is used). */
 static json_t *project_facts(const project_t *p) {
-    return json_pack("{s:s,s:i,s:i,s:s,s:s,s:O}", "project", p->name, "video_count", p->video_count, "clip_seconds",
-                     p->clip_seconds, "aspect_ratio", p->aspect_ratio, "caption_template", p->caption_template, "tags",
-                     p->tags);
+    char res[32];
+    snprintf(res, sizeof res, "%dx%d", p->width, p->height);
+    return json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:i,s:{s:s,s:s},s:s,s:O}", "project", p->name, "title", p->title,
+                     "description", p->description ? p->description : "", "video_count", p->video_count,
+                     "clip_seconds", p->clip_seconds, "aspect_ratio", p->aspect_ratio, "resolution", res, "fps",
+                     p->fps, "overlay", "position", p->overlay_position, "style", p->overlay_style,
+                     "caption_template", p->caption_template, "tags", p->tags);
 }
 
 static void start_agent(struct step *s, enum agent_role role, char *system, char *user, const struct tool_def *tools,
@@ -433,6 +440,22 @@ static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
+/* ---- sora.poll: clips whose webhook never came (a real video provider) ------------------------------ */
+
+/* With a real video provider and SORA_POLL_MS > 0: a sora.poll job for tasks
+ * ([{task_id, video_index}]), SORA_POLL_MS from now (the fakes deliver their webhooks, and the
+ * clips the webhooks bring are not polled for). tag makes the key unique per submission. */
+static int schedule_sora_poll(struct rtx *x, json_t *tasks, const char *tag) {
+    int64_t every = config_int(wf_global->cfg, S_SORA_POLL_MS);
+    app_t *app = wf_global->app;
+    if (every <= 0 || json_array_size(tasks) == 0 || !app->providers || providers_is_fake(app->providers, PK_SORA))
+        return 0;
+    char key[160];
+    snprintf(key, sizeof key, "sora_poll:%s:%s", x->r.id, tag);
+    return rtx_enqueue_at(x, "sora.poll", json_pack("{s:O,s:i}", "tasks", tasks, "round", 1), key,
+                          clock_now_ms() + every, NULL);
+}
+
 /* ---- production ----------------------------------------------------------------------------------- */
 
 static const struct tool_def sora_tool = {
@@ -600,6 +623,8 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
                         json_pack("{s:i,s:i,s:i}", "expected", (int)i, "ready", 0, "progress_percent", 0));
     x.r.clips_expected = (int)i;
     x.r.clips_ready = 0;
+    if (rc == 0)
+        rc = schedule_sora_poll(&x, tasks, "produce");
     rtx_move(&x, RS_AWAIT_VIDEOS, RSTEP_WAIT_VIDEOS);
     return save_release(&x, rc);
 }
@@ -697,7 +722,132 @@ static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *t;
     json_array_foreach(tasks, i, t) json_array_append(pending, json_object_get(t, "task_id"));
     int rc = rtx_register_tasks(&x, tasks);
+    if (rc == 0)
+        rc = schedule_sora_poll(&x, tasks, s->ctx->job.id);
     return save_release(&x, rc);
+}
+
+/* The video index has its clip in the run's artifacts view. */
+static bool clip_ready(json_t *art, int index) {
+    size_t i;
+    json_t *c;
+    json_array_foreach(json_object_get(art, "clips"), i, c) if (json_integer_value(json_object_get(c, "video_index")) ==
+                                                                index) return true;
+    return false;
+}
+
+struct poll_one {
+    struct step *s;
+    int index;
+    char task[128];
+};
+
+/* Every status answered: the poll's outcome. A failed video fails the run; completed ones are
+ * fetched like a webhook's (webhook.sora, in on_complete); still processing: look again later
+ * without using an attempt. A status that could not be read counts as still processing. */
+static void sora_poll_finish(struct step *s) {
+    int64_t every = config_int(s->app->cfg, S_SORA_POLL_MS);
+    if (every <= 0)
+        every = 30000;
+    size_t done = json_array_size(json_object_get(s->res, "completed"));
+    int waiting = (int)json_integer_value(json_object_get(s->res, "waiting"));
+    if (!s->fail && done == 0 && waiting > 0) {
+        s->ctx->outcome = JO_RESCHEDULE;
+        s->ctx->reschedule_at = clock_now_ms() + every;
+    }
+    job_finish(s->ctx);
+}
+
+static void sora_polled(const struct sora_result *r, void *ud) {
+    struct poll_one *p = ud;
+    struct step *s = p->s;
+    const char *st = r->st.outcome == PROV_OK ? r->video.status : NULL;
+    if (st && strcmp(st, "completed") == 0) {
+        json_array_append_new(json_object_get(s->res, "completed"),
+                              json_pack("{s:s,s:i}", "task_id", p->task, "video_index", p->index));
+    } else if (st && strcmp(st, "failed") == 0) {
+        if (!s->fail)
+            step_fail(s, "OpenAI Sora error: %s", r->video.error && *r->video.error ? r->video.error : "video.failed");
+    } else if (r->st.outcome == PROV_PERMANENT && r->st.http_status == 404) {
+        if (!s->fail)
+            step_fail(s, "OpenAI Sora error: video %s not found", p->task);
+    } else {
+        if (r->st.outcome != PROV_OK)
+            log_info("workflow", "video status poll failed, will look again", LF_S("run_id", s->run.id),
+                     LF_S("task_id", p->task), LF_S("error", r->st.error));
+        json_object_set_new(s->res, "waiting",
+                            json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
+    }
+    free(p);
+    if (--s->pending == 0)
+        sora_poll_finish(s);
+}
+
+static void sora_poll_start(struct step *s) {
+    json_object_set_new(s->res, "completed", json_array());
+    json_object_set_new(s->res, "waiting", json_integer(0));
+    s->pending = 1; /* held until every request is made */
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(s->payload, "tasks"), i, t) {
+        const char *id = json_string_value(json_object_get(t, "task_id"));
+        int index = (int)json_integer_value(json_object_get(t, "video_index"));
+        if (!id || strlen(id) >= sizeof ((struct poll_one *)0)->task || clip_ready(s->art, index))
+            continue;
+        struct poll_one *p = xcalloc(1, sizeof *p);
+        p->s = s;
+        p->index = index;
+        snprintf(p->task, sizeof p->task, "%s", id);
+        s->pending++;
+        if (provider_sora_status(s->app->providers, id, sora_polled, p, NULL) != 0) {
+            free(p);
+            s->pending--;
+            json_object_set_new(s->res, "waiting",
+                                json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
+        }
+    }
+    if (--s->pending == 0)
+        sora_poll_finish(s);
+}
+
+static void sora_poll_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, sora_poll_start); }
+
+/* Completed videos: a webhook.sora job each (the same download and transcode as a delivery);
+ * clips still missing: the next poll. */
+static int sora_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
+    struct rtx x;
+    int h = complete_head(tx, ctx, &x, RS_AWAIT_VIDEOS, RSTEP__COUNT);
+    if (h <= 0)
+        return h;
+    struct step *s = ctx->data;
+    if (s->fail)
+        return complete_fail(&x, s);
+    int rc = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(s->res, "completed"), i, t) {
+        char key[200];
+        snprintf(key, sizeof key, "sora_poll:%s", json_string_value(json_object_get(t, "task_id")));
+        if (rc == 0)
+            rc = rtx_enqueue(&x, "webhook.sora",
+                             json_pack("{s:O,s:O,s:s}", "task_id", json_object_get(t, "task_id"), "video_index",
+                                       json_object_get(t, "video_index"), "source", "sora_poll"),
+                             key);
+        if (rc == 0)
+            log_info("workflow", "video found by polling", LF_S("run_id", x.r.id),
+                     LF_S("task_id", json_string_value(json_object_get(t, "task_id"))));
+    }
+    if (rc == 0 && json_integer_value(json_object_get(s->res, "waiting")) > 0) {
+        int64_t every = config_int(wf_global->cfg, S_SORA_POLL_MS);
+        int round = pint(s, "round", 1) + 1;
+        char key[160];
+        snprintf(key, sizeof key, "sora_poll:%s:%s:%d", x.r.id, ctx->job.id, round);
+        rc = rtx_enqueue_at(&x, "sora.poll",
+                            json_pack("{s:O,s:i}", "tasks", json_object_get(s->payload, "tasks"), "round", round), key,
+                            clock_now_ms() + (every > 0 ? every : 30000), NULL);
+    }
+    rtx_release(&x);
+    return rc;
 }
 
 /* ---- a clip: download (webhook.sora) ------------------------------------------------------------------ */
@@ -770,11 +920,14 @@ static int sora_webhook_complete(store_tx_t *tx, struct job_ctx *ctx) {
         media_scaled_size(p->width, p->height, config_num(wf_global->cfg, S_RENDER_SCALE), &w, &hh);
     char key[100];
     snprintf(key, sizeof key, "clip:%s:%d", x.r.id, pint(s, "video_index", 0));
-    int rc = rtx_enqueue(&x, "clip.transcode",
-                         json_pack("{s:s,s:s,s:i,s:i,s:i,s:i}", "task_id", pstr(s, "task_id"), "input", input,
-                                   "video_index", pint(s, "video_index", 0), "width", w, "height", hh, "fps",
-                                   p ? p->fps : 30),
-                         key);
+    bool existed = false;
+    int rc = rtx_enqueue_at(&x, "clip.transcode",
+                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:i}", "task_id", pstr(s, "task_id"), "input", input,
+                                      "video_index", pint(s, "video_index", 0), "width", w, "height", hh, "fps",
+                                      p ? p->fps : 30),
+                            key, 0, &existed);
+    if (rc == 0 && existed && input)
+        unlink(input); /* the same clip is already being transcoded (a webhook and a poll both found it) */
     rtx_release(&x);
     return rc;
 }
@@ -1437,8 +1590,6 @@ static int published_url_commit(struct rtx *x, const char *url) {
 
 /* ---- publish.poll: an upload the publisher is still processing ----------------------------------- */
 
-#define PUBLISH_POLL_MS 5000
-
 static void polled(const struct publish_result *r, void *ud) {
     struct step *s = ud;
     if (r->st.outcome != PROV_OK) {
@@ -1451,7 +1602,7 @@ static void polled(const struct publish_result *r, void *ud) {
         step_fail(s, "Publishing failed: the publisher reported a failure");
     } else { /* still processing: look again later without using an attempt */
         s->ctx->outcome = JO_RESCHEDULE;
-        s->ctx->reschedule_at = clock_now_ms() + PUBLISH_POLL_MS;
+        s->ctx->reschedule_at = clock_now_ms() + config_int(s->app->cfg, S_PUBLISH_POLL_MS);
     }
     job_finish(s->ctx);
 }
@@ -1521,6 +1672,8 @@ static const struct job_type types[] = {
      .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
     {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
      .release = pool_release, .cap_group = "media"},
+    {.name = "sora.poll", .kind = JK_LOOP, .run_loop = sora_poll_run, .on_complete = sora_poll_complete,
+     .release = step_release, .provider = "sora"},
     {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
      .release = step_release, .provider = "publish"},
     {.name = "notify.send", .kind = JK_LOOP, .run_loop = notify_run, .release = step_release, .provider = "notify"},

@@ -19,6 +19,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "media/media.h"
+#include "providers/providers.h"
 #include "queue/dispatcher.h"
 #include "workflow/engine.h"
 
@@ -273,20 +274,28 @@ int rtx_artifact(struct rtx *x, const char *type, const char *persona, const cha
     return rc;
 }
 
-int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key) {
+int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key, int64_t run_at,
+                   bool *existed) {
     if (!payload)
         payload = json_object();
     json_object_set_new(payload, "run_id", json_string(x->r.id));
     char *p = dump(payload);
     json_decref(payload);
-    struct queue_new n = {.type = type, .run_id = x->r.id, .payload = p, .idempotency_key = idem_key};
+    struct queue_new n = {.type = type, .run_id = x->r.id, .payload = p, .idempotency_key = idem_key,
+                          .run_at = run_at};
     job_t j;
-    bool existed;
-    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &existed);
+    bool had = false;
+    int rc = queue_enqueue(x->tx, &wf_global->pol, &n, &j, &had);
     if (rc == 0)
         job_release(&j);
+    if (existed)
+        *existed = rc == 0 && had;
     free(p);
     return rc;
+}
+
+int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key) {
+    return rtx_enqueue_at(x, type, payload, idem_key, 0, NULL);
 }
 
 int rtx_audit(struct rtx *x, const char *actor, const char *action, json_t *detail) {
@@ -445,7 +454,7 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out) {
     int64_t now = clock_now_ms();
     run_t r;
     memset(&r, 0, sizeof r);
-    crypto_uuid4(r.id);
+    crypto_uuid7(r.id, now); /* time-ordered: the indexes keyed by run id grow at their right edge */
     snprintf(r.workflow, sizeof r.workflow, "%s", q->project->name);
     snprintf(r.status, sizeof r.status, "pending");
     r.brief = (char *)q->brief;
@@ -644,7 +653,8 @@ int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, b
         rtx_release(&x);
         return 0;
     }
-    if (x.status != RS_AWAIT_RENDER) {
+    bool over = x.status == RS_CANCELLED || x.status == RS_REJECTED || x.status == RS_FAILED;
+    if (x.status != RS_AWAIT_RENDER && !over) {
         rtx_release(&x);
         return ERR_CONFLICT;
     }
@@ -655,12 +665,14 @@ int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, b
     snprintf(w.event_type, sizeof w.event_type, "%s", ok ? "render.done" : "render.error");
     snprintf(w.task_id, sizeof w.task_id, "%s", job_id);
     snprintf(w.run_id, sizeof w.run_id, "%s", run_id);
-    snprintf(w.status, sizeof w.status, "accepted");
+    snprintf(w.status, sizeof w.status, "%s", over ? "ignored" : "accepted");
     w.payload = (char *)body;
     w.received_at = clock_now_ms();
     bool dup = false;
     rc = tx->s->ops->inbox_add(tx, &w, &dup);
-    if (rc == 0 && ok) {
+    if (over) { /* workflow.md §2: stored, answered "ignored", changes nothing */
+        ack->ignored = true;
+    } else if (rc == 0 && ok) {
         json_object_set_new(x.ctx, "render_output_url", json_string(output_url ? output_url : ""));
         snprintf(ack->output_url, sizeof ack->output_url, "%s", output_url ? output_url : "");
         char key[200];
@@ -786,9 +798,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         /* the step that failed, from its last committed state; clip and render jobs re-run as
          * the videos and render actions */
         if (ftype && (strcmp(ftype, "webhook.sora") == 0 || strcmp(ftype, "clip.transcode") == 0 ||
-                      strcmp(ftype, "run.resubmit") == 0))
+                      strcmp(ftype, "run.resubmit") == 0 || strcmp(ftype, "sora.poll") == 0))
             snprintf(act, sizeof act, "videos");
-        else if (ftype && strcmp(ftype, "render.local") == 0)
+        else if (ftype && (strcmp(ftype, "render.local") == 0 || strcmp(ftype, "webhook.remotion") == 0 ||
+                           strcmp(ftype, "render.fetch") == 0))
             snprintf(act, sizeof act, "render");
         else if (!ftype && fstatus && strcmp(fstatus, "awaiting_video_generation") == 0)
             snprintf(act, sizeof act, "videos");
@@ -802,9 +815,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             } steps[] = {{"run.ideate", RS_RUNNING, RSTEP_IDEATION},
                          {"run.produce", RS_RUNNING, RSTEP_PRODUCTION},
                          {"run.edit", RS_AWAIT_RENDER, RSTEP_EDITING},
-                         {"run.publish", RS_RUNNING, RSTEP_PUBLISHING}};
+                         {"run.publish", RS_RUNNING, RSTEP_PUBLISHING},
+                         {"publish.poll", RS_AWAIT_PUBLISH, RSTEP_PUBLISHING}};
             int k = -1;
-            for (int i = 0; i < 4; i++)
+            for (int i = 0; i < 5; i++)
                 if (ftype && strcmp(ftype, steps[i].type) == 0)
                     k = i;
             if (k < 0) {
@@ -816,7 +830,10 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             snprintf(message, mcap, "Retrying %s", fstep && *fstep ? fstep : run_step_name(steps[k].step));
             clear_failure(&x);
             rtx_move(&x, steps[k].st, steps[k].step);
-            rc = rtx_enqueue(&x, steps[k].type, NULL, NULL);
+            /* publish.poll: the same upload is polled again (its request id is in the context) */
+            json_t *payload = k == 4 ? json_pack("{s:O?}", "request_id", json_object_get(x.ctx, "publish_request_id"))
+                                     : NULL;
+            rc = rtx_enqueue(&x, steps[k].type, payload, NULL);
             if (rc == 0)
                 rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s}", "action", "retry"));
             if (rc == 0)
@@ -854,7 +871,9 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         rtx_move(&x, RS_AWAIT_RENDER, RSTEP_EDITING);
         json_t *texts = json_object_get(x.ctx, "render_texts");
         const project_t *p = rtx_project(&x);
-        if (!json_object_get(x.ctx, "render_job_id") || !p) {
+        /* no render yet, or a Remotion render: the editor submits it again */
+        if (!json_object_get(x.ctx, "render_job_id") || !p ||
+            (wf_global->app->providers && providers_render_mode(wf_global->app->providers) == RENDER_REMOTION)) {
             char key[80];
             snprintf(key, sizeof key, "edit:%s", x.r.id);
             rc = rtx_enqueue(&x, "run.edit", NULL, key);

@@ -77,11 +77,13 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
               const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap);
 
 /* A verified render callback for run_id (api.md §6). ERR_NOTFOUND (run), ERR_INVAL (job_id is
- * not the run's render job), ERR_CONFLICT (not awaiting a render, not past it). A repeat is 0 with
+ * not the run's render job), ERR_CONFLICT (not awaiting a render, not past it, not over: a
+ * cancelled, rejected or failed run's callback is 0 with ack->ignored). A repeat is 0 with
  * ack->repeat and the stored output URL. ok: the output is fetched (webhook.remotion); else the
  * run fails. ack->status gets the run's status as read. */
 struct wf_render_ack {
     bool repeat;
+    bool ignored; /* the run is cancelled, rejected or failed: stored, nothing else */
     char output_url[2048];
     char status[RUN_STATUS_MAX];
 };

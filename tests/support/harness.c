@@ -55,6 +55,9 @@ void server_check_log(const struct server *s) {
     free(log);
 }
 
+/* Extra arguments after serve's own (server_start_with); later ones win over the defaults. */
+static const char *const *serve_extra;
+
 static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
     char db[400], media[400];
     snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", s->dir);
@@ -78,8 +81,12 @@ static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
             putenv((char *)*e);
         if (fakes)
             execl(bin(), bin(), "fakes", "serve", "--host=127.0.0.1", "--port=0", media, (char *)NULL);
-        else
+        else if (!serve_extra)
             execl(bin(), bin(), "serve", "--host=127.0.0.1", "--port=0", db, media, (char *)NULL);
+        const char *argv[40] = {bin(), "serve", "--host=127.0.0.1", "--port=0", db, media};
+        for (int i = 0; serve_extra && serve_extra[i] && i + 7 < 40; i++)
+            argv[6 + i] = serve_extra[i];
+        execv(bin(), (char *const *)argv);
         _exit(127);
     }
     s->pid = pid;
@@ -135,6 +142,21 @@ void server_start_in(struct server *s, const char *dir, const char *const *env) 
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "%s", keep);
     spawn(s, env);
+}
+
+void server_start_with(struct server *s, const char *dir, const char *const *args, const char *const *env) {
+    char keep[256];
+    snprintf(keep, sizeof keep, "%s", dir ? dir : "");
+    memset(s, 0, sizeof *s);
+    if (dir) {
+        snprintf(s->dir, sizeof s->dir, "%s", keep);
+    } else {
+        snprintf(s->dir, sizeof s->dir, "/tmp/myloware-test-XXXXXX");
+        cr_assert(mkdtemp(s->dir) != NULL);
+    }
+    serve_extra = args;
+    spawn(s, env);
+    serve_extra = NULL;
 }
 
 int server_wait(struct server *s, int timeout_ms) {

@@ -33,6 +33,9 @@ int64_t h_now_ms(void);
 void server_start(struct server *s, const char *const *env);
 /* Same, but in an existing dir (restart on the same database). */
 void server_start_in(struct server *s, const char *dir, const char *const *env);
+/* Same, in dir (NULL: a fresh temp dir), with args appended to serve's own ("--role=api",
+ * "--database-url=..."; they win over the defaults). */
+void server_start_with(struct server *s, const char *dir, const char *const *args, const char *const *env);
 /* Starts `myloware fakes serve` (port 0, MEDIA_DIR under dir) in dir, or a fresh temp dir when
  * dir is NULL; asserts it is up. */
 void fakes_start_in(struct server *s, const char *dir, const char *const *env);

@@ -15,6 +15,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "db/store.h"
+#include "support/pgtest.h"
 
 static config_t cfg;
 static store_t *st;
@@ -25,8 +26,11 @@ static void setup(void) {
     buf_t err;
     buf_init(&err, 1024);
     const char *url = getenv("MYLOWARE_TEST_DATABASE_URL");
-    char local[200];
-    if (!url || !*url) {
+    char local[1200];
+    if (url && *url) {
+        pgtest_isolate(url, local, sizeof local); /* a fresh schema: an empty database per test */
+        url = local;
+    } else {
         snprintf(dir, sizeof dir, "/tmp/myloware-runs-XXXXXX");
         cr_assert(mkdtemp(dir));
         snprintf(local, sizeof local, "sqlite:%s/db.sqlite", dir);
@@ -35,6 +39,7 @@ static void setup(void) {
     cr_assert_eq(config_set(&cfg, "DATABASE_URL", url, CS_FLAG, &err), 0);
     cr_assert_eq(config_finish(&cfg, &err), 0, "%s", err.data);
     cr_assert_eq(store_open(&cfg, &st, &err), 0, "%s", err.data);
+    cr_assert_str_eq(store_backend(st), pgtest_is_pg(url) ? "postgres" : "sqlite");
     int from, to;
     cr_assert_eq(store_migrate(st, &from, &to, &err), 0, "%s", err.data);
     buf_release(&err);
