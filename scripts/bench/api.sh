@@ -112,23 +112,43 @@ parse() {
        END { printf "%.0f %.3f %.3f %d %d\n", r, ms(p50), ms(p99), n, bad }'
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; } # the server's user + system time
+# The server's own view (/metrics): requests of route answered within 5 and 10 ms and in all,
+# database transactions within 10 ms and in all, and the units they held.
+snapshot() { # $1 route
+  curl -fs "http://127.0.0.1:$port/metrics" | awk -v r="$1" '
+    $1 == "myloware_http_request_duration_seconds_bucket{route=\"" r "\",le=\"0.005\"}" {a=$2}
+    $1 == "myloware_http_request_duration_seconds_bucket{route=\"" r "\",le=\"0.01\"}" {b=$2}
+    $1 == "myloware_http_request_duration_seconds_count{route=\"" r "\"}" {c=$2}
+    $1 == "myloware_db_transaction_seconds_bucket{le=\"0.01\"}" {d=$2}
+    $1 == "myloware_db_transaction_seconds_count" {e=$2}
+    $1 == "myloware_db_transaction_units_sum" {f=$2}
+    END {printf "%d %d %d %d %d %d\n", a, b, c, d, e, f}'
+}
 tick_us=$((1000000 / $(getconf CLK_TCK)))
 
 bench() { # $1 label, $2 lua, $3 conns: prints "req/s p50 p99" of the median run (by req/s)
-  local label=$1 lua=$2 conns=$3 results=() args t0 t1 out rps p50 p99 n bad
+  local label=$1 lua=$2 conns=$3 results=() args t0 t1 out rps p50 p99 n bad route=/v1/runs/start
+  [ "$label" = webhooks ] && route=/v1/webhooks/sora
   for r in $(seq 1 "$RUNS"); do
     args=("c$conns.$r") # the round's tag (bench runs in a subshell: no counter survives it)
     if [ "$label" = webhooks ]; then
       make_deliveries "${args[0]}" $((WEBHOOK_RATE_MAX * DURATION)) "$tmp/deliveries.txt"
       args+=("$tmp/deliveries.txt")
     fi
+    read -r a0 b0 c0 d0 e0 f0 <<<"$(snapshot "$route")"
     t0=$(cpu_ticks)
     out=$("$WRK" -t2 -c"$conns" -d"${DURATION}s" --latency -s "$lua" "http://127.0.0.1:$port" -- "${args[@]}" 2>&1 | parse)
     t1=$(cpu_ticks)
+    read -r a1 b1 c1 d1 e1 f1 <<<"$(snapshot "$route")"
     read -r rps p50 p99 n bad <<<"$out"
     results+=("$rps $p50 $p99")
+    local sn=$((c1 - c0)) tn=$((e1 - e0))
+    [ "$sn" -gt 0 ] || sn=1
+    [ "$tn" -gt 0 ] || tn=1
     echo "  $label c=$conns run $r: $rps req/s, p50 $p50 ms, p99 $p99 ms ($n requests, $bad not 2xx;" \
-      "server CPU $(( (t1 - t0) * tick_us / (n > 0 ? n : 1) )) us per request)" >&2
+      "server CPU $(( (t1 - t0) * tick_us / (n > 0 ? n : 1) )) us per request; server-side over 5 ms" \
+      "$(( (sn - (a1 - a0)) * 10000 / sn ))/10000, over 10 ms $(( (sn - (b1 - b0)) * 10000 / sn ))/10000;" \
+      "$((e1 - e0)) transactions of $(( (f1 - f0) / tn )) units on average, $(( tn - (d1 - d0) )) over 10 ms)" >&2
   done
   printf '%s\n' "${results[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }

@@ -462,10 +462,15 @@ void api_demo_start(http_req_t *req) {
         err(req, 403, "forbidden", "Workflow not available for public demo");
         return;
     }
+    struct dcall *d = dcall_new(req, D_START); /* validates the Idempotency-Key: before the rate limit */
+    if (!d)
+        return;
     char rl_cors[700];
     cors(req, rl_cors, sizeof rl_cors);
-    if (!http_rate_check_hdr(req, rl_cors))
+    if (!http_rate_check_hdr(req, rl_cors)) {
+        dcall_free(d);
         return;
+    }
     char entry[128];
     if (safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(b), entry, sizeof entry)) {
         char h[700], reason[160];
@@ -473,11 +478,9 @@ void api_demo_start(http_req_t *req) {
         safety_reason(entry, reason, sizeof reason);
         http_respond_error(req, 400, "content_blocked", "Content blocked by the safety filter",
                            json_pack("{s:s}", "reason", reason), *h ? h : NULL);
+        dcall_free(d);
         return;
     }
-    struct dcall *d = dcall_new(req, D_START);
-    if (!d)
-        return;
     d->project = workflow_project(app->workflow, "motivational");
     d->brief = xstrdup(json_string_value(b));
     if (app->providers && providers_safety_enabled(app->providers)) { /* api.md §3: the moderation API too */

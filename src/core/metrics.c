@@ -18,6 +18,7 @@
 static const double default_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                          0.1,    0.25,  0.5,    1,     2.5,  5,     10, -1};
 const double metrics_slow_buckets[] = {0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, -1};
+const double metrics_count_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, -1};
 
 struct series {
     char *labels;

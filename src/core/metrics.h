@@ -36,12 +36,19 @@ enum metric_kind { MK_COUNTER, MK_GAUGE, MK_HISTOGRAM };
       "1 while a provider's circuit is open")                                                      \
     X(TRANSCODE, "myloware_transcode_seconds", MK_HISTOGRAM, metrics_slow_buckets,                 \
       "Transcode time")                                                                            \
+    X(DB_TRANSACTIONS, "myloware_db_transaction_seconds", MK_HISTOGRAM, NULL,                      \
+      "Group transactions of the database thread, BEGIN to the end of COMMIT")                     \
+    X(DB_TRANSACTION_UNITS, "myloware_db_transaction_units", MK_HISTOGRAM, metrics_count_buckets,  \
+      "Units (requests, jobs' steps) per group transaction")                                       \
+    X(DB_CHECKPOINTS, "myloware_db_checkpoints_total", MK_COUNTER, NULL,                           \
+      "SQLite WAL checkpoints by who ran them: checkpointer, writer (a short tail), idle")          \
     X(RSS, "process_resident_memory_bytes", MK_GAUGE, NULL, "Resident memory size in bytes")       \
     X(FDS, "process_open_fds", MK_GAUGE, NULL, "Number of open file descriptors")                  \
     X(START_TIME, "process_start_time_seconds", MK_GAUGE, NULL, "Start time since the epoch")      \
     X(CPU, "process_cpu_seconds_total", MK_COUNTER, NULL, "User and system CPU time")
 
 extern const double metrics_slow_buckets[];
+extern const double metrics_count_buckets[];
 
 enum metric_id {
 #define X(id, ...) M_##id,

@@ -16,6 +16,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
+#include "core/metrics.h"
 
 extern const struct store_ops store_sqlite_ops;
 #ifdef WITH_POSTGRES
@@ -45,7 +46,11 @@ struct store_thread {
     struct unit *done_head, *done_tail; /* finished async units, for the loop */
     bool stop;
     uv_async_t *async;
-    int pending; /* loop thread only */
+    /* loop thread only: */
+    int pending;
+    struct unit *lhead, *ltail; /* submitted, not yet handed to the thread (flush) */
+    uv_prepare_t *prepare;
+    uv_check_t *check;
     void (*idle_cb)(void *);
     void *idle_ud;
 };
@@ -91,6 +96,8 @@ int store_nested(store_tx_t *tx, store_fn fn, void *arg) {
 #define BUSY_STREAK_NS 50000000ull /* after 50 ms of back-to-back transactions... */
 #define YIELD_NS 1000000L           /* ...pause 1 ms so writers in other processes get a turn */
 
+static void enqueue(struct store_thread *t, struct unit *u);
+
 static void *thread_main(void *arg) {
     store_t *s = arg;
     struct store_thread *t = s->th;
@@ -123,7 +130,10 @@ static void *thread_main(void *arg) {
             nanosleep(&ts, NULL);
             streak_start = clock_mono_ns();
         }
+        uint64_t t0 = clock_mono_ns();
         run_group(s, list);
+        metrics_observe(M_DB_TRANSACTIONS, "", (double)(clock_mono_ns() - t0) / 1e9);
+        metrics_observe(M_DB_TRANSACTION_UNITS, "", n);
 
         pthread_mutex_lock(&t->mu);
         bool wake_loop = false;
@@ -149,16 +159,35 @@ static void *thread_main(void *arg) {
     return NULL;
 }
 
-static void enqueue(struct store_thread *t, struct unit *u) {
+/* Appends the list u..last to the thread's queue. Under t->mu. */
+static void enqueue_list(struct store_thread *t, struct unit *u, struct unit *last) {
     if (t->tail)
         t->tail->next = u;
     else
         t->head = u;
-    t->tail = u;
+    t->tail = last;
     pthread_cond_signal(&t->work_cv);
 }
 
+static void enqueue(struct store_thread *t, struct unit *u) { enqueue_list(t, u, u); }
+
 /* ---- the loop side -------------------------------------------------------------------------- */
+
+/* The units the loop submitted since the last flush go to the thread together, so that one
+ * group takes every request one loop iteration read (store_submit from each read callback,
+ * one at a time, woke the thread for the first alone: a whole commit for one unit). Runs
+ * before the loop polls (prepare) and after its I/O callbacks (check). Loop thread. */
+static void flush(struct store_thread *t) {
+    if (!t->lhead)
+        return;
+    pthread_mutex_lock(&t->mu);
+    enqueue_list(t, t->lhead, t->ltail);
+    pthread_mutex_unlock(&t->mu);
+    t->lhead = t->ltail = NULL;
+}
+
+static void prepare_cb(uv_prepare_t *h) { flush(h->data); }
+static void check_cb(uv_check_t *h) { flush(h->data); }
 
 static void async_cb(uv_async_t *a) {
     store_t *s = a->data;
@@ -192,39 +221,66 @@ void store_when_idle(store_t *s, void (*cb)(void *), void *ud) {
     s->th->idle_ud = ud;
 }
 
+static void free_handle(uv_handle_t *h) { free(h); }
+
 int store_attach_loop(store_t *s, uv_loop_t *loop) {
+    struct store_thread *t = s->th;
     uv_async_t *a = xcalloc(1, sizeof *a);
     if (uv_async_init(loop, a, async_cb) != 0) {
         free(a);
         return ERR_IO;
     }
     a->data = s;
-    pthread_mutex_lock(&s->th->mu);
-    s->th->async = a;
-    pthread_mutex_unlock(&s->th->mu);
+    t->prepare = xcalloc(1, sizeof *t->prepare);
+    t->check = xcalloc(1, sizeof *t->check);
+    uv_prepare_init(loop, t->prepare);
+    uv_check_init(loop, t->check);
+    t->prepare->data = t->check->data = t;
+    uv_prepare_start(t->prepare, prepare_cb);
+    uv_check_start(t->check, check_cb);
+    uv_unref((uv_handle_t *)t->prepare); /* they never keep the loop alive */
+    uv_unref((uv_handle_t *)t->check);
+    pthread_mutex_lock(&t->mu);
+    t->async = a;
+    pthread_mutex_unlock(&t->mu);
     return 0;
 }
 
-static void free_handle(uv_handle_t *h) { free(h); }
-
 void store_detach_loop(store_t *s) {
-    pthread_mutex_lock(&s->th->mu);
-    uv_async_t *a = s->th->async;
-    s->th->async = NULL;
-    pthread_mutex_unlock(&s->th->mu);
+    struct store_thread *t = s->th;
+    flush(t);
+    if (t->prepare) {
+        uv_close((uv_handle_t *)t->prepare, free_handle);
+        uv_close((uv_handle_t *)t->check, free_handle);
+        t->prepare = NULL;
+        t->check = NULL;
+    }
+    pthread_mutex_lock(&t->mu);
+    uv_async_t *a = t->async;
+    t->async = NULL;
+    pthread_mutex_unlock(&t->mu);
     if (a)
         uv_close((uv_handle_t *)a, free_handle);
 }
 
 void store_submit(store_t *s, store_fn fn, void *arg, store_done done) {
+    struct store_thread *t = s->th;
     struct unit *u = xcalloc(1, sizeof *u);
     u->fn = fn;
     u->arg = arg;
     u->done = done;
-    s->th->pending++;
-    pthread_mutex_lock(&s->th->mu);
-    enqueue(s->th, u);
-    pthread_mutex_unlock(&s->th->mu);
+    t->pending++;
+    if (!t->prepare) { /* no loop attached: nothing would flush */
+        pthread_mutex_lock(&t->mu);
+        enqueue(t, u);
+        pthread_mutex_unlock(&t->mu);
+        return;
+    }
+    if (t->ltail)
+        t->ltail->next = u;
+    else
+        t->lhead = u;
+    t->ltail = u;
 }
 
 int store_call(store_t *s, store_fn fn, void *arg) {

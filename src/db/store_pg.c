@@ -168,7 +168,23 @@ static int pg_begin(store_t *st) {
     }
     return rc;
 }
-static int pg_commit(store_t *s) { return simple(P(s), "COMMIT"); }
+/* A transaction in which a statement failed (and whose unit went on: the unit treated the
+ * refusal as an answer) is aborted: Postgres answers its COMMIT with a ROLLBACK, without an
+ * error. That is no commit: ERR_DB, so no unit of the group is told its writes are in. */
+static int pg_commit(store_t *st) {
+    struct pg_store *s = P(st);
+    int rc;
+    PGresult *r = exec_p(s, "COMMIT", NULL, &rc);
+    if (!r)
+        return rc;
+    bool committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+    PQclear(r);
+    if (!committed) {
+        log_error("db", "the transaction was rolled back: a statement in it failed");
+        return ERR_DB;
+    }
+    return 0;
+}
 static void pg_rollback(store_t *s) {
     if (PQtransactionStatus(P(s)->c) != PQTRANS_IDLE)
         simple(P(s), "ROLLBACK");
@@ -863,11 +879,13 @@ static int pg_run_stale(store_tx_t *tx, const char *const *statuses, int64_t bef
     p_int(&p, before);
     buf_puts(&sql, "SELECT " RUN_COLS " FROM runs WHERE updated_at < $1 AND status IN (");
     int ns = 0;
-    for (; statuses[ns] && p.n < MAX_PARAMS; ns++) {
+    for (; statuses[ns] && p.n < MAX_PARAMS - 1; ns++) {
         p_str(&p, statuses[ns]);
         buf_printf(&sql, "%s$%d", ns ? ", " : "", p.n);
     }
     buf_puts(&sql, ns ? ") ORDER BY updated_at, id" : "NULL) ORDER BY updated_at, id");
+    p_int(&p, *n); /* libpq fetches the whole result: only the rows asked for */
+    buf_printf(&sql, " LIMIT $%d", p.n);
     int rc;
     PGresult *r = exec_p(TXC(tx), sql.data, &p, &rc);
     buf_release(&sql);
@@ -1533,6 +1551,49 @@ const struct store_ops store_pg_ops = {
     .unwatch = pg_unwatch,
 };
 
+/* The URL's password: the userinfo's after its first ':' (up to the last '@': a password may
+ * hold '@', '/' or '?'), else a password= parameter's value; its length, 0 when none. */
+static size_t url_password(const char *url, const char **pw) {
+    const char *p = strstr(url, "://"), *at = strrchr(url, '@');
+    if (p && at && at > p + 3) {
+        const char *colon = memchr(p + 3, ':', (size_t)(at - (p + 3)));
+        if (colon && at > colon + 1) {
+            *pw = colon + 1;
+            return (size_t)(at - *pw);
+        }
+    }
+    const char *q = strstr(url, "password=");
+    if (q) {
+        *pw = q + 9;
+        return strcspn(*pw, "&");
+    }
+    return 0;
+}
+
+/* Appends msg to err with every piece of the URL's password in it (3 characters or more, or all
+ * of a shorter one) as "***": libpq's messages about a malformed URL quote the URL, or the part
+ * it could not parse (a host, a port, a percent-encoded token), which may be the password. */
+static void put_redacted(buf_t *err, const char *msg, size_t len, const char *url) {
+    const char *pw = NULL;
+    size_t pwlen = url_password(url, &pw), need = pwlen < 3 ? pwlen : 3;
+    for (size_t i = 0; i < len;) {
+        size_t best = 0;
+        for (size_t j = 0; pwlen && j < pwlen; j++) {
+            size_t l = 0;
+            while (i + l < len && j + l < pwlen && msg[i + l] == pw[j + l])
+                l++;
+            if (l > best)
+                best = l;
+        }
+        if (pwlen && best >= need) {
+            buf_puts(err, "***");
+            i += best;
+        } else {
+            buf_append(err, &msg[i++], 1);
+        }
+    }
+}
+
 /* Opens the connection (on the calling thread, before the database thread starts; afterwards
  * only that thread uses it). The error never shows the URL: it may hold a password. */
 static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
@@ -1543,7 +1604,8 @@ static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
     s->c = PQconnectdb(url);
     if (!s->c || PQstatus(s->c) != CONNECTION_OK) {
         const char *m = s->c ? PQerrorMessage(s->c) : "out of memory";
-        buf_printf(err, "cannot connect to Postgres: %.*s", (int)strcspn(m, "\n"), m);
+        buf_puts(err, "cannot connect to Postgres: ");
+        put_redacted(err, m, strcspn(m, "\n"), url);
         pg_close(&s->base);
         return ERR_DB;
     }

@@ -133,10 +133,14 @@ Test(errors_limits, public_demo_writes_are_limited_per_client_ip, .timeout = 60)
     const char *env[] = {"PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_RATE_LIMIT=2/hour",
                          "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
     ae_start(&s, env);
-    for (int i = 0; i < 3; i++)
+    const char *body = "{\"brief\":\"a demo brief\"}";
+    for (int i = 0; i < 3; i++) {
         AE_ERR(s.port, "POST", "/v1/public/demo/start", AE_JSON, "{}", 422, "validation_error",
                NULL);
-    const char *body = "{\"brief\":\"a demo brief\"}";
+        /* a bad Idempotency-Key is a validation error too: before the rate limit (api.md §1) */
+        AE_ERR(s.port, "POST", "/v1/public/demo/start", AE_JSON "Idempotency-Key: a b\r\n", body,
+               422, "validation_error", NULL);
+    }
     cr_assert_eq(status_of(s.port, "POST", "/v1/public/demo/start", AE_JSON, body), 200);
     cr_assert_eq(status_of(s.port, "POST", "/v1/public/demo/start", AE_JSON, body), 200);
     expect_limited(s.port, "POST", "/v1/public/demo/start", AE_JSON, body, "2 per 1 hour", 3600);

@@ -429,3 +429,85 @@ Test(run_store, feedback_is_listed_newest_first_and_ratings_are_checked) {
     for (int i = 0; i < l.n; i++)
         feedback_release(&l.fbs[i]);
 }
+
+/* A unit that goes on after one of its statements failed (it treats the refusal as an answer,
+ * as the callers of task_add or job hand-backs do with ERR_CONFLICT) and returns 0: the store
+ * says committed exactly when the unit's other write is there. Postgres aborts the whole
+ * transaction on a failed statement and answers COMMIT with ROLLBACK: that must not be
+ * reported as a commit. */
+static int f_insert_then_refused(store_tx_t *tx, struct call *c) {
+    int rc = tx->s->ops->run_insert(tx, &c->run);
+    if (rc)
+        return rc;
+    c->i1 = tx->s->ops->feedback_add(tx, &c->fb); /* no such run: refused */
+    return 0;
+}
+
+Test(run_store, a_commit_reported_is_a_commit_made) {
+    run_t r = new_run("aismr", "pending", clock_now_ms());
+    struct call c = {.fn = f_insert_then_refused, .run = r};
+    crypto_uuid4(c.fb.id);
+    crypto_uuid4(c.fb.run_id); /* a run that does not exist */
+    c.fb.rating = 5;
+    c.fb.created_at = clock_now_ms();
+    int rc = call(&c);
+    cr_assert_neq(c.i1, 0, "feedback for an unknown run was accepted");
+    struct call g = {.fn = f_get, .s1 = r.id};
+    int grc = call(&g);
+    if (grc == 0)
+        run_release(&g.run);
+    cr_assert_eq(rc == 0, grc == 0, "store_call said %d but the run is %s", rc, grc == 0 ? "there" : "missing");
+    /* and the store goes on working afterwards */
+    run_t r2 = new_run("aismr", "pending", clock_now_ms());
+    insert(&r2);
+    run_t got = get(r2.id);
+    run_release(&got);
+}
+
+/* A malformed Postgres URL: libpq's complaint quotes the URL or the part it could not parse,
+ * the error must not show the password (any build: without Postgres the error is the build's). */
+static void open_fails_without(const char *url, const char *secret) {
+    config_t c;
+    config_init(&c);
+    buf_t err;
+    buf_init(&err, 4096);
+    store_t *s = NULL;
+    if (config_set(&c, "DATABASE_URL", url, CS_FLAG, &err) == 0 && config_finish(&c, &err) == 0) {
+        cr_assert_neq(store_open(&c, &s, &err), 0, "%s opened", url);
+        cr_assert_null(s);
+    }
+    cr_assert(err.len > 0);
+    cr_expect_null(strstr(err.data, secret), "the error shows the password: %s", err.data);
+    buf_release(&err);
+    config_release(&c);
+}
+
+Test(store_open, a_bad_postgres_url_never_shows_its_password) {
+    open_fails_without("postgres://u:s3cr%zzet@127.0.0.1:1/db", "s3cr");
+    open_fails_without("postgres://u:s3cretpw@[::1]x/db", "s3cretpw");
+    open_fails_without("postgres://u:s3c@retpw@127.0.0.1:1/db", "retpw");
+    open_fails_without("postgres://u:s3cpw/ret@127.0.0.1:1/db", "s3cpw");
+    open_fails_without("postgresql://u@127.0.0.1:1/db?password=pa%zzss", "pa%zzss");
+}
+
+static int f_stale(store_tx_t *tx, struct call *c) {
+    static const char *const waits[] = {"awaiting_render", "awaiting_publish", NULL};
+    return tx->s->ops->run_stale(tx, waits, c->i1, c->runs, &c->n);
+}
+
+Test(run_store, stale_runs_are_the_oldest_first_and_at_most_the_room_given) {
+    int64_t t0 = clock_now_ms() - 100000;
+    const char *statuses[] = {"awaiting_render", "completed", "awaiting_publish", "awaiting_render"};
+    run_t rs[4];
+    for (int i = 0; i < 4; i++) {
+        rs[i] = new_run("aismr", statuses[i], t0 + i);
+        insert(&rs[i]);
+    }
+    struct call c = {.fn = f_stale, .i1 = t0 + 10, .n = 2};
+    cr_assert_eq(call(&c), 0);
+    cr_assert_eq(c.n, 2);
+    cr_assert_str_eq(c.runs[0].id, rs[0].id);
+    cr_assert_str_eq(c.runs[1].id, rs[2].id);
+    for (int i = 0; i < c.n; i++)
+        run_release(&c.runs[i]);
+}

@@ -173,6 +173,9 @@ Test(store_sqlite, an_idle_wal_is_truncated) {
 }
 
 Test(store_sqlite, a_reader_on_an_old_snapshot_holds_the_wal_back_until_it_ends) {
+    struct sqlite_wal_tuning t = small;
+    t.idle_ms = 600000; /* no idle truncation before the reader's snapshot: it must be in the WAL */
+    store_sqlite_wal_tune(&t);
     open_store("normal");
     write_runs(5, 2);
     sqlite3 *reader = NULL;
@@ -197,4 +200,62 @@ Test(store_sqlite, a_reader_on_an_old_snapshot_holds_the_wal_back_until_it_ends)
     bool intact = false;
     cr_assert_eq(count_rows(&intact), 10 + 1200 + 4 * more);
     cr_assert(intact);
+}
+
+/* The run budget's count (two index lookups, not a scan) against count(*), at every boundary. */
+struct timed_batch {
+    int64_t base;
+    int n;
+};
+
+static int timed_unit(store_tx_t *tx, void *arg) {
+    struct timed_batch *b = arg;
+    int rc = 0;
+    for (int i = 0; i < b->n && rc == 0; i++) {
+        run_t r;
+        memset(&r, 0, sizeof r);
+        int64_t at = b->base + i / 3; /* three runs per millisecond */
+        crypto_uuid7(r.id, at);
+        snprintf(r.workflow, sizeof r.workflow, "aismr");
+        snprintf(r.status, sizeof r.status, "pending");
+        r.brief = "b";
+        r.created_at = r.updated_at = at;
+        rc = tx->s->ops->run_insert(tx, &r);
+    }
+    return rc;
+}
+
+struct since {
+    int64_t at, count;
+};
+
+static int since_unit(store_tx_t *tx, void *arg) {
+    struct since *q = arg;
+    return tx->s->ops->run_count_since(tx, q->at, &q->count);
+}
+
+Test(store_sqlite, the_run_budget_count_matches_count_star) {
+    store_sqlite_wal_tune(&normal);
+    open_store("normal");
+    struct since q = {0, -1};
+    cr_assert_eq(store_call(st, since_unit, &q), 0);
+    cr_assert_eq(q.count, 0, "no runs: %lld", (long long)q.count);
+    int64_t base = clock_now_ms() - 10000;
+    struct timed_batch b = {base, 3000};
+    cr_assert_eq(store_call(st, timed_unit, &b), 0);
+    sqlite3 *db = NULL;
+    cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *c = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE created_at >= ?", -1, &c, NULL), SQLITE_OK);
+    for (int64_t at = base - 5; at <= base + 1005; at += 7) {
+        q.at = at;
+        cr_assert_eq(store_call(st, since_unit, &q), 0);
+        sqlite3_bind_int64(c, 1, at);
+        cr_assert_eq(sqlite3_step(c), SQLITE_ROW);
+        cr_assert_eq(q.count, sqlite3_column_int64(c, 0), "since %lld: %lld, count(*) %lld", (long long)(at - base),
+                     (long long)q.count, (long long)sqlite3_column_int64(c, 0));
+        sqlite3_reset(c);
+    }
+    sqlite3_finalize(c);
+    sqlite3_close(db);
 }
