@@ -19,6 +19,7 @@
 
 #include "api/api.h"
 #include "core/clock.h"
+#include "core/cpuprio.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/sched.h"
@@ -300,6 +301,8 @@ static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
     dispatcher_set_group_cap(app->dispatcher, "media", (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
+    /* ... and runs below the loop's CPU priority (core/cpuprio.h) */
+    dispatcher_set_group_priority(app->dispatcher, "media", cpuprio_parse(config_str(app->cfg, S_TRANSCODE_PRIORITY)));
     media_jobs_register(app->dispatcher, app->cfg);
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);

@@ -3,9 +3,12 @@
  * (api.md §7). Order: the media token (when MEDIA_ACCESS_TOKEN is set: Bearer, X-Media-Token or
  * a signed URL, else 401), then the name (strict, else 400 "Invalid filename"), then the file:
  * local backend: sent from disk by http/file.c (resolved inside MEDIA_DIR; absent: 404 "Video
- * not found"); s3 backend: 302 to a presigned GET URL. Loop thread; nothing here blocks.
+ * not found"); s3 backend: a presigned HEAD on the loop's HTTP client first (absent: the same
+ * 404; the storage unreachable: 503), then 302 to a presigned GET URL. Loop thread; nothing here
+ * blocks.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -14,6 +17,9 @@
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "http/client.h"
 #include "http/file.h"
 #include "storage/storage.h"
 
@@ -38,6 +44,58 @@ static bool media_authorized(http_req_t *req, const char *token) {
     return false;
 }
 
+/* S3: the object is checked with a HEAD (presigned, on the loop's HTTP client) before the
+ * redirect, so a missing object is a 404 "Video not found" as with the local backend, not a
+ * redirect to S3's own error. */
+#define S3_CHECK_TIMEOUT_MS 5000
+
+struct s3_check {
+    http_req_t *req;
+    char url[STORAGE_URL_MAX]; /* the presigned GET to redirect to */
+};
+
+/* Loop thread. */
+static void s3_checked(const struct http_response *r, void *ud) {
+    struct s3_check *k = ud;
+    if (r->outcome == HC_OK) {
+        char hdr[STORAGE_URL_MAX + 64];
+        snprintf(hdr, sizeof hdr, "Location: %s\r\nCache-Control: no-store\r\n", k->url);
+        http_respond(k->req, 302, NULL, NULL, 0, hdr);
+    } else if (r->status == 404 || r->status == 403) {
+        /* S3 answers a missing object's HEAD with 403 when the key lacks s3:ListBucket */
+        if (r->status == 403)
+            log_warn("media", "media object refused (missing, or no s3:ListBucket permission)");
+        http_respond_error(k->req, 404, "not_found", "Video not found", NULL, NULL);
+    } else {
+        log_warn("media", "cannot check a media object", LF_S("error", r->error), LF_I("status", r->status));
+        http_respond_error(k->req, 503, "unavailable", "Media storage is not available", NULL, NULL);
+    }
+    free(k);
+}
+
+/* Loop thread: answers later (s3_checked) unless the check cannot start. */
+static void serve_s3(http_req_t *req, storage_t *st, const char *key) {
+    app_t *app = req->app;
+    int64_t now = clock_now_ms() / 1000;
+    struct s3_check *k = xcalloc(1, sizeof *k);
+    char head[STORAGE_URL_MAX];
+    k->req = req;
+    if (storage_url(st, key, now, k->url, sizeof k->url) != 0 ||
+        storage_presign_head(st, key, now, 300, head, sizeof head) != 0) {
+        free(k);
+        http_respond_err(req, ERR_INTERNAL, "Internal server error");
+        return;
+    }
+    struct http_request hr = {.method = "HEAD",
+                              .url = head,
+                              .connect_timeout_ms = S3_CHECK_TIMEOUT_MS,
+                              .timeout_ms = S3_CHECK_TIMEOUT_MS};
+    if (!app->client || http_client_send(app->client, &hr, s3_checked, k, NULL) != 0) {
+        free(k);
+        http_respond_error(req, 503, "unavailable", "Media storage is not available", NULL, NULL);
+    }
+}
+
 /* Serves key (dir/name) once the name has been checked. extra: more answer headers or NULL. */
 static void serve(http_req_t *req, const char *key, const char *extra) {
     app_t *app = req->app;
@@ -47,13 +105,7 @@ static void serve(http_req_t *req, const char *key, const char *extra) {
         return;
     }
     if (!storage_is_local(st)) {
-        char url[STORAGE_URL_MAX], hdr[STORAGE_URL_MAX + 64];
-        if (storage_url(st, key, clock_now_ms() / 1000, url, sizeof url) != 0) {
-            http_respond_err(req, ERR_INTERNAL, "Internal server error");
-            return;
-        }
-        snprintf(hdr, sizeof hdr, "Location: %s\r\nCache-Control: no-store\r\n", url);
-        http_respond(req, 302, NULL, NULL, 0, hdr);
+        serve_s3(req, st, key);
         return;
     }
     char path[4096];

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -331,6 +332,56 @@ static void derive(config_t *c, enum setting_id id, const char *value) {
 
 static bool is_dev_key(const char *k, size_t n) { return n == 11 && memcmp(k, "dev-api-key", 11) == 0; }
 
+static int x264_fail(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int x264_fail(buf_t *err, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        buf_vprintf(err, fmt, ap);
+        va_end(ap);
+    }
+    return ERR_INVAL;
+}
+
+/* The x264 options a caller may set (memory, threading, speed/quality trade-offs), with values
+ * of at most 16 characters from [A-Za-z0-9.,+-]: libx264 only warns about an option it does not
+ * know (and FFmpeg's log is silenced), so anything else is refused here instead. */
+#define X264_PARAMS_MAX 256
+static const char *const x264_keys[] = {"rc-lookahead", "bframes",   "b-adapt", "b-pyramid", "ref",
+                                        "sliced-threads", "lookahead-threads", "sync-lookahead",
+                                        "mbtree", "aq-mode", "subme", "me", "trellis",
+                                        "weightp", "keyint", "min-keyint", "scenecut", "8x8dct",
+                                        "deblock"};
+
+int config_x264_params_ok(const char *params, buf_t *err) {
+    if (!params)
+        return 0;
+    size_t len = strlen(params);
+    if (len > X264_PARAMS_MAX)
+        return x264_fail(err, "x264 options longer than %d bytes", X264_PARAMS_MAX);
+    const char *p = params;
+    while (*p) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ':');
+        if (!end)
+            end = p + strlen(p);
+        if (!eq || eq > end)
+            return x264_fail(err, "x264 options: '%.*s' is not key=value", (int)(end - p), p);
+        size_t i = 0, klen = (size_t)(eq - p);
+        while (i < sizeof x264_keys / sizeof x264_keys[0] &&
+               (strlen(x264_keys[i]) != klen || strncmp(x264_keys[i], p, klen) != 0))
+            i++;
+        if (i == sizeof x264_keys / sizeof x264_keys[0])
+            return x264_fail(err, "x264 options: '%.*s' is not an option accepted here", (int)klen, p);
+        size_t vlen = (size_t)(end - eq - 1);
+        if (vlen < 1 || vlen > 16 || strspn(eq + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.,+-") < vlen)
+            return x264_fail(err, "x264 options: bad value for '%.*s'", (int)klen, p);
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return x264_fail(err, "x264 options: trailing ':'");
+    }
+    return 0;
+}
+
 int config_finish(config_t *c, buf_t *err) {
     for (int i = 0; i < S__COUNT; i++) {
         int rc = parse_one(c, i, err);
@@ -369,6 +420,14 @@ int config_finish(config_t *c, buf_t *err) {
                    c->raw[S_FAKE_CLIP_SIZE]);
         return ERR_INVAL;
     }
+    buf_t xerr;
+    buf_init(&xerr, 512);
+    if (config_x264_params_ok(c->raw[S_TRANSCODE_X264_PARAMS], &xerr) != 0) {
+        buf_printf(err, "TRANSCODE_X264_PARAMS: %s", xerr.data ? xerr.data : "invalid");
+        buf_release(&xerr);
+        return ERR_INVAL;
+    }
+    buf_release(&xerr);
     const char *base = c->raw[S_PUBLIC_BASE_URL];
     if (*base && strncmp(base, "http://", 7) != 0 && strncmp(base, "https://", 8) != 0) {
         buf_puts(err, "PUBLIC_BASE_URL: must start with http:// or https://");

@@ -77,6 +77,11 @@ int config_parse_rate(const char *s, int64_t *count, double *period_s);
 
 /* The accepted API keys (API_KEYS entries, plus API_KEY). Returns the count (<= max). */
 int config_api_keys(const config_t *c, const char **keys, size_t *lens, int max);
+/* Checks x264 options (TRANSCODE_X264_PARAMS, `media transcode --x264-params`): "" or
+ * "key=value(:key=value)*", at most 256 bytes, keys from a fixed list (lookahead, B-frames,
+ * references, threading and a few speed/quality switches), values of 1 to 16 characters from
+ * [A-Za-z0-9.,+-]. Returns 0 or ERR_INVAL with the reason in err (may be NULL). Any thread. */
+int config_x264_params_ok(const char *params, buf_t *err);
 
 /* Prints NAME=value (source) lines; secrets as ***. */
 void config_show(const config_t *c, FILE *out);

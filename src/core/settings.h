@@ -63,6 +63,8 @@
     X(JOB_RETENTION_HOURS, CT_INT, "168", 1, 87600, NULL, 0, "Finished jobs are deleted after this") \
     X(WORKER_CONCURRENCY, CT_INT, "0", 0, 256, NULL, 0, "Worker threads (0: the CPU count)")        \
     X(TRANSCODE_MAX_CONCURRENCY, CT_INT, "2", 1, 64, NULL, 0, "Media jobs at once")                 \
+    X(TRANSCODE_PRIORITY, CT_ENUM, "idle", 0, 0, "idle|low|normal", 0,                              \
+      "CPU priority of media jobs: idle (SCHED_IDLE), low (nice 10) or normal")                     \
     X(PROVIDER_MAX_INFLIGHT, CT_INT, "8", 1, 1024, NULL, 0, "Requests in flight per provider")       \
     X(QUEUE_POLL_MS, CT_INT, "200", 10, 60000, NULL, 0,                                             \
       "How often the dispatcher looks for jobs it was not told about (other processes, retries)") \
@@ -127,6 +129,8 @@
     X(TRANSCODE_PRESET, CT_ENUM, "veryfast", 0, 0,                                                  \
       "ultrafast|superfast|veryfast|faster|fast|medium|slow|slower|veryslow", 0, "x264 preset")      \
     X(TRANSCODE_CRF, CT_INT, "23", 0, 51, NULL, 0, "x264 CRF")                                      \
+    X(TRANSCODE_X264_PARAMS, CT_STR, "sliced-threads=1:rc-lookahead=1:bframes=1", 0, 0, NULL, 0,    \
+      "x264 options of every H.264 encode (key=value:...; bound the memory, see Media)")            \
     X(RENDER_FONT, CT_STR, "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 0, 0, NULL, 0,        \
       "Font for overlay texts")                                                                    \
     X(RENDER_SCALE, CT_NUM, "1.0", 0.05, 4, NULL, 0, "Scales output sizes (tests use small ones)")  \

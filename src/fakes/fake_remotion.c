@@ -24,6 +24,7 @@
 
 #include "core/dir.h"
 #include "core/clock.h"
+#include "core/cpuprio.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -208,9 +209,10 @@ static int on_progress(double done, void *ud) {
     return atomic_load(&r->f->stopping); /* stop early at shutdown (resumed at the next start) */
 }
 
-/* Pool thread: reads only r->req (not changed while working) and the settings. */
-static void render_work(uv_work_t *w) {
-    struct fake_render *r = w->data;
+/* Pool thread, at TRANSCODE_PRIORITY (render_work): reads only r->req (not changed while
+ * working) and the settings. */
+static void render_clips(void *arg) {
+    struct fake_render *r = arg;
     const config_t *cfg = r->f->cfg;
     json_t *clips = json_object_get(r->req, "clips"), *texts = json_object_get(r->req, "texts");
     size_t n = json_array_size(clips);
@@ -242,6 +244,12 @@ static void render_work(uv_work_t *w) {
         unlink(paths[i]);
     free(paths);
     free(mc);
+}
+
+/* Pool thread: the render runs below the loop's CPU priority, as media jobs do. */
+static void render_work(uv_work_t *w) {
+    struct fake_render *r = w->data;
+    cpuprio_run(cpuprio_parse(config_str(r->f->cfg, S_TRANSCODE_PRIORITY)), render_clips, r);
 }
 
 static void render_done(uv_work_t *w, int status) {

@@ -22,6 +22,7 @@
 
 #include "core/dir.h"
 #include "core/clock.h"
+#include "core/cpuprio.h"
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -191,9 +192,9 @@ static void deliver(struct fake_video *v) {
 
 static void pump(struct fakes *f);
 
-/* Pool thread. */
-static void synth_work(uv_work_t *w) {
-    struct fake_video *v = w->data;
+/* Pool thread, at TRANSCODE_PRIORITY (media work: synth_work). */
+static void synth_clip(void *arg) {
+    struct fake_video *v = arg;
     const config_t *cfg = v->f->cfg;
     char out[FAKE_PATH_MAX + 80];
     path_of(v, "mp4", out, sizeof out);
@@ -207,6 +208,12 @@ static void synth_work(uv_work_t *w) {
     v->work_rc = media_synth_clip(&o, &err);
     snprintf(v->work_err, sizeof v->work_err, "%s", err.data ? err.data : "");
     buf_release(&err);
+}
+
+/* Pool thread: the synthesis runs below the loop's CPU priority, as media jobs do. */
+static void synth_work(uv_work_t *w) {
+    struct fake_video *v = w->data;
+    cpuprio_run(cpuprio_parse(config_str(v->f->cfg, S_TRANSCODE_PRIORITY)), synth_clip, v);
 }
 
 static void synth_done(uv_work_t *w, int status) {

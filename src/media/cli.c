@@ -40,6 +40,7 @@ static bool parse_int(const char *s, int lo, int hi, int *out) {
 int media_cmd_transcode(config_t *cfg, int argc, char **argv) {
     struct media_transcode_opts o = {.preset = config_str(cfg, S_TRANSCODE_PRESET),
                                      .crf = (int)config_int(cfg, S_TRANSCODE_CRF),
+                                     .x264_params = config_str(cfg, S_TRANSCODE_X264_PARAMS),
                                      .fps = 30};
     int w = 0, h = 0;
     const char *pos[2] = {NULL, NULL}, *v;
@@ -54,6 +55,8 @@ int media_cmd_transcode(config_t *cfg, int argc, char **argv) {
         } else if ((v = cli_opt(argc, argv, &i, "--threads"))) {
             if (!parse_int(v, 0, 64, &o.threads))
                 return usage("transcode", "--threads must be 0 (automatic) to 64", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--x264-params"))) {
+            o.x264_params = v;
         } else if ((v = cli_opt(argc, argv, &i, "--thumbnail"))) {
             o.thumbnail = v;
         } else if (argv[i][0] == '-' || npos == 2) {
@@ -78,6 +81,7 @@ int media_cmd_transcode(config_t *cfg, int argc, char **argv) {
 int media_cmd_render(config_t *cfg, int argc, char **argv) {
     struct media_render_opts o = {.preset = config_str(cfg, S_TRANSCODE_PRESET),
                                   .crf = (int)config_int(cfg, S_TRANSCODE_CRF),
+                                  .x264_params = config_str(cfg, S_TRANSCODE_X264_PARAMS),
                                   .fps = 30,
                                   .font = config_str(cfg, S_RENDER_FONT)};
     struct media_render_clip *clips = calloc((size_t)argc + 1, sizeof *clips);

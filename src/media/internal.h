@@ -59,6 +59,8 @@ struct mout_opts {
     const char *preset;      /* libx264 only; NULL: veryfast */
     int crf;                 /* libx264 only */
     int threads;             /* encoder threads, 0: automatic */
+    const char *x264_params; /* libx264 only: x264 options "key=value:..." (config_x264_params_ok);
+                                NULL or "": x264's defaults for the preset */
     bool audio;              /* an audio track (AAC; Opus in WebM) */
 };
 

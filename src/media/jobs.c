@@ -9,7 +9,6 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +19,6 @@
 #include "media/media.h"
 
 #define PATH_IN_MAX 1024
-#define MEDIA_NICE 10
 
 static const config_t *media_cfg; /* read-only after config_finish; set before dispatcher_start */
 static int media_threads;         /* codec threads per transcode, set with media_cfg */
@@ -80,34 +78,6 @@ static int on_progress(double done, void *ud) {
     struct job_ctx *ctx = ud;
     ctx->progress = done;
     return 0;
-}
-
-struct niced {
-    const struct media_transcode_opts *o;
-    struct job_ctx *ctx;
-    buf_t *err;
-    int rc;
-};
-
-static void *niced_main(void *arg) {
-    struct niced *n = arg;
-    /* Linux nice values are per thread and inherited by the threads this one creates (the
-     * codec threads): the encode yields the CPU to the loop and database threads, so HTTP
-     * latency holds while every core encodes. Raising one's own nice value needs no privilege. */
-    setpriority(PRIO_PROCESS, (id_t)gettid(), MEDIA_NICE);
-    n->rc = media_transcode(n->o, on_progress, n->ctx, n->err);
-    return NULL;
-}
-
-/* Runs the transcode on a fresh thread at MEDIA_NICE and waits for it (the pool thread is
- * reused by other work, and a thread cannot lower its nice value back without privilege). */
-static int run_niced(const struct media_transcode_opts *o, struct job_ctx *ctx, buf_t *err) {
-    struct niced n = {o, ctx, err, 0};
-    pthread_t t;
-    if (pthread_create(&t, NULL, niced_main, &n) != 0)
-        return media_transcode(o, on_progress, ctx, err);
-    pthread_join(t, NULL);
-    return n.rc;
 }
 
 /* "field": an integer in [lo, hi]; false when missing or out of bounds. */
@@ -177,12 +147,13 @@ static void run_transcode(struct job_ctx *ctx) {
                                      .fps = fps,
                                      .threads = media_threads,
                                      .preset = config_str(media_cfg, S_TRANSCODE_PRESET),
-                                     .crf = (int)config_int(media_cfg, S_TRANSCODE_CRF)};
+                                     .crf = (int)config_int(media_cfg, S_TRANSCODE_CRF),
+                                     .x264_params = config_str(media_cfg, S_TRANSCODE_X264_PARAMS)};
     media_scaled_size(w, h, config_num(media_cfg, S_RENDER_SCALE), &o.width, &o.height);
     buf_t err;
     buf_init(&err, 2048);
     ctx->progress = 0;
-    rc = run_niced(&o, ctx, &err);
+    rc = media_transcode(&o, on_progress, ctx, &err);
     if (rc) {
         /* a write failure may pass (disk space, a directory being recreated); bad input will not */
         job_set_error(ctx, rc == ERR_IO ? JO_RETRY : JO_PERMANENT, "transcode failed: %s",
@@ -225,6 +196,8 @@ static void *sweep_main(void *arg) {
     free(dir);
     return NULL;
 }
+
+int media_jobs_threads(void) { return media_threads > 0 ? media_threads : 1; }
 
 void media_jobs_register(dispatcher_t *d, const config_t *cfg) {
     media_cfg = cfg;

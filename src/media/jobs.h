@@ -10,8 +10,9 @@
  * resolved (a permanent failure otherwise); the output's directory must exist. width and height (even,
  * before RENDER_SCALE, which the job applies) and fps are required. TRANSCODE_PRESET and
  * TRANSCODE_CRF come from the settings; the codec threads of one job are the cores divided by
- * TRANSCODE_MAX_CONCURRENCY (at least 1). The encode runs on its own thread at nice +10 (the
- * pool thread waits for it), so the loop and database threads keep their CPU.
+ * TRANSCODE_MAX_CONCURRENCY (at least 1), the x264 options TRANSCODE_X264_PARAMS. Like every
+ * job of the "media" cap group it runs at TRANSCODE_PRIORITY (queue/dispatcher.h), so the loop
+ * and database threads keep their CPU.
  * Outcome: succeeded (result_url: the output path relative to MEDIA_DIR); a bad payload or an
  * unusable input is a permanent failure with the library's reason; an output write failure is
  * retried. Progress (job `progress`) follows the transcode.
@@ -29,6 +30,9 @@
  * left in MEDIA_DIR by killed processes (media_sweep_temp). Loop thread, before
  * dispatcher_start. */
 void media_jobs_register(dispatcher_t *d, const config_t *cfg);
+/* The codec threads of one media job: the cores divided by TRANSCODE_MAX_CONCURRENCY, at least
+ * 1 (set by media_jobs_register; 1 before). Any thread after registration. */
+int media_jobs_threads(void);
 
 /*
  * Resolves path (relative to root, or absolute) to a canonical absolute path inside root (after

@@ -61,6 +61,25 @@
  */
 typedef int (*media_progress_fn)(double done, void *ud);
 
+/*
+ * The x264 options of transcodes and renders unless the caller gives its own
+ * (TRANSCODE_X264_PARAMS defaults to the same string), on top of the preset (veryfast) and CRF.
+ * They bound the encoder's memory, which is most of a transcode's: at 1080x1920 every frame x264
+ * holds for its lookahead costs ~6.5 MB (the picture plus its half-size copies) and every
+ * reconstructed frame ~11.5 MB (with its half-pel planes), plus ~12 MB of fixed buffers.
+ * veryfast's own settings (rc-lookahead 10, 3 B-frames with pyramid, 1.5 frame threads per
+ * core) hold ~20 frames and peak near 305 MiB per transcode (the ffmpeg CLI: 311 MiB):
+ *   - rc-lookahead=1:bframes=1 keeps 1 B-frame (no pyramid) and a one-frame lookahead: ~135 MiB
+ *     per transcode with one thread (the libraries' own mapped code is ~50 MiB of it). The cost
+ *     is compression: about 0.6 dB PSNR at the same bitrate against veryfast's defaults (~10 %
+ *     more bits for the same quality); rc-lookahead=0:bframes=0 would save 20 MiB more for twice
+ *     that loss.
+ *   - sliced-threads=1: threads (when more than one is given) share one frame, in slices,
+ *     instead of each holding frames of its own (frame threads cost ~37 MiB each at this size),
+ *     so memory no longer grows with the core count. Slices cost ~1 % of compression.
+ */
+#define MEDIA_X264_PARAMS "sliced-threads=1:rc-lookahead=1:bframes=1"
+
 /* ---- clip synthesis (the fake video provider; also the tests' input generator) -------------- */
 
 struct media_synth_opts {
@@ -98,6 +117,8 @@ struct media_transcode_opts {
     const char *preset;    /* x264 preset; NULL: "veryfast" (TRANSCODE_PRESET) */
     int crf;               /* 0..51 (TRANSCODE_CRF, 23) */
     int threads;           /* codec threads (decoder and libx264); 0: automatic, as the ffmpeg CLI */
+    const char *x264_params; /* x264 options "key=value:..." (config_x264_params_ok); NULL:
+                                MEDIA_X264_PARAMS; "": x264's own defaults for the preset */
 };
 
 /*
@@ -143,6 +164,7 @@ struct media_render_opts {
     const char *preset;                    /* NULL: "veryfast" */
     int crf;
     int threads;
+    const char *x264_params; /* as for media_transcode */
     const char *font; /* RENDER_FONT: a TrueType file. NULL, or a path that is not a readable
                          file: the render still succeeds, without overlays */
     bool *overlays_drawn; /* optional out: set to whether the overlays were burned */

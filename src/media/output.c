@@ -84,6 +84,8 @@ static int open_video(struct mout *m, const struct mout_opts *o, buf_t *err) {
     if (strcmp(codec->name, "libx264") == 0) {
         av_dict_set(&d, "preset", o->preset ? o->preset : "veryfast", 0);
         av_dict_set_int(&d, "crf", o->crf, 0);
+        if (o->x264_params && *o->x264_params)
+            av_dict_set(&d, "x264-params", o->x264_params, 0);
     } else if (strcmp(codec->name, "libvpx-vp9") == 0) {
         av_dict_set(&d, "deadline", "realtime", 0);
         av_dict_set(&d, "cpu-used", "8", 0);

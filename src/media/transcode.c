@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "core/err.h"
 #include "core/mem.h"
 #include "media/internal.h"
@@ -587,7 +588,10 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
 
 /* ---- the calls ---- */
 
-static int check_common(int w, int h, int fps, const char *preset, int crf, int threads, buf_t *err) {
+static int check_common(int w, int h, int fps, const char *preset, int crf, int threads, const char *x264_params,
+                        buf_t *err) {
+    if (x264_params && config_x264_params_ok(x264_params, err) != 0)
+        return ERR_INVAL;
     if (w < MEDIA_MIN_DIM || w > MEDIA_MAX_DIM || h < MEDIA_MIN_DIM || h > MEDIA_MAX_DIM || (w | h) & 1)
         return media_fail(err, ERR_INVAL, "output size %dx%d: even sizes from %d to %d", w, h, MEDIA_MIN_DIM,
                           MEDIA_MAX_DIM);
@@ -613,8 +617,8 @@ static bool font_usable(const char *font) {
 }
 
 static int run_clips(const struct media_render_clip *clips, size_t n, const char *output, const char *thumbnail,
-                     int w, int h, int fps, const char *preset, int crf, int threads, const char *font,
-                     media_progress_fn progress, void *ud, buf_t *err) {
+                     int w, int h, int fps, const char *preset, int crf, int threads, const char *x264_params,
+                     const char *font, media_progress_fn progress, void *ud, buf_t *err) {
     struct run r;
     memset(&r, 0, sizeof r);
     r.W = w;
@@ -635,6 +639,7 @@ static int run_clips(const struct media_render_clip *clips, size_t n, const char
                            .preset = preset ? preset : "veryfast",
                            .crf = crf,
                            .threads = threads,
+                           .x264_params = x264_params ? x264_params : MEDIA_X264_PARAMS,
                            .audio = true};
     int rc = mout_open(&r.m, &mo, err);
     if (rc)
@@ -678,12 +683,12 @@ int media_transcode(const struct media_transcode_opts *o, media_progress_fn prog
         return lrc;
     if (!o || !o->input || !o->output || !*o->input || !*o->output)
         return media_fail(err, ERR_INVAL, "input and output paths are required");
-    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, err);
+    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, o->x264_params, err);
     if (rc)
         return rc;
     struct media_render_clip clip = {.path = o->input, .overlay = NULL};
     return run_clips(&clip, 1, o->output, o->thumbnail, o->width, o->height, o->fps, o->preset, o->crf, o->threads,
-                     NULL, progress, ud, err);
+                     o->x264_params, NULL, progress, ud, err);
 }
 
 int media_render(const struct media_render_opts *o, media_progress_fn progress, void *ud, buf_t *err) {
@@ -694,7 +699,7 @@ int media_render(const struct media_render_opts *o, media_progress_fn progress, 
         return media_fail(err, ERR_INVAL, "an output path is required");
     if (!o->clips || o->nclips < 1 || o->nclips > MEDIA_MAX_RENDER_CLIPS)
         return media_fail(err, ERR_INVAL, "a render needs 1 to %d clips", MEDIA_MAX_RENDER_CLIPS);
-    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, err);
+    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, o->x264_params, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < o->nclips; i++) {
@@ -707,7 +712,7 @@ int media_render(const struct media_render_opts *o, media_progress_fn progress, 
     if (o->overlays_drawn)
         *o->overlays_drawn = false;
     rc = run_clips(o->clips, o->nclips, o->output, o->thumbnail, o->width, o->height, o->fps, o->preset, o->crf,
-                   o->threads, font, progress, ud, err);
+                   o->threads, o->x264_params, font, progress, ud, err);
     if (rc == 0 && o->overlays_drawn) {
         bool any = false;
         for (size_t i = 0; i < o->nclips; i++)

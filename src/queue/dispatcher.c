@@ -8,6 +8,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/cpuprio.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -52,6 +53,7 @@ struct prov_slot {
 struct group_slot {
     char *name; /* owned */
     int running, cap; /* cap 0: none set */
+    int prio;         /* enum cpuprio of the group's pool jobs */
 };
 
 struct dispatcher {
@@ -306,9 +308,17 @@ void job_finish(struct job_ctx *ctx) {
         uv_check_start(&d->fin_check, fin_check_cb);
 }
 
+static void run_pool_job(void *arg) {
+    struct job_ctx *ctx = arg;
+    ctx->type->run_pool(ctx);
+}
+
+/* Pool thread. A job of a group with a lower priority runs on a thread of its own at that
+ * priority (cpuprio_run), which ends with the job: the pool thread keeps its own priority for
+ * the work it runs next (file sends, storage calls), and the loop keeps the CPU it needs. */
 static void pool_run(uv_work_t *w) {
     struct job_ctx *ctx = w->data;
-    ctx->type->run_pool(ctx);
+    cpuprio_run((enum cpuprio)ctx->prio, run_pool_job, ctx);
 }
 
 static void pool_after(uv_work_t *w, int status) {
@@ -341,6 +351,7 @@ static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job, enum 
         d->provs[slot->prov].running++;
     if (slot->group >= 0)
         d->groups[slot->group].running++;
+    ctx->prio = slot->group >= 0 ? d->groups[slot->group].prio : CPUPRIO_NORMAL;
     if (slot->t->kind == JK_POOL) {
         ctx->work.data = ctx;
         if (uv_queue_work(d->loop, &ctx->work, pool_run, pool_after) != 0) {
@@ -710,7 +721,7 @@ static int find_group(dispatcher_t *d, const char *name) {
         log_error("queue", "too many cap groups; ignored", LF_S("group", name));
         return -1;
     }
-    d->groups[d->ngroups] = (struct group_slot){xstrdup(name), 0, 0};
+    d->groups[d->ngroups] = (struct group_slot){xstrdup(name), 0, 0, CPUPRIO_NORMAL};
     return d->ngroups++;
 }
 
@@ -755,6 +766,12 @@ void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {
     int i = find_group(d, group);
     if (i >= 0)
         d->groups[i].cap = cap > 0 ? cap : 1;
+}
+
+void dispatcher_set_group_priority(dispatcher_t *d, const char *group, int prio) {
+    int i = find_group(d, group);
+    if (i >= 0)
+        d->groups[i].prio = prio;
 }
 
 void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud) {

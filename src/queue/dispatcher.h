@@ -84,6 +84,7 @@ struct job_ctx {
     uv_work_t work;
     uint64_t started_ns;
     int slot;                         /* index of the type's slot */
+    int prio;                         /* enum cpuprio the pool job runs at */
     enum breaker_ticket ticket;       /* provider types: the breaker's permission */
     uint32_t ticket_gen;
     bool finished, handed_back;
@@ -105,6 +106,11 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t);
 /* At most cap running jobs (cap >= 1) over all the types whose cap_group is group (copied).
  * Before dispatcher_start; setting it again replaces the cap. */
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap);
+/* The pool jobs of the group's types run at CPU priority prio (an enum cpuprio, core/cpuprio.h;
+ * media work: TRANSCODE_PRIORITY), each on a thread of its own that ends with the job; the
+ * threads the job creates (codec threads) inherit it. Loop types are not affected. Before
+ * dispatcher_start. */
+void dispatcher_set_group_priority(dispatcher_t *d, const char *group, int prio);
 /* Starts claiming (rescues this host's dead workers first). once: stop when nothing is ready. */
 void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud);
 /* Claim now: called after an in-process enqueue commits (d may be NULL: no dispatcher here). */

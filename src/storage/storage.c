@@ -270,7 +270,14 @@ int storage_presign(const storage_t *s, const char *key, int64_t now, int64_t ex
                     size_t cap) {
     if (!s->ops->presign || !storage_key_valid(key) || expires_s < 1 || expires_s > 604800)
         return ERR_INVAL;
-    return s->ops->presign(s, key, now, expires_s, out, cap);
+    return s->ops->presign(s, false, key, now, expires_s, out, cap);
+}
+
+int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
+                         size_t cap) {
+    if (!s->ops->presign || !storage_key_valid(key) || expires_s < 1 || expires_s > 604800)
+        return ERR_INVAL;
+    return s->ops->presign(s, true, key, now, expires_s, out, cap);
 }
 
 int storage_url(const storage_t *s, const char *key, int64_t now, char *out, size_t cap) {

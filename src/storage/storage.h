@@ -173,6 +173,10 @@ int storage_url(const storage_t *s, const char *key, int64_t now, char *out, siz
  */
 int storage_presign(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
                     size_t cap);
+/* The same for a HEAD request (the canonical request's method HEAD, x-id=HeadObject): the
+ * media routes check that an object exists before redirecting to it. Pure, any thread. */
+int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
+                         size_t cap);
 
 /* ---- signed media URLs (api.md §7), pure, any thread ------------------------------------------ */
 

@@ -19,7 +19,8 @@ struct storage_ops {
     int (*cleanup)(storage_t *s, const char *prefix, int64_t older_than,
                    bool (*keep)(const char *key, void *ud), void *ud, int *removed);
     /* NULL when the backend has no presigned URLs (local) */
-    int (*presign)(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
+    /* head: a HEAD URL (HeadObject) instead of GET */
+    int (*presign)(const storage_t *s, bool head, const char *key, int64_t now, int64_t expires_s, char *out,
                    size_t cap);
 };
 

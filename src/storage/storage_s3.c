@@ -250,7 +250,7 @@ static void object_path(const struct s3 *c, const char *key, buf_t *b) {
     buf_puts(b, key);
 }
 
-static int s3_presign(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
+static int s3_presign(const storage_t *s, bool head, const char *key, int64_t now, int64_t expires_s, char *out,
                       size_t cap) {
     const struct s3 *c = S3(s);
     time_t t = (time_t)now;
@@ -282,9 +282,9 @@ static int s3_presign(const storage_t *s, const char *key, int64_t now, int64_t 
         goto out;
     buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%lld", amzdate, (long long)expires_s);
     size_t sig_at = query.len; /* X-Amz-Signature sorts here, before X-Amz-SignedHeaders */
-    buf_puts(&query, "&X-Amz-SignedHeaders=host&x-id=GetObject");
-    if (buf_printf(&creq, "GET\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", path.data, query.data,
-                   c->authority))
+    buf_puts(&query, head ? "&X-Amz-SignedHeaders=host&x-id=HeadObject" : "&X-Amz-SignedHeaders=host&x-id=GetObject");
+    if (buf_printf(&creq, "%s\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", head ? "HEAD" : "GET", path.data,
+                   query.data, c->authority))
         goto out;
     uint8_t h[32];
     char hex[65];

@@ -31,6 +31,7 @@
 #include "core/mem.h"
 #include "core/metrics.h"
 #include "media/media.h"
+#include "media/jobs.h"
 #include "providers/providers.h"
 #include "queue/dispatcher.h"
 #include "storage/storage.h"
@@ -1007,6 +1008,8 @@ static void transcode_run(struct job_ctx *ctx) {
         .fps = (int)json_integer_value(json_object_get(r->payload, "fps")),
         .preset = config_str(app->cfg, S_TRANSCODE_PRESET),
         .crf = (int)config_int(app->cfg, S_TRANSCODE_CRF),
+        .threads = media_jobs_threads(),
+        .x264_params = config_str(app->cfg, S_TRANSCODE_X264_PARAMS),
     };
     buf_t err;
     buf_init(&err, 1024);
@@ -1297,6 +1300,8 @@ static void render_run(struct job_ctx *ctx) {
         .fps = (int)json_integer_value(json_object_get(r->payload, "fps")),
         .preset = config_str(app->cfg, S_TRANSCODE_PRESET),
         .crf = (int)config_int(app->cfg, S_TRANSCODE_CRF),
+        .threads = media_jobs_threads(),
+        .x264_params = config_str(app->cfg, S_TRANSCODE_X264_PARAMS),
         .font = config_str(app->cfg, S_RENDER_FONT),
         .overlays_drawn = &drawn,
     };

@@ -348,6 +348,7 @@ Test(s3, the_media_routes_redirect_to_presigned_urls) {
     tmp_file(fetched, sizeof fetched, "m-fetched.mp4");
     write_bytes(src, 5000, 11);
     cr_assert_eq(storage_put_file(s, "renders/run-9.mp4", src, NULL, 0), 0);
+    cr_assert_eq(storage_put_file(s, "transcoded/clip_x_0.mp4", src, NULL, 0), 0);
     storage_free(s);
 
     char e1[200];
@@ -367,6 +368,18 @@ Test(s3, the_media_routes_redirect_to_presigned_urls) {
     cr_assert(same_files(src, fetched));
     cr_assert(h_request(srv.port, "HEAD", "/v1/media/transcoded/clip_x_0.mp4", NULL, NULL, &r));
     cr_assert_eq(r.status, 302);
+    resp_free(&r);
+    /* a missing object: checked with a HEAD first, 404 as with the local backend (api.md §7) */
+    cr_assert(h_request(srv.port, "GET", "/v1/media/transcoded/clip_nope_0.mp4", NULL, NULL, &r));
+    cr_assert_eq(r.status, 404, "%d %s", r.status, r.body);
+    cr_assert(strstr(r.body, "Video not found"), "%s", r.body);
+    cr_assert_not(resp_header(&r, "Location", loc, sizeof loc));
+    resp_free(&r);
+    cr_assert(h_request(srv.port, "GET", "/v1/media/thumbnails/nope.jpg", NULL, NULL, &r));
+    cr_assert_eq(r.status, 404);
+    resp_free(&r);
+    cr_assert(h_request(srv.port, "GET", "/v1/media/video/run-10", NULL, NULL, &r));
+    cr_assert_eq(r.status, 404);
     resp_free(&r);
     cr_assert(h_request(srv.port, "GET", "/v1/media/transcoded/..%2fx", NULL, NULL, &r));
     cr_assert_eq(r.status, 400, "names are checked before the redirect");

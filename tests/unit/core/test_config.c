@@ -367,6 +367,29 @@ Test(config, cross_setting_checks) {
     cr_assert_not_null(strstr(msg(), "JOB_RETRY_BASE_S"), "%s", msg());
 }
 
+Test(config, x264_options_are_checked) {
+    const char *good[] = {"", "rc-lookahead=1:bframes=1", "sliced-threads=1:rc-lookahead=0:bframes=0",
+                          "deblock=-1,-1:ref=2", "b-pyramid=none:me=hex"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", good[i]), 0, "'%s' refused: %s", good[i], msg());
+    /* x264 would only warn (silently, FFmpeg's log is off) about these: refused at start */
+    const char *bad[] = {"bframes", "bframes=", "=1", "foo=1", "rc-lookahead=1:", ":bframes=1",
+                         "bframes=1:threads=64", "preset=slow", "bframes=1;rm", "bframes=1 ",
+                         "me=aaaaaaaaaaaaaaaaa"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", bad[i]), ERR_INVAL, "'%s' accepted", bad[i]);
+        cr_assert_not_null(strstr(msg(), "TRANSCODE_X264_PARAMS: x264 options"), "%s", msg());
+    }
+    char lng[300];
+    memset(lng, 0, sizeof lng);
+    for (size_t n = 0; n + 12 < sizeof lng - 1;)
+        n += (size_t)snprintf(lng + n, sizeof lng - n, "%sbframes=1", n ? ":" : "");
+    cr_assert_eq(config_x264_params_ok(lng, NULL), ERR_INVAL, "longer than 256 bytes");
+    cr_assert_eq(config_x264_params_ok(NULL, NULL), 0);
+    cr_assert_eq(try_value("TRANSCODE_PRIORITY", "idle"), 0, "%s", msg());
+    cr_assert_eq(try_value("TRANSCODE_PRIORITY", "high"), ERR_INVAL);
+}
+
 /* ---- secrets never appear in messages ------------------------------------------------------ */
 
 Test(config, invalid_secrets_are_never_echoed) {

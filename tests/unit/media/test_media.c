@@ -374,6 +374,54 @@ Test(media, transcode_rejects_odd_or_out_of_range_output) {
     cr_expect_eq(count_files(), 1);
 }
 
+/* The x264 option string libx264 writes into the stream (its SEI user data), or "". */
+static void x264_options_of(const char *p, char *out, size_t cap) {
+    FILE *f = fopen(p, "rb");
+    cr_assert(f);
+    static char data[1 << 20];
+    size_t n = fread(data, 1, sizeof data, f);
+    fclose(f);
+    out[0] = '\0';
+    for (size_t i = 0; i + 11 < n; i++)
+        if (memcmp(data + i, "x264 - core", 11) == 0) {
+            snprintf(out, cap, "%.*s", (int)strnlen(data + i, n - i), data + i);
+            return;
+        }
+}
+
+Test(media, transcode_bounds_x264_memory_by_default_and_takes_other_options) {
+    synth("in.mp4", 64, 112, 30, 0.5, NULL, false, false);
+    char opts[4096];
+    cr_assert_eq(transcode("in.mp4", "out.mp4", 64, 112, 30, NULL), 0, "%s", err.data);
+    x264_options_of(path("out.mp4"), opts, sizeof opts);
+    /* MEDIA_X264_PARAMS: a one-frame lookahead, one B-frame, no pyramid */
+    cr_assert(strstr(opts, " rc_lookahead=1 "), "%s", opts);
+    cr_assert(strstr(opts, " bframes=1 "), "%s", opts);
+    cr_assert(strstr(opts, " b_pyramid=0 "), "%s", opts);
+    struct media_transcode_opts o = {.input = path("in.mp4"), .output = path("out2.mp4"), .width = 64, .height = 112,
+                                     .fps = 30, .preset = "veryfast", .crf = 23, .threads = 1,
+                                     .x264_params = "rc-lookahead=0:bframes=0"};
+    buf_reset(&err);
+    cr_assert_eq(media_transcode(&o, NULL, NULL, &err), 0, "%s", err.data);
+    x264_options_of(path("out2.mp4"), opts, sizeof opts);
+    cr_assert(strstr(opts, " bframes=0 "), "%s", opts);
+    cr_assert(strstr(opts, " threads=1 "), "%s", opts);
+    o.x264_params = ""; /* x264's own veryfast settings */
+    o.output = path("out3.mp4");
+    cr_assert_eq(media_transcode(&o, NULL, NULL, &err), 0, "%s", err.data);
+    x264_options_of(path("out3.mp4"), opts, sizeof opts);
+    cr_assert(strstr(opts, " rc_lookahead=10 "), "%s", opts);
+    cr_assert(strstr(opts, " bframes=3 "), "%s", opts);
+    /* an option x264 would silently ignore is refused before anything is written */
+    o.x264_params = "rc-lookahead=1:no-such-option=1";
+    o.output = path("out4.mp4");
+    buf_reset(&err);
+    cr_assert_eq(media_transcode(&o, NULL, NULL, &err), ERR_INVAL);
+    cr_assert(strstr(err.data, "no-such-option"), "%s", err.data);
+    cr_assert_not(exists(path("out4.mp4")));
+    cr_assert_eq(count_files(), 4);
+}
+
 /* A failed transcode: a clear error from the library, nothing written, an old output kept. */
 static void expect_clean_failure(const char *in, int want, const char *needle) {
     write_file(path("out.mp4"), "old", 3);

@@ -7,6 +7,7 @@
  * its half-open trial succeeds.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/config.h"
+#include "core/cpuprio.h"
 #include "core/err.h"
 #include "core/metrics.h"
 #include "queue/dispatcher.h"
@@ -105,6 +107,24 @@ static const struct job_type t_hold_a = {.name = "t.hold-a", .kind = JK_LOOP, .c
 static const struct job_type t_hold_b = {.name = "t.hold-b", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
 static const struct job_type t_media_a = {.name = "t.media-a", .kind = JK_POOL, .concurrency = 4, .run_pool = run_media, .cap_group = "g"};
 static const struct job_type t_media_b = {.name = "t.media-b", .kind = JK_POOL, .concurrency = 4, .run_pool = run_media, .cap_group = "g"};
+/* Pool: records the CPU class it ran at, and that of a thread it creates (codec threads). */
+static _Atomic int seen_prio = -1, seen_child_prio = -1, seen_plain_prio = -1;
+static void *child_main(void *arg) {
+    (void)arg;
+    atomic_store(&seen_child_prio, (int)cpuprio_self());
+    return NULL;
+}
+static void run_prio(struct job_ctx *ctx) {
+    atomic_store(strcmp(ctx->type->name, "t.plain") == 0 ? &seen_plain_prio : &seen_prio, (int)cpuprio_self());
+    if (strcmp(ctx->type->name, "t.plain") != 0) {
+        pthread_t t;
+        cr_assert_eq(pthread_create(&t, NULL, child_main, NULL), 0);
+        pthread_join(t, NULL);
+    }
+    atomic_fetch_add(&finished_ok, 1);
+}
+static const struct job_type t_idle = {.name = "t.idle", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio, .cap_group = "bg"};
+static const struct job_type t_plain = {.name = "t.plain", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio};
 static const struct job_type t_rate = {.name = "t.rate", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "rp"};
 static const struct job_type t_flaky = {.name = "t.flaky", .kind = JK_LOOP, .concurrency = 8, .run_loop = run_hold, .provider = "fp"};
 
@@ -234,6 +254,27 @@ Test(dispatcher, cap_group_is_shared_by_its_types) {
     while (dispatcher_group_running(disp, "g") > 0 && mono_ms() < deadline)
         uv_run(&loop, UV_RUN_ONCE);
     cr_assert_eq(dispatcher_group_running(disp, "g"), 0);
+    close_all();
+}
+
+Test(dispatcher, a_group_priority_applies_to_its_pool_jobs_and_their_threads_only) {
+    /* one pool thread (each test is a process of its own: libuv's pool starts on first use), so
+     * the plain job below runs on the very thread that ran the idle one */
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+    open_all(NULL);
+    dispatcher_set_group_priority(disp, "bg", CPUPRIO_IDLE);
+    dispatcher_register(disp, &t_idle);
+    dispatcher_register(disp, &t_plain);
+    enqueue("t.idle", 1, 0);
+    dispatcher_start(disp, false, NULL, NULL);
+    run_until_ok(1, 20000);
+    /* then a job of no group, on the same pool thread */
+    enqueue("t.plain", 1, 0);
+    dispatcher_kick(disp);
+    run_until_ok(2, 20000);
+    cr_assert_eq(atomic_load(&seen_prio), CPUPRIO_IDLE, "the group's job ran at SCHED_IDLE");
+    cr_assert_eq(atomic_load(&seen_child_prio), CPUPRIO_IDLE, "a thread it created inherited it");
+    cr_assert_eq(atomic_load(&seen_plain_prio), CPUPRIO_NORMAL, "the pool thread kept its own priority");
     close_all();
 }
 
