@@ -37,8 +37,8 @@ struct ckpt {
     pthread_cond_t done_cv; /* a writer past hard_frames waits here for a pass to end */
     sqlite3 *db;            /* the checkpointer's own connection */
     bool stop, want, in_pass, tail_done, idle_done;
-    int wal_frames;         /* frames in the WAL after the writer's last commit */
-    int backfilled;         /* of those, copied into the database file (as last known) */
+    int wal_frames; /* frames in the WAL after the writer's last commit */
+    int backfilled; /* of those, copied into the database file (as last known) */
     int64_t last_commit_ms;
     struct sqlite_wal_stats stats;
 };
@@ -58,7 +58,8 @@ struct sqlite_store {
 #define S(st) ((struct sqlite_store *)(st))
 #define TXDB(tx) (S((tx)->s))
 
-/* ---- helpers ---------------------------------------------------------------------------------- */
+/* ---- helpers ----------------------------------------------------------------------------------
+ */
 
 static int make_parent_dirs(const char *path, buf_t *err) {
     char *dir = xstrdup(path);
@@ -162,8 +163,8 @@ static void col_copy(sqlite3_stmt *st, int i, char *out, size_t cap) {
 }
 
 #define JOB_COLS                                                                                   \
-    "id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner, "   \
-    "lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, "          \
+    "id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner, "    \
+    "lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, "           \
     "created_at, updated_at, finished_at, resolved_at"
 
 static void read_job(sqlite3_stmt *st, job_t *j) {
@@ -193,7 +194,8 @@ static void read_job(sqlite3_stmt *st, job_t *j) {
     j->resolved_at = sqlite3_column_int64(st, 19);
 }
 
-/* ---- transactions ----------------------------------------------------------------------------- */
+/* ---- transactions -----------------------------------------------------------------------------
+ */
 
 static const char SQL_BEGIN[] = "BEGIN IMMEDIATE";
 static const char SQL_COMMIT[] = "COMMIT";
@@ -225,7 +227,8 @@ static int sq_savepoint(store_t *s) { return run_cached(s, SQL_SAVEPOINT); }
 static void sq_release(store_t *s) { run_cached(s, SQL_RELEASE); }
 static void sq_rollback_to(store_t *s) { run_cached(s, SQL_ROLLBACK_TO); }
 
-/* ---- schema ----------------------------------------------------------------------------------- */
+/* ---- schema -----------------------------------------------------------------------------------
+ */
 
 static int current_version(sqlite3 *db, int *out) {
     sqlite3_stmt *st = NULL;
@@ -252,7 +255,9 @@ out:
     return rc;
 }
 
-static int sq_schema_version(store_tx_t *tx, int *out) { return current_version(TXDB(tx)->db, out); }
+static int sq_schema_version(store_tx_t *tx, int *out) {
+    return current_version(TXDB(tx)->db, out);
+}
 
 /* Runs inside the group transaction (one transaction for every pending migration). */
 static int sq_migrate(store_t *st, int *from, int *to, buf_t *err) {
@@ -266,7 +271,8 @@ static int sq_migrate(store_t *st, int *from, int *to, buf_t *err) {
         return ERR_DB;
     }
     if (cur > latest) {
-        buf_printf(err, "database schema version %d is newer than this binary's (%d): upgrade myloware",
+        buf_printf(err,
+                   "database schema version %d is newer than this binary's (%d): upgrade myloware",
                    cur, latest);
         return ERR_SCHEMA;
     }
@@ -283,9 +289,10 @@ static int sq_migrate(store_t *st, int *from, int *to, buf_t *err) {
         sqlite3_stmt *ins = NULL;
         char ts[CLOCK_ISO_LEN];
         clock_iso8601(clock_now_ms(), ts);
-        if (sqlite3_prepare_v2(s->db,
-                               "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)",
-                               -1, &ins, NULL) != SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                s->db,
+                "INSERT INTO schema_version(version, description, applied_at) VALUES (?, ?, ?)", -1,
+                &ins, NULL) != SQLITE_OK) {
             buf_printf(err, "%s", sqlite3_errmsg(s->db));
             return ERR_DB;
         }
@@ -304,8 +311,9 @@ static int sq_migrate(store_t *st, int *from, int *to, buf_t *err) {
     return 0;
 }
 
-static const char SQL_PROBE[] = "INSERT INTO health_probe(id, at, pid) VALUES (1, ?, ?) "
-                                "ON CONFLICT(id) DO UPDATE SET at = excluded.at, pid = excluded.pid";
+static const char SQL_PROBE[] =
+    "INSERT INTO health_probe(id, at, pid) VALUES (1, ?, ?) "
+    "ON CONFLICT(id) DO UPDATE SET at = excluded.at, pid = excluded.pid";
 
 static int sq_probe_write(store_tx_t *tx) {
     struct sqlite_store *s = TXDB(tx);
@@ -319,10 +327,12 @@ static int sq_probe_write(store_tx_t *tx) {
     return step_done(s, q);
 }
 
-/* ---- jobs ------------------------------------------------------------------------------------- */
+/* ---- jobs -------------------------------------------------------------------------------------
+ */
 
-static const char SQL_JOB_BY_KEY[] = "SELECT " JOB_COLS " FROM jobs WHERE type = ? AND idempotency_key = ? "
-                                     "AND state IN ('queued', 'running')";
+static const char SQL_JOB_BY_KEY[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE type = ? AND idempotency_key = ? "
+    "AND state IN ('queued', 'running')";
 static const char SQL_JOB_INSERT[] =
     "INSERT INTO jobs (id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, "
     "idempotency_key, created_at, updated_at) VALUES (?, ?, ?, ?, 'queued', ?, 0, ?, ?, ?, ?, ?)";
@@ -367,12 +377,13 @@ static int sq_job_insert(store_tx_t *tx, job_t *j, bool *existed) {
  * ready index gives the order without a sort. */
 static const char SQL_JOB_CLAIM[] =
     "UPDATE jobs SET state = 'running', attempts = attempts + 1, "
-    "lease_token = lower(hex(randomblob(16))), lease_owner = ?1, lease_expires_at = ?2, updated_at = ?3 "
+    "lease_token = lower(hex(randomblob(16))), lease_owner = ?1, lease_expires_at = ?2, updated_at "
+    "= ?3 "
     "WHERE rowid IN (SELECT rowid FROM jobs WHERE state = 'queued' AND type = ?4 AND run_at <= ?3 "
     "ORDER BY priority DESC, run_at, rowid LIMIT ?5) RETURNING " JOB_COLS;
 
-static int sq_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
-                        const char *owner, job_t *out, int *n) {
+static int sq_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now,
+                        int64_t lease_until, const char *owner, job_t *out, int *n) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_JOB_CLAIM);
     if (!q)
@@ -398,10 +409,13 @@ static int sq_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now
 }
 
 static const char SQL_JOB_FINISH[] =
-    "UPDATE jobs SET state = ?1, attempts = ?2, run_at = ?3, last_error = coalesce(?4, last_error), "
+    "UPDATE jobs SET state = ?1, attempts = ?2, run_at = ?3, last_error = coalesce(?4, "
+    "last_error), "
     "result_url = coalesce(?5, result_url), finished_at = ?6, updated_at = ?7, "
-    "progress = coalesce(?8, progress), lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, "
-    "resolved_at = CASE WHEN ?1 = 'dead' THEN NULL ELSE resolved_at END WHERE id = ?9 AND state = 'running' AND lease_token = ?10";
+    "progress = coalesce(?8, progress), lease_token = NULL, lease_owner = NULL, lease_expires_at = "
+    "NULL, "
+    "resolved_at = CASE WHEN ?1 = 'dead' THEN NULL ELSE resolved_at END WHERE id = ?9 AND state = "
+    "'running' AND lease_token = ?10";
 
 static int sq_job_finish(store_tx_t *tx, const job_t *j) {
     struct sqlite_store *s = TXDB(tx);
@@ -428,10 +442,12 @@ static int sq_job_finish(store_tx_t *tx, const job_t *j) {
 }
 
 static const char SQL_JOB_RENEW[] =
-    "UPDATE jobs SET lease_expires_at = ?1, progress = CASE WHEN ?2 >= 0 THEN ?2 ELSE progress END, "
+    "UPDATE jobs SET lease_expires_at = ?1, progress = CASE WHEN ?2 >= 0 THEN ?2 ELSE progress "
+    "END, "
     "updated_at = ?3 WHERE id = ?4 AND state = 'running' AND lease_token = ?5";
 
-static int sq_job_renew(store_tx_t *tx, const char *id, const char *token, int64_t until, double progress) {
+static int sq_job_renew(store_tx_t *tx, const char *id, const char *token, int64_t until,
+                        double progress) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_JOB_RENEW);
     if (!q)
@@ -468,16 +484,19 @@ static int sq_job_list(store_tx_t *tx, const struct job_filter *f, job_t *out, i
     buf_init(&sql, 4096);
     buf_puts(&sql, "SELECT " JOB_COLS " FROM jobs WHERE 1");
     if (f->dead_letters)
-        buf_puts(&sql, f->dead_unresolved_only ? " AND state = 'dead' AND resolved_at IS NULL"
-                                               : " AND (state = 'dead' OR resolved_at IS NOT NULL)");
+        buf_puts(&sql, f->dead_unresolved_only
+                           ? " AND state = 'dead' AND resolved_at IS NULL"
+                           : " AND (state = 'dead' OR resolved_at IS NOT NULL)");
     else if (f->state >= 0)
         buf_puts(&sql, " AND state = ?1");
     if (f->type)
-        buf_puts(&sql, f->dead_letters ? " AND (type = ?2 OR type LIKE ?2 || '.%')" : " AND type = ?2");
+        buf_puts(&sql,
+                 f->dead_letters ? " AND (type = ?2 OR type LIKE ?2 || '.%')" : " AND type = ?2");
     if (f->run_id)
         buf_puts(&sql, " AND run_id = ?3");
-    buf_puts(&sql, f->dead_letters ? " ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT ?4"
-                                   : " ORDER BY created_at DESC, id DESC LIMIT ?4");
+    buf_puts(&sql, f->dead_letters
+                       ? " ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT ?4"
+                       : " ORDER BY created_at DESC, id DESC LIMIT ?4");
     sqlite3_stmt *q = NULL;
     if (sqlite3_prepare_v2(s->db, sql.data, -1, &q, NULL) != SQLITE_OK) {
         log_error("db", "cannot prepare a listing", LF_S("error", sqlite3_errmsg(s->db)));
@@ -500,13 +519,15 @@ static int sq_job_list(store_tx_t *tx, const struct job_filter *f, job_t *out, i
     return 0;
 }
 
-static const char SQL_JOB_CANCEL[] = "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, "
-                                     "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
-                                     "WHERE id = ?2 AND state IN ('queued', 'running')";
+static const char SQL_JOB_CANCEL[] =
+    "UPDATE jobs SET state = 'cancelled', finished_at = ?1, updated_at = ?1, "
+    "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE id = ?2 AND state IN ('queued', 'running')";
 static const char SQL_JOB_EXISTS[] = "SELECT state, resolved_at FROM jobs WHERE id = ?";
 
 /* 0 when absent; else 1, with the state and resolved_at. */
-static int job_exists(struct sqlite_store *s, const char *id, char *state, size_t cap, int64_t *resolved_at) {
+static int job_exists(struct sqlite_store *s, const char *id, char *state, size_t cap,
+                      int64_t *resolved_at) {
     sqlite3_stmt *q = prep(s, SQL_JOB_EXISTS);
     if (!q)
         return -1;
@@ -521,7 +542,8 @@ static int job_exists(struct sqlite_store *s, const char *id, char *state, size_
 }
 
 /* Runs an UPDATE bound as (?1 now, ?2 id); *changed gets the rows it changed. */
-static int update_now_id(struct sqlite_store *s, const char *sql, int64_t now, const char *id, int *changed) {
+static int update_now_id(struct sqlite_store *s, const char *sql, int64_t now, const char *id,
+                         int *changed) {
     sqlite3_stmt *q = prep(s, sql);
     if (!q)
         return ERR_DB;
@@ -545,7 +567,8 @@ static int sq_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
 }
 
 static const char SQL_JOB_REPLAY[] =
-    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, resolved_at = ?1, finished_at = NULL, "
+    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = ?1, resolved_at = ?1, finished_at = "
+    "NULL, "
     "updated_at = ?1 WHERE id = ?2 AND state = 'dead' AND resolved_at IS NULL";
 
 static int sq_job_replay(store_tx_t *tx, const char *id, int64_t now) {
@@ -561,8 +584,8 @@ static int sq_job_replay(store_tx_t *tx, const char *id, int64_t now) {
     return found == 1 && resolved ? ERR_CONFLICT : ERR_NOTFOUND;
 }
 
-static const char SQL_JOB_RESOLVE[] =
-    "UPDATE jobs SET resolved_at = ?1, updated_at = ?1 WHERE id = ?2 AND state = 'dead' AND resolved_at IS NULL";
+static const char SQL_JOB_RESOLVE[] = "UPDATE jobs SET resolved_at = ?1, updated_at = ?1 WHERE id "
+                                      "= ?2 AND state = 'dead' AND resolved_at IS NULL";
 
 static int sq_job_resolve(store_tx_t *tx, const char *id, int64_t now, int64_t *resolved_at) {
     struct sqlite_store *s = TXDB(tx);
@@ -595,8 +618,8 @@ static const char SQL_JOB_RESCUE_OWNER[] =
     "lease_owner = NULL, lease_expires_at = NULL, updated_at = ?1, "
     "finished_at = CASE WHEN attempts >= max_attempts THEN ?1 ELSE NULL END, resolved_at = NULL "
     "WHERE state = 'running' AND lease_owner = ?2 RETURNING " JOB_COLS;
-static const char SQL_JOB_OWNERS[] =
-    "SELECT DISTINCT lease_owner FROM jobs WHERE state = 'running' AND substr(lease_owner, 1, length(?1)) = ?1";
+static const char SQL_JOB_OWNERS[] = "SELECT DISTINCT lease_owner FROM jobs WHERE state = "
+                                     "'running' AND substr(lease_owner, 1, length(?1)) = ?1";
 
 static int collect(struct sqlite_store *s, sqlite3_stmt *q, job_t *out, int *k, int max) {
     int rc;
@@ -608,8 +631,8 @@ static int collect(struct sqlite_store *s, sqlite3_stmt *q, job_t *out, int *k, 
     return rc == SQLITE_DONE ? 0 : ERR_DB;
 }
 
-static int sq_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix, bool (*dead_owner)(const char *),
-                         job_t *out, int *n) {
+static int sq_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix,
+                         bool (*dead_owner)(const char *), job_t *out, int *n) {
     struct sqlite_store *s = TXDB(tx);
     int max = *n, k = 0, rc = 0;
     if (owner_prefix && dead_owner) {
@@ -661,8 +684,10 @@ static int sq_job_purge(store_tx_t *tx, int64_t before, int *deleted) {
 }
 
 static const char SQL_JOB_COUNTS[] =
-    "SELECT coalesce(sum(state = 'queued' AND run_at <= ?1), 0), coalesce(sum(state = 'queued' AND run_at > ?1), 0), "
-    "coalesce(sum(state = 'running'), 0), coalesce(sum(state = 'dead' AND resolved_at IS NULL), 0), "
+    "SELECT coalesce(sum(state = 'queued' AND run_at <= ?1), 0), coalesce(sum(state = 'queued' AND "
+    "run_at > ?1), 0), "
+    "coalesce(sum(state = 'running'), 0), coalesce(sum(state = 'dead' AND resolved_at IS NULL), "
+    "0), "
     "min(CASE WHEN state = 'queued' AND run_at <= ?1 THEN run_at END) "
     "FROM jobs WHERE state IN ('queued', 'running', 'dead')";
 
@@ -678,8 +703,9 @@ static int sq_job_counts(store_tx_t *tx, int64_t now, struct queue_counts *c) {
         c->scheduled = sqlite3_column_int64(q, 1);
         c->running = sqlite3_column_int64(q, 2);
         c->dead = sqlite3_column_int64(q, 3);
-        c->oldest_ready_age_s =
-            sqlite3_column_type(q, 4) == SQLITE_NULL ? 0 : (double)(now - sqlite3_column_int64(q, 4)) / 1000.0;
+        c->oldest_ready_age_s = sqlite3_column_type(q, 4) == SQLITE_NULL
+                                    ? 0
+                                    : (double)(now - sqlite3_column_int64(q, 4)) / 1000.0;
     }
     done_stmt(s, q);
     return rc == SQLITE_ROW ? 0 : ERR_DB;
@@ -697,9 +723,11 @@ static int sq_test_effect(store_tx_t *tx, const char *job_id, int64_t now) {
     return step_done(s, q);
 }
 
-static const char SQL_AUDIT[] = "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_AUDIT[] =
+    "INSERT INTO audit_log (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)";
 
-static int sq_audit(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail) {
+static int sq_audit(store_tx_t *tx, const char *actor, const char *action, const char *target,
+                    const char *detail) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_AUDIT);
     if (!q)
@@ -712,10 +740,12 @@ static int sq_audit(store_tx_t *tx, const char *actor, const char *action, const
     return step_done(s, q);
 }
 
-/* ---- runs --------------------------------------------------------------------------------------- */
+/* ---- runs ---------------------------------------------------------------------------------------
+ */
 
 #define RUN_COLS                                                                                   \
-    "id, workflow, status, current_step, brief, user_id, telegram_chat_id, artifacts, context, error, " \
+    "id, workflow, status, current_step, brief, user_id, telegram_chat_id, artifacts, context, "   \
+    "error, "                                                                                      \
     "clips_expected, clips_ready, public_token, public_expires_at, created_at, updated_at"
 
 static void read_run(sqlite3_stmt *st, run_t *r) {
@@ -740,8 +770,9 @@ static void read_run(sqlite3_stmt *st, run_t *r) {
     r->updated_at = sqlite3_column_int64(st, 15);
 }
 
-static const char SQL_RUN_INSERT[] = "INSERT INTO runs (" RUN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
-                                     "coalesce(?8, '{}'), coalesce(?9, '{}'), ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+static const char SQL_RUN_INSERT[] =
+    "INSERT INTO runs (" RUN_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, "
+    "coalesce(?8, '{}'), coalesce(?9, '{}'), ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 static int sq_run_insert(store_tx_t *tx, const run_t *r) {
     struct sqlite_store *s = TXDB(tx);
@@ -798,10 +829,11 @@ static int sq_run_by_token(store_tx_t *tx, const char *token, run_t *out) {
     return one_run(s, q, out);
 }
 
-static const char SQL_RUN_UPDATE[] =
-    "UPDATE runs SET status = ?1, current_step = ?2, artifacts = coalesce(?3, '{}'), context = coalesce(?4, '{}'), "
-    "error = ?5, clips_expected = ?6, clips_ready = ?7, public_token = ?8, public_expires_at = ?9, updated_at = ?10 "
-    "WHERE id = ?11 AND status = ?12";
+static const char SQL_RUN_UPDATE[] = "UPDATE runs SET status = ?1, current_step = ?2, artifacts = "
+                                     "coalesce(?3, '{}'), context = coalesce(?4, '{}'), "
+                                     "error = ?5, clips_expected = ?6, clips_ready = ?7, "
+                                     "public_token = ?8, public_expires_at = ?9, updated_at = ?10 "
+                                     "WHERE id = ?11 AND status = ?12";
 static const char SQL_RUN_EXISTS[] = "SELECT 1 FROM runs WHERE id = ?";
 
 static int sq_run_update(store_tx_t *tx, const run_t *r, const char *expect_status) {
@@ -878,7 +910,8 @@ static int sq_run_list(store_tx_t *tx, const struct run_filter *f, run_t *out, i
  * the runs since are the rowids from the first of them (the lowest of its millisecond) to the
  * last: index lookups, whatever the count. */
 static const char SQL_RUN_COUNT_SINCE[] =
-    "SELECT coalesce((SELECT max(rowid) FROM runs) - (SELECT min(rowid) FROM runs WHERE created_at = "
+    "SELECT coalesce((SELECT max(rowid) FROM runs) - (SELECT min(rowid) FROM runs WHERE created_at "
+    "= "
     "(SELECT min(created_at) FROM runs WHERE created_at >= ?1)) + 1, 0)";
 
 static int sq_run_count_since(store_tx_t *tx, int64_t since, int64_t *count) {
@@ -894,7 +927,8 @@ static int sq_run_count_since(store_tx_t *tx, int64_t since, int64_t *count) {
     return rc == SQLITE_ROW ? 0 : ERR_DB;
 }
 
-static int sq_run_stale(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out, int *n) {
+static int sq_run_stale(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out,
+                        int *n) {
     struct sqlite_store *s = TXDB(tx);
     buf_t sql;
     buf_init(&sql, 2048);
@@ -919,10 +953,11 @@ static int sq_run_stale(store_tx_t *tx, const char *const *statuses, int64_t bef
     return 0;
 }
 
-/* ---- run events --------------------------------------------------------------------------------- */
+/* ---- run events ---------------------------------------------------------------------------------
+ */
 
-static const char SQL_EVENT_ADD[] =
-    "INSERT INTO run_events (run_id, kind, status, step, message, data, at) VALUES (?, ?, ?, ?, ?, coalesce(?, '{}'), ?)";
+static const char SQL_EVENT_ADD[] = "INSERT INTO run_events (run_id, kind, status, step, message, "
+                                    "data, at) VALUES (?, ?, ?, ?, ?, coalesce(?, '{}'), ?)";
 
 static int sq_run_event_add(store_tx_t *tx, run_event_t *e) {
     struct sqlite_store *s = TXDB(tx);
@@ -942,13 +977,15 @@ static int sq_run_event_add(store_tx_t *tx, run_event_t *e) {
     return rc;
 }
 
-static const char SQL_EVENTS_ASC[] = "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
-                                     "WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
-static const char SQL_EVENTS_DESC[] = "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
-                                      "WHERE run_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3";
+static const char SQL_EVENTS_ASC[] =
+    "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+    "WHERE run_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3";
+static const char SQL_EVENTS_DESC[] =
+    "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+    "WHERE run_id = ?1 AND id > ?2 ORDER BY id DESC LIMIT ?3";
 
-static int sq_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_id, bool newest_first,
-                             run_event_t *out, int *n) {
+static int sq_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_id,
+                             bool newest_first, run_event_t *out, int *n) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, newest_first ? SQL_EVENTS_DESC : SQL_EVENTS_ASC);
     if (!q)
@@ -974,11 +1011,14 @@ static int sq_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_i
     return 0;
 }
 
-/* ---- artifacts ---------------------------------------------------------------------------------- */
+/* ---- artifacts ----------------------------------------------------------------------------------
+ */
 
-static const char SQL_ARTIFACT_BY_DEDUPE[] = "SELECT 1 FROM artifacts WHERE run_id = ? AND dedupe = ?";
+static const char SQL_ARTIFACT_BY_DEDUPE[] =
+    "SELECT 1 FROM artifacts WHERE run_id = ? AND dedupe = ?";
 static const char SQL_ARTIFACT_ADD[] =
-    "INSERT INTO artifacts (id, run_id, type, persona, content, uri, metadata, dedupe, seq, created_at) "
+    "INSERT INTO artifacts (id, run_id, type, persona, content, uri, metadata, dedupe, seq, "
+    "created_at) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, coalesce(?7, '{}'), ?8, "
     "(SELECT coalesce(max(seq), 0) + 1 FROM artifacts WHERE run_id = ?2), ?9)";
 
@@ -1011,12 +1051,15 @@ static int sq_artifact_add(store_tx_t *tx, const artifact_t *a, bool *existed) {
     return step_done(s, q);
 }
 
-static const char SQL_ARTIFACTS_ALL[] = "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
-                                        "FROM artifacts WHERE run_id = ?1 ORDER BY seq LIMIT ?3";
-static const char SQL_ARTIFACTS_TYPE[] = "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
-                                         "FROM artifacts WHERE run_id = ?1 AND type = ?2 ORDER BY seq LIMIT ?3";
+static const char SQL_ARTIFACTS_ALL[] =
+    "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
+    "FROM artifacts WHERE run_id = ?1 ORDER BY seq LIMIT ?3";
+static const char SQL_ARTIFACTS_TYPE[] =
+    "SELECT id, run_id, type, persona, content, uri, metadata, dedupe, created_at "
+    "FROM artifacts WHERE run_id = ?1 AND type = ?2 ORDER BY seq LIMIT ?3";
 
-static int sq_artifact_list(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out, int *n) {
+static int sq_artifact_list(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out,
+                            int *n) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, type ? SQL_ARTIFACTS_TYPE : SQL_ARTIFACTS_ALL);
     if (!q)
@@ -1044,7 +1087,8 @@ static int sq_artifact_list(store_tx_t *tx, const char *run_id, const char *type
     return 0;
 }
 
-static const char SQL_ARTIFACT_COUNT[] = "SELECT count(*) FROM artifacts WHERE run_id = ?1 AND (?2 IS NULL OR type = ?2)";
+static const char SQL_ARTIFACT_COUNT[] =
+    "SELECT count(*) FROM artifacts WHERE run_id = ?1 AND (?2 IS NULL OR type = ?2)";
 
 static int sq_artifact_count(store_tx_t *tx, const char *run_id, const char *type, int *count) {
     struct sqlite_store *s = TXDB(tx);
@@ -1060,12 +1104,14 @@ static int sq_artifact_count(store_tx_t *tx, const char *run_id, const char *typ
     return rc == SQLITE_ROW ? 0 : ERR_DB;
 }
 
-/* ---- provider tasks ----------------------------------------------------------------------------- */
+/* ---- provider tasks -----------------------------------------------------------------------------
+ */
 
-static const char SQL_TASK_ADD[] =
-    "INSERT INTO run_tasks (provider, task_id, run_id, video_index, created_at) VALUES (?, ?, ?, ?, ?)";
+static const char SQL_TASK_ADD[] = "INSERT INTO run_tasks (provider, task_id, run_id, video_index, "
+                                   "created_at) VALUES (?, ?, ?, ?, ?)";
 
-static int sq_task_add(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id, int index) {
+static int sq_task_add(store_tx_t *tx, const char *provider, const char *task_id,
+                       const char *run_id, int index) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_TASK_ADD);
     if (!q)
@@ -1078,10 +1124,11 @@ static int sq_task_add(store_tx_t *tx, const char *provider, const char *task_id
     return step_done(s, q);
 }
 
-static const char SQL_TASK_FIND[] = "SELECT run_id, video_index FROM run_tasks WHERE provider = ? AND task_id = ?";
+static const char SQL_TASK_FIND[] =
+    "SELECT run_id, video_index FROM run_tasks WHERE provider = ? AND task_id = ?";
 
-static int sq_task_find(store_tx_t *tx, const char *provider, const char *task_id, char run_id[RUN_ID_LEN],
-                        int *index) {
+static int sq_task_find(store_tx_t *tx, const char *provider, const char *task_id,
+                        char run_id[RUN_ID_LEN], int *index) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_TASK_FIND);
     if (!q)
@@ -1097,10 +1144,12 @@ static int sq_task_find(store_tx_t *tx, const char *provider, const char *task_i
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? ERR_NOTFOUND : ERR_DB;
 }
 
-/* ---- webhook inbox ------------------------------------------------------------------------------ */
+/* ---- webhook inbox ------------------------------------------------------------------------------
+ */
 
 static const char SQL_INBOX_ADD[] =
-    "INSERT INTO webhook_inbox (provider, delivery_id, event_type, task_id, run_id, payload, status, received_at) "
+    "INSERT INTO webhook_inbox (provider, delivery_id, event_type, task_id, run_id, payload, "
+    "status, received_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (provider, delivery_id) DO NOTHING";
 
 static int sq_inbox_add(store_tx_t *tx, inbox_item_t *w, bool *duplicate) {
@@ -1125,9 +1174,10 @@ static int sq_inbox_add(store_tx_t *tx, inbox_item_t *w, bool *duplicate) {
     return 0;
 }
 
-static const char SQL_INBOX_EARLY[] =
-    "SELECT id, provider, delivery_id, event_type, task_id, run_id, payload, status, received_at FROM webhook_inbox "
-    "WHERE provider = ?1 AND task_id = ?2 AND status = 'early' AND received_at >= ?3 ORDER BY received_at, id LIMIT ?4";
+static const char SQL_INBOX_EARLY[] = "SELECT id, provider, delivery_id, event_type, task_id, "
+                                      "run_id, payload, status, received_at FROM webhook_inbox "
+                                      "WHERE provider = ?1 AND task_id = ?2 AND status = 'early' "
+                                      "AND received_at >= ?3 ORDER BY received_at, id LIMIT ?4";
 
 static int sq_inbox_early(store_tx_t *tx, const char *provider, const char *task_id, int64_t since,
                           inbox_item_t *out, int *n) {
@@ -1158,8 +1208,9 @@ static int sq_inbox_early(store_tx_t *tx, const char *provider, const char *task
     return 0;
 }
 
-static const char SQL_INBOX_SET[] = "UPDATE webhook_inbox SET status = ?1, run_id = coalesce(?2, run_id), "
-                                    "applied_at = CASE WHEN ?1 = 'applied' THEN ?3 ELSE applied_at END WHERE id = ?4";
+static const char SQL_INBOX_SET[] =
+    "UPDATE webhook_inbox SET status = ?1, run_id = coalesce(?2, run_id), "
+    "applied_at = CASE WHEN ?1 = 'applied' THEN ?3 ELSE applied_at END WHERE id = ?4";
 
 static int sq_inbox_set(store_tx_t *tx, int64_t id, const char *status, const char *run_id) {
     struct sqlite_store *s = TXDB(tx);
@@ -1176,17 +1227,19 @@ static int sq_inbox_set(store_tx_t *tx, int64_t id, const char *status, const ch
     return sqlite3_changes(s->db) == 1 ? 0 : ERR_NOTFOUND;
 }
 
-/* ---- idempotency keys --------------------------------------------------------------------------- */
+/* ---- idempotency keys ---------------------------------------------------------------------------
+ */
 
-static const char SQL_IDEM_GET[] =
-    "SELECT request_hash, status, body, expires_at FROM idempotency_keys WHERE scope = ? AND key = ?";
+static const char SQL_IDEM_GET[] = "SELECT request_hash, status, body, expires_at FROM "
+                                   "idempotency_keys WHERE scope = ? AND key = ?";
 static const char SQL_IDEM_PUT[] =
     "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, expires_at) "
-    "VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5) ON CONFLICT (scope, key) DO UPDATE SET request_hash = ?3, "
+    "VALUES (?1, ?2, ?3, NULL, NULL, ?4, ?5) ON CONFLICT (scope, key) DO UPDATE SET request_hash = "
+    "?3, "
     "status = NULL, body = NULL, created_at = ?4, expires_at = ?5";
 
-static int sq_idem_begin(store_tx_t *tx, const char *scope, const char *key, const char *hash, int64_t now,
-                         int64_t ttl_ms, struct idem_result *out) {
+static int sq_idem_begin(store_tx_t *tx, const char *scope, const char *key, const char *hash,
+                         int64_t now, int64_t ttl_ms, struct idem_result *out) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_IDEM_GET);
     if (!q)
@@ -1225,9 +1278,11 @@ static int sq_idem_begin(store_tx_t *tx, const char *scope, const char *key, con
     return rc;
 }
 
-static const char SQL_IDEM_FINISH[] = "UPDATE idempotency_keys SET status = ?, body = ? WHERE scope = ? AND key = ?";
+static const char SQL_IDEM_FINISH[] =
+    "UPDATE idempotency_keys SET status = ?, body = ? WHERE scope = ? AND key = ?";
 
-static int sq_idem_finish(store_tx_t *tx, const char *scope, const char *key, int status, const char *body) {
+static int sq_idem_finish(store_tx_t *tx, const char *scope, const char *key, int status,
+                          const char *body) {
     struct sqlite_store *s = TXDB(tx);
     sqlite3_stmt *q = prep(s, SQL_IDEM_FINISH);
     if (!q)
@@ -1242,7 +1297,8 @@ static int sq_idem_finish(store_tx_t *tx, const char *scope, const char *key, in
     return sqlite3_changes(s->db) == 1 ? 0 : ERR_NOTFOUND;
 }
 
-static const char SQL_IDEM_ABORT[] = "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL";
+static const char SQL_IDEM_ABORT[] =
+    "DELETE FROM idempotency_keys WHERE scope = ? AND key = ? AND status IS NULL";
 
 static int sq_idem_abort(store_tx_t *tx, const char *scope, const char *key) {
     struct sqlite_store *s = TXDB(tx);
@@ -1254,10 +1310,11 @@ static int sq_idem_abort(store_tx_t *tx, const char *scope, const char *key) {
     return step_done(s, q);
 }
 
-/* ---- feedback ----------------------------------------------------------------------------------- */
+/* ---- feedback -----------------------------------------------------------------------------------
+ */
 
-static const char SQL_FEEDBACK_ADD[] =
-    "INSERT INTO feedback (id, run_id, artifact_id, rating, comment, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+static const char SQL_FEEDBACK_ADD[] = "INSERT INTO feedback (id, run_id, artifact_id, rating, "
+                                       "comment, created_at) VALUES (?, ?, ?, ?, ?, ?)";
 
 static int sq_feedback_add(store_tx_t *tx, const feedback_t *f) {
     struct sqlite_store *s = TXDB(tx);
@@ -1273,8 +1330,9 @@ static int sq_feedback_add(store_tx_t *tx, const feedback_t *f) {
     return step_done(s, q);
 }
 
-static const char SQL_FEEDBACK_LIST[] = "SELECT id, run_id, artifact_id, rating, comment, created_at FROM feedback "
-                                        "WHERE run_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?";
+static const char SQL_FEEDBACK_LIST[] =
+    "SELECT id, run_id, artifact_id, rating, comment, created_at FROM feedback "
+    "WHERE run_id = ? ORDER BY created_at DESC, rowid DESC LIMIT ?";
 
 static int sq_feedback_list(store_tx_t *tx, const char *run_id, feedback_t *out, int *n) {
     struct sqlite_store *s = TXDB(tx);
@@ -1313,20 +1371,23 @@ static int sq_feedback_list(store_tx_t *tx, const char *run_id, feedback_t *out,
  * the writer copies those few itself (a short PASSIVE of its own, once per WAL): its next
  * transaction restarts the WAL. Bounds: past hard_frames (the checkpointer cannot keep up, or
  * a reader holds an old snapshot) the writer waits for the pass and checkpoints itself, like
- * SQLite would; after idle_ms without a commit the WAL file is truncated to zero. Durability is unchanged: both connections have
- * the same synchronous setting, and every checkpoint syncs the WAL before and the database file
- * after copying, whoever runs it.
+ * SQLite would; after idle_ms without a commit the WAL file is truncated to zero. Durability is
+ * unchanged: both connections have the same synchronous setting, and every checkpoint syncs the WAL
+ * before and the database file after copying, whoever runs it.
  */
 
 extern const struct store_ops store_sqlite_ops;
 
 /* Process-wide; store_sqlite_wal_tune() changes them for tests. */
 static struct sqlite_wal_tuning tuning = {
-    .ckpt_frames = 1000,    /* frames not copied yet that start a pass */
-    .restart_frames = 4000, /* a WAL this long is to start over (one 4096-frame index block) */
-    .tail_frames = 128,     /* what the writer copies itself before the restart */
-    .hard_frames = 16000,   /* ~64 MiB of WAL: the writer checkpoints, whatever it costs */
-    .idle_ms = 1000,        /* no commit for this long: truncate the WAL */
+    .ckpt_frames = 1000,     /* frames not copied yet that start a pass */
+    .restart_frames = 16000, /* a WAL this long (~62 MiB) is to start over: the writer's tail copy
+                              * syncs (a 10-30 ms stall on a disk), so the rarer the better; at
+                              * 4000 it came 5 times a second under signed-webhook load and was
+                              * the p99 of scripts/bench/api.sh (a tmpfs database had none) */
+    .tail_frames = 128,      /* what the writer copies itself before the restart */
+    .hard_frames = 64000,    /* ~250 MiB of WAL: the writer checkpoints, whatever it costs */
+    .idle_ms = 1000,         /* no commit for this long: truncate the WAL */
 };
 
 void store_sqlite_wal_tune(const struct sqlite_wal_tuning *t) { tuning = *t; }
@@ -1368,7 +1429,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
     if (frames > k->stats.max_frames)
         k->stats.max_frames = frames;
     if (k->idle_done || k->wal_frames == 0)
-        pthread_cond_signal(&k->cv); /* the checkpointer sleeps without a deadline: arm the idle one */
+        pthread_cond_signal(
+            &k->cv); /* the checkpointer sleeps without a deadline: arm the idle one */
     k->wal_frames = frames;
     k->last_commit_ms = clock_now_ms();
     k->idle_done = false;
@@ -1380,7 +1442,8 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
     } else if (!k->in_pass && !k->want) {
         if (frames >= tuning.restart_frames && left <= tuning.tail_frames && !k->tail_done) {
             writer = k->tail_done = true;
-        } else if (left >= tuning.ckpt_frames || (frames >= tuning.restart_frames && left > tuning.tail_frames)) {
+        } else if (left >= tuning.ckpt_frames ||
+                   (frames >= tuning.restart_frames && left > tuning.tail_frames)) {
             k->want = true;
             pthread_cond_signal(&k->cv);
         }
@@ -1413,7 +1476,8 @@ static void *ckpt_main(void *arg) {
             pthread_mutex_lock(&k->mu);
             k->in_pass = false;
             k->stats.passes++;
-            if (rc == SQLITE_OK && done >= 0 && k->wal_frames >= log) /* the same WAL as when it began */
+            if (rc == SQLITE_OK && done >= 0 &&
+                k->wal_frames >= log) /* the same WAL as when it began */
                 k->backfilled = done;
             pthread_cond_broadcast(&k->done_cv);
             continue;
@@ -1460,8 +1524,10 @@ static void *ckpt_main(void *arg) {
 static void ckpt_start(struct sqlite_store *s, const char *sync) {
     struct ckpt *k = &s->ck;
     char pragmas[96];
-    snprintf(pragmas, sizeof pragmas, "PRAGMA synchronous = %s; SELECT count(*) FROM sqlite_master;", sync);
-    if (sqlite3_open_v2(s->path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA synchronous = %s; SELECT count(*) FROM sqlite_master;", sync);
+    if (sqlite3_open_v2(s->path, &k->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+            SQLITE_OK ||
         exec(k->db, pragmas, NULL) != 0)
         goto fail;
     pthread_mutex_init(&k->mu, NULL);
@@ -1502,7 +1568,8 @@ static void ckpt_stop(struct sqlite_store *s) {
     k->started = false;
 }
 
-/* ---- open and close --------------------------------------------------------------------------- */
+/* ---- open and close ---------------------------------------------------------------------------
+ */
 
 static void sq_close(store_t *st) {
     struct sqlite_store *s = S(st);
@@ -1516,7 +1583,8 @@ static void sq_close(store_t *st) {
 }
 
 static int sq_open(const config_t *cfg, store_t **out, buf_t *err);
-static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err);
+static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info,
+                     buf_t *err);
 
 const struct store_ops store_sqlite_ops = {
     .name = "sqlite",
@@ -1600,7 +1668,8 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
     int rc = strcmp(path, ":memory:") == 0 ? 0 : make_parent_dirs(path, err);
     if (rc)
         goto fail;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         buf_printf(err, "cannot open database '%s': %s", path,
                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
@@ -1649,7 +1718,8 @@ static int sync_path(const char *path, bool dir) {
     return rc;
 }
 
-static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err) {
+static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info,
+                     buf_t *err) {
     const char *path = config_str(cfg, S_DATABASE_URL) + 7; /* after "sqlite:" */
     if (strncmp(path, "//", 2) == 0)
         path += 2;
@@ -1689,8 +1759,10 @@ static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_
     }
     /* read-write without create: WAL readers need the shared-memory file, and a missing
      * database must not be created empty */
-    if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-        buf_printf(err, "cannot open database '%s': %s", path, src ? sqlite3_errmsg(src) : "out of memory");
+    if (sqlite3_open_v2(path, &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        buf_printf(err, "cannot open database '%s': %s", path,
+                   src ? sqlite3_errmsg(src) : "out of memory");
         rc = ERR_DB;
         goto out;
     }
@@ -1703,8 +1775,8 @@ static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_
     }
     unlink(tmp); /* a leftover of an earlier attempt by a process with our pid */
     tmp_made = true;
-    if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
+    if (sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         buf_printf(err, "cannot create '%s': %s", tmp, dst ? sqlite3_errmsg(dst) : "out of memory");
         rc = ERR_IO;
         goto out;
@@ -1720,7 +1792,8 @@ static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_
      * checkpoint, a rollback-journal writer) is retried. */
     int64_t deadline = clock_now_ms() + BACKUP_BUSY_MS;
     int r;
-    while ((r = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || r == SQLITE_LOCKED || r == SQLITE_OK) {
+    while ((r = sqlite3_backup_step(b, -1)) == SQLITE_BUSY || r == SQLITE_LOCKED ||
+           r == SQLITE_OK) {
         if (clock_now_ms() > deadline)
             break;
         if (r != SQLITE_OK) {
@@ -1731,7 +1804,8 @@ static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_
     int r2 = sqlite3_backup_finish(b);
     b = NULL;
     if (r != SQLITE_DONE || r2 != SQLITE_OK) {
-        buf_printf(err, "backup failed: %s", r == SQLITE_DONE ? sqlite3_errmsg(dst) : sqlite3_errstr(r));
+        buf_printf(err, "backup failed: %s",
+                   r == SQLITE_DONE ? sqlite3_errmsg(dst) : sqlite3_errstr(r));
         rc = ERR_DB;
         goto out;
     }
@@ -1740,9 +1814,11 @@ static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_
     if ((rc = exec(dst, "PRAGMA journal_mode = DELETE;", err)) != 0)
         goto out;
     if (sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+        sqlite3_step(st) != SQLITE_ROW ||
+        strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
         buf_printf(err, "the copy failed its integrity check: %s",
-                   st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0) : sqlite3_errmsg(dst));
+                   st && sqlite3_column_text(st, 0) ? (const char *)sqlite3_column_text(st, 0)
+                                                    : sqlite3_errmsg(dst));
         rc = ERR_DB;
         goto out;
     }

@@ -19,8 +19,8 @@
 #include <unistd.h>
 
 #include "support/harness.h"
-#include "support/runapi.h"
 #include "support/pgtest.h"
+#include "support/runapi.h"
 
 #define JSON_KEY "X-API-Key: dev-api-key\r\nContent-Type: application/json\r\n"
 
@@ -62,7 +62,8 @@ static char url[1200], url_arg[1300];
 static void need_server(void) {
     const char *base = getenv("MYLOWARE_TEST_DATABASE_URL");
     if (!base || !pgtest_is_pg(base))
-        cr_skip_test("no Postgres server: run `make WITH_POSTGRES=1 test-pg` (scripts/pg-test.sh starts one)");
+        cr_skip_test("no Postgres server: run `make WITH_POSTGRES=1 test-pg` (scripts/pg-test.sh "
+                     "starts one)");
     pgtest_isolate(base, url, sizeof url);
     snprintf(url_arg, sizeof url_arg, "--database-url=%s", url);
 }
@@ -74,7 +75,8 @@ Test(postgres, migrate_then_health_db_says_postgres, .timeout = 60) {
     char want[64];
     snprintf(want, sizeof want, "schema version %d (postgres)", latest_schema_version());
     cr_assert(strstr(out, want), "want '%s': %s", want, out);
-    cr_assert_eq(run_cmd(migrate, NULL, out, sizeof out), 0, "a second migrate changes nothing: %s", out);
+    cr_assert_eq(run_cmd(migrate, NULL, out, sizeof out), 0, "a second migrate changes nothing: %s",
+                 out);
     cr_assert(strstr(out, want), "%s", out);
     char sql[1400];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM schema_version");
@@ -104,9 +106,11 @@ Test(postgres, the_store_speaks_utf8_whatever_the_url_says, .timeout = 60) {
     ra_env(env, 40, NULL);
     struct server s;
     server_start_with(&s, NULL, args, env);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"caf\\u00e9 \\u2615 \\u6f22\"}");
+    char *id = ra_start_run(
+        s.port, "{\"project\":\"motivational\",\"brief\":\"caf\\u00e9 \\u2615 \\u6f22\"}");
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM runs WHERE id = '%s' AND brief = 'caf\u00e9 \u2615 \u6f22'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM runs WHERE id = '%s' AND brief = 'caf\u00e9 \u2615 \u6f22'", id);
     cr_assert_eq(pgtest_scalar(url, sql), 1, "the brief is stored as the characters sent");
     json_t *r = ra_get_run(s.port, id);
     cr_assert_str_eq(ra_str(r, "brief"), "caf\u00e9 \u2615 \u6f22");
@@ -118,20 +122,22 @@ Test(postgres, the_store_speaks_utf8_whatever_the_url_says, .timeout = 60) {
 Test(postgres, a_wrong_server_is_a_clear_error_without_the_password, .timeout = 60) {
     need_server();
     /* a socket directory with no server in it */
-    const char *bad = "--database-url=postgresql://app:s3cret@/myloware?host=/nonexistent-myloware-dir";
+    const char *bad =
+        "--database-url=postgresql://app:s3cret@/myloware?host=/nonexistent-myloware-dir";
     const char *migrate[] = {"migrate", bad, NULL};
     cr_assert_eq(run_cmd(migrate, NULL, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "cannot connect to Postgres"), "%s", out);
     cr_assert_null(strstr(out, "s3cret"), "the password leaked: %s", out);
 }
 
-/* ---- a whole run over two processes ------------------------------------------------------------ */
+/* ---- a whole run over two processes ------------------------------------------------------------
+ */
 
 static const char *run_env[16];
 
 static void env_init(void) {
-    const char *e[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
-                       NULL};
+    const char *e[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                       "FAKE_VIDEO_DELAY_MS=30", NULL};
     ra_env(run_env, sizeof run_env / sizeof run_env[0], e);
 }
 
@@ -160,9 +166,11 @@ static void worker_start(struct server *w, const char *dir, int api_port, const 
     char *before = server_log(w);
     size_t skip = strlen(before);
     free(before);
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        harness_die_with_parent(parent);
         int fd = open(w->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         int dn = open("/dev/null", O_RDWR);
@@ -196,15 +204,18 @@ static void pg_diag(const char *id, char *diag, size_t cap) {
     char sql[600], jobs[4096], locks[2048];
     snprintf(sql, sizeof sql,
              "SELECT string_agg(type || ' ' || state || ' attempts ' || attempts || ' owner ' || "
-             "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) * 1000)::bigint) "
-             "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE run_id = '%s'",
+             "coalesce(lease_owner, '-') || ' run_at-now ' || (run_at - (extract(epoch from now()) "
+             "* 1000)::bigint) "
+             "|| ' err ' || coalesce(last_error, '-'), '; ' ORDER BY created_at) FROM jobs WHERE "
+             "run_id = '%s'",
              id);
     pgtest_text(url, sql, jobs, sizeof jobs);
-    pgtest_text(url,
-                "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
-                "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
-                "WHERE backend_type = 'client backend'",
-                locks, sizeof locks);
+    pgtest_text(
+        url,
+        "SELECT string_agg(pid || ' ' || coalesce(application_name, '') || ' ' || state || ' ' || "
+        "coalesce(wait_event_type, '-') || ' ' || left(query, 80), '; ') FROM pg_stat_activity "
+        "WHERE backend_type = 'client backend'",
+        locks, sizeof locks);
     snprintf(diag, cap, "jobs: %s\nsessions: %s", jobs, locks);
 }
 
@@ -212,7 +223,8 @@ static json_t *wait_status(int port, const char *id, const char *want, int ms) {
     return ra_wait_status_diag(port, id, want, ms, pg_diag);
 }
 
-Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .timeout = 240, .fini = kill_workers) {
+Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .timeout = 240,
+     .fini = kill_workers) {
     need_server();
     env_init();
     struct server api;
@@ -221,8 +233,9 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     worker_start(&worker, api.dir, api.port, "worker.log", run_env);
 
     int st;
-    json_t *j = ra_call(api.port, "POST", "/v1/runs/start", JSON_KEY,
-                        "{\"project\":\"motivational\",\"brief\":\"two processes, one database\"}", &st);
+    json_t *j =
+        ra_call(api.port, "POST", "/v1/runs/start", JSON_KEY,
+                "{\"project\":\"motivational\",\"brief\":\"two processes, one database\"}", &st);
     cr_assert_eq(st, 200, "start: %d", st);
     char id[64];
     snprintf(id, sizeof id, "%s", ra_str(j, "run_id"));
@@ -234,7 +247,8 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     kill(worker.pid, SIGKILL); /* clips are being made, downloaded, transcoded by the worker */
     waitpid(worker.pid, NULL, 0);
     worker.pid = 0;
-    worker_start(&worker, api.dir, api.port, "worker.log", run_env); /* re-queues the dead worker's jobs at once (same host) */
+    worker_start(&worker, api.dir, api.port, "worker.log",
+                 run_env); /* re-queues the dead worker's jobs at once (same host) */
 
     json_t *r = wait_status(api.port, id, "awaiting_publish_approval", 120000);
     cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "artifacts"), "clips")), 2);
@@ -243,15 +257,18 @@ Test(postgres, api_and_worker_processes_finish_a_run_across_a_worker_kill_9, .ti
     json_decref(wait_status(api.port, id, "completed", 60000));
 
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
     cr_assert_eq(pgtest_scalar(url, sql), 2, "each clip exactly once");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND state <> 'succeeded'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND state <> 'succeeded'", id);
     cr_assert_eq(pgtest_scalar(url, sql), 0, "every job of the run succeeded");
     cr_assert_eq(server_stop(&worker, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&api, SIGTERM, 20000), 0);
 }
 
-/* ---- many processes on one queue ----------------------------------------------------------------- */
+/* ---- many processes on one queue
+ * ----------------------------------------------------------------- */
 
 /* Waits until the count query gives want (deadline in ms); returns the last value. */
 static long long wait_count(const char *sql, long long want, int ms) {
@@ -293,7 +310,8 @@ Test(postgres, three_processes_drain_the_queue_once_each_across_a_worker_kill_9,
     long long done = wait_count("SELECT count(*) FROM jobs WHERE state = 'succeeded'", n, 120000);
     cr_assert_eq(done, n, "succeeded %lld of %d", done, n);
     cr_assert_eq(pgtest_scalar(url, "SELECT count(*) FROM jobs"), n, "jobs lost or added");
-    cr_assert_eq(pgtest_scalar(url, "SELECT count(*) FROM test_effects"), n, "each side effect exactly once");
+    cr_assert_eq(pgtest_scalar(url, "SELECT count(*) FROM test_effects"), n,
+                 "each side effect exactly once");
     cr_assert_eq(server_stop(&worker2, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&worker, SIGTERM, 20000), 0);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -314,7 +332,8 @@ Test(postgres, a_worker_polling_once_a_minute_starts_other_processes_jobs_at_onc
     worker_start(&worker, s.dir, s.port, "worker1.log", api_env);
     int64_t t0 = h_now_ms();
     struct resp r;
-    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY, "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
+    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY,
+                        "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
     cr_assert_eq(r.status, 200, "%s", r.body);
     resp_free(&r);
     long long done = wait_count("SELECT count(*) FROM test_effects", 20, 30000);
@@ -329,12 +348,15 @@ Test(postgres, a_worker_polling_once_a_minute_starts_other_processes_jobs_at_onc
              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
              "WHERE application_name = '%s' AND pid <> pg_backend_pid()",
              pgtest_schema());
-    cr_assert_geq(pgtest_scalar(url, sql), 3, "the API's, the worker's and its listener's connections");
-    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY, "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
+    cr_assert_geq(pgtest_scalar(url, sql), 3,
+                  "the API's, the worker's and its listener's connections");
+    cr_assert(h_request(s.port, "POST", "/_test/jobs", JSON_KEY,
+                        "{\"type\":\"test.effect\",\"count\":20,\"per_unit\":5}", &r));
     cr_assert_eq(r.status, 200, "the API reconnected: %s", r.body);
     resp_free(&r);
     done = wait_count("SELECT count(*) FROM test_effects", 40, 30000);
-    cr_assert_eq(done, 40, "after the reconnection the worker ran %lld of 40 jobs within 30 s", done);
+    cr_assert_eq(done, 40, "after the reconnection the worker ran %lld of 40 jobs within 30 s",
+                 done);
     char *log = server_log(&worker);
     cr_assert(strstr(log, "job notifications interrupted"), "%s", log);
     free(log);

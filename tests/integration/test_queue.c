@@ -71,11 +71,14 @@ Test(queue_it, kill_9_at_random_points_loses_nothing_and_completes_nothing_twice
         snprintf(dir, sizeof dir, "%s", s.dir);
         server_start_in(&s, dir, test_env);
     }
-    long long done = wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'", 2000, 60000);
+    long long done =
+        wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'", 2000, 60000);
     cr_assert_eq(done, 2000, "succeeded %lld of 2000", done);
     cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs"), 2000, "jobs lost or added");
-    cr_assert_eq(q(s.dir, "SELECT count(*) FROM test_effects"), 2000, "each side effect exactly once");
-    cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs j LEFT JOIN test_effects e ON e.job_id = j.id WHERE e.job_id IS NULL"),
+    cr_assert_eq(q(s.dir, "SELECT count(*) FROM test_effects"), 2000,
+                 "each side effect exactly once");
+    cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs j LEFT JOIN test_effects e ON e.job_id = j.id "
+                          "WHERE e.job_id IS NULL"),
                  0);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
@@ -96,9 +99,11 @@ static void kill_workers(void) {
 static int scaled(int n) { return getenv("MYLOWARE_TEST_SLOW") ? n / 5 : n; }
 
 static pid_t spawn_worker(const char *dir, const char *logname) {
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        harness_die_with_parent(parent);
         char db[400], log[400];
         snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", dir);
         snprintf(log, sizeof log, "%s/%s", dir, logname);
@@ -128,21 +133,25 @@ static int stop_pid(pid_t pid) {
     return -1;
 }
 
-Test(queue_it, three_processes_drain_ten_thousand_jobs_once_each, .timeout = 180, .fini = kill_workers) {
+Test(queue_it, three_processes_drain_ten_thousand_jobs_once_each, .timeout = 180,
+     .fini = kill_workers) {
     struct server s;
     server_start(&s, test_env);
-    pid_t w1 = workers[0] = spawn_worker(s.dir, "worker1.log"), w2 = workers[1] = spawn_worker(s.dir, "worker2.log");
+    pid_t w1 = workers[0] = spawn_worker(s.dir, "worker1.log"),
+          w2 = workers[1] = spawn_worker(s.dir, "worker2.log");
     int n = scaled(10000);
     char body[128];
     snprintf(body, sizeof body, "{\"type\":\"test.effect\",\"count\":%d,\"per_unit\":100}", n);
     enqueue(s.port, body);
-    long long done = wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'", n, 120000);
+    long long done =
+        wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'", n, 120000);
     cr_assert_eq(done, n);
     cr_assert_eq(q(s.dir, "SELECT count(*) FROM test_effects"), n);
     /* Completed twice would break test_effects' key (checked above). A second attempt is
      * legitimate only when a lease expired, which a sanitizer's slowness can cause. */
     if (!getenv("MYLOWARE_TEST_SLOW"))
-        cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs WHERE attempts != 1"), 0, "a job ran more than once");
+        cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs WHERE attempts != 1"), 0,
+                     "a job ran more than once");
     cr_assert_eq(stop_pid(w1), 0);
     workers[0] = 0;
     cr_assert_eq(stop_pid(w2), 0);
@@ -169,17 +178,22 @@ Test(queue_it, sigterm_lets_short_jobs_finish_and_hands_long_ones_back, .timeout
     int64_t t0 = h_now_ms();
     cr_assert_eq(server_stop(&s, SIGTERM, 10000), 0);
     cr_assert_lt(h_now_ms() - t0, 5000, "the grace period was not honoured");
-    cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"), 1, "the short job finished");
+    cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded'"), 1,
+                 "the short job finished");
     cr_assert_eq(q(s.dir, "SELECT count(*) FROM jobs WHERE state = 'queued' AND attempts = 0"), 1,
                  "the long job was handed back without losing an attempt");
 }
 
 Test(queue_it, failing_jobs_retry_then_die_and_replay_from_the_api, .timeout = 60) {
     struct server s;
-    const char *env[] = {"ENVIRONMENT=test", "JOB_RETRY_BASE_S=0.01", "JOB_MAX_ATTEMPTS=3", "QUEUE_POLL_MS=20", NULL};
+    const char *env[] = {"ENVIRONMENT=test", "JOB_RETRY_BASE_S=0.01", "JOB_MAX_ATTEMPTS=3",
+                         "QUEUE_POLL_MS=20", NULL};
     server_start(&s, env);
     enqueue(s.port, "{\"type\":\"test.fail\",\"payload\":{\"fail_times\":2}}");
-    cr_assert_eq(wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND attempts = 3", 1, 10000), 1);
+    cr_assert_eq(wait_for(s.dir,
+                          "SELECT count(*) FROM jobs WHERE state = 'succeeded' AND attempts = 3", 1,
+                          10000),
+                 1);
     enqueue(s.port, "{\"type\":\"test.fail\",\"payload\":{\"fail_times\":99}}");
     cr_assert_eq(wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'dead'", 1, 10000), 1);
     struct resp r;
@@ -199,8 +213,9 @@ Test(queue_it, failing_jobs_retry_then_die_and_replay_from_the_api, .timeout = 6
     cr_assert(strstr(r.body, "\"status\":\"replayed\""));
     resp_free(&r);
     /* the replayed job fails its three attempts again: a dead letter again, unresolved */
-    cr_assert_eq(wait_for(s.dir, "SELECT count(*) FROM jobs WHERE state = 'dead' AND resolved_at IS NULL "
-                                 "AND last_error = 'test failure 3' AND updated_at > created_at + 1",
+    cr_assert_eq(wait_for(s.dir,
+                          "SELECT count(*) FROM jobs WHERE state = 'dead' AND resolved_at IS NULL "
+                          "AND last_error = 'test failure 3' AND updated_at > created_at + 1",
                           1, 10000),
                  1);
     char rpath[128];
@@ -219,10 +234,14 @@ Test(queue_it, failing_jobs_retry_then_die_and_replay_from_the_api, .timeout = 6
     cr_assert(h_request(s.port, "GET", path, "X-API-Key: dev-api-key\r\n", NULL, &r));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
-    cr_assert(h_request(s.port, "GET", "/v1/jobs/not-a-uuid", "X-API-Key: dev-api-key\r\n", NULL, &r));
+    cr_assert(
+        h_request(s.port, "GET", "/v1/jobs/not-a-uuid", "X-API-Key: dev-api-key\r\n", NULL, &r));
     cr_assert_eq(r.status, 404);
     resp_free(&r);
-    cr_assert_eq(q(s.dir, "SELECT count(*) FROM audit_log WHERE action = 'dlq.replay' AND actor LIKE 'key:%'"), 1);
+    cr_assert_eq(
+        q(s.dir,
+          "SELECT count(*) FROM audit_log WHERE action = 'dlq.replay' AND actor LIKE 'key:%'"),
+        1);
     cr_assert_eq(q(s.dir, "SELECT count(*) FROM audit_log WHERE action = 'dlq.resolve'"), 1);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,8 +48,8 @@ char *server_log(const struct server *s) {
 }
 
 void server_check_log(const struct server *s) {
-    static const char *bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                                "WARNING: ThreadSanitizer", "fatal:"};
+    static const char *bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                "runtime error:", "WARNING: ThreadSanitizer", "fatal:"};
     char *log = server_log(s);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_assert_null(strstr(log, bad[i]), "the server reported '%s':\n%s", bad[i], log);
@@ -58,6 +59,12 @@ void server_check_log(const struct server *s) {
 /* Extra arguments after serve's own (server_start_with); later ones win over the defaults. */
 static const char *const *serve_extra;
 
+void harness_die_with_parent(pid_t parent) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) /* it ended before prctl */
+        _exit(127);
+}
+
 static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
     char db[400], media[400];
     snprintf(db, sizeof db, "--database-url=sqlite:%s/db.sqlite", s->dir);
@@ -66,9 +73,11 @@ static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
     char *before = server_log(s); /* a restart appends: look only past what is there */
     size_t skip = strlen(before);
     free(before);
+    pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork failed");
     if (pid == 0) {
+        harness_die_with_parent(parent);
         int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         dup2(fd, 2);
         int dn = open("/dev/null", O_RDWR);
@@ -80,7 +89,8 @@ static void spawn_cmd(struct server *s, bool fakes, const char *const *env) {
         for (const char *const *e = env; e && *e; e++)
             putenv((char *)*e);
         if (fakes)
-            execl(bin(), bin(), "fakes", "serve", "--host=127.0.0.1", "--port=0", media, (char *)NULL);
+            execl(bin(), bin(), "fakes", "serve", "--host=127.0.0.1", "--port=0", media,
+                  (char *)NULL);
         else if (!serve_extra)
             execl(bin(), bin(), "serve", "--host=127.0.0.1", "--port=0", db, media, (char *)NULL);
         const char *argv[40] = {bin(), "serve", "--host=127.0.0.1", "--port=0", db, media};
@@ -144,7 +154,8 @@ void server_start_in(struct server *s, const char *dir, const char *const *env) 
     spawn(s, env);
 }
 
-void server_start_with(struct server *s, const char *dir, const char *const *args, const char *const *env) {
+void server_start_with(struct server *s, const char *dir, const char *const *args,
+                       const char *const *env) {
     char keep[256];
     snprintf(keep, sizeof keep, "%s", dir ? dir : "");
     memset(s, 0, sizeof *s);
@@ -356,9 +367,10 @@ bool h_request(int port, const char *method, const char *path, const char *heade
     if (fd < 0)
         return false;
     size_t blen = body ? strlen(body) : 0;
-    bool ok = h_sendf(fd, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n", method, path,
-                      headers ? headers : "", blen) &&
-              (!blen || h_send(fd, body, blen)) && h_read(fd, r, 60000); /* sanitizer builds are slow */
+    bool ok = h_sendf(fd, "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Length: %zu\r\n\r\n", method,
+                      path, headers ? headers : "", blen) &&
+              (!blen || h_send(fd, body, blen)) &&
+              h_read(fd, r, 60000); /* sanitizer builds are slow */
     close(fd);
     return ok;
 }

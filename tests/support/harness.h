@@ -25,6 +25,10 @@ struct resp {
     size_t body_len;
 };
 
+/* In a child just forked by parent: the child gets SIGKILL when the test process ends (a crash, a
+ * timeout, a failed assertion before the stop), so no test leaves a server running behind it. */
+void harness_die_with_parent(pid_t parent);
+
 /* The highest `-- migration N:` in the repository's schema.sql. */
 int latest_schema_version(void);
 /* Milliseconds on a monotonic clock. */
@@ -35,7 +39,8 @@ void server_start(struct server *s, const char *const *env);
 void server_start_in(struct server *s, const char *dir, const char *const *env);
 /* Same, in dir (NULL: a fresh temp dir), with args appended to serve's own ("--role=api",
  * "--database-url=..."; they win over the defaults). */
-void server_start_with(struct server *s, const char *dir, const char *const *args, const char *const *env);
+void server_start_with(struct server *s, const char *dir, const char *const *args,
+                       const char *const *env);
 /* Starts `myloware fakes serve` (port 0, MEDIA_DIR under dir) in dir, or a fresh temp dir when
  * dir is NULL; asserts it is up. */
 void fakes_start_in(struct server *s, const char *dir, const char *const *env);
