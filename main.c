@@ -1,16 +1,16 @@
 /* main: argv to a command; nothing else. Exit codes: 0 ok, 1 failure, 2 usage. */
+#include <curl/curl.h>
 #include <jansson.h>
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
+#include <llhttp.h>
+#include <mbedtls/version.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
-#include <curl/curl.h>
-#include <llhttp.h>
-#include <mbedtls/version.h>
 
 #include "api/api.h"
 #include "app.h"
@@ -18,8 +18,8 @@
 #include "cli/runs.h"
 #include "core/config.h"
 #include "core/log.h"
-#include "workflow/demo.h"
 #include "media/cli.h"
+#include "workflow/demo.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -45,7 +45,7 @@ static int usage_error(const char *cmd, const char *msg, const char *arg) {
 static int cmd_serve(config_t *cfg, int argc, char **argv) {
     struct app_opts o = {.role = "all"};
     for (int i = 0; i < argc; i++) {
-        const char *role = strncmp(argv[i], "--role=", 7) == 0 ? argv[i] + 7
+        const char *role = strncmp(argv[i], "--role=", 7) == 0              ? argv[i] + 7
                            : strcmp(argv[i], "--role") == 0 && i + 1 < argc ? argv[++i]
                                                                             : NULL;
         if (!role)
@@ -64,7 +64,7 @@ static int cmd_worker_run(config_t *cfg, int argc, char **argv) {
             o.once = true;
             continue;
         }
-        const char *n = strncmp(argv[i], "--concurrency=", 14) == 0 ? argv[i] + 14
+        const char *n = strncmp(argv[i], "--concurrency=", 14) == 0             ? argv[i] + 14
                         : strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc ? argv[++i]
                                                                                 : NULL;
         if (!n)
@@ -133,11 +133,12 @@ static int cmd_version(config_t *cfg, int argc, char **argv) {
 #else
     printf("databases: sqlite %s (built without postgres)\n", sqlite3_libversion());
 #endif
-    printf("ffmpeg: libavformat %s, libavcodec %s, libavutil %s\n", AV_STRINGIFY(LIBAVFORMAT_VERSION),
-           AV_STRINGIFY(LIBAVCODEC_VERSION), AV_STRINGIFY(LIBAVUTIL_VERSION));
+    printf("ffmpeg: libavformat %s, libavcodec %s, libavutil %s\n",
+           AV_STRINGIFY(LIBAVFORMAT_VERSION), AV_STRINGIFY(LIBAVCODEC_VERSION),
+           AV_STRINGIFY(LIBAVUTIL_VERSION));
     printf("libuv %s, llhttp %d.%d.%d, libcurl %s, mbedtls %s, jansson %s\n", uv_version_string(),
-           LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH, curl_version_info(CURLVERSION_NOW)->version,
-           MBEDTLS_VERSION_STRING, JANSSON_VERSION);
+           LLHTTP_VERSION_MAJOR, LLHTTP_VERSION_MINOR, LLHTTP_VERSION_PATCH,
+           curl_version_info(CURLVERSION_NOW)->version, MBEDTLS_VERSION_STRING, JANSSON_VERSION);
     return EXIT_OK;
 }
 
@@ -165,7 +166,7 @@ static int cmd_config_table(config_t *cfg, int argc, char **argv) {
 static int cmd_fakes_serve(config_t *cfg, int argc, char **argv) {
     int port = -1;
     for (int i = 0; i < argc; i++) {
-        const char *n = strncmp(argv[i], "--port=", 7) == 0 ? argv[i] + 7
+        const char *n = strncmp(argv[i], "--port=", 7) == 0              ? argv[i] + 7
                         : strcmp(argv[i], "--port") == 0 && i + 1 < argc ? argv[++i]
                                                                          : NULL;
         if (!n)
@@ -207,7 +208,8 @@ static int cmd_backup(config_t *cfg, int argc, char **argv) {
 
 static const struct command commands[] = {
     {"serve", NULL, cmd_serve, "serve [--role all|api] [--config FILE] [--SETTING VALUE ...]",
-     "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or SIGINT.\n"
+     "Runs the HTTP API (and, with the queue, the dispatcher and workers) until SIGTERM or "
+     "SIGINT.\n"
      "A first signal drains in-flight requests (SHUTDOWN_GRACE_S); a second exits at once."},
     {"worker", "run", cmd_worker_run, "worker run [--once] [--concurrency N] [--config FILE]",
      "Runs jobs only (no HTTP), sharing the queue with other processes. --once exits when no job\n"
@@ -228,51 +230,63 @@ static const struct command commands[] = {
      "Prints the effective settings and where each comes from; secrets as ***."},
     {"config", "check", cmd_config_check, "config check [--config FILE]",
      "Validates the settings; exit 0 when valid, 1 (with the reason) when not."},
-    {"config", "table", cmd_config_table, "config table", "Prints the settings table (markdown) of the README."},
+    {"config", "table", cmd_config_table, "config table",
+     "Prints the settings table (markdown) of the README."},
     {"fakes", "serve", cmd_fakes_serve, "fakes serve [--port N] [--config FILE]",
      "Runs the provider fakes alone (the /_fake/... routes: OpenAI chat, videos and moderation,\n"
      "Remotion, Upload-Post, Telegram) on HOST and --port (default PORT; 0 picks a free port).\n"
-     "Video events go to MYLOWARE_URL/v1/webhooks/sora, signed with OPENAI_WEBHOOK_SECRET (set the\n"
+     "Video events go to MYLOWARE_URL/v1/webhooks/sora, signed with OPENAI_WEBHOOK_SECRET (set "
+     "the\n"
      "same secret on the server that receives them). State lives under MEDIA_DIR/fakes.\n"
      "Refused with ENVIRONMENT=production. Exit 0 after SIGTERM/SIGINT, 1 on failure, 2 on usage."},
-    {"routes", NULL, cmd_routes, "routes", "Lists the HTTP routes: method, pattern, authentication."},
+    {"routes", NULL, cmd_routes, "routes",
+     "Lists the HTTP routes: method, pattern, authentication."},
     {"media", "transcode", media_cmd_transcode,
      "media transcode IN OUT --size WxH [--fps N] [--threads N] [--thumbnail JPG]",
      "Transcodes IN to H.264/AAC MP4 (TRANSCODE_PRESET, TRANSCODE_CRF), scaled and padded to WxH\n"
      "times RENDER_SCALE, at N frames per second (30). --threads 0 (default): automatic."},
     {"media", "render", media_cmd_render,
      "media render CLIP [--overlay TEXT] ... --output OUT --size WxH [--fps N] [--thumbnail JPG]",
-     "Concatenates the clips in order, each scaled and padded, with its overlay text (RENDER_FONT)."},
+     "Concatenates the clips in order, each scaled and padded, with its overlay text "
+     "(RENDER_FONT)."},
     {"media", "probe", media_cmd_probe, "media probe FILE",
      "Prints a media file's codecs, size, rate, durations and whether moov is before mdat (JSON)."},
     {"media", "synth", media_cmd_synth,
      "media synth OUT [--size WxH] [--fps N] [--seconds S] [--number N] [--codec C] [--no-audio]",
-     "Writes a test clip (moving pattern, the number drawn on it, a tone): the fake provider's clips."},
+     "Writes a test clip (moving pattern, the number drawn on it, a tone): the fake provider's "
+     "clips."},
     {"media", "thumbnail", media_cmd_thumbnail, "media thumbnail IN OUT.jpg",
      "Writes a JPEG of IN at 1 s (or the middle of shorter clips)."},
     /* client commands: MYLOWARE_URL, MYLOWARE_API_KEY (API_KEY when empty) */
-    {"jobs", "list", cli_jobs_list, "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
+    {"jobs", "list", cli_jobs_list,
+     "jobs list [--state S] [--type T] [--run-id R] [--limit N] [--json]",
      "Lists jobs (newest first) through GET /admin/jobs of the server at MYLOWARE_URL."},
     {"jobs", "show", cli_jobs_show, "jobs show JOB_ID", "Prints one job (GET /v1/jobs/{id})."},
-    {"runs", "list", cli_runs_list, "runs list [--status S] [--workflow W] [--limit N] [--cursor C] [--json]",
+    {"runs", "list", cli_runs_list,
+     "runs list [--status S] [--workflow W] [--limit N] [--cursor C] [--json]",
      "Lists runs, newest first (GET /v1/runs) at MYLOWARE_URL with MYLOWARE_API_KEY."},
     {"runs", "get", cli_runs_get, "runs get RUN_ID", "Prints one run (GET /v1/runs/{id})."},
     {"runs", "start", cli_runs_start, "runs start BRIEF [--project P] [--json]",
      "Starts a run (POST /v1/runs/start; P defaults to aismr) and prints its id."},
-    {"runs", "approve", cli_runs_approve, "runs approve RUN_ID [--gate ideation|publish] [--comment C]",
+    {"runs", "approve", cli_runs_approve,
+     "runs approve RUN_ID [--gate ideation|publish] [--comment C]",
      "Approves the run's pending gate (or the one given)."},
-    {"runs", "reject", cli_runs_reject, "runs reject RUN_ID [--gate ideation|publish] [--comment C]",
+    {"runs", "reject", cli_runs_reject,
+     "runs reject RUN_ID [--gate ideation|publish] [--comment C]",
      "Rejects the run's pending gate (or the one given)."},
-    {"runs", "resume", cli_runs_resume, "runs resume RUN_ID [--action auto|retry|videos|render|publish] "
-                                        "[--approve-publish] [--force]",
+    {"runs", "resume", cli_runs_resume,
+     "runs resume RUN_ID [--action auto|retry|videos|render|publish] "
+     "[--approve-publish] [--force]",
      "Operator resume (POST /v2/runs/{id}/resume)."},
     {"runs", "cancel", cli_runs_cancel, "runs cancel RUN_ID [--reason R]", "Cancels a run."},
     {"runs", "watch", cli_runs_watch, "runs watch RUN_ID",
      "Follows the run's event stream until it ends; exit 0 when it completed."},
-    {"runs", "artifacts", cli_runs_artifacts, "runs artifacts RUN_ID [--json]", "Lists a run's artifacts."},
+    {"runs", "artifacts", cli_runs_artifacts, "runs artifacts RUN_ID [--json]",
+     "Lists a run's artifacts."},
     {"dlq", "list", cli_dlq_list, "dlq list [--source S] [--all] [--limit N] [--json]",
      "Lists dead letters, newest first (GET /admin/dlq); unresolved ones only unless --all."},
-    {"dlq", "show", cli_dlq_show, "dlq show ID", "Prints one dead letter with its payload (GET /admin/dlq/{id})."},
+    {"dlq", "show", cli_dlq_show, "dlq show ID",
+     "Prints one dead letter with its payload (GET /admin/dlq/{id})."},
     {"dlq", "replay", cli_dlq_replay, "dlq replay ID",
      "Re-queues a dead job with its attempts reset (POST /admin/dlq/{id}/replay)."},
     {"dlq", "resolve", cli_dlq_resolve, "dlq resolve ID",
@@ -284,9 +298,10 @@ static void print_help(FILE *out) {
     fprintf(out, "usage: myloware <command> [options]\n\ncommands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
         fprintf(out, "  %-44s\n", commands[i].usage);
-    fprintf(out, "\nEvery setting (see 'myloware config show') is read from the environment, from\n"
-                 "--config FILE (KEY=VALUE lines) and from flags: PORT is --port, or --set PORT=...\n"
-                 "Run 'myloware <command> --help' for one command.\n");
+    fprintf(out,
+            "\nEvery setting (see 'myloware config show') is read from the environment, from\n"
+            "--config FILE (KEY=VALUE lines) and from flags: PORT is --port, or --set PORT=...\n"
+            "Run 'myloware <command> --help' for one command.\n");
 }
 
 int main(int argc, char **argv) {

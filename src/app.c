@@ -22,17 +22,17 @@
 #include "core/cpuprio.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/sched.h"
 #include "core/metrics.h"
-#include "media/jobs.h"
-#include "queue/dispatcher.h"
-#include "queue/testjobs.h"
+#include "core/sched.h"
 #include "fakes/fakes.h"
 #include "http/client.h"
+#include "media/jobs.h"
 #include "providers/providers.h"
+#include "queue/dispatcher.h"
+#include "queue/testjobs.h"
 #include "storage/storage.h"
-#include "workflow/retention.h"
 #include "workflow/demo.h"
+#include "workflow/retention.h"
 #include "workflow/workflow.h"
 
 int app_migrate(const config_t *cfg, store_t **out) {
@@ -50,7 +50,8 @@ int app_migrate(const config_t *cfg, store_t **out) {
         return rc;
     }
     if (to != from)
-        log_info("db", "schema migrated", LF_S("backend", store_backend(s)), LF_I("from", from), LF_I("to", to));
+        log_info("db", "schema migrated", LF_S("backend", store_backend(s)), LF_I("from", from),
+                 LF_I("to", to));
     buf_release(&err);
     if (out)
         *out = s;
@@ -88,7 +89,8 @@ static void close_walk(uv_handle_t *h, void *arg) {
         uv_close(h, NULL);
 }
 
-/* ---- shutdown ----------------------------------------------------------------------------------- */
+/* ---- shutdown -----------------------------------------------------------------------------------
+ */
 
 static void store_idle(void *ud);
 static bool close_providers(app_t *app);
@@ -97,8 +99,8 @@ static void flush_logs(uv_prepare_t *p) { log_flush(); } /* once per loop turn, 
 
 /* Every piece that was running has stopped: close the rest so the loop ends. */
 static void finish(app_t *app) {
-    if (app->finished || !app->stopping || app->http || (app->dispatcher && !app->dispatcher_drained) ||
-        health_busy(app->health))
+    if (app->finished || !app->stopping || app->http ||
+        (app->dispatcher && !app->dispatcher_drained) || health_busy(app->health))
         return;
     if (store_pending(app->store) > 0) {
         store_when_idle(app->store, store_idle, app);
@@ -129,7 +131,8 @@ static void finish(app_t *app) {
 
 static void store_idle(void *ud) { finish(ud); }
 
-/* ---- providers: the HTTP client, the provider calls and the fakes ------------------------------- */
+/* ---- providers: the HTTP client, the provider calls and the fakes -------------------------------
+ */
 
 static void fakes_finish(app_t *app);
 
@@ -200,7 +203,8 @@ static int start_providers(app_t *app, bool mount_fakes, const char *webhook_bas
     }
     buf_release(&err);
     if (mount_fakes && strcmp(config_str(cfg, S_ENVIRONMENT), "production") != 0)
-        return fakes_new(&app->loop, cfg, app->client, self, webhook_base ? webhook_base : self, &app->fakes);
+        return fakes_new(&app->loop, cfg, app->client, self, webhook_base ? webhook_base : self,
+                         &app->fakes);
     return 0;
 }
 
@@ -250,12 +254,13 @@ static void on_signal(uv_signal_t *sig, int signum) {
 
 static void on_worker_idle(dispatcher_t *d, void *ud) { stop(ud, "no job left (--once)"); }
 
-/* ---- start -------------------------------------------------------------------------------------- */
+/* ---- start --------------------------------------------------------------------------------------
+ */
 
 static int start_http(app_t *app) {
     const config_t *cfg = app->cfg;
-    static const enum setting_id rate_setting[RL__COUNT] = {0, S_RUN_RATE_LIMIT, S_APPROVE_RATE_LIMIT,
-                                                            S_PUBLIC_DEMO_RATE_LIMIT};
+    static const enum setting_id rate_setting[RL__COUNT] = {
+        0, S_RUN_RATE_LIMIT, S_APPROVE_RATE_LIMIT, S_PUBLIC_DEMO_RATE_LIMIT};
     http_server_opts_t o;
     memset(&o, 0, sizeof o);
     for (int i = 1; i < RL__COUNT; i++) {
@@ -300,9 +305,11 @@ static void on_jobs_notified(void *ud, const char *type) {
 static void start_dispatcher(app_t *app, int workers, bool once) {
     app->dispatcher = dispatcher_new(&app->loop, app->store, app->cfg, workers, app);
     /* media work (transcode, render, clip synthesis) shares one cap */
-    dispatcher_set_group_cap(app->dispatcher, "media", (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
+    dispatcher_set_group_cap(app->dispatcher, "media",
+                             (int)config_int(app->cfg, S_TRANSCODE_MAX_CONCURRENCY));
     /* ... and runs below the loop's CPU priority (core/cpuprio.h) */
-    dispatcher_set_group_priority(app->dispatcher, "media", cpuprio_parse(config_str(app->cfg, S_TRANSCODE_PRIORITY)));
+    dispatcher_set_group_priority(app->dispatcher, "media",
+                                  cpuprio_parse(config_str(app->cfg, S_TRANSCODE_PRIORITY)));
     media_jobs_register(app->dispatcher, app->cfg);
     if (strcmp(config_str(app->cfg, S_ENVIRONMENT), "test") == 0)
         testjobs_register(app->dispatcher);
@@ -325,7 +332,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     metrics_init();
     /* the worker count: --concurrency, else WORKER_CONCURRENCY, else the CPUs; it sizes
      * libuv's pool (read when the pool starts) and caps the pool job types */
-    int workers = opts->concurrency > 0 ? opts->concurrency : (int)config_int(cfg, S_WORKER_CONCURRENCY);
+    int workers =
+        opts->concurrency > 0 ? opts->concurrency : (int)config_int(cfg, S_WORKER_CONCURRENCY);
     if (workers <= 0)
         workers = (int)uv_available_parallelism();
     char nthreads[24];
@@ -337,12 +345,13 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (app_migrate(cfg, &app->store) != 0)
         return 1;
     if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
-        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)),
-                 LF_S("error", strerror(errno)));
+        log_warn("app", "cannot create the media directory",
+                 LF_S("dir", config_str(cfg, S_MEDIA_DIR)), LF_S("error", strerror(errno)));
     buf_t serr;
     buf_init(&serr, 1024);
     if (storage_open(cfg, &app->storage, &serr) != 0) {
-        log_error("app", "cannot open the media storage", LF_S("error", serr.data ? serr.data : ""));
+        log_error("app", "cannot open the media storage",
+                  LF_S("error", serr.data ? serr.data : ""));
         buf_release(&serr);
         store_close(app->store);
         return 1;
@@ -377,7 +386,8 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     if (opts->demo && demo_start(app, opts->demo) != 0)
         goto out;
     if (worker)
-        log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION), LF_B("once", opts->once));
+        log_info("app", "worker started", LF_S("version", MYLOWARE_VERSION),
+                 LF_B("once", opts->once));
     uv_signal_init(&app->loop, &app->sigterm);
     uv_signal_init(&app->loop, &app->sigint);
     app->sigterm.data = app->sigint.data = app;
@@ -427,7 +437,8 @@ out:
     return app->exit_code;
 }
 
-/* ---- `myloware fakes serve` --------------------------------------------------------------------- */
+/* ---- `myloware fakes serve` ---------------------------------------------------------------------
+ */
 
 static struct route fake_routes[64];
 static size_t nfake_routes;
@@ -454,7 +465,8 @@ static void on_fakes_signal(uv_signal_t *sig, int signum) {
         _exit(1);
     app->stopping = true;
     log_info("app", "shutting down", LF_S("reason", signum == SIGTERM ? "SIGTERM" : "SIGINT"));
-    http_server_drain(app->http, (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000, on_fakes_http_drained, app);
+    http_server_drain(app->http, (uint64_t)config_int(app->cfg, S_SHUTDOWN_GRACE_S) * 1000,
+                      on_fakes_http_drained, app);
 }
 
 int app_fakes_serve(const config_t *cfg, int port) {
@@ -471,9 +483,11 @@ int app_fakes_serve(const config_t *cfg, int port) {
     raise_fd_limit();
     metrics_init();
     if (make_dirs(config_str(cfg, S_MEDIA_DIR)) != 0)
-        log_warn("app", "cannot create the media directory", LF_S("dir", config_str(cfg, S_MEDIA_DIR)));
+        log_warn("app", "cannot create the media directory",
+                 LF_S("dir", config_str(cfg, S_MEDIA_DIR)));
     nfake_routes = 0;
-    for (size_t i = 0; i < api_nroutes && nfake_routes < sizeof fake_routes / sizeof fake_routes[0]; i++)
+    for (size_t i = 0; i < api_nroutes && nfake_routes < sizeof fake_routes / sizeof fake_routes[0];
+         i++)
         if (strncmp(api_routes[i].pattern, "/_fake/", 7) == 0)
             fake_routes[nfake_routes++] = api_routes[i];
     uv_loop_init(&app->loop);

@@ -47,7 +47,8 @@ static void cors(http_req_t *req, char *out, size_t cap) {
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
         if (len == n && memcmp(p, origin, n) == 0) {
-            snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)n, origin);
+            snprintf(out, cap, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n", (int)n,
+                     origin);
             return;
         }
         if (!e)
@@ -98,7 +99,8 @@ static bool allowed_workflow(const config_t *cfg, const char *name) {
     return false;
 }
 
-/* ---- the run view --------------------------------------------------------------------------------- */
+/* ---- the run view
+ * --------------------------------------------------------------------------------- */
 
 static const char *activity_message(const artifact_t *a, char *buf, size_t cap) {
     json_t *m = a->metadata ? json_loads(a->metadata, 0, NULL) : NULL;
@@ -113,11 +115,13 @@ static const char *activity_message(const artifact_t *a, char *buf, size_t cap) 
         snprintf(buf, cap, "Submitted clip requests (%lld tasks)",
                  (long long)json_integer_value(json_object_get(m, "task_count")));
     else if (strcmp(t, "video_clip") == 0)
-        snprintf(buf, cap, "Clip ready (#%lld)", (long long)json_integer_value(json_object_get(m, "video_index")) + 1);
+        snprintf(buf, cap, "Clip ready (#%lld)",
+                 (long long)json_integer_value(json_object_get(m, "video_index")) + 1);
     else if (strcmp(t, "editor_output") == 0)
         snprintf(buf, cap, "Render started (job %s)",
-                 json_string_value(json_object_get(m, "render_job_id")) ? json_string_value(json_object_get(m, "render_job_id"))
-                                                                         : "?");
+                 json_string_value(json_object_get(m, "render_job_id"))
+                     ? json_string_value(json_object_get(m, "render_job_id"))
+                     : "?");
     else if (strcmp(t, "rendered_video") == 0)
         snprintf(buf, cap, "Render complete");
     else if (strcmp(t, "published_url") == 0)
@@ -140,7 +144,7 @@ static json_t *view(store_tx_t *tx, const run_t *r) {
     json_t *ctx = json_loads(r->context ? r->context : "{}", 0, NULL);
     const char *gate = strcmp(r->status, "awaiting_ideation_approval") == 0  ? "ideation"
                        : strcmp(r->status, "awaiting_publish_approval") == 0 ? "publish"
-                                                                              : NULL;
+                                                                             : NULL;
     const char *ideas = json_string_value(json_object_get(art, "ideas"));
     json_t *ideas_j = json_null();
     if (ideas) {
@@ -160,17 +164,18 @@ static json_t *view(store_tx_t *tx, const run_t *r) {
     json_t *rp = json_object_get(art, "render_progress");
     json_t *sp = json_object_get(art, "sora_progress");
     int clips = (int)json_array_size(json_object_get(art, "clips"));
-    json_t *o = json_pack("{s:s,s:o,s:o,s:s,s:o,s:o,s:O?,s:o,s:O?,s:O?,s:O?,s:o,s:i,s:i,s:O?,s:o}", "status",
-                          r->status, "current_step", *r->step ? json_string(r->step) : json_null(), "gate",
-                          gate ? json_string(gate) : json_null(), "brief", r->brief ? r->brief : "", "created_at",
-                          iso(r->created_at), "updated_at", iso(r->updated_at), "published_url",
-                          json_object_get(art, "published_url"), "rendered_video_url",
-                          json_object_get(art, "video_url") ? json_string(rendered) : json_null(), "render_job_id",
-                          json_object_get(ctx, "render_job_id"), "render_status", json_object_get(rp, "status"),
-                          "render_progress_percent", json_object_get(rp, "progress_percent"), "ideas_markdown",
-                          ideas_j, "clip_count", clips, "expected_clip_count", r->clips_expected,
-                          "video_progress_percent", json_object_get(sp, "progress_percent"), "error",
-                          r->error ? json_string(r->error) : json_null());
+    json_t *o = json_pack(
+        "{s:s,s:o,s:o,s:s,s:o,s:o,s:O?,s:o,s:O?,s:O?,s:O?,s:o,s:i,s:i,s:O?,s:o}", "status",
+        r->status, "current_step", *r->step ? json_string(r->step) : json_null(), "gate",
+        gate ? json_string(gate) : json_null(), "brief", r->brief ? r->brief : "", "created_at",
+        iso(r->created_at), "updated_at", iso(r->updated_at), "published_url",
+        json_object_get(art, "published_url"), "rendered_video_url",
+        json_object_get(art, "video_url") ? json_string(rendered) : json_null(), "render_job_id",
+        json_object_get(ctx, "render_job_id"), "render_status", json_object_get(rp, "status"),
+        "render_progress_percent", json_object_get(rp, "progress_percent"), "ideas_markdown",
+        ideas_j, "clip_count", clips, "expected_clip_count", r->clips_expected,
+        "video_progress_percent", json_object_get(sp, "progress_percent"), "error",
+        r->error ? json_string(r->error) : json_null());
     /* activity: the newest artifacts, newest first, then the run's creation */
     artifact_t *as = xcalloc(256, sizeof *as);
     int n = 256;
@@ -178,22 +183,24 @@ static json_t *view(store_tx_t *tx, const run_t *r) {
     if (tx->s->ops->artifact_list(tx, r->id, NULL, as, &n) == 0) {
         for (int i = n - 1; i >= 0 && (int)json_array_size(act) < ACTIVITY_MAX; i--) {
             char msg[160];
-            json_array_append_new(act, json_pack("{s:o,s:s,s:s}", "at", iso(as[i].created_at), "type", as[i].type,
-                                                 "message", activity_message(&as[i], msg, sizeof msg)));
+            json_array_append_new(act, json_pack("{s:o,s:s,s:s}", "at", iso(as[i].created_at),
+                                                 "type", as[i].type, "message",
+                                                 activity_message(&as[i], msg, sizeof msg)));
         }
     }
     for (int i = 0; i < n; i++)
         artifact_release(&as[i]);
     free(as);
-    json_array_append_new(act, json_pack("{s:o,s:s,s:s}", "at", iso(r->created_at), "type", "run", "message",
-                                         "Run created"));
+    json_array_append_new(act, json_pack("{s:o,s:s,s:s}", "at", iso(r->created_at), "type", "run",
+                                         "message", "Run created"));
     json_object_set_new(o, "activity", act);
     json_decref(art);
     json_decref(ctx);
     return o;
 }
 
-/* ---- units ----------------------------------------------------------------------------------------- */
+/* ---- units
+ * ----------------------------------------------------------------------------------------- */
 
 enum dop { D_START, D_GET, D_APPROVE, D_REJECT, D_VIDEO };
 
@@ -242,14 +249,15 @@ static int demo_op_unit(store_tx_t *tx, void *arg) {
         struct wf_start_req q = {.project = d->project,
                                  .brief = d->brief,
                                  .public_token = d->token,
-                                 .public_expires_at = clock_now_ms() +
-                                                      config_int(app->cfg, S_PUBLIC_DEMO_TOKEN_TTL_HOURS) * 3600000};
+                                 .public_expires_at =
+                                     clock_now_ms() +
+                                     config_int(app->cfg, S_PUBLIC_DEMO_TOKEN_TTL_HOURS) * 3600000};
         rc = wf_start(tx, &q, &r);
         if (rc)
             return rc;
         run_release(&r);
-        d->out = json_pack("{s:s,s:s,s:s}", "public_token", d->token, "status", "pending", "message",
-                           "Got it — we’re generating your motivational video now.");
+        d->out = json_pack("{s:s,s:s,s:s}", "public_token", d->token, "status", "pending",
+                           "message", "Got it — we’re generating your motivational video now.");
         return 0;
     }
     case D_GET:
@@ -274,7 +282,7 @@ static int demo_op_unit(store_tx_t *tx, void *arg) {
             return rc;
         const char *gate = strcmp(r.status, "awaiting_ideation_approval") == 0  ? "ideation"
                            : strcmp(r.status, "awaiting_publish_approval") == 0 ? "publish"
-                                                                                 : NULL;
+                                                                                : NULL;
         char id[RUN_ID_LEN];
         memcpy(id, r.id, sizeof id);
         run_release(&r);
@@ -301,7 +309,8 @@ static int demo_unit(store_tx_t *tx, void *arg) {
     struct dcall *d = arg;
     const struct store_ops *ops = tx->s->ops;
     if (d->idem_key) {
-        int rc = ops->idem_begin(tx, d->idem_scope, d->idem_key, d->idem_hash, clock_now_ms(), API_IDEM_TTL_MS, &d->idem);
+        int rc = ops->idem_begin(tx, d->idem_scope, d->idem_key, d->idem_hash, clock_now_ms(),
+                                 API_IDEM_TTL_MS, &d->idem);
         if (rc || d->idem.state != IDEM_NEW)
             return rc;
     }
@@ -339,11 +348,13 @@ static void demo_done(void *arg, int rc) {
     } else if (rc == ERR_CONFLICT && d->not_awaiting) {
         err(req, 400, "bad_request", "Run is not awaiting approval");
     } else if (rc) {
-        log_error("api", "public demo request failed", LF_S("request_id", req->request_id), LF_S("error", err_name(rc)));
+        log_error("api", "public demo request failed", LF_S("request_id", req->request_id),
+                  LF_S("error", err_name(rc)));
         err(req, 500, "internal_error", "Internal server error");
     } else if (d->op == D_VIDEO) {
         char path[4096];
-        if (!d->video_key[0] || storage_local_path(app->storage, d->video_key, path, sizeof path) != 0) {
+        if (!d->video_key[0] ||
+            storage_local_path(app->storage, d->video_key, path, sizeof path) != 0) {
             err(req, 404, "not_found", "Video not found");
         } else {
             char h[700];
@@ -362,14 +373,16 @@ static void demo_done(void *arg, int rc) {
     dcall_free(d);
 }
 
-/* ---- handlers --------------------------------------------------------------------------------------- */
+/* ---- handlers
+ * --------------------------------------------------------------------------------------- */
 
 static bool take_token(http_req_t *req, struct dcall *d) {
     int n = http_param(req, 0, d->token, sizeof d->token);
     bool ok = n == TOKEN_LEN;
     for (int i = 0; ok && i < n; i++) {
         char c = d->token[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '-' || c == '_';
     }
     if (!ok) {
         err(req, 404, "not_found", "Run not found");
@@ -404,7 +417,8 @@ static void field_error(http_req_t *req, const char *field, const char *message)
     char h[700];
     cors(req, h, sizeof h);
     json_t *extra = json_pack("{s:[{s:s,s:s}]}", "fields", "field", field, "message", message);
-    http_respond_error(req, 422, "validation_error", "Request validation failed", extra, *h ? h : NULL);
+    http_respond_error(req, 422, "validation_error", "Request validation failed", extra,
+                       *h ? h : NULL);
 }
 
 /* SAFETY_PROVIDER=openai: the brief is moderated before the run is made (fail-closed: 503). */
@@ -439,11 +453,13 @@ void api_demo_start(http_req_t *req) {
         field_error(req, "name", "must be a string of at most 80 characters");
         return;
     }
-    if (!allowed_workflow(app->cfg, "motivational") || !workflow_project(app->workflow, "motivational")) {
+    if (!allowed_workflow(app->cfg, "motivational") ||
+        !workflow_project(app->workflow, "motivational")) {
         err(req, 403, "forbidden", "Workflow not available for public demo");
         return;
     }
-    struct dcall *d = dcall_new(req, D_START); /* validates the Idempotency-Key: before the rate limit */
+    struct dcall *d =
+        dcall_new(req, D_START); /* validates the Idempotency-Key: before the rate limit */
     if (!d)
         return;
     char rl_cors[700];
@@ -453,7 +469,8 @@ void api_demo_start(http_req_t *req) {
         return;
     }
     char entry[128];
-    if (safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(b), entry, sizeof entry)) {
+    if (safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(b), entry,
+                       sizeof entry)) {
         char h[700], reason[160];
         cors(req, h, sizeof h);
         safety_reason(entry, reason, sizeof reason);
@@ -464,7 +481,8 @@ void api_demo_start(http_req_t *req) {
     }
     d->project = workflow_project(app->workflow, "motivational");
     d->brief = xstrdup(json_string_value(b));
-    if (app->providers && providers_safety_enabled(app->providers)) { /* api.md §3: the moderation API too */
+    if (app->providers &&
+        providers_safety_enabled(app->providers)) { /* api.md §3: the moderation API too */
         if (provider_safety_check(app->providers, d->brief, demo_moderated, d, NULL) != 0) {
             err(req, 503, "safety_unavailable", "Safety check unavailable");
             dcall_free(d);
@@ -503,8 +521,8 @@ static void decide(http_req_t *req, enum dop op) {
         return;
     }
     char entry[128];
-    if (json_is_string(c) &&
-        safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), json_string_value(c), entry, sizeof entry)) {
+    if (json_is_string(c) && safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST),
+                                            json_string_value(c), entry, sizeof entry)) {
         char h[700], reason[160];
         cors(req, h, sizeof h);
         safety_reason(entry, reason, sizeof reason);
@@ -536,7 +554,8 @@ void api_demo_options(http_req_t *req) {
     char h[1024], c[700];
     cors(req, c, sizeof c);
     snprintf(h, sizeof h,
-             "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\nAccess-Control-Allow-Headers: Content-Type, "
+             "%sAccess-Control-Allow-Methods: GET, POST, OPTIONS\r\nAccess-Control-Allow-Headers: "
+             "Content-Type, "
              "Idempotency-Key, Range\r\nAccess-Control-Max-Age: 600\r\n",
              c);
     http_respond(req, 204, NULL, NULL, 0, h);

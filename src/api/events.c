@@ -119,7 +119,8 @@ static void read_done(void *arg, int rc) {
         }
         s->started = true;
         if (http_stream_begin(s->req, 200, "text/event-stream", HTTP_STREAM_CHUNKED,
-                              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n", stream_cb, s) != 0) {
+                              "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n", stream_cb,
+                              s) != 0) {
             s->req = NULL;
             for (int i = 0; i < s->n; i++)
                 run_event_release(&s->evs[i]);
@@ -134,7 +135,8 @@ static void read_done(void *arg, int rc) {
         buf_init(&b, 8u << 20);
         for (int i = 0; i < s->n; i++) {
             run_event_t *e = &s->evs[i];
-            buf_printf(&b, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->kind, e->data ? e->data : "{}");
+            buf_printf(&b, "id: %lld\nevent: %s\ndata: %s\n\n", (long long)e->id, e->kind,
+                       e->data ? e->data : "{}");
             s->last_id = e->id;
             terminal |= strcmp(e->kind, "run") == 0 && run_status_name_terminal(e->status);
         }
@@ -156,7 +158,8 @@ static void read_done(void *arg, int rc) {
         end_stream(s);
         return;
     }
-    if (clock_now_ms() - s->last_write_ms >= KEEPALIVE_MS && !write_text(s, xstrdup(": keepalive\n\n"), 13))
+    if (clock_now_ms() - s->last_write_ms >= KEEPALIVE_MS &&
+        !write_text(s, xstrdup(": keepalive\n\n"), 13))
         return;
     if (!s->waiting)
         uv_timer_start(&s->timer, sse_tick, full ? 0 : EVENTS_POLL_MS, 0);

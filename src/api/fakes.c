@@ -3,9 +3,9 @@
  * provider fakes of src/fakes/, or answer 404 when the app has none (ENVIRONMENT=production,
  * or a process without them). Loop thread.
  */
+#include "fakes/fakes.h"
 #include "api/api.h"
 #include "app.h"
-#include "fakes/fakes.h"
 
 #define FAKE_ROUTE(name, fn)                                                                       \
     void name(http_req_t *req) {                                                                   \

@@ -141,7 +141,9 @@ bool health_busy(const struct health *h) { return h && h->running; }
 static const struct {
     const char *name;
     enum setting_id mode;
-} spec_providers[] = {{"llm", S_LLM_PROVIDER}, {"sora", S_SORA_PROVIDER}, {"render", S_RENDER_PROVIDER},
+} spec_providers[] = {{"llm", S_LLM_PROVIDER},
+                      {"sora", S_SORA_PROVIDER},
+                      {"render", S_RENDER_PROVIDER},
                       {"publish", S_PUBLISH_PROVIDER}};
 #define NSPEC (sizeof spec_providers / sizeof spec_providers[0])
 
@@ -163,18 +165,22 @@ static void render_health(struct health *h, int64_t uptime_s) {
             continue; /* a spec provider, done above */
         enum breaker_state st = dispatcher_circuit(d, name);
         circuit_open |= st != BREAKER_CLOSED;
-        json_t *mode = i < 0 ? json_string(config_str(c, spec_providers[i + (int)NSPEC].mode)) : json_string("real");
-        json_object_set_new(providers, name, json_pack("{s:o,s:s}", "mode", mode, "circuit", breaker_state_name(st)));
+        json_t *mode = i < 0 ? json_string(config_str(c, spec_providers[i + (int)NSPEC].mode))
+                             : json_string("real");
+        json_object_set_new(
+            providers, name,
+            json_pack("{s:o,s:s}", "mode", mode, "circuit", breaker_state_name(st)));
     }
     bool db_up = h->db_rc == 0;
     const char *status = !db_up ? "down" : h->storage_ok && !circuit_open ? "healthy" : "degraded";
     const struct queue_counts *q = &h->counts;
-    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:o,s:{s:s,s:{s:I,s:I,s:I,s:I,s:f},s:s,s:o}}", "status", status,
-                          "version", MYLOWARE_VERSION, "uptime_s", (json_int_t)uptime_s, "degraded_mode",
-                          degraded_mode, "provider_modes", modes, "checks", "database", db_up ? "up" : "down",
-                          "queue", "ready", (json_int_t)q->ready, "running", (json_int_t)q->running, "scheduled",
-                          (json_int_t)q->scheduled, "dead", (json_int_t)q->dead, "oldest_ready_age_s",
-                          q->oldest_ready_age_s, "storage", h->storage_ok ? "up" : "down", "providers", providers);
+    json_t *o = json_pack("{s:s,s:s,s:I,s:b,s:o,s:{s:s,s:{s:I,s:I,s:I,s:I,s:f},s:s,s:o}}", "status",
+                          status, "version", MYLOWARE_VERSION, "uptime_s", (json_int_t)uptime_s,
+                          "degraded_mode", degraded_mode, "provider_modes", modes, "checks",
+                          "database", db_up ? "up" : "down", "queue", "ready", (json_int_t)q->ready,
+                          "running", (json_int_t)q->running, "scheduled", (json_int_t)q->scheduled,
+                          "dead", (json_int_t)q->dead, "oldest_ready_age_s", q->oldest_ready_age_s,
+                          "storage", h->storage_ok ? "up" : "down", "providers", providers);
     free(h->body);
     h->body = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6));
     json_decref(o);
@@ -187,8 +193,9 @@ static void answer_db(http_req_t *req) {
     struct health *h = ((app_t *)req->app)->health;
     bool ok = h->db_rc == 0;
     http_respond_json(req, ok ? 200 : 503,
-                      json_pack("{s:s,s:s,s:i}", "database", ok ? "healthy" : "unhealthy", "backend",
-                                store_backend(h->app->store), "schema_version", h->schema_version));
+                      json_pack("{s:s,s:s,s:i}", "database", ok ? "healthy" : "unhealthy",
+                                "backend", store_backend(h->app->store), "schema_version",
+                                h->schema_version));
 }
 
 static void answer_health(http_req_t *req) {

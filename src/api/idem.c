@@ -18,9 +18,10 @@ bool api_idem_take(http_req_t *req, char **key, char hash[API_IDEM_HASH_LEN], co
     for (size_t i = 0; ok && i < n; i++)
         ok = k[i] >= 0x21 && k[i] <= 0x7e;
     if (!ok) {
-        json_t *extra = json_pack("{s:[{s:s,s:s}]}", "fields", "field", "Idempotency-Key", "message",
-                                  "must be 1 to 255 printable characters");
-        http_respond_error(req, 422, "validation_error", "Request validation failed", extra, headers);
+        json_t *extra = json_pack("{s:[{s:s,s:s}]}", "fields", "field", "Idempotency-Key",
+                                  "message", "must be 1 to 255 printable characters");
+        http_respond_error(req, 422, "validation_error", "Request validation failed", extra,
+                           headers);
         return false;
     }
     *key = xstrndup(k, n);
@@ -44,10 +45,12 @@ bool api_idem_answer(http_req_t *req, const struct idem_result *r, const char *h
         const char *b = r->body ? r->body : "";
         http_respond(req, r->status, "application/json", b, strlen(b), h);
     } else if (r->state == IDEM_MISMATCH) {
-        http_respond_error(req, 422, "idempotency_key_reused", "Idempotency-Key was already used with a different request",
-                           NULL, headers);
+        http_respond_error(req, 422, "idempotency_key_reused",
+                           "Idempotency-Key was already used with a different request", NULL,
+                           headers);
     } else { /* in progress (a v2 start's provisional record has no status yet) */
-        http_respond_error(req, 409, "conflict", "A request with this Idempotency-Key is still in progress", NULL,
+        http_respond_error(req, 409, "conflict",
+                           "A request with this Idempotency-Key is still in progress", NULL,
                            headers);
     }
     return true;

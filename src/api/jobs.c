@@ -75,7 +75,8 @@ static json_t *dead_letter_json(const job_t *j, bool with_payload) {
     json_object_set_new(o, "error", str_or_null(j->last_error));
     json_object_set_new(o, "attempts", json_integer(j->attempts));
     json_object_set_new(o, "created_at", iso_or_null(j->created_at));
-    json_object_set_new(o, "last_attempt_at", iso_or_null(j->finished_at ? j->finished_at : j->updated_at));
+    json_object_set_new(o, "last_attempt_at",
+                        iso_or_null(j->finished_at ? j->finished_at : j->updated_at));
     json_object_set_new(o, "resolved_at", iso_or_null(j->resolved_at));
     if (with_payload) {
         json_t *p = json_loads(j->payload ? j->payload : "{}", 0, NULL);
@@ -90,8 +91,7 @@ static int call_unit(store_tx_t *tx, void *arg) {
     const struct store_ops *ops = tx->s->ops;
     int rc;
     switch (c->op) {
-    case OP_GET:
-        return ops->job_get(tx, c->id, &c->job);
+    case OP_GET: return ops->job_get(tx, c->id, &c->job);
     case OP_DLQ_GET:
         rc = ops->job_get(tx, c->id, &c->job);
         if (rc == 0 && c->job.state != JOB_DEAD && !c->job.resolved_at) {
@@ -145,9 +145,11 @@ static void call_done(void *arg, int rc) {
         }
         arr = json_array();
         for (int i = 0; i < c->n; i++)
-            json_array_append_new(arr, c->op == OP_LIST ? job_json(&c->list[i]) : dead_letter_json(&c->list[i], false));
-        http_respond_json(req, 200,
-                          json_pack("{s:o,s:i}", c->op == OP_LIST ? "jobs" : "dead_letters", arr, "count", c->n));
+            json_array_append_new(arr, c->op == OP_LIST ? job_json(&c->list[i])
+                                                        : dead_letter_json(&c->list[i], false));
+        http_respond_json(
+            req, 200,
+            json_pack("{s:o,s:i}", c->op == OP_LIST ? "jobs" : "dead_letters", arr, "count", c->n));
         break;
     case OP_REPLAY:
         if (rc == ERR_NOTFOUND) {
@@ -160,8 +162,9 @@ static void call_done(void *arg, int rc) {
             http_respond_err(req, ERR_INTERNAL, "Internal server error");
         } else {
             dispatcher_kick(app->dispatcher);
-            http_respond_json(req, 200, json_pack("{s:s,s:s,s:s}", "status", "replayed", "dead_letter_id", c->id,
-                                                  "job_id", c->id));
+            http_respond_json(req, 200,
+                              json_pack("{s:s,s:s,s:s}", "status", "replayed", "dead_letter_id",
+                                        c->id, "job_id", c->id));
         }
         break;
     case OP_RESOLVE:
@@ -169,12 +172,15 @@ static void call_done(void *arg, int rc) {
             snprintf(msg, sizeof msg, "Dead letter %s not found", c->id);
             http_respond_error(req, 404, "not_found", msg, NULL, NULL);
         } else if (rc == ERR_CONFLICT) {
-            http_respond_json(req, 200, json_pack("{s:s,s:s,s:o}", "status", "already_resolved", "dead_letter_id",
-                                                  c->id, "resolved_at", iso_or_null(c->resolved_at)));
+            http_respond_json(req, 200,
+                              json_pack("{s:s,s:s,s:o}", "status", "already_resolved",
+                                        "dead_letter_id", c->id, "resolved_at",
+                                        iso_or_null(c->resolved_at)));
         } else if (rc) {
             http_respond_err(req, ERR_INTERNAL, "Internal server error");
         } else {
-            http_respond_json(req, 200, json_pack("{s:s,s:s}", "status", "resolved", "dead_letter_id", c->id));
+            http_respond_json(
+                req, 200, json_pack("{s:s,s:s}", "status", "resolved", "dead_letter_id", c->id));
         }
         break;
     }
@@ -238,7 +244,8 @@ void api_jobs_list(http_req_t *req) {
     struct call *c = call_new(req, OP_LIST);
     char state[16];
     c->f.state = -1;
-    if (http_query(req, "state", state, sizeof state) >= 0 && (c->f.state = job_state_parse(state)) < 0) {
+    if (http_query(req, "state", state, sizeof state) >= 0 &&
+        (c->f.state = job_state_parse(state)) < 0) {
         free(c);
         api_field_error(req, "state", "must be one of queued, running, succeeded, dead, cancelled");
         return;
@@ -346,7 +353,8 @@ static void test_unit_done(void *arg, int rc) {
     if (t->failed)
         http_respond_err(t->req, ERR_INTERNAL, "Some jobs could not be enqueued");
     else
-        http_respond_json(t->req, 200, json_pack("{s:i,s:s}", "enqueued", t->enqueued, "first_id", t->first_id));
+        http_respond_json(t->req, 200,
+                          json_pack("{s:i,s:s}", "enqueued", t->enqueued, "first_id", t->first_id));
     free(t->payload);
     free(t);
 }

@@ -39,7 +39,8 @@ static bool media_authorized(http_req_t *req, const char *token) {
     if (v && crypto_ct_equal(v, n, token, tl))
         return true;
     char expires[32], sig[80];
-    if (http_query(req, "expires", expires, sizeof expires) > 0 && http_query(req, "sig", sig, sizeof sig) > 0)
+    if (http_query(req, "expires", expires, sizeof expires) > 0 &&
+        http_query(req, "sig", sig, sizeof sig) > 0)
         return storage_media_verify(token, tl, req->path, expires, sig, clock_now_ms() / 1000) == 0;
     return false;
 }
@@ -67,8 +68,10 @@ static void s3_checked(const struct http_response *r, void *ud) {
             log_warn("media", "media object refused (missing, or no s3:ListBucket permission)");
         http_respond_error(k->req, 404, "not_found", "Video not found", NULL, NULL);
     } else {
-        log_warn("media", "cannot check a media object", LF_S("error", r->error), LF_I("status", r->status));
-        http_respond_error(k->req, 503, "unavailable", "Media storage is not available", NULL, NULL);
+        log_warn("media", "cannot check a media object", LF_S("error", r->error),
+                 LF_I("status", r->status));
+        http_respond_error(k->req, 503, "unavailable", "Media storage is not available", NULL,
+                           NULL);
     }
     free(k);
 }
@@ -160,7 +163,8 @@ void api_media_video(http_req_t *req) {
     if (!media_begin(req, id, sizeof id))
         return;
     size_t n = strlen(id);
-    if (n > 4 && strcasecmp(id + n - 4, ".mp4") == 0) /* /v1/media/video/<id>.mp4 is the same file */
+    if (n > 4 &&
+        strcasecmp(id + n - 4, ".mp4") == 0) /* /v1/media/video/<id>.mp4 is the same file */
         id[n -= 4] = '\0';
     if (n + 4 > STORAGE_NAME_MAX) {
         http_respond_error(req, 400, "bad_request", "Invalid filename", NULL, NULL);

@@ -29,8 +29,9 @@ void api_metrics(http_req_t *req) {
         const char *auth = http_header(req, "Authorization", &n);
         if (!auth || n < 7 || strncmp(auth, "Bearer ", 7) != 0 ||
             !crypto_ct_equal(auth + 7, n - 7, token, strlen(token))) {
-            http_respond_error(req, 401, "unauthorized", auth ? "Invalid metrics token" : "Missing metrics token",
-                               NULL, NULL);
+            http_respond_error(req, 401, "unauthorized",
+                               auth ? "Invalid metrics token" : "Missing metrics token", NULL,
+                               NULL);
             return;
         }
     }

@@ -37,7 +37,7 @@ enum op {
     OP_CANCEL,
     OP_FEEDBACK_ADD,
     OP_FEEDBACK_LIST,
-    OP_V2_GATE,    /* v2 approve / reject: the pending gate */
+    OP_V2_GATE, /* v2 approve / reject: the pending gate */
     OP_V2_RESUME,
     OP_V2_STATE,
     OP_V2_HISTORY,
@@ -65,7 +65,7 @@ struct call {
     char detail[300];
     char reason[160];
     /* v2 */
-    bool v2;           /* answer after the run reaches a wait or ends */
+    bool v2; /* answer after the run reaches a wait or ends */
     char interrupt_id[64];
     char action[16];
     bool approve_publish, force;
@@ -87,7 +87,9 @@ static void refuse(http_req_t *req, struct call *c, const char *field, const cha
     call_free(c);
 }
 
-static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
+static const char *jstr(const json_t *o, const char *k) {
+    return json_string_value(json_object_get(o, k));
+}
 static const char *sget_out(const struct call *c, const char *k) {
     const char *v = jstr(c->out, k);
     return v ? v : "";
@@ -100,12 +102,14 @@ static json_t *state_answer(const run_t *r) {
                      in ? in : json_null());
 }
 
-/* ---- the database side ------------------------------------------------------------------------- */
+/* ---- the database side -------------------------------------------------------------------------
+ */
 
 static bool blocked(struct call *c, const char *text) {
     app_t *app = c->req->app;
     char entry[128];
-    if (text && safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), text, entry, sizeof entry)) {
+    if (text &&
+        safety_blocked(config_str(app->cfg, S_SAFETY_BLOCKLIST), text, entry, sizeof entry)) {
         safety_reason(entry, c->reason, sizeof c->reason);
         return true;
     }
@@ -127,8 +131,8 @@ static json_t *feedback_json(const feedback_t *f) {
     char ts[CLOCK_ISO_LEN];
     clock_iso8601(f->created_at, ts);
     return json_pack("{s:s,s:s,s:s?,s:i,s:s?,s:s}", "id", f->id, "run_id", f->run_id, "artifact_id",
-                     *f->artifact_id ? f->artifact_id : NULL, "rating", f->rating, "comment", f->comment,
-                     "created_at", ts);
+                     *f->artifact_id ? f->artifact_id : NULL, "rating", f->rating, "comment",
+                     f->comment, "created_at", ts);
 }
 
 static int op_unit(store_tx_t *tx, struct call *c) {
@@ -172,7 +176,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
             json_t *next = json_null();
             if (n == c->f.limit && n > 0) {
                 char cur[80];
-                snprintf(cur, sizeof cur, "%lld.%s", (long long)runs[n - 1].created_at, runs[n - 1].id);
+                snprintf(cur, sizeof cur, "%lld.%s", (long long)runs[n - 1].created_at,
+                         runs[n - 1].id);
                 next = json_string(cur);
             }
             c->out = json_pack("{s:o,s:o}", "runs", arr, "next_cursor", next);
@@ -194,10 +199,11 @@ static int op_unit(store_tx_t *tx, struct call *c) {
                 char ts[CLOCK_ISO_LEN];
                 clock_iso8601(as[i].created_at, ts);
                 json_t *meta = as[i].metadata ? json_loads(as[i].metadata, 0, NULL) : NULL;
-                json_array_append_new(arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:o,s:s}", "id", as[i].id, "type",
-                                                     as[i].type, "persona", *as[i].persona ? as[i].persona : NULL,
-                                                     "content", as[i].content, "uri", as[i].uri, "metadata",
-                                                     meta ? meta : json_object(), "created_at", ts));
+                json_array_append_new(
+                    arr, json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:o,s:s}", "id", as[i].id, "type",
+                                   as[i].type, "persona", *as[i].persona ? as[i].persona : NULL,
+                                   "content", as[i].content, "uri", as[i].uri, "metadata",
+                                   meta ? meta : json_object(), "created_at", ts));
             }
             c->out = json_pack("{s:o,s:i}", "artifacts", arr, "count", n);
         }
@@ -211,7 +217,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
             return ERR_BLOCKED;
         rc = wf_gate(tx, c->id, c->gate, c->approved, jstr(c->in, "comment"), c->actor, &r);
         if (rc == ERR_CONFLICT)
-            snprintf(c->detail, sizeof c->detail, "Run %s is not awaiting %s approval", c->id, c->gate);
+            snprintf(c->detail, sizeof c->detail, "Run %s is not awaiting %s approval", c->id,
+                     c->gate);
         if (rc)
             return rc;
         c->http_status = 200;
@@ -245,7 +252,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         memset(&f, 0, sizeof f);
         crypto_uuid4(f.id);
         memcpy(f.run_id, c->id, sizeof f.run_id);
-        snprintf(f.artifact_id, sizeof f.artifact_id, "%s", jstr(c->in, "artifact_id") ? jstr(c->in, "artifact_id") : "");
+        snprintf(f.artifact_id, sizeof f.artifact_id, "%s",
+                 jstr(c->in, "artifact_id") ? jstr(c->in, "artifact_id") : "");
         f.rating = (int)json_integer_value(json_object_get(c->in, "rating"));
         f.comment = (char *)jstr(c->in, "comment");
         f.created_at = clock_now_ms();
@@ -262,7 +270,7 @@ static int op_unit(store_tx_t *tx, struct call *c) {
             return rc;
         const char *gate = strcmp(r.status, "awaiting_ideation_approval") == 0  ? "ideation"
                            : strcmp(r.status, "awaiting_publish_approval") == 0 ? "publish"
-                                                                                 : NULL;
+                                                                                : NULL;
         run_release(&r);
         if (!gate) {
             snprintf(c->detail, sizeof c->detail, "No pending interrupts for this run");
@@ -280,9 +288,13 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         json_t *data = json_object_get(c->in, "data");
         const char *k;
         json_t *v;
-        json_object_foreach(data, k, v) if (json_is_string(v) && blocked(c, json_string_value(v))) return ERR_BLOCKED;
+        json_object_foreach(data, k, v) if (json_is_string(v) &&
+                                            blocked(c, json_string_value(v))) return ERR_BLOCKED;
         snprintf(c->gate, sizeof c->gate, "%s", gate);
-        rc = wf_gate(tx, c->id, gate, c->approved, comment ? comment : c->approved ? NULL : "Rejected by user",
+        rc = wf_gate(tx, c->id, gate, c->approved,
+                     comment       ? comment
+                     : c->approved ? NULL
+                                   : "Rejected by user",
                      c->actor, &r);
         if (rc == ERR_CONFLICT)
             snprintf(c->detail, sizeof c->detail, "No pending interrupts for this run");
@@ -293,8 +305,8 @@ static int op_unit(store_tx_t *tx, struct call *c) {
         return 0;
     }
     case OP_V2_RESUME:
-        rc = wf_resume(tx, c->id, c->action, c->approve_publish, c->force, c->actor, &r, c->chosen, sizeof c->chosen,
-                       c->message, sizeof c->message);
+        rc = wf_resume(tx, c->id, c->action, c->approve_publish, c->force, c->actor, &r, c->chosen,
+                       sizeof c->chosen, c->message, sizeof c->message);
         if (rc)
             return rc;
         c->http_status = 200;
@@ -323,9 +335,11 @@ static int op_unit(store_tx_t *tx, struct call *c) {
                     continue;
                 char ts[CLOCK_ISO_LEN];
                 clock_iso8601(es[i].at, ts);
-                json_array_append_new(c->out, json_pack("{s:I,s:s,s:o,s:s,s:s?}", "id", (json_int_t)es[i].id, "at", ts,
-                                                        "step", *es[i].step ? json_string(es[i].step) : json_null(),
-                                                        "status", es[i].status, "message", es[i].message));
+                json_array_append_new(c->out,
+                                      json_pack("{s:I,s:s,s:o,s:s,s:s?}", "id",
+                                                (json_int_t)es[i].id, "at", ts, "step",
+                                                *es[i].step ? json_string(es[i].step) : json_null(),
+                                                "status", es[i].status, "message", es[i].message));
             }
         }
         for (int i = 0; i < n; i++)
@@ -359,7 +373,8 @@ static int call_unit(store_tx_t *tx, void *arg) {
     const struct store_ops *ops = tx->s->ops;
     c->http_status = 200;
     if (c->idem_key) {
-        int rc = ops->idem_begin(tx, c->actor, c->idem_key, c->idem_hash, clock_now_ms(), API_IDEM_TTL_MS, &c->idem);
+        int rc = ops->idem_begin(tx, c->actor, c->idem_key, c->idem_hash, clock_now_ms(),
+                                 API_IDEM_TTL_MS, &c->idem);
         if (rc)
             return rc;
         if (c->idem.state != IDEM_NEW)
@@ -383,7 +398,8 @@ static int call_unit(store_tx_t *tx, void *arg) {
     return rc;
 }
 
-/* ---- v2: waiting, without blocking anything, until the run reaches a wait or ends -------------- */
+/* ---- v2: waiting, without blocking anything, until the run reaches a wait or ends --------------
+ */
 
 /* The keyed v2 requests waiting in this process (loop thread): a retry of one is 409. */
 struct v2_key {
@@ -456,7 +472,9 @@ static int v2_read_unit(store_tx_t *tx, void *arg) {
 
 static void v2_tick(uv_timer_t *t);
 
-static bool settled(const run_t *r) { return strcmp(r->status, "pending") != 0 && strcmp(r->status, "running") != 0; }
+static bool settled(const run_t *r) {
+    return strcmp(r->status, "pending") != 0 && strcmp(r->status, "running") != 0;
+}
 
 static void v2_answer(struct call *c, const run_t *r) {
     http_req_t *req = c->req;
@@ -469,8 +487,8 @@ static void v2_answer(struct call *c, const run_t *r) {
             json_object_set_new(first, "resumable", json_true());
             json_decref(in);
         }
-        body = json_pack("{s:s,s:s,s:o,s:o}", "run_id", r->id, "thread_id", r->id, "state", wf_state_json(r),
-                         "interrupt", first);
+        body = json_pack("{s:s,s:s,s:o,s:o}", "run_id", r->id, "thread_id", r->id, "state",
+                         wf_state_json(r), "interrupt", first);
     } else {
         body = state_answer(r);
     }
@@ -530,7 +548,8 @@ static void v2_wait(struct call *c) {
     v2_tick(c->timer);
 }
 
-/* ---- the answers ------------------------------------------------------------------------------- */
+/* ---- the answers -------------------------------------------------------------------------------
+ */
 
 /* A provisional v2 record (status 0): the first request still waits here or in another live
  * process (true: 409), or it died with its process, or ended without its answer (false: this
@@ -577,7 +596,8 @@ static void call_done(void *arg, int rc) {
         http_respond_json(req, c->http_status, json_incref(c->out));
         break;
     case ERR_INVAL:
-        http_respond_error(req, 400, "bad_request", c->detail[0] ? c->detail : "Bad request", NULL, NULL);
+        http_respond_error(req, 400, "bad_request", c->detail[0] ? c->detail : "Bad request", NULL,
+                           NULL);
         break;
     case ERR_NOTFOUND:
         http_respond_error(req, 404, "not_found", "Run not found", NULL, NULL);
@@ -585,22 +605,22 @@ static void call_done(void *arg, int rc) {
     case ERR_CONFLICT:
         http_respond_error(req, 409, "conflict", c->detail[0] ? c->detail : "Conflict", NULL, NULL);
         break;
-    case ERR_BUDGET:
-        http_respond_error(req, 429, "budget_exceeded", c->detail, NULL, NULL);
-        break;
+    case ERR_BUDGET: http_respond_error(req, 429, "budget_exceeded", c->detail, NULL, NULL); break;
     case ERR_BLOCKED:
         http_respond_error(req, 400, "content_blocked", "Content blocked by the safety filter",
                            json_pack("{s:s}", "reason", c->reason), NULL);
         break;
     default:
-        log_error("api", "run request failed", LF_S("request_id", req->request_id), LF_S("error", err_name(rc)));
+        log_error("api", "run request failed", LF_S("request_id", req->request_id),
+                  LF_S("error", err_name(rc)));
         http_respond_err(req, ERR_INTERNAL, "Internal server error");
         break;
     }
     call_free(c);
 }
 
-/* ---- the handlers ------------------------------------------------------------------------------ */
+/* ---- the handlers ------------------------------------------------------------------------------
+ */
 
 static struct call *call_new(http_req_t *req, enum op op) {
     struct call *c = xcalloc(1, sizeof *c);
@@ -644,7 +664,8 @@ static void submit(struct call *c) {
 static void moderated(const struct safety_result *r, void *ud) {
     struct call *c = ud;
     if (r->st.outcome != PROV_OK) {
-        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL,
+                           NULL);
         call_free(c);
     } else if (r->flagged) {
         char reason[160];
@@ -664,7 +685,8 @@ static void submit_moderated(struct call *c, const char *text) {
         return;
     }
     if (provider_safety_check(app->providers, text, moderated, c, NULL) != 0) {
-        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL, NULL);
+        http_respond_error(c->req, 503, "safety_unavailable", "Safety check unavailable", NULL,
+                           NULL);
         call_free(c);
     }
 }
@@ -683,7 +705,8 @@ static void budget_done(void *arg, int rc) {
         http_respond_error(c->req, 429, "budget_exceeded", c->detail, NULL, NULL);
         call_free(c);
     } else if (rc) {
-        log_error("api", "run budget check failed", LF_S("request_id", c->req->request_id), LF_S("error", err_name(rc)));
+        log_error("api", "run budget check failed", LF_S("request_id", c->req->request_id),
+                  LF_S("error", err_name(rc)));
         http_respond_err(c->req, ERR_INTERNAL, "Internal server error");
         call_free(c);
     } else {
@@ -730,7 +753,7 @@ static void run_start(http_req_t *req, bool v2) {
     if (wf && !json_is_null(wf)) {
         if (!json_is_string(wf) || !name_valid(json_string_value(wf))) {
             refuse(req, c, json_object_get(req->json, "workflow") ? "workflow" : "project",
-                            "must match ^[a-z0-9_]{1,64}$");
+                   "must match ^[a-z0-9_]{1,64}$");
             return;
         }
         name = json_string_value(wf);
@@ -842,7 +865,8 @@ void api_run_approve(http_req_t *req) {
         refuse(req, c, "gate", "is required");
         return;
     }
-    if (!json_is_string(g) || (strcmp(json_string_value(g), "ideation") && strcmp(json_string_value(g), "publish"))) {
+    if (!json_is_string(g) ||
+        (strcmp(json_string_value(g), "ideation") && strcmp(json_string_value(g), "publish"))) {
         refuse(req, c, "gate", "must be ideation or publish");
         return;
     }
@@ -888,7 +912,8 @@ void api_run_feedback_add(http_req_t *req) {
     }
     json_t *aid = json_object_get(req->json, "artifact_id");
     if (aid && !json_is_null(aid) &&
-        (!json_is_string(aid) || !crypto_is_uuid(json_string_value(aid), json_string_length(aid)))) {
+        (!json_is_string(aid) ||
+         !crypto_is_uuid(json_string_value(aid), json_string_length(aid)))) {
         refuse(req, c, "artifact_id", "must be a UUID");
         return;
     }
@@ -903,7 +928,8 @@ void api_run_feedback_list(http_req_t *req) {
         submit(c);
 }
 
-/* ---- v2 ----------------------------------------------------------------------------------------- */
+/* ---- v2 -----------------------------------------------------------------------------------------
+ */
 
 /* the same checks as v1; the answer waits for the first wait (V2_WAIT_MS at most) */
 void api_v2_run_start(http_req_t *req) { run_start(req, true); }
@@ -944,7 +970,8 @@ static struct call *v2_gate_call(http_req_t *req, bool approved) {
         }
         snprintf(c->interrupt_id, sizeof c->interrupt_id, "%s", json_string_value(iid));
     }
-    if (!opt_string(req, c, "comment", 2000) || !opt_string(req, c, "content_override", 10000) || !take_idem(req, c))
+    if (!opt_string(req, c, "comment", 2000) || !opt_string(req, c, "content_override", 10000) ||
+        !take_idem(req, c))
         return NULL;
     if (!http_rate_check(req)) {
         call_free(c);
@@ -966,7 +993,8 @@ void api_v2_run_approve(http_req_t *req) {
             buf_printf(&text, "%s%s", text.len ? "\n" : "", parts[i]);
     const char *k;
     json_t *v;
-    json_object_foreach(json_object_get(req->json, "data"), k, v) if (json_is_string(v) && json_string_length(v))
+    json_object_foreach(json_object_get(req->json, "data"), k,
+                        v) if (json_is_string(v) && json_string_length(v))
         buf_printf(&text, "%s%s", text.len ? "\n" : "", json_string_value(v));
     submit_moderated(c, text.data);
     buf_release(&text);
@@ -1005,10 +1033,13 @@ void api_v2_run_resume(http_req_t *req) {
         return;
     }
     snprintf(c->action, sizeof c->action, "%s", action);
-    json_t *ap = json_object_get(req->json, "approve_publish"), *f = json_object_get(req->json, "force");
-    if ((ap && !json_is_null(ap) && !json_is_boolean(ap)) || (f && !json_is_null(f) && !json_is_boolean(f))) {
-        refuse(req, c, ap && !json_is_boolean(ap) && !json_is_null(ap) ? "approve_publish" : "force",
-                        "must be a boolean");
+    json_t *ap = json_object_get(req->json, "approve_publish"),
+           *f = json_object_get(req->json, "force");
+    if ((ap && !json_is_null(ap) && !json_is_boolean(ap)) ||
+        (f && !json_is_null(f) && !json_is_boolean(f))) {
+        refuse(req, c,
+               ap && !json_is_boolean(ap) && !json_is_null(ap) ? "approve_publish" : "force",
+               "must be a boolean");
         return;
     }
     c->approve_publish = json_is_true(ap);

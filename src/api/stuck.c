@@ -36,7 +36,8 @@ static int stuck_unit(store_tx_t *tx, void *arg) {
             if (!s->dry_run) {
                 char msg[300];
                 snprintf(msg, sizeof msg,
-                         "Run timed out after %ld minutes waiting in %s. External service webhook may have been "
+                         "Run timed out after %ld minutes waiting in %s. External service webhook "
+                         "may have been "
                          "missed or failed.",
                          s->minutes, rs[i].status);
                 rc = wf_fail_run(tx, rs[i].id, msg);
@@ -45,9 +46,10 @@ static int stuck_unit(store_tx_t *tx, void *arg) {
         } else {
             char ts[CLOCK_ISO_LEN];
             clock_iso8601(rs[i].updated_at, ts);
-            json_array_append_new(list, json_pack("{s:s,s:s,s:s,s:I}", "id", rs[i].id, "status", rs[i].status,
-                                                  "updated_at", ts, "stuck_for_minutes",
-                                                  (json_int_t)((now - rs[i].updated_at) / 60000)));
+            json_array_append_new(list,
+                                  json_pack("{s:s,s:s,s:s,s:I}", "id", rs[i].id, "status",
+                                            rs[i].status, "updated_at", ts, "stuck_for_minutes",
+                                            (json_int_t)((now - rs[i].updated_at) / 60000)));
         }
     }
     for (int i = 0; i < n; i++)
@@ -58,11 +60,12 @@ static int stuck_unit(store_tx_t *tx, void *arg) {
         return rc;
     }
     if (s->cleanup)
-        s->out = json_pack("{s:I,s:b,s:o,s:I}", "timeout_minutes", (json_int_t)s->minutes, "dry_run", s->dry_run,
-                           "timed_out_run_ids", list, "count", (json_int_t)json_array_size(list));
-    else
-        s->out = json_pack("{s:I,s:o,s:I}", "timeout_minutes", (json_int_t)s->minutes, "stuck_runs", list, "count",
+        s->out = json_pack("{s:I,s:b,s:o,s:I}", "timeout_minutes", (json_int_t)s->minutes,
+                           "dry_run", s->dry_run, "timed_out_run_ids", list, "count",
                            (json_int_t)json_array_size(list));
+    else
+        s->out = json_pack("{s:I,s:o,s:I}", "timeout_minutes", (json_int_t)s->minutes, "stuck_runs",
+                           list, "count", (json_int_t)json_array_size(list));
     return 0;
 }
 

@@ -32,10 +32,13 @@ static void count(const char *provider, const char *outcome) {
     buf_release(&lb);
 }
 
-static json_t *ack(const char *status, const char *run_id, const char *task_id, int video_index, const char *error) {
-    return json_pack("{s:s,s:s?,s:s?,s:o,s:n,s:s?}", "status", status, "run_id", run_id && *run_id ? run_id : NULL,
-                     "task_id", task_id && *task_id ? task_id : NULL, "video_index",
-                     video_index >= 0 ? json_integer(video_index) : json_null(), "video_url", "error", error);
+static json_t *ack(const char *status, const char *run_id, const char *task_id, int video_index,
+                   const char *error) {
+    return json_pack("{s:s,s:s?,s:s?,s:o,s:n,s:s?}", "status", status, "run_id",
+                     run_id && *run_id ? run_id : NULL, "task_id",
+                     task_id && *task_id ? task_id : NULL, "video_index",
+                     video_index >= 0 ? json_integer(video_index) : json_null(), "video_url",
+                     "error", error);
 }
 
 /* A header value copied NUL-terminated (NULL when absent or too long). */
@@ -58,8 +61,8 @@ struct delivery {
 
 static int delivery_unit(store_tx_t *tx, void *arg) {
     struct delivery *d = arg;
-    return wf_sora_delivery(tx, &d->w, d->failed, d->result_url, d->for_run[0] ? d->for_run : NULL, &d->ack,
-                            &d->video_index, d->run_status, sizeof d->run_status);
+    return wf_sora_delivery(tx, &d->w, d->failed, d->result_url, d->for_run[0] ? d->for_run : NULL,
+                            &d->ack, &d->video_index, d->run_status, sizeof d->run_status);
 }
 
 static void delivery_done(void *arg, int rc) {
@@ -86,7 +89,8 @@ static void delivery_done(void *arg, int rc) {
             break;
         case WF_IGNORED_UNKNOWN:
             count("sora", "early");
-            http_respond_json(req, 200, ack("ignored", NULL, task, -1, "Unknown task_id (no run mapping)"));
+            http_respond_json(req, 200,
+                              ack("ignored", NULL, task, -1, "Unknown task_id (no run mapping)"));
             break;
         case WF_IGNORED_TERMINAL:
             count("sora", "ignored");
@@ -109,21 +113,23 @@ void api_webhook_sora(http_req_t *req) {
     const char *secret = config_str(app->cfg, S_OPENAI_WEBHOOK_SECRET);
     if (!*secret) {
         count("sora", "error");
-        http_respond_error(req, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not configured", NULL, NULL);
+        http_respond_error(req, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not configured",
+                           NULL, NULL);
         return;
     }
     char *id = header(req, "webhook-id", 255), *ts = header(req, "webhook-timestamp", 32),
          *sig = header(req, "webhook-signature", 8192);
     const char *why = NULL;
-    int rc = webhook_verify_standard(secret, id, ts, sig, req->body.data ? req->body.data : "", req->body.len,
-                                     clock_now_ms() / 1000, &why);
+    int rc = webhook_verify_standard(secret, id, ts, sig, req->body.data ? req->body.data : "",
+                                     req->body.len, clock_now_ms() / 1000, &why);
     free(ts);
     free(sig);
     if (rc) {
         free(id);
         count("sora", "invalid_signature");
         if (rc == ERR_INVAL) {
-            http_respond_error(req, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not usable", NULL, NULL);
+            http_respond_error(req, 500, "internal_error", "OPENAI_WEBHOOK_SECRET is not usable",
+                               NULL, NULL);
             return;
         }
         log_warn("webhook", "delivery refused", LF_S("provider", "sora"), LF_S("reason", why),
@@ -149,7 +155,7 @@ void api_webhook_sora(http_req_t *req) {
         int n = http_query(req, "run_id", for_run, sizeof for_run);
         const char *detail = n < 0 ? "Missing run_id query parameter"
                              : !crypto_is_uuid(for_run, (size_t)n) ? "Invalid run_id"
-                                                                    : NULL;
+                                                                   : NULL;
         task = json_string_value(json_object_get(data, "taskId"));
         if (!detail && (!task || !*task))
             detail = "Missing data.taskId";
@@ -215,11 +221,13 @@ void api_webhook_sora(http_req_t *req) {
     store_submit(app->store, delivery_unit, d, delivery_done);
 }
 
-/* ---- POST /v1/webhooks/remotion?run_id= (render callbacks, HMAC-SHA512) ------------------------- */
+/* ---- POST /v1/webhooks/remotion?run_id= (render callbacks, HMAC-SHA512) -------------------------
+ */
 
-static json_t *render_ack(const char *status, const char *run_id, const char *error, const char *url) {
-    return json_pack("{s:s,s:s?,s:s?,s:s?}", "status", status, "run_id", run_id, "error", error, "output_url",
-                     url && *url ? url : NULL);
+static json_t *render_ack(const char *status, const char *run_id, const char *error,
+                          const char *url) {
+    return json_pack("{s:s,s:s?,s:s?,s:s?}", "status", status, "run_id", run_id, "error", error,
+                     "output_url", url && *url ? url : NULL);
 }
 
 struct callback {
@@ -232,7 +240,8 @@ struct callback {
 
 static int callback_unit(store_tx_t *tx, void *arg) {
     struct callback *c = arg;
-    return wf_render_callback(tx, c->run_id, c->job_id, c->ok, c->output_url, c->error, c->body, &c->ack);
+    return wf_render_callback(tx, c->run_id, c->job_id, c->ok, c->output_url, c->error, c->body,
+                              &c->ack);
 }
 
 static void callback_done(void *arg, int rc) {
@@ -265,7 +274,8 @@ static void callback_done(void *arg, int rc) {
         break;
     case ERR_CONFLICT:
         count("remotion", "conflict");
-        snprintf(msg, sizeof msg, "Run %s is in status %s, expected awaiting_render", c->run_id, c->ack.status);
+        snprintf(msg, sizeof msg, "Run %s is in status %s, expected awaiting_render", c->run_id,
+                 c->ack.status);
         http_respond_error(req, 409, "conflict", msg, NULL, NULL);
         break;
     default:
@@ -284,21 +294,24 @@ void api_webhook_remotion(http_req_t *req) {
     const char *secret = config_str(app->cfg, S_REMOTION_WEBHOOK_SECRET);
     if (!*secret) {
         count("remotion", "error");
-        http_respond_error(req, 500, "internal_error", "REMOTION_WEBHOOK_SECRET is not configured", NULL, NULL);
+        http_respond_error(req, 500, "internal_error", "REMOTION_WEBHOOK_SECRET is not configured",
+                           NULL, NULL);
         return;
     }
     char *sig = header(req, "X-Remotion-Signature", 1024);
     if (!sig)
         sig = header(req, "webhook-signature", 1024);
     const char *why = NULL;
-    int rc = sig ? webhook_verify_remotion(secret, sig, req->body.data ? req->body.data : "", req->body.len, &why)
+    int rc = sig ? webhook_verify_remotion(secret, sig, req->body.data ? req->body.data : "",
+                                           req->body.len, &why)
                  : ERR_BADSIG;
     if (rc) {
         count("remotion", "invalid_signature");
-        log_warn("webhook", "delivery refused", LF_S("provider", "remotion"), LF_S("reason", sig ? why : "missing"),
-                 LF_S("request_id", req->request_id));
-        http_respond_error(req, 401, "invalid_signature", sig ? "Invalid webhook signature" : "Missing webhook signature",
-                           NULL, NULL);
+        log_warn("webhook", "delivery refused", LF_S("provider", "remotion"),
+                 LF_S("reason", sig ? why : "missing"), LF_S("request_id", req->request_id));
+        http_respond_error(req, 401, "invalid_signature",
+                           sig ? "Invalid webhook signature" : "Missing webhook signature", NULL,
+                           NULL);
         free(sig);
         return;
     }
@@ -347,7 +360,8 @@ void api_webhook_remotion(http_req_t *req) {
     struct callback *c = xcalloc(1, sizeof *c);
     c->req = req;
     for (int i = 0; i < n; i++)
-        c->run_id[i] = (char)(run_id[i] >= 'A' && run_id[i] <= 'F' ? run_id[i] - 'A' + 'a' : run_id[i]);
+        c->run_id[i] =
+            (char)(run_id[i] >= 'A' && run_id[i] <= 'F' ? run_id[i] - 'A' + 'a' : run_id[i]);
     c->job_id = xstrdup(job);
     c->output_url = url ? xstrdup(url) : NULL;
     const char *e = json_string_value(json_object_get(j, "error"));

@@ -16,8 +16,8 @@ const char *cli_opt(int argc, char **argv, int *i, const char *name) {
 }
 
 int cli_usage(const char *cmd, const char *msg, const char *arg) {
-    fprintf(stderr, "myloware %s: %s%s%s\nTry 'myloware %s --help'.\n", cmd, msg, arg ? ": " : "", arg ? arg : "",
-            cmd);
+    fprintf(stderr, "myloware %s: %s%s%s\nTry 'myloware %s --help'.\n", cmd, msg, arg ? ": " : "",
+            arg ? arg : "", cmd);
     return CLI_USAGE;
 }
 

@@ -30,7 +30,8 @@ int cli_request(const config_t *cfg, const char *method, const char *path, const
     int rc = ERR_IO;
     CURL *c = NULL;
     struct curl_slist *headers = NULL;
-    if (buf_append(&url, base, blen) || buf_puts(&url, path) || buf_puts(&hdr, "X-API-Key: ") || buf_puts(&hdr, key)) {
+    if (buf_append(&url, base, blen) || buf_puts(&url, path) || buf_puts(&hdr, "X-API-Key: ") ||
+        buf_puts(&hdr, key)) {
         snprintf(err, errcap, "the URL or the key is too long");
         goto out;
     }
@@ -65,7 +66,8 @@ int cli_request(const config_t *cfg, const char *method, const char *path, const
     if (cc != CURLE_OK) {
         /* not the URL itself: it may hold credentials (user:pass@) */
         snprintf(err, errcap, "cannot reach the server (MYLOWARE_URL): %s",
-                 cc == CURLE_WRITE_ERROR ? "the answer is too big" : (cerr[0] ? cerr : curl_easy_strerror(cc)));
+                 cc == CURLE_WRITE_ERROR ? "the answer is too big"
+                                         : (cerr[0] ? cerr : curl_easy_strerror(cc)));
         goto out;
     }
     long status = 0;
@@ -107,8 +109,8 @@ bool cli_id_ok(const char *s) {
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-              c == '.'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
             return false;
     }
     return !(n <= 2 && s[0] == '.'); /* "." and ".." would change the path */
@@ -121,13 +123,14 @@ int cli_check(const char *cmd, const struct cli_resp *r) {
     json_t *field = r->json ? json_array_get(json_object_get(r->json, "fields"), 0) : NULL;
     const char *fname = json_string_value(json_object_get(field, "field"));
     const char *fmsg = json_string_value(json_object_get(field, "message"));
-    fprintf(stderr, "myloware %s: %s%s%s%s%s (HTTP %ld)\n", cmd, detail ? detail : "the server refused the request",
-            fname ? ": " : "", fname ? fname : "", fmsg ? " " : "", fmsg ? fmsg : "", r->status);
+    fprintf(stderr, "myloware %s: %s%s%s%s%s (HTTP %ld)\n", cmd,
+            detail ? detail : "the server refused the request", fname ? ": " : "",
+            fname ? fname : "", fmsg ? " " : "", fmsg ? fmsg : "", r->status);
     return CLI_FAIL;
 }
 
-int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
-             struct cli_resp *r) {
+int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path,
+             const char *body, struct cli_resp *r) {
     char err[512];
     if (cli_request(cfg, method, path, body, r, err, sizeof err) != 0) {
         fprintf(stderr, "myloware %s: %s\n", cmd, err);
@@ -143,8 +146,9 @@ int cli_call(const config_t *cfg, const char *cmd, const char *method, const cha
     return rc;
 }
 
-int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
-             char *path, size_t cap, bool *as_json, struct cli_resp *r) {
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv,
+             const char *const opts[][2], size_t n, char *path, size_t cap, bool *as_json,
+             struct cli_resp *r) {
     *as_json = false;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {

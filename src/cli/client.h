@@ -17,7 +17,6 @@
 
 #define CLI_MAX_BODY (16u << 20)
 
-
 struct cli_resp {
     long status;
     char *body; /* NUL-terminated, owned */
@@ -48,13 +47,14 @@ int cli_check(const char *cmd, const struct cli_resp *r);
  * ({"--name", "query_name"}, n of them), each added to path (cap bytes) as a query parameter;
  * then cli_call GET. CLI_OK with *r filled, else the exit code (a usage error, or the call's).
  */
-int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv, const char *const opts[][2], size_t n,
-             char *path, size_t cap, bool *as_json, struct cli_resp *r);
+int cli_list(const config_t *cfg, const char *cmd, int argc, char **argv,
+             const char *const opts[][2], size_t n, char *path, size_t cap, bool *as_json,
+             struct cli_resp *r);
 /*
  * cli_request + cli_check, and the answer must be JSON: CLI_OK with *r filled (release it), else
  * the exit code, the error printed as "myloware <cmd>: ..." and r released. body may be NULL.
  */
-int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path, const char *body,
-             struct cli_resp *r);
+int cli_call(const config_t *cfg, const char *cmd, const char *method, const char *path,
+             const char *body, struct cli_resp *r);
 
 #endif

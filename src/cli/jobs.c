@@ -18,16 +18,18 @@ static void print_field(const char *s, size_t max) {
         putchar(s[i] == '\n' || s[i] == '\t' || s[i] == '\r' ? ' ' : s[i]);
 }
 
-/* ---- jobs --------------------------------------------------------------------------------------- */
+/* ---- jobs ---------------------------------------------------------------------------------------
+ */
 
 int cli_jobs_list(config_t *cfg, int argc, char **argv) {
     const char *cmd = "jobs list";
     char path[2048] = "/admin/jobs";
     bool as_json;
-    static const char *const opts[][2] = {{"--state", "state"}, {"--type", "type"}, {"--run-id", "run_id"},
-                                          {"--limit", "limit"}};
+    static const char *const opts[][2] = {
+        {"--state", "state"}, {"--type", "type"}, {"--run-id", "run_id"}, {"--limit", "limit"}};
     struct cli_resp r;
-    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path, &as_json, &r);
+    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path,
+                      &as_json, &r);
     if (rc)
         return rc;
     if (as_json) {
@@ -38,9 +40,11 @@ int cli_jobs_list(config_t *cfg, int argc, char **argv) {
         size_t i;
         json_t *j;
         json_array_foreach(jobs, i, j) {
-            printf("%s\t%s\t%s\t%lld/%lld\t%s\t", cli_str(j, "id"), cli_str(j, "type"), cli_str(j, "state"),
+            printf("%s\t%s\t%s\t%lld/%lld\t%s\t", cli_str(j, "id"), cli_str(j, "type"),
+                   cli_str(j, "state"),
                    (long long)json_integer_value(json_object_get(j, "attempts")),
-                   (long long)json_integer_value(json_object_get(j, "max_attempts")), cli_str(j, "run_at"));
+                   (long long)json_integer_value(json_object_get(j, "max_attempts")),
+                   cli_str(j, "run_at"));
             print_field(cli_str(j, "last_error"), 120);
             putchar('\n');
         }
@@ -82,7 +86,8 @@ int cli_jobs_show(config_t *cfg, int argc, char **argv) {
     return CLI_OK;
 }
 
-/* ---- dead letters ------------------------------------------------------------------------------- */
+/* ---- dead letters -------------------------------------------------------------------------------
+ */
 
 int cli_dlq_list(config_t *cfg, int argc, char **argv) {
     const char *cmd = "dlq list";
@@ -115,13 +120,15 @@ int cli_dlq_list(config_t *cfg, int argc, char **argv) {
         size_t i;
         json_t *d;
         json_array_foreach(json_object_get(r.json, "dead_letters"), i, d) {
-            printf("%s\t%s\t%s\t%lld\t%s\t%s\t", cli_str(d, "id"), cli_str(d, "job_type"), cli_str(d, "run_id"),
-                   (long long)json_integer_value(json_object_get(d, "attempts")), cli_str(d, "last_attempt_at"),
-                   cli_str(d, "resolved_at"));
+            printf("%s\t%s\t%s\t%lld\t%s\t%s\t", cli_str(d, "id"), cli_str(d, "job_type"),
+                   cli_str(d, "run_id"),
+                   (long long)json_integer_value(json_object_get(d, "attempts")),
+                   cli_str(d, "last_attempt_at"), cli_str(d, "resolved_at"));
             print_field(cli_str(d, "error"), 120);
             putchar('\n');
         }
-        printf("%lld dead letter(s)\n", (long long)json_integer_value(json_object_get(r.json, "count")));
+        printf("%lld dead letter(s)\n",
+               (long long)json_integer_value(json_object_get(r.json, "count")));
     }
     cli_resp_release(&r);
     return CLI_OK;
@@ -163,7 +170,9 @@ static int dlq_post(config_t *cfg, int argc, char **argv, const char *cmd, const
     return CLI_OK;
 }
 
-int cli_dlq_replay(config_t *cfg, int argc, char **argv) { return dlq_post(cfg, argc, argv, "dlq replay", "replay"); }
+int cli_dlq_replay(config_t *cfg, int argc, char **argv) {
+    return dlq_post(cfg, argc, argv, "dlq replay", "replay");
+}
 int cli_dlq_resolve(config_t *cfg, int argc, char **argv) {
     return dlq_post(cfg, argc, argv, "dlq resolve", "resolve");
 }

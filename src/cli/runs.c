@@ -29,19 +29,24 @@ static bool take_id(const char *cmd, const char *arg, const char **id, int *rc) 
 
 static void print_run_line(json_t *r) {
     json_t *p = json_object_get(r, "progress");
-    printf("%s\t%s\t%s\t%s\t%lld/%lld\t%s\n", cli_str(r, "run_id"), cli_str(r, "workflow_name"), cli_str(r, "status"),
-           cli_str(r, "current_step"), (long long)json_integer_value(json_object_get(p, "clips_ready")),
-           (long long)json_integer_value(json_object_get(p, "clips_expected")), cli_str(r, "created_at"));
+    printf("%s\t%s\t%s\t%s\t%lld/%lld\t%s\n", cli_str(r, "run_id"), cli_str(r, "workflow_name"),
+           cli_str(r, "status"), cli_str(r, "current_step"),
+           (long long)json_integer_value(json_object_get(p, "clips_ready")),
+           (long long)json_integer_value(json_object_get(p, "clips_expected")),
+           cli_str(r, "created_at"));
 }
 
 int cli_runs_list(config_t *cfg, int argc, char **argv) {
     const char *cmd = "runs list";
     char path[2048] = "/v1/runs";
     bool as_json;
-    static const char *const opts[][2] = {
-        {"--status", "status"}, {"--workflow", "workflow"}, {"--limit", "limit"}, {"--cursor", "cursor"}};
+    static const char *const opts[][2] = {{"--status", "status"},
+                                          {"--workflow", "workflow"},
+                                          {"--limit", "limit"},
+                                          {"--cursor", "cursor"}};
     struct cli_resp r;
-    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path, &as_json, &r);
+    int rc = cli_list(cfg, cmd, argc, argv, opts, sizeof opts / sizeof opts[0], path, sizeof path,
+                      &as_json, &r);
     if (rc)
         return rc;
     if (as_json) {
@@ -87,16 +92,19 @@ static int one_run(config_t *cfg, const char *cmd, const char *suffix, int argc,
         json_t *a;
         json_array_foreach(json_object_get(r.json, "artifacts"), i, a) {
             const char *content = json_string_value(json_object_get(a, "content"));
-            printf("%s\t%s\t%zu\t%s\t%s\n", cli_str(a, "type"), cli_str(a, "persona"), content ? strlen(content) : 0,
-                   cli_str(a, "uri"), cli_str(a, "created_at"));
+            printf("%s\t%s\t%zu\t%s\t%s\n", cli_str(a, "type"), cli_str(a, "persona"),
+                   content ? strlen(content) : 0, cli_str(a, "uri"), cli_str(a, "created_at"));
         }
-        printf("%lld artifact(s)\n", (long long)json_integer_value(json_object_get(r.json, "count")));
+        printf("%lld artifact(s)\n",
+               (long long)json_integer_value(json_object_get(r.json, "count")));
     }
     cli_resp_release(&r);
     return CLI_OK;
 }
 
-int cli_runs_get(config_t *cfg, int argc, char **argv) { return one_run(cfg, "runs get", "", argc, argv); }
+int cli_runs_get(config_t *cfg, int argc, char **argv) {
+    return one_run(cfg, "runs get", "", argc, argv);
+}
 int cli_runs_artifacts(config_t *cfg, int argc, char **argv) {
     return one_run(cfg, "runs artifacts", "/artifacts", argc, argv);
 }
@@ -175,13 +183,18 @@ static int decide(config_t *cfg, const char *cmd, bool approved, int argc, char 
     free(body);
     if (rc)
         return rc;
-    printf("%s %s: run %s is %s\n", gate, approved ? "approved" : "rejected", id, cli_str(r.json, "status"));
+    printf("%s %s: run %s is %s\n", gate, approved ? "approved" : "rejected", id,
+           cli_str(r.json, "status"));
     cli_resp_release(&r);
     return CLI_OK;
 }
 
-int cli_runs_approve(config_t *cfg, int argc, char **argv) { return decide(cfg, "runs approve", true, argc, argv); }
-int cli_runs_reject(config_t *cfg, int argc, char **argv) { return decide(cfg, "runs reject", false, argc, argv); }
+int cli_runs_approve(config_t *cfg, int argc, char **argv) {
+    return decide(cfg, "runs approve", true, argc, argv);
+}
+int cli_runs_reject(config_t *cfg, int argc, char **argv) {
+    return decide(cfg, "runs reject", false, argc, argv);
+}
 
 int cli_runs_resume(config_t *cfg, int argc, char **argv) {
     const char *cmd = "runs resume";
@@ -203,7 +216,8 @@ int cli_runs_resume(config_t *cfg, int argc, char **argv) {
     }
     if (!id)
         return cli_usage(cmd, "a run id is required", NULL);
-    json_t *b = json_pack("{s:s,s:b,s:b}", "action", action, "approve_publish", approve_publish, "force", force);
+    json_t *b = json_pack("{s:s,s:b,s:b}", "action", action, "approve_publish", approve_publish,
+                          "force", force);
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     char path[256];
@@ -213,7 +227,8 @@ int cli_runs_resume(config_t *cfg, int argc, char **argv) {
     free(body);
     if (rc)
         return rc;
-    printf("%s (action %s); run %s is %s\n", cli_str(r.json, "message"), cli_str(r.json, "action"), id, cli_str(r.json, "status"));
+    printf("%s (action %s); run %s is %s\n", cli_str(r.json, "message"), cli_str(r.json, "action"),
+           id, cli_str(r.json, "status"));
     cli_resp_release(&r);
     return CLI_OK;
 }
@@ -248,7 +263,8 @@ int cli_runs_cancel(config_t *cfg, int argc, char **argv) {
     return CLI_OK;
 }
 
-/* ---- watch: the event stream, printed as it comes ------------------------------------------------ */
+/* ---- watch: the event stream, printed as it comes
+ * ------------------------------------------------ */
 
 struct watch {
     char line[1 << 16];
@@ -270,10 +286,13 @@ static void watch_line(struct watch *w, const char *l) {
         if (strcmp(w->event, "run") == 0) {
             printf("[%lld] %s%s%s: %s\n", w->id, cli_str(d, "status"),
                    json_is_string(json_object_get(d, "current_step")) ? " / " : "",
-                   json_is_string(json_object_get(d, "current_step")) ? cli_str(d, "current_step") : "", cli_str(d, "message"));
+                   json_is_string(json_object_get(d, "current_step")) ? cli_str(d, "current_step")
+                                                                      : "",
+                   cli_str(d, "message"));
             snprintf(w->final_status, sizeof w->final_status, "%s", cli_str(d, "status"));
         } else {
-            printf("[%lld] artifact %s%s%s\n", w->id, cli_str(d, "type"), json_is_string(json_object_get(d, "uri")) ? " " : "",
+            printf("[%lld] artifact %s%s%s\n", w->id, cli_str(d, "type"),
+                   json_is_string(json_object_get(d, "uri")) ? " " : "",
                    json_is_string(json_object_get(d, "uri")) ? cli_str(d, "uri") : "");
         }
         fflush(stdout);
@@ -310,7 +329,7 @@ int cli_runs_watch(config_t *cfg, int argc, char **argv) {
         return cli_usage(cmd, "a run id is required", NULL);
     const char *base = config_str(cfg, S_MYLOWARE_URL);
     const char *key = *config_str(cfg, S_MYLOWARE_API_KEY) ? config_str(cfg, S_MYLOWARE_API_KEY)
-                                                            : config_str(cfg, S_API_KEY);
+                                                           : config_str(cfg, S_API_KEY);
     char url[4096], hdr[600];
     snprintf(url, sizeof url, "%s/v1/runs/%s/events", base, id);
     snprintf(hdr, sizeof hdr, "X-API-Key: %s", key);

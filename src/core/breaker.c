@@ -2,7 +2,8 @@
 #include "core/breaker.h"
 
 void breaker_init(breaker_t *b, int threshold, int64_t recovery_ms) {
-    *b = (breaker_t){.threshold = threshold > 0 ? threshold : 1, .recovery_ms = recovery_ms > 0 ? recovery_ms : 0};
+    *b = (breaker_t){.threshold = threshold > 0 ? threshold : 1,
+                     .recovery_ms = recovery_ms > 0 ? recovery_ms : 0};
 }
 
 static void set_state(breaker_t *b, enum breaker_state s, int64_t now_ms) {
@@ -48,7 +49,8 @@ enum breaker_ticket breaker_acquire(breaker_t *b, int64_t now_ms, uint32_t *gen)
     return BT_TRIAL;
 }
 
-bool breaker_release(breaker_t *b, enum breaker_ticket t, uint32_t gen, enum breaker_verdict v, int64_t now_ms) {
+bool breaker_release(breaker_t *b, enum breaker_ticket t, uint32_t gen, enum breaker_verdict v,
+                     int64_t now_ms) {
     if (t == BT_DENIED || gen != b->generation)
         return false; /* taken in an earlier state: it decides nothing now */
     if (t == BT_TRIAL) {

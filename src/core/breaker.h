@@ -31,11 +31,11 @@ typedef struct breaker {
     int threshold;       /* consecutive failures that open it (>= 1) */
     int64_t recovery_ms; /* open -> half_open after this */
     enum breaker_state state;
-    int failures;         /* consecutive, while closed */
-    int64_t opened_ms;    /* when it last opened */
-    bool trial_out;       /* half_open: the trial is running */
-    uint32_t generation;  /* bumped on every state change: stale tickets decide nothing */
-    uint64_t opens;       /* times it opened (for tests and logs) */
+    int failures;        /* consecutive, while closed */
+    int64_t opened_ms;   /* when it last opened */
+    bool trial_out;      /* half_open: the trial is running */
+    uint32_t generation; /* bumped on every state change: stale tickets decide nothing */
+    uint64_t opens;      /* times it opened (for tests and logs) */
 } breaker_t;
 
 void breaker_init(breaker_t *b, int threshold, int64_t recovery_ms);
@@ -48,7 +48,8 @@ const char *breaker_state_name(enum breaker_state s);
  * back to breaker_release. */
 enum breaker_ticket breaker_acquire(breaker_t *b, int64_t now_ms, uint32_t *gen);
 /* A call that held a ticket ended. Returns true when this verdict changed the state. */
-bool breaker_release(breaker_t *b, enum breaker_ticket t, uint32_t gen, enum breaker_verdict v, int64_t now_ms);
+bool breaker_release(breaker_t *b, enum breaker_ticket t, uint32_t gen, enum breaker_verdict v,
+                     int64_t now_ms);
 /* Milliseconds until an open circuit turns half-open (0 when not open). */
 int64_t breaker_wait_ms(const breaker_t *b, int64_t now_ms);
 

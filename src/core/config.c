@@ -272,8 +272,7 @@ static int parse_one(config_t *c, int id, buf_t *err) {
     bool secret = d->flags & (CF_SECRET | CF_SECRET_URL);
     char *end;
     switch (d->type) {
-    case CT_STR:
-        return 0;
+    case CT_STR: return 0;
     case CT_INT: {
         errno = 0;
         long long n = strtoll(v, &end, 10);
@@ -330,7 +329,9 @@ static void derive(config_t *c, enum setting_id id, const char *value) {
     c->source[id] = CS_DERIVED;
 }
 
-static bool is_dev_key(const char *k, size_t n) { return n == 11 && memcmp(k, "dev-api-key", 11) == 0; }
+static bool is_dev_key(const char *k, size_t n) {
+    return n == 11 && memcmp(k, "dev-api-key", 11) == 0;
+}
 
 static int x264_fail(buf_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int x264_fail(buf_t *err, const char *fmt, ...) {
@@ -347,10 +348,24 @@ static int x264_fail(buf_t *err, const char *fmt, ...) {
  * of at most 16 characters from [A-Za-z0-9.,+-]: libx264 only warns about an option it does not
  * know (and FFmpeg's log is silenced), so anything else is refused here instead. */
 #define X264_PARAMS_MAX 256
-static const char *const x264_keys[] = {"rc-lookahead", "bframes",   "b-adapt", "b-pyramid", "ref",
-                                        "sliced-threads", "lookahead-threads", "sync-lookahead",
-                                        "mbtree", "aq-mode", "subme", "me", "trellis",
-                                        "weightp", "keyint", "min-keyint", "scenecut", "8x8dct",
+static const char *const x264_keys[] = {"rc-lookahead",
+                                        "bframes",
+                                        "b-adapt",
+                                        "b-pyramid",
+                                        "ref",
+                                        "sliced-threads",
+                                        "lookahead-threads",
+                                        "sync-lookahead",
+                                        "mbtree",
+                                        "aq-mode",
+                                        "subme",
+                                        "me",
+                                        "trellis",
+                                        "weightp",
+                                        "keyint",
+                                        "min-keyint",
+                                        "scenecut",
+                                        "8x8dct",
                                         "deblock"};
 
 int config_x264_params_ok(const char *params, buf_t *err) {
@@ -371,9 +386,12 @@ int config_x264_params_ok(const char *params, buf_t *err) {
                (strlen(x264_keys[i]) != klen || strncmp(x264_keys[i], p, klen) != 0))
             i++;
         if (i == sizeof x264_keys / sizeof x264_keys[0])
-            return x264_fail(err, "x264 options: '%.*s' is not an option accepted here", (int)klen, p);
+            return x264_fail(err, "x264 options: '%.*s' is not an option accepted here", (int)klen,
+                             p);
         size_t vlen = (size_t)(end - eq - 1);
-        if (vlen < 1 || vlen > 16 || strspn(eq + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.,+-") < vlen)
+        if (vlen < 1 || vlen > 16 ||
+            strspn(eq + 1, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.,+-") <
+                vlen)
             return x264_fail(err, "x264 options: bad value for '%.*s'", (int)klen, p);
         p = *end ? end + 1 : end;
         if (*end && !*p)
@@ -458,11 +476,13 @@ int config_finish(config_t *c, buf_t *err) {
         crypto_base64(rnd, sizeof rnd, b64);
         char whsec[48];
         snprintf(whsec, sizeof whsec, "whsec_%s", b64);
-        if (c->source[S_OPENAI_WEBHOOK_SECRET] == CS_DEFAULT && strcmp(c->raw[S_SORA_PROVIDER], "fake") == 0)
+        if (c->source[S_OPENAI_WEBHOOK_SECRET] == CS_DEFAULT &&
+            strcmp(c->raw[S_SORA_PROVIDER], "fake") == 0)
             derive(c, S_OPENAI_WEBHOOK_SECRET, whsec);
         crypto_random(rnd, sizeof rnd);
         crypto_hex(rnd, sizeof rnd, hex);
-        if (c->source[S_REMOTION_WEBHOOK_SECRET] == CS_DEFAULT && fake && strcmp(c->raw[S_RENDER_PROVIDER], "remotion") == 0)
+        if (c->source[S_REMOTION_WEBHOOK_SECRET] == CS_DEFAULT && fake &&
+            strcmp(c->raw[S_RENDER_PROVIDER], "remotion") == 0)
             derive(c, S_REMOTION_WEBHOOK_SECRET, hex);
         return 0;
     }
@@ -480,7 +500,8 @@ int config_finish(config_t *c, buf_t *err) {
     static const enum setting_id modes[] = {S_LLM_PROVIDER, S_SORA_PROVIDER, S_PUBLISH_PROVIDER};
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++) {
         if (strcmp(c->raw[modes[i]], "fake") == 0) {
-            buf_printf(err, "%s: production refuses fake providers", config_settings[modes[i]].name);
+            buf_printf(err, "%s: production refuses fake providers",
+                       config_settings[modes[i]].name);
             return ERR_INVAL;
         }
     }
@@ -573,13 +594,13 @@ void config_table_markdown(FILE *out) {
             }
             type[k++] = '`';
             type[k] = '\0';
-        }
-        else if (d->type == CT_INT)
+        } else if (d->type == CT_INT)
             snprintf(type, sizeof type, "integer %.0f–%.0f", d->min, d->max);
         else if (d->type == CT_NUM)
             snprintf(type, sizeof type, "number %g–%g", d->min, d->max);
         else
-            snprintf(type, sizeof type, "%s%s", types[d->type], (d->flags & CF_LIST) ? " list" : "");
+            snprintf(type, sizeof type, "%s%s", types[d->type],
+                     (d->flags & CF_LIST) ? " list" : "");
         fprintf(out, "| `%s` | %s | %s%s%s | %s%s |\n", d->name, type, d->def[0] ? "`" : "",
                 d->def[0] ? d->def : "(empty)", d->def[0] ? "`" : "", d->help,
                 (d->flags & (CF_SECRET | CF_SECRET_URL)) ? " (secret)" : "");

@@ -52,7 +52,8 @@ void config_release(config_t *c);
 /* Returns the setting id for a name ("PORT"), or -1. */
 int config_find(const char *name);
 /* Sets one value from a source. Unknown name: ERR_INVAL with a message in err. */
-int config_set(config_t *c, const char *name, const char *value, enum config_source src, buf_t *err);
+int config_set(config_t *c, const char *name, const char *value, enum config_source src,
+               buf_t *err);
 /* Reads KEY=VALUE lines (# comments, blank lines, optional `export `, optional quotes). */
 int config_load_file(config_t *c, const char *path, buf_t *err);
 /* Takes every setting present in the process environment. */

@@ -1,4 +1,5 @@
-/* embed: files compiled into the binary (schema.sql, schema_pg.sql, openapi.json), NUL-terminated. */
+/* embed: files compiled into the binary (schema.sql, schema_pg.sql, openapi.json), NUL-terminated.
+ */
 #ifndef MYLOWARE_CORE_EMBED_H
 #define MYLOWARE_CORE_EMBED_H
 

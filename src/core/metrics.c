@@ -9,14 +9,14 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core/dir.h"
 #include "core/clock.h"
+#include "core/dir.h"
 #include "core/mem.h"
 
 #define MAX_BUCKETS 16
 
-static const double default_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                         0.1,    0.25,  0.5,    1,     2.5,  5,     10, -1};
+static const double default_buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                         0.25,   0.5,   1,      2.5,   5,    10,    -1};
 const double metrics_slow_buckets[] = {0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, -1};
 const double metrics_count_buckets[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, -1};
 
@@ -26,7 +26,7 @@ struct series {
     double value; /* counter/gauge; histogram: sum */
     uint64_t count;
     uint64_t buckets[MAX_BUCKETS];
-    struct series *next; /* hash chain */
+    struct series *next;  /* hash chain */
     struct series *order; /* insertion order, for stable output */
 };
 

@@ -24,8 +24,9 @@ enum metric_kind { MK_COUNTER, MK_GAUGE, MK_HISTOGRAM };
       "Time from a complete request to its response, by route pattern")                            \
     X(HTTP_CONNECTIONS, "myloware_http_connections", MK_GAUGE, NULL, "Open HTTP connections")      \
     X(RUNS, "myloware_runs_total", MK_COUNTER, NULL, "Runs by workflow and final status")          \
-    X(JOBS, "myloware_jobs_total", MK_COUNTER, NULL, "Job attempts by type and outcome")            \
-    X(JOB_DURATION, "myloware_job_duration_seconds", MK_HISTOGRAM, NULL, "Job attempt time by type") \
+    X(JOBS, "myloware_jobs_total", MK_COUNTER, NULL, "Job attempts by type and outcome")           \
+    X(JOB_DURATION, "myloware_job_duration_seconds", MK_HISTOGRAM, NULL,                           \
+      "Job attempt time by type")                                                                  \
     X(QUEUE_JOBS, "myloware_queue_jobs", MK_GAUGE, NULL, "Jobs by state")                          \
     X(QUEUE_OLDEST, "myloware_queue_oldest_ready_age_seconds", MK_GAUGE, NULL,                     \
       "Age of the oldest ready job")                                                               \
@@ -41,7 +42,7 @@ enum metric_kind { MK_COUNTER, MK_GAUGE, MK_HISTOGRAM };
     X(DB_TRANSACTION_UNITS, "myloware_db_transaction_units", MK_HISTOGRAM, metrics_count_buckets,  \
       "Units (requests, jobs' steps) per group transaction")                                       \
     X(DB_CHECKPOINTS, "myloware_db_checkpoints_total", MK_COUNTER, NULL,                           \
-      "SQLite WAL checkpoints by who ran them: checkpointer, writer (a short tail), idle")          \
+      "SQLite WAL checkpoints by who ran them: checkpointer, writer (a short tail), idle")         \
     X(RSS, "process_resident_memory_bytes", MK_GAUGE, NULL, "Resident memory size in bytes")       \
     X(FDS, "process_open_fds", MK_GAUGE, NULL, "Number of open file descriptors")                  \
     X(START_TIME, "process_start_time_seconds", MK_GAUGE, NULL, "Start time since the epoch")      \

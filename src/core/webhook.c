@@ -17,7 +17,8 @@ int webhook_std_key(const char *secret, uint8_t key[WEBHOOK_MAX_KEY], size_t *kl
     size_t n = strlen(secret);
     if (strncmp(secret, "whsec_", 6) == 0) {
         size_t got = 0;
-        if (n == 6 || crypto_base64_decode(secret + 6, n - 6, key, WEBHOOK_MAX_KEY, &got) != 0 || got == 0)
+        if (n == 6 || crypto_base64_decode(secret + 6, n - 6, key, WEBHOOK_MAX_KEY, &got) != 0 ||
+            got == 0)
             return ERR_INVAL;
         *klen = got;
         return 0;
@@ -129,8 +130,8 @@ int webhook_sign_remotion(const char *secret, const void *body, size_t len,
     return 0;
 }
 
-int webhook_verify_remotion(const char *secret, const char *signature, const void *body,
-                            size_t len, const char **why) {
+int webhook_verify_remotion(const char *secret, const char *signature, const void *body, size_t len,
+                            const char **why) {
     if (why)
         *why = "";
     if (!secret || !*secret) {

@@ -68,7 +68,7 @@ int webhook_sign_remotion(const char *secret, const void *body, size_t len,
  * surrounding spaces ignored). Returns 0 on a match; ERR_INVAL for an empty secret; ERR_BADSIG
  * when signature is NULL/empty ("missing signature") or does not match.
  */
-int webhook_verify_remotion(const char *secret, const char *signature, const void *body,
-                            size_t len, const char **why);
+int webhook_verify_remotion(const char *secret, const char *signature, const void *body, size_t len,
+                            const char **why);
 
 #endif

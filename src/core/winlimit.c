@@ -40,7 +40,9 @@ static int live(const winlimit_t *w, int64_t now_ms, int *first) {
     return n;
 }
 
-int winlimit_available(const winlimit_t *w, int64_t now_ms) { return w->max - live(w, now_ms, NULL); }
+int winlimit_available(const winlimit_t *w, int64_t now_ms) {
+    return w->max - live(w, now_ms, NULL);
+}
 
 int winlimit_take(winlimit_t *w, int64_t now_ms) {
     int first, n = live(w, now_ms, &first);
@@ -56,7 +58,8 @@ int64_t winlimit_wait_ms(const winlimit_t *w, int64_t now_ms) {
     int first, n = live(w, now_ms, &first);
     if (n < w->max)
         return 0;
-    /* the oldest live event leaves the window at at + window_ms (strictly after: <= now - window) */
+    /* the oldest live event leaves the window at at + window_ms (strictly after: <= now - window)
+     */
     int64_t wait = w->at[first] + w->window_ms - now_ms;
     return wait > 0 ? wait : 0;
 }

@@ -94,7 +94,7 @@ int store_nested(store_tx_t *tx, store_fn fn, void *arg) {
 }
 
 #define BUSY_STREAK_NS 50000000ull /* after 50 ms of back-to-back transactions... */
-#define YIELD_NS 1000000L           /* ...pause 1 ms so writers in other processes get a turn */
+#define YIELD_NS 1000000L          /* ...pause 1 ms so writers in other processes get a turn */
 
 static void enqueue(struct store_thread *t, struct unit *u);
 
@@ -296,11 +296,13 @@ int store_call(store_t *s, store_fn fn, void *arg) {
 
 /* ---- opening and closing -------------------------------------------------------------------- */
 
-int store_backup(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err) {
+int store_backup(const config_t *cfg, const char *dest, struct store_backup_info *info,
+                 buf_t *err) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const struct store_ops *ops = strncmp(url, "sqlite:", 7) == 0 ? &store_sqlite_ops : NULL;
     if (!ops || !ops->backup) {
-        buf_puts(err, "DATABASE_URL: 'myloware backup' copies SQLite databases only (use the database's own tools)");
+        buf_puts(err, "DATABASE_URL: 'myloware backup' copies SQLite databases only (use the "
+                      "database's own tools)");
         return ERR_INVAL;
     }
     return ops->backup(cfg, dest, info, err);
@@ -316,9 +318,10 @@ int store_open(const config_t *cfg, store_t **out, buf_t *err) {
         ops = &store_pg_ops;
 #endif
     if (!ops) {
-        buf_puts(err, is_postgres_url(url) ? "DATABASE_URL: this binary was built without Postgres support "
-                                             "(rebuild with make WITH_POSTGRES=1)"
-                                           : "DATABASE_URL: no backend for this URL in this build");
+        buf_puts(err, is_postgres_url(url)
+                          ? "DATABASE_URL: this binary was built without Postgres support "
+                            "(rebuild with make WITH_POSTGRES=1)"
+                          : "DATABASE_URL: no backend for this URL in this build");
         return ERR_INVAL;
     }
     /* The database thread allocates and frees SQLite's temporary page caches (RETURNING, sorts)
@@ -376,7 +379,8 @@ void store_close(store_t *s) {
 
 const char *store_backend(const store_t *s) { return s->ops->name; }
 
-int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
+int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type),
+                     void *ud) {
     return s->ops->watch ? s->ops->watch(s, loop, cb, ud) : ERR_INVAL;
 }
 
@@ -411,10 +415,10 @@ static int version_unit(store_tx_t *tx, void *arg) { return tx->s->ops->schema_v
 
 int store_schema_version(store_t *s, int *out) { return store_call(s, version_unit, out); }
 
-
 /* ---- jobs ----------------------------------------------------------------------------------- */
 
-static const char *state_names[JOB__STATES] = {"queued", "running", "succeeded", "dead", "cancelled"};
+static const char *state_names[JOB__STATES] = {"queued", "running", "succeeded", "dead",
+                                               "cancelled"};
 
 const char *job_state_name(enum job_state st) {
     return (unsigned)st < JOB__STATES ? state_names[st] : "unknown";
@@ -437,7 +441,9 @@ void job_release(job_t *j) {
 
 /* ---- migrations ----------------------------------------------------------------------------- */
 
-int store_migrations(struct migration *out, int max) { return store_migrations_in(embed_schema_sql, out, max); }
+int store_migrations(struct migration *out, int max) {
+    return store_migrations_in(embed_schema_sql, out, max);
+}
 
 int store_migrations_in(const char *schema, struct migration *out, int max) {
     static const char tag[] = "-- migration ";
@@ -479,7 +485,8 @@ void run_release(run_t *r) {
     free(r->context);
     free(r->error);
     free(r->public_token);
-    r->brief = r->user_id = r->telegram_chat_id = r->artifacts = r->context = r->error = r->public_token = NULL;
+    r->brief = r->user_id = r->telegram_chat_id = r->artifacts = r->context = r->error =
+        r->public_token = NULL;
 }
 
 void run_event_release(run_event_t *e) {

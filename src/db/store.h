@@ -1,7 +1,7 @@
 /*
  * store: the database behind one opaque interface; only the backend files (store_sqlite.c,
- * store_pg.c in WITH_POSTGRES=1 builds) contain SQL. A backend is an ops table chosen from DATABASE_URL;
- * adding one is one file and one line in store.c.
+ * store_pg.c in WITH_POSTGRES=1 builds) contain SQL. A backend is an ops table chosen from
+ * DATABASE_URL; adding one is one file and one line in store.c.
  *
  * Threads. Every store has one database thread that owns the write connection. Work reaches it
  * as store_fn units: store_submit() from the loop (the answer comes back on the loop through a
@@ -46,13 +46,14 @@ typedef struct job {
     enum job_state state;
     int priority; /* higher runs first */
     int attempts, max_attempts;
-    int64_t run_at, lease_expires_at, created_at, updated_at, finished_at, resolved_at; /* ms; 0 none */
+    int64_t run_at, lease_expires_at, created_at, updated_at, finished_at,
+        resolved_at; /* ms; 0 none */
     char lease_token[JOB_TOKEN_LEN];
     char lease_owner[128];
-    double progress;        /* 0..1, or -1 when unknown */
-    char *last_error;       /* owned, may be NULL */
-    char *result_url;       /* owned, may be NULL */
-    char *idempotency_key;  /* owned, may be NULL */
+    double progress;       /* 0..1, or -1 when unknown */
+    char *last_error;      /* owned, may be NULL */
+    char *result_url;      /* owned, may be NULL */
+    char *idempotency_key; /* owned, may be NULL */
 } job_t;
 
 /* Frees the owned strings (not the struct). */
@@ -74,7 +75,6 @@ struct queue_counts {
     double oldest_ready_age_s;
 };
 
-
 /* ---- runs, run events, artifacts, tasks, webhook inbox, idempotency keys, feedback ----
  * (statuses and steps, and what each transition means: workflow/run.h). Times are ms. */
 
@@ -87,8 +87,8 @@ typedef struct run {
     char id[RUN_ID_LEN];
     char workflow[RUN_WORKFLOW_MAX];
     char status[RUN_STATUS_MAX];
-    char step[RUN_STEP_MAX]; /* "" when none */
-    char *brief;             /* owned */
+    char step[RUN_STEP_MAX];          /* "" when none */
+    char *brief;                      /* owned */
     char *user_id, *telegram_chat_id; /* owned, may be NULL */
     char *artifacts; /* owned JSON object text: the run's artifacts view (api.md §4) */
     char *context;   /* owned JSON object text: the engine's private state (never shown) */
@@ -103,18 +103,18 @@ void run_release(run_t *r);
 
 struct run_filter {
     const char *status, *workflow; /* NULL: any */
-    int64_t before_created;        /* cursor: runs strictly older than (before_created, before_id) */
-    const char *before_id;         /* NULL: no cursor */
+    int64_t before_created; /* cursor: runs strictly older than (before_created, before_id) */
+    const char *before_id;  /* NULL: no cursor */
     int limit;
 };
 
 typedef struct run_event {
     int64_t id; /* set by run_event_add: increasing, the SSE event id */
     char run_id[RUN_ID_LEN];
-    char kind[12];            /* "run" or "artifact" */
+    char kind[12]; /* "run" or "artifact" */
     char status[RUN_STATUS_MAX], step[RUN_STEP_MAX];
-    char *message;            /* owned, may be NULL */
-    char *data;               /* owned JSON text, may be NULL ("{}") */
+    char *message; /* owned, may be NULL */
+    char *data;    /* owned JSON text, may be NULL ("{}") */
     int64_t at;
 } run_event_t;
 void run_event_release(run_event_t *e);
@@ -123,11 +123,11 @@ typedef struct artifact {
     char id[RUN_ID_LEN];
     char run_id[RUN_ID_LEN];
     char type[48];
-    char persona[24];  /* "" when none */
-    char *content;     /* owned, may be NULL */
-    char *uri;         /* owned, may be NULL */
-    char *metadata;    /* owned JSON object text, may be NULL ("{}") */
-    char *dedupe;      /* owned, may be NULL: one artifact per (run, dedupe) */
+    char persona[24]; /* "" when none */
+    char *content;    /* owned, may be NULL */
+    char *uri;        /* owned, may be NULL */
+    char *metadata;   /* owned JSON object text, may be NULL ("{}") */
+    char *dedupe;     /* owned, may be NULL: one artifact per (run, dedupe) */
     int64_t created_at;
 } artifact_t;
 void artifact_release(artifact_t *a);
@@ -174,7 +174,8 @@ struct store_ops {
     int (*migrate)(store_t *s, int *from, int *to, buf_t *err);
     void (*close)(store_t *s);
     /* online copy of the database to a new file (store_backup); NULL: not supported */
-    int (*backup)(const config_t *cfg, const char *dest, struct store_backup_info *info, buf_t *err);
+    int (*backup)(const config_t *cfg, const char *dest, struct store_backup_info *info,
+                  buf_t *err);
     /* transaction control, on the database thread */
     int (*begin)(store_t *s);
     int (*commit)(store_t *s);
@@ -189,18 +190,20 @@ struct store_ops {
     int (*job_claim)(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
                      const char *owner, job_t *out, int *n);
     int (*job_finish)(store_tx_t *tx, const job_t *j); /* guarded transition out of running */
-    int (*job_renew)(store_tx_t *tx, const char *id, const char *token, int64_t until, double progress);
+    int (*job_renew)(store_tx_t *tx, const char *id, const char *token, int64_t until,
+                     double progress);
     int (*job_get)(store_tx_t *tx, const char *id, job_t *out);
     int (*job_list)(store_tx_t *tx, const struct job_filter *f, job_t *out, int *n);
     int (*job_cancel)(store_tx_t *tx, const char *id, int64_t now);
     int (*job_replay)(store_tx_t *tx, const char *id, int64_t now);
     int (*job_resolve)(store_tx_t *tx, const char *id, int64_t now, int64_t *resolved_at);
-    int (*job_rescue)(store_tx_t *tx, int64_t now, const char *owner_prefix, bool (*dead_owner)(const char *),
-                      job_t *out, int *n);
+    int (*job_rescue)(store_tx_t *tx, int64_t now, const char *owner_prefix,
+                      bool (*dead_owner)(const char *), job_t *out, int *n);
     int (*job_purge)(store_tx_t *tx, int64_t finished_before, int *deleted);
     int (*job_counts)(store_tx_t *tx, int64_t now, struct queue_counts *c);
     int (*test_effect)(store_tx_t *tx, const char *job_id, int64_t now);
-    int (*audit)(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail);
+    int (*audit)(store_tx_t *tx, const char *actor, const char *action, const char *target,
+                 const char *detail);
     /* runs. run_get with for_update locks the row for the rest of the transaction (Postgres:
      * SELECT ... FOR UPDATE; SQLite's write transaction already is exclusive): read-modify-
      * write of a run happens under it. ERR_NOTFOUND when absent. */
@@ -214,7 +217,8 @@ struct store_ops {
     int (*run_list)(store_tx_t *tx, const struct run_filter *f, run_t *out, int *n);
     int (*run_count_since)(store_tx_t *tx, int64_t since, int64_t *count);
     /* Runs in one of the statuses (NULL-terminated) not updated since before; oldest first. */
-    int (*run_stale)(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out, int *n);
+    int (*run_stale)(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out,
+                     int *n);
     int (*run_by_token)(store_tx_t *tx, const char *token, run_t *out);
     /* run events: e->id is set; listing is by id, after after_id (oldest first) or newest first */
     int (*run_event_add)(store_tx_t *tx, run_event_t *e);
@@ -223,12 +227,14 @@ struct store_ops {
     /* artifacts: a->id and created_at set by the caller; *existed (nothing written) when the
      * run already has an artifact with a->dedupe. Listing is oldest first; type NULL: any. */
     int (*artifact_add)(store_tx_t *tx, const artifact_t *a, bool *existed);
-    int (*artifact_list)(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out, int *n);
+    int (*artifact_list)(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out,
+                         int *n);
     int (*artifact_count)(store_tx_t *tx, const char *run_id, const char *type, int *count);
     /* provider tasks: ERR_CONFLICT when (provider, task_id) is taken */
-    int (*task_add)(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id, int video_index);
-    int (*task_find)(store_tx_t *tx, const char *provider, const char *task_id, char run_id[RUN_ID_LEN],
-                     int *video_index);
+    int (*task_add)(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id,
+                    int video_index);
+    int (*task_find)(store_tx_t *tx, const char *provider, const char *task_id,
+                     char run_id[RUN_ID_LEN], int *video_index);
     /* webhook inbox: *duplicate (nothing written) when (provider, delivery_id) was seen before;
      * w->id is set otherwise. inbox_early lists the 'early' deliveries for a task received at or
      * after since, oldest first. inbox_set changes status (and run_id when not NULL). */
@@ -239,9 +245,10 @@ struct store_ops {
     /* Idempotency keys: idem_begin claims (scope, key) for a request with this hash (an expired
      * row counts as absent); IDEM_NEW means the caller must idem_finish (same transaction or a
      * later one) or idem_abort. */
-    int (*idem_begin)(store_tx_t *tx, const char *scope, const char *key, const char *hash, int64_t now,
-                      int64_t ttl_ms, struct idem_result *out);
-    int (*idem_finish)(store_tx_t *tx, const char *scope, const char *key, int status, const char *body);
+    int (*idem_begin)(store_tx_t *tx, const char *scope, const char *key, const char *hash,
+                      int64_t now, int64_t ttl_ms, struct idem_result *out);
+    int (*idem_finish)(store_tx_t *tx, const char *scope, const char *key, int status,
+                       const char *body);
     int (*idem_abort)(store_tx_t *tx, const char *scope, const char *key);
     /* feedback: listing newest first */
     int (*feedback_add)(store_tx_t *tx, const feedback_t *f);
@@ -287,8 +294,8 @@ int store_call(store_t *s, store_fn fn, void *arg);
  * process, this one included, on backends that notify (Postgres: LISTEN/NOTIFY on a second
  * connection driven by the loop without blocking; it reconnects by itself). Other processes'
  * dispatchers start at once instead of at their next poll. type NULL: any type (the watcher
- * (re)started listening; what was enqueued before is not notified). Returns 0, or ERR_INVAL when the
- * backend does not notify (SQLite: polling). Loop thread. */
+ * (re)started listening; what was enqueued before is not notified). Returns 0, or ERR_INVAL when
+ * the backend does not notify (SQLite: polling). Loop thread. */
 int store_watch_jobs(store_t *s, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud);
 /* Stops the notifications and closes their handles (the loop can end). Loop thread. */
 void store_unwatch_jobs(store_t *s);

@@ -66,7 +66,8 @@ struct pg_store {
 #define P(st) ((struct pg_store *)(st))
 #define TXC(tx) (P((tx)->s))
 
-/* ---- parameters and results ------------------------------------------------------------------- */
+/* ---- parameters and results -------------------------------------------------------------------
+ */
 
 struct params {
     const char *v[MAX_PARAMS];
@@ -119,7 +120,8 @@ static PGresult *exec_p(struct pg_store *s, const char *sql, const struct params
     snprintf(one, sizeof one, "%s", msg ? msg : "");
     one[strcspn(one, "\n")] = '\0';
     if (*rc == ERR_CONFLICT || *rc == ERR_BUSY)
-        log_warn("db", "statement refused", LF_S("error", one), LF_S("sqlstate", r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : ""));
+        log_warn("db", "statement refused", LF_S("error", one),
+                 LF_S("sqlstate", r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : ""));
     else
         log_error("db", "statement failed", LF_S("error", one));
     PQclear(r);
@@ -153,7 +155,8 @@ static int64_t g_i64(const PGresult *r, int row, int col) {
 }
 static int g_int(const PGresult *r, int row, int col) { return (int)g_i64(r, row, col); }
 
-/* ---- transactions ----------------------------------------------------------------------------- */
+/* ---- transactions -----------------------------------------------------------------------------
+ */
 
 static int simple(struct pg_store *s, const char *sql) { return exec_cmd(s, sql, NULL, NULL); }
 
@@ -205,7 +208,8 @@ static int pg_savepoint(store_t *s) { return simple(P(s), "SAVEPOINT unit"); }
 static void pg_release(store_t *s) { simple(P(s), "RELEASE SAVEPOINT unit"); }
 static void pg_rollback_to(store_t *s) { simple(P(s), "ROLLBACK TO SAVEPOINT unit"); }
 
-/* ---- schema ----------------------------------------------------------------------------------- */
+/* ---- schema -----------------------------------------------------------------------------------
+ */
 
 static int current_version(struct pg_store *s, int *out) {
     int rc;
@@ -236,12 +240,14 @@ static int pg_migrate(store_t *st, int *from, int *to, buf_t *err) {
     int latest = n ? ms[n - 1].version : 0;
     int cur = 0;
     /* processes starting together: the first migrates, the others wait and find nothing to do */
-    if (simple(s, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")") != 0 || current_version(s, &cur) != 0) {
+    if (simple(s, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")") != 0 ||
+        current_version(s, &cur) != 0) {
         buf_printf(err, "cannot read the schema version: %s", PQerrorMessage(s->c));
         return ERR_DB;
     }
     if (cur > latest) {
-        buf_printf(err, "database schema version %d is newer than this binary's (%d): upgrade myloware",
+        buf_printf(err,
+                   "database schema version %d is newer than this binary's (%d): upgrade myloware",
                    cur, latest);
         return ERR_SCHEMA;
     }
@@ -265,8 +271,10 @@ static int pg_migrate(store_t *st, int *from, int *to, buf_t *err) {
         p_int(&p, ms[i].version);
         p_str(&p, ms[i].description);
         p_str(&p, ts);
-        if (exec_cmd(s, "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)", &p,
-                     NULL) != 0) {
+        if (exec_cmd(
+                s,
+                "INSERT INTO schema_version (version, description, applied_at) VALUES ($1, $2, $3)",
+                &p, NULL) != 0) {
             buf_printf(err, "cannot record migration %d", ms[i].version);
             return ERR_DB;
         }
@@ -288,11 +296,12 @@ static int pg_probe_write(store_tx_t *tx) {
                     &p, NULL);
 }
 
-/* ---- jobs ------------------------------------------------------------------------------------- */
+/* ---- jobs -------------------------------------------------------------------------------------
+ */
 
 #define JOB_COLS                                                                                   \
-    "id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner, "   \
-    "lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, "          \
+    "id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, lease_owner, "    \
+    "lease_token, lease_expires_at, progress, last_error, result_url, idempotency_key, "           \
     "created_at, updated_at, finished_at, resolved_at"
 
 static void read_job(const PGresult *r, int row, job_t *j) {
@@ -329,8 +338,9 @@ static void read_jobs(const PGresult *r, job_t *out, int *k, int max) {
         read_job(r, i, &out[(*k)++]);
 }
 
-static const char SQL_JOB_BY_KEY[] = "SELECT " JOB_COLS " FROM jobs WHERE type = $1 AND idempotency_key = $2 "
-                                     "AND state IN ('queued', 'running')";
+static const char SQL_JOB_BY_KEY[] =
+    "SELECT " JOB_COLS " FROM jobs WHERE type = $1 AND idempotency_key = $2 "
+    "AND state IN ('queued', 'running')";
 
 /* 1 (j replaced by the unfinished job holding the key), 0 (none) or an ERR_* code. */
 static int job_by_key(struct pg_store *s, job_t *j) {
@@ -377,8 +387,10 @@ static int pg_job_insert(store_tx_t *tx, job_t *j, bool *existed) {
     p_int(&p, j->updated_at);
     int changed;
     int rc = exec_cmd(s,
-                      "INSERT INTO jobs (id, type, run_id, payload, state, priority, attempts, max_attempts, run_at, "
-                      "idempotency_key, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, 0, $6, $7, $8, "
+                      "INSERT INTO jobs (id, type, run_id, payload, state, priority, attempts, "
+                      "max_attempts, run_at, "
+                      "idempotency_key, created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', "
+                      "$5, 0, $6, $7, $8, "
                       "$9, $10) ON CONFLICT DO NOTHING",
                       &p, &changed);
     if (rc || changed == 1)
@@ -402,12 +414,13 @@ static const char SQL_JOB_CLAIM[] =
     "WITH c AS (SELECT id FROM jobs WHERE state = 'queued' AND type = $4 AND run_at <= $3 "
     "ORDER BY priority DESC, run_at, seq LIMIT $5 FOR UPDATE SKIP LOCKED), "
     "u AS (UPDATE jobs j SET state = 'running', attempts = j.attempts + 1, "
-    "lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = $1, lease_expires_at = $2, "
+    "lease_token = replace(gen_random_uuid()::text, '-', ''), lease_owner = $1, lease_expires_at = "
+    "$2, "
     "updated_at = $3 FROM c WHERE j.id = c.id RETURNING j.*) "
     "SELECT " JOB_COLS " FROM u ORDER BY priority DESC, run_at, seq";
 
-static int pg_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now, int64_t lease_until,
-                        const char *owner, job_t *out, int *n) {
+static int pg_job_claim(store_tx_t *tx, const char *type, int limit, int64_t now,
+                        int64_t lease_until, const char *owner, job_t *out, int *n) {
     struct params p = {0};
     p_str(&p, owner);
     p_int(&p, lease_until);
@@ -441,20 +454,22 @@ static int pg_job_finish(store_tx_t *tx, const job_t *j) {
     p_str(&p, j->id);
     p_str(&p, j->lease_token);
     int changed;
-    int rc = exec_cmd(TXC(tx),
-                      "UPDATE jobs SET state = $1::text, attempts = $2, run_at = $3, "
-                      "last_error = coalesce($4::text, last_error), result_url = coalesce($5::text, result_url), "
-                      "finished_at = $6, updated_at = $7, progress = coalesce($8::float8, progress), "
-                      "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, "
-                      "resolved_at = CASE WHEN $1::text = 'dead' THEN NULL ELSE resolved_at END "
-                      "WHERE id = $9 AND state = 'running' AND lease_token = $10",
-                      &p, &changed);
+    int rc = exec_cmd(
+        TXC(tx),
+        "UPDATE jobs SET state = $1::text, attempts = $2, run_at = $3, "
+        "last_error = coalesce($4::text, last_error), result_url = coalesce($5::text, result_url), "
+        "finished_at = $6, updated_at = $7, progress = coalesce($8::float8, progress), "
+        "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, "
+        "resolved_at = CASE WHEN $1::text = 'dead' THEN NULL ELSE resolved_at END "
+        "WHERE id = $9 AND state = 'running' AND lease_token = $10",
+        &p, &changed);
     if (rc)
         return rc;
     return changed == 1 ? 0 : ERR_CONFLICT;
 }
 
-static int pg_job_renew(store_tx_t *tx, const char *id, const char *token, int64_t until, double progress) {
+static int pg_job_renew(store_tx_t *tx, const char *id, const char *token, int64_t until,
+                        double progress) {
     struct params p = {0};
     p_int(&p, until);
     p_double(&p, progress);
@@ -462,11 +477,12 @@ static int pg_job_renew(store_tx_t *tx, const char *id, const char *token, int64
     p_str(&p, id);
     p_str(&p, token);
     int changed;
-    int rc = exec_cmd(TXC(tx),
-                      "UPDATE jobs SET lease_expires_at = $1, "
-                      "progress = CASE WHEN $2::float8 >= 0 THEN $2::float8 ELSE progress END, updated_at = $3 "
-                      "WHERE id = $4 AND state = 'running' AND lease_token = $5",
-                      &p, &changed);
+    int rc = exec_cmd(
+        TXC(tx),
+        "UPDATE jobs SET lease_expires_at = $1, "
+        "progress = CASE WHEN $2::float8 >= 0 THEN $2::float8 ELSE progress END, updated_at = $3 "
+        "WHERE id = $4 AND state = 'running' AND lease_token = $5",
+        &p, &changed);
     if (rc)
         return rc;
     return changed == 1 ? 0 : ERR_CONFLICT;
@@ -492,8 +508,9 @@ static int pg_job_list(store_tx_t *tx, const struct job_filter *f, job_t *out, i
     struct params p = {0};
     buf_puts(&sql, "SELECT " JOB_COLS " FROM jobs WHERE true");
     if (f->dead_letters)
-        buf_puts(&sql, f->dead_unresolved_only ? " AND state = 'dead' AND resolved_at IS NULL"
-                                               : " AND (state = 'dead' OR resolved_at IS NOT NULL)");
+        buf_puts(&sql, f->dead_unresolved_only
+                           ? " AND state = 'dead' AND resolved_at IS NULL"
+                           : " AND (state = 'dead' OR resolved_at IS NOT NULL)");
     else if (f->state >= 0) {
         p_str(&p, job_state_name((enum job_state)f->state));
         buf_printf(&sql, " AND state = $%d", p.n);
@@ -511,8 +528,9 @@ static int pg_job_list(store_tx_t *tx, const struct job_filter *f, job_t *out, i
     }
     p_int(&p, f->limit);
     buf_printf(&sql,
-               f->dead_letters ? " ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT $%d"
-                               : " ORDER BY created_at DESC, id DESC LIMIT $%d",
+               f->dead_letters
+                   ? " ORDER BY coalesce(finished_at, updated_at) DESC, id DESC LIMIT $%d"
+                   : " ORDER BY created_at DESC, id DESC LIMIT $%d",
                p.n);
     int rc;
     PGresult *r = exec_p(TXC(tx), sql.data, &p, &rc);
@@ -542,7 +560,8 @@ static int job_exists(struct pg_store *s, const char *id, int64_t *resolved_at) 
 }
 
 /* Runs an UPDATE bound as ($1 now, $2 id); *changed gets the rows it changed. */
-static int update_now_id(struct pg_store *s, const char *sql, int64_t now, const char *id, int *changed) {
+static int update_now_id(struct pg_store *s, const char *sql, int64_t now, const char *id,
+                         int *changed) {
     struct params p = {0};
     p_int(&p, now);
     p_str(&p, id);
@@ -551,11 +570,13 @@ static int update_now_id(struct pg_store *s, const char *sql, int64_t now, const
 
 static int pg_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
     struct pg_store *s = TXC(tx);
-    int changed, rc = update_now_id(s,
-                                    "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, "
-                                    "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
-                                    "WHERE id = $2 AND state IN ('queued', 'running')",
-                                    now, id, &changed);
+    int changed,
+        rc =
+            update_now_id(s,
+                          "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1, "
+                          "lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL "
+                          "WHERE id = $2 AND state IN ('queued', 'running')",
+                          now, id, &changed);
     if (rc)
         return rc;
     if (changed == 1)
@@ -567,11 +588,13 @@ static int pg_job_cancel(store_tx_t *tx, const char *id, int64_t now) {
 
 static int pg_job_replay(store_tx_t *tx, const char *id, int64_t now) {
     struct pg_store *s = TXC(tx);
-    int changed, rc = update_now_id(s,
-                                    "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, resolved_at = $1, "
-                                    "finished_at = NULL, updated_at = $1 "
-                                    "WHERE id = $2 AND state = 'dead' AND resolved_at IS NULL",
-                                    now, id, &changed);
+    int changed,
+        rc = update_now_id(
+            s,
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_at = $1, resolved_at = $1, "
+            "finished_at = NULL, updated_at = $1 "
+            "WHERE id = $2 AND state = 'dead' AND resolved_at IS NULL",
+            now, id, &changed);
     if (rc)
         return rc;
     if (changed == 1)
@@ -605,20 +628,24 @@ static int pg_job_resolve(store_tx_t *tx, const char *id, int64_t now, int64_t *
 }
 
 #define RESCUE_SET                                                                                 \
-    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "  \
-    "run_at = $1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1, " \
-    "finished_at = CASE WHEN attempts >= max_attempts THEN $1::bigint ELSE NULL END, resolved_at = NULL, "
+    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "   \
+    "run_at = $1, lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = "  \
+    "$1, "                                                                                         \
+    "finished_at = CASE WHEN attempts >= max_attempts THEN $1::bigint ELSE NULL END, resolved_at " \
+    "= NULL, "
 
 /* A concurrent rescuer in another process waits for the row and then finds it no longer
  * running: each expired job is re-queued once. */
-static const char SQL_JOB_RESCUE_EXPIRED[] = RESCUE_SET "last_error = 'lease expired: the worker was lost' "
-                                                        "WHERE state = 'running' AND lease_expires_at < $1 "
-                                                        "RETURNING " JOB_COLS;
-static const char SQL_JOB_RESCUE_OWNER[] = RESCUE_SET "last_error = 'the worker process died' "
-                                                      "WHERE state = 'running' AND lease_owner = $2 RETURNING " JOB_COLS;
+static const char SQL_JOB_RESCUE_EXPIRED[] =
+    RESCUE_SET "last_error = 'lease expired: the worker was lost' "
+               "WHERE state = 'running' AND lease_expires_at < $1 "
+               "RETURNING " JOB_COLS;
+static const char SQL_JOB_RESCUE_OWNER[] =
+    RESCUE_SET "last_error = 'the worker process died' "
+               "WHERE state = 'running' AND lease_owner = $2 RETURNING " JOB_COLS;
 
-static int pg_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix, bool (*dead_owner)(const char *),
-                         job_t *out, int *n) {
+static int pg_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix,
+                         bool (*dead_owner)(const char *), job_t *out, int *n) {
     struct pg_store *s = TXC(tx);
     int max = *n, k = 0, rc = 0;
     if (owner_prefix && dead_owner) {
@@ -662,10 +689,11 @@ static int pg_job_rescue(store_tx_t *tx, int64_t now, const char *owner_prefix, 
 static int pg_job_purge(store_tx_t *tx, int64_t before, int *deleted) {
     struct params p = {0};
     p_int(&p, before);
-    return exec_cmd(TXC(tx),
-                    "DELETE FROM jobs WHERE (state IN ('succeeded', 'cancelled') AND finished_at < $1) "
-                    "OR (state = 'dead' AND resolved_at IS NOT NULL AND resolved_at < $1)",
-                    &p, deleted);
+    return exec_cmd(
+        TXC(tx),
+        "DELETE FROM jobs WHERE (state IN ('succeeded', 'cancelled') AND finished_at < $1) "
+        "OR (state = 'dead' AND resolved_at IS NOT NULL AND resolved_at < $1)",
+        &p, deleted);
 }
 
 static int pg_job_counts(store_tx_t *tx, int64_t now, struct queue_counts *c) {
@@ -696,8 +724,9 @@ static int pg_test_effect(store_tx_t *tx, const char *job_id, int64_t now) {
     p_str(&p, job_id);
     p_int(&p, now);
     int changed;
-    int rc = exec_cmd(TXC(tx), "INSERT INTO test_effects (job_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &p,
-                      &changed);
+    int rc = exec_cmd(
+        TXC(tx), "INSERT INTO test_effects (job_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING", &p,
+        &changed);
     if (rc)
         return rc;
     if (changed != 1)
@@ -705,21 +734,26 @@ static int pg_test_effect(store_tx_t *tx, const char *job_id, int64_t now) {
     return changed == 1 ? 0 : ERR_CONFLICT;
 }
 
-static int pg_audit(store_tx_t *tx, const char *actor, const char *action, const char *target, const char *detail) {
+static int pg_audit(store_tx_t *tx, const char *actor, const char *action, const char *target,
+                    const char *detail) {
     struct params p = {0};
     p_int(&p, clock_now_ms());
     p_str(&p, actor);
     p_str(&p, action);
     p_str(&p, target);
     p_str_or_null(&p, detail);
-    return exec_cmd(TXC(tx), "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
-                    &p, NULL);
+    return exec_cmd(
+        TXC(tx),
+        "INSERT INTO audit_log (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)", &p,
+        NULL);
 }
 
-/* ---- runs --------------------------------------------------------------------------------------- */
+/* ---- runs ---------------------------------------------------------------------------------------
+ */
 
 #define RUN_COLS                                                                                   \
-    "id, workflow, status, current_step, brief, user_id, telegram_chat_id, artifacts, context, error, " \
+    "id, workflow, status, current_step, brief, user_id, telegram_chat_id, artifacts, context, "   \
+    "error, "                                                                                      \
     "clips_expected, clips_ready, public_token, public_expires_at, created_at, updated_at"
 
 static void read_run(const PGresult *q, int row, run_t *r) {
@@ -769,10 +803,11 @@ static int pg_run_insert(store_tx_t *tx, const run_t *r) {
     p_int(&p, r->created_at);
     p_int(&p, r->updated_at);
     int changed;
-    int rc = exec_cmd(TXC(tx),
-                      "INSERT INTO runs (" RUN_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'), "
-                      "coalesce($9, '{}'), $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING",
-                      &p, &changed);
+    int rc = exec_cmd(
+        TXC(tx),
+        "INSERT INTO runs (" RUN_COLS ") VALUES ($1, $2, $3, $4, $5, $6, $7, coalesce($8, '{}'), "
+        "coalesce($9, '{}'), $10, $11, $12, $13, $14, $15, $16) ON CONFLICT DO NOTHING",
+        &p, &changed);
     if (rc)
         return rc;
     return changed == 1 ? 0 : ERR_CONFLICT; /* id or public token taken */
@@ -820,11 +855,13 @@ static int pg_run_update(store_tx_t *tx, const run_t *r, const char *expect_stat
     p_str(&p, r->id);
     p_str(&p, expect_status);
     int changed;
-    int rc = exec_cmd(s,
-                      "UPDATE runs SET status = $1, current_step = $2, artifacts = coalesce($3, '{}'), "
-                      "context = coalesce($4, '{}'), error = $5, clips_expected = $6, clips_ready = $7, "
-                      "public_token = $8, public_expires_at = $9, updated_at = $10 WHERE id = $11 AND status = $12",
-                      &p, &changed);
+    int rc =
+        exec_cmd(s,
+                 "UPDATE runs SET status = $1, current_step = $2, artifacts = coalesce($3, '{}'), "
+                 "context = coalesce($4, '{}'), error = $5, clips_expected = $6, clips_ready = $7, "
+                 "public_token = $8, public_expires_at = $9, updated_at = $10 WHERE id = $11 AND "
+                 "status = $12",
+                 &p, &changed);
     if (rc)
         return rc;
     if (changed == 1)
@@ -855,7 +892,8 @@ static int pg_run_list(store_tx_t *tx, const struct run_filter *f, run_t *out, i
     if (f->before_id) {
         p_int(&p, f->before_created);
         p_str(&p, f->before_id);
-        buf_printf(&sql, " AND (created_at < $%d OR (created_at = $%d AND id < $%d))", p.n - 1, p.n - 1, p.n);
+        buf_printf(&sql, " AND (created_at < $%d OR (created_at = $%d AND id < $%d))", p.n - 1,
+                   p.n - 1, p.n);
     }
     int max = f->limit < *n ? f->limit : *n;
     p_int(&p, max);
@@ -884,7 +922,8 @@ static int pg_run_count_since(store_tx_t *tx, int64_t since, int64_t *count) {
     return 0;
 }
 
-static int pg_run_stale(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out, int *n) {
+static int pg_run_stale(store_tx_t *tx, const char *const *statuses, int64_t before, run_t *out,
+                        int *n) {
     buf_t sql;
     buf_init(&sql, 2048);
     struct params p = {0};
@@ -910,7 +949,8 @@ static int pg_run_stale(store_tx_t *tx, const char *const *statuses, int64_t bef
     return 0;
 }
 
-/* ---- run events --------------------------------------------------------------------------------- */
+/* ---- run events ---------------------------------------------------------------------------------
+ */
 
 static int pg_run_event_add(store_tx_t *tx, run_event_t *e) {
     struct params p = {0};
@@ -933,19 +973,20 @@ static int pg_run_event_add(store_tx_t *tx, run_event_t *e) {
     return 0;
 }
 
-static int pg_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_id, bool newest_first,
-                             run_event_t *out, int *n) {
+static int pg_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_id,
+                             bool newest_first, run_event_t *out, int *n) {
     struct params p = {0};
     p_str(&p, run_id);
     p_int(&p, after_id);
     p_int(&p, *n);
     int rc;
-    PGresult *r = exec_p(TXC(tx),
-                         newest_first ? "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
-                                        "WHERE run_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3"
-                                      : "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
-                                        "WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                         &p, &rc);
+    PGresult *r = exec_p(
+        TXC(tx),
+        newest_first ? "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+                       "WHERE run_id = $1 AND id > $2 ORDER BY id DESC LIMIT $3"
+                     : "SELECT id, run_id, kind, status, step, message, data, at FROM run_events "
+                       "WHERE run_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        &p, &rc);
     if (!r)
         return rc;
     int k = 0, rows = PQntuples(r);
@@ -966,7 +1007,8 @@ static int pg_run_event_list(store_tx_t *tx, const char *run_id, int64_t after_i
     return 0;
 }
 
-/* ---- artifacts ---------------------------------------------------------------------------------- */
+/* ---- artifacts ----------------------------------------------------------------------------------
+ */
 
 static int pg_artifact_add(store_tx_t *tx, const artifact_t *a, bool *existed) {
     struct params p = {0};
@@ -981,10 +1023,12 @@ static int pg_artifact_add(store_tx_t *tx, const artifact_t *a, bool *existed) {
     p_int(&p, a->created_at);
     int changed;
     *existed = false;
-    int rc = exec_cmd(TXC(tx),
-                      "INSERT INTO artifacts (id, run_id, type, persona, content, uri, metadata, dedupe, created_at) "
-                      "VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9) ON CONFLICT DO NOTHING",
-                      &p, &changed);
+    int rc = exec_cmd(
+        TXC(tx),
+        "INSERT INTO artifacts (id, run_id, type, persona, content, uri, metadata, dedupe, "
+        "created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'), $8, $9) ON CONFLICT DO NOTHING",
+        &p, &changed);
     if (rc || changed == 1)
         return rc;
     if (a->dedupe && *a->dedupe) {
@@ -996,17 +1040,20 @@ static int pg_artifact_add(store_tx_t *tx, const artifact_t *a, bool *existed) {
 
 #define ART_COLS "id, run_id, type, persona, content, uri, metadata, dedupe, created_at"
 
-static int pg_artifact_list(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out, int *n) {
+static int pg_artifact_list(store_tx_t *tx, const char *run_id, const char *type, artifact_t *out,
+                            int *n) {
     struct params p = {0};
     p_str(&p, run_id);
     p_int(&p, *n);
     if (type)
         p_str(&p, type);
     int rc;
-    PGresult *r = exec_p(TXC(tx),
-                         type ? "SELECT " ART_COLS " FROM artifacts WHERE run_id = $1 AND type = $3 ORDER BY seq LIMIT $2"
-                              : "SELECT " ART_COLS " FROM artifacts WHERE run_id = $1 ORDER BY seq LIMIT $2",
-                         &p, &rc);
+    PGresult *r =
+        exec_p(TXC(tx),
+               type ? "SELECT " ART_COLS
+                      " FROM artifacts WHERE run_id = $1 AND type = $3 ORDER BY seq LIMIT $2"
+                    : "SELECT " ART_COLS " FROM artifacts WHERE run_id = $1 ORDER BY seq LIMIT $2",
+               &p, &rc);
     if (!r)
         return rc;
     int k = 0, rows = PQntuples(r);
@@ -1033,8 +1080,10 @@ static int pg_artifact_count(store_tx_t *tx, const char *run_id, const char *typ
     p_str(&p, run_id);
     p_str_or_null(&p, type);
     int rc;
-    PGresult *r = exec_p(TXC(tx), "SELECT count(*) FROM artifacts WHERE run_id = $1 AND ($2::text IS NULL OR type = $2)",
-                         &p, &rc);
+    PGresult *r = exec_p(
+        TXC(tx),
+        "SELECT count(*) FROM artifacts WHERE run_id = $1 AND ($2::text IS NULL OR type = $2)", &p,
+        &rc);
     if (!r)
         return rc;
     *count = g_int(r, 0, 0);
@@ -1042,9 +1091,11 @@ static int pg_artifact_count(store_tx_t *tx, const char *run_id, const char *typ
     return 0;
 }
 
-/* ---- provider tasks ----------------------------------------------------------------------------- */
+/* ---- provider tasks -----------------------------------------------------------------------------
+ */
 
-static int pg_task_add(store_tx_t *tx, const char *provider, const char *task_id, const char *run_id, int index) {
+static int pg_task_add(store_tx_t *tx, const char *provider, const char *task_id,
+                       const char *run_id, int index) {
     struct params p = {0};
     p_str(&p, provider);
     p_str(&p, task_id);
@@ -1061,14 +1112,15 @@ static int pg_task_add(store_tx_t *tx, const char *provider, const char *task_id
     return changed == 1 ? 0 : ERR_CONFLICT;
 }
 
-static int pg_task_find(store_tx_t *tx, const char *provider, const char *task_id, char run_id[RUN_ID_LEN],
-                        int *index) {
+static int pg_task_find(store_tx_t *tx, const char *provider, const char *task_id,
+                        char run_id[RUN_ID_LEN], int *index) {
     struct params p = {0};
     p_str(&p, provider);
     p_str(&p, task_id);
     int rc;
-    PGresult *r = exec_p(TXC(tx), "SELECT run_id, video_index FROM run_tasks WHERE provider = $1 AND task_id = $2", &p,
-                         &rc);
+    PGresult *r = exec_p(
+        TXC(tx), "SELECT run_id, video_index FROM run_tasks WHERE provider = $1 AND task_id = $2",
+        &p, &rc);
     if (!r)
         return rc;
     rc = PQntuples(r) == 1 ? 0 : ERR_NOTFOUND;
@@ -1080,7 +1132,8 @@ static int pg_task_find(store_tx_t *tx, const char *provider, const char *task_i
     return rc;
 }
 
-/* ---- webhook inbox ------------------------------------------------------------------------------ */
+/* ---- webhook inbox ------------------------------------------------------------------------------
+ */
 
 static int pg_inbox_add(store_tx_t *tx, inbox_item_t *w, bool *duplicate) {
     struct params p = {0};
@@ -1094,7 +1147,8 @@ static int pg_inbox_add(store_tx_t *tx, inbox_item_t *w, bool *duplicate) {
     p_int(&p, w->received_at);
     int rc;
     PGresult *r = exec_p(TXC(tx),
-                         "INSERT INTO webhook_inbox (provider, delivery_id, event_type, task_id, run_id, payload, status, "
+                         "INSERT INTO webhook_inbox (provider, delivery_id, event_type, task_id, "
+                         "run_id, payload, status, "
                          "received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
                          "ON CONFLICT (provider, delivery_id) DO NOTHING RETURNING id",
                          &p, &rc);
@@ -1115,11 +1169,13 @@ static int pg_inbox_early(store_tx_t *tx, const char *provider, const char *task
     p_int(&p, since);
     p_int(&p, *n);
     int rc;
-    PGresult *r = exec_p(TXC(tx),
-                         "SELECT id, provider, delivery_id, event_type, task_id, run_id, payload, status, received_at "
-                         "FROM webhook_inbox WHERE provider = $1 AND task_id = $2 AND status = 'early' "
-                         "AND received_at >= $3 ORDER BY received_at, id LIMIT $4",
-                         &p, &rc);
+    PGresult *r =
+        exec_p(TXC(tx),
+               "SELECT id, provider, delivery_id, event_type, task_id, run_id, payload, status, "
+               "received_at "
+               "FROM webhook_inbox WHERE provider = $1 AND task_id = $2 AND status = 'early' "
+               "AND received_at >= $3 ORDER BY received_at, id LIMIT $4",
+               &p, &rc);
     if (!r)
         return rc;
     int k = 0, rows = PQntuples(r);
@@ -1148,19 +1204,22 @@ static int pg_inbox_set(store_tx_t *tx, int64_t id, const char *status, const ch
     p_int(&p, clock_now_ms());
     p_int(&p, id);
     int changed;
-    int rc = exec_cmd(TXC(tx),
-                      "UPDATE webhook_inbox SET status = $1::text, run_id = coalesce($2::text, run_id), "
-                      "applied_at = CASE WHEN $1::text = 'applied' THEN $3::bigint ELSE applied_at END WHERE id = $4",
-                      &p, &changed);
+    int rc =
+        exec_cmd(TXC(tx),
+                 "UPDATE webhook_inbox SET status = $1::text, run_id = coalesce($2::text, run_id), "
+                 "applied_at = CASE WHEN $1::text = 'applied' THEN $3::bigint ELSE applied_at END "
+                 "WHERE id = $4",
+                 &p, &changed);
     if (rc)
         return rc;
     return changed == 1 ? 0 : ERR_NOTFOUND;
 }
 
-/* ---- idempotency keys --------------------------------------------------------------------------- */
+/* ---- idempotency keys ---------------------------------------------------------------------------
+ */
 
-static int pg_idem_begin(store_tx_t *tx, const char *scope, const char *key, const char *hash, int64_t now,
-                         int64_t ttl_ms, struct idem_result *out) {
+static int pg_idem_begin(store_tx_t *tx, const char *scope, const char *key, const char *hash,
+                         int64_t now, int64_t ttl_ms, struct idem_result *out) {
     struct pg_store *s = TXC(tx);
     struct params p = {0};
     p_str(&p, scope);
@@ -1171,7 +1230,8 @@ static int pg_idem_begin(store_tx_t *tx, const char *scope, const char *key, con
     /* the claim itself: a row that another request (any process) holds makes this a no-op */
     int changed;
     int rc = exec_cmd(s,
-                      "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, expires_at) "
+                      "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, "
+                      "created_at, expires_at) "
                       "VALUES ($1, $2, $3, NULL, NULL, $4, $5) ON CONFLICT (scope, key) DO NOTHING",
                       &p, &changed);
     if (rc)
@@ -1205,7 +1265,8 @@ static int pg_idem_begin(store_tx_t *tx, const char *scope, const char *key, con
     PQclear(r);
     /* expired (or deleted meanwhile): take it over */
     rc = exec_cmd(s,
-                  "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at, expires_at) "
+                  "INSERT INTO idempotency_keys (scope, key, request_hash, status, body, "
+                  "created_at, expires_at) "
                   "VALUES ($1, $2, $3, NULL, NULL, $4, $5) ON CONFLICT (scope, key) DO UPDATE SET "
                   "request_hash = $3, status = NULL, body = NULL, created_at = $4, expires_at = $5",
                   &p, NULL);
@@ -1214,15 +1275,17 @@ static int pg_idem_begin(store_tx_t *tx, const char *scope, const char *key, con
     return rc;
 }
 
-static int pg_idem_finish(store_tx_t *tx, const char *scope, const char *key, int status, const char *body) {
+static int pg_idem_finish(store_tx_t *tx, const char *scope, const char *key, int status,
+                          const char *body) {
     struct params p = {0};
     p_int(&p, status);
     p_str(&p, body ? body : "");
     p_str(&p, scope);
     p_str(&p, key);
     int changed;
-    int rc = exec_cmd(TXC(tx), "UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND key = $4", &p,
-                      &changed);
+    int rc = exec_cmd(
+        TXC(tx), "UPDATE idempotency_keys SET status = $1, body = $2 WHERE scope = $3 AND key = $4",
+        &p, &changed);
     if (rc)
         return rc;
     return changed == 1 ? 0 : ERR_NOTFOUND;
@@ -1232,10 +1295,13 @@ static int pg_idem_abort(store_tx_t *tx, const char *scope, const char *key) {
     struct params p = {0};
     p_str(&p, scope);
     p_str(&p, key);
-    return exec_cmd(TXC(tx), "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL", &p, NULL);
+    return exec_cmd(TXC(tx),
+                    "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status IS NULL",
+                    &p, NULL);
 }
 
-/* ---- feedback ----------------------------------------------------------------------------------- */
+/* ---- feedback -----------------------------------------------------------------------------------
+ */
 
 static int pg_feedback_add(store_tx_t *tx, const feedback_t *f) {
     struct params p = {0};
@@ -1260,10 +1326,11 @@ static int pg_feedback_list(store_tx_t *tx, const char *run_id, feedback_t *out,
     p_str(&p, run_id);
     p_int(&p, *n);
     int rc;
-    PGresult *r = exec_p(TXC(tx),
-                         "SELECT id, run_id, artifact_id, rating, comment, created_at FROM feedback "
-                         "WHERE run_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2",
-                         &p, &rc);
+    PGresult *r =
+        exec_p(TXC(tx),
+               "SELECT id, run_id, artifact_id, rating, comment, created_at FROM feedback "
+               "WHERE run_id = $1 ORDER BY created_at DESC, seq DESC LIMIT $2",
+               &p, &rc);
     if (!r)
         return rc;
     int k = 0, rows = PQntuples(r);
@@ -1290,7 +1357,8 @@ static void on_notice(void *arg, const char *message) {
     log_debug("db", "postgres notice", LF_S("notice", one));
 }
 
-/* ---- job notifications (LISTEN/NOTIFY), on the loop thread ------------------------------------- */
+/* ---- job notifications (LISTEN/NOTIFY), on the loop thread -------------------------------------
+ */
 
 /* The trigger of schema_pg.sql migration 2 notifies channel myloware_jobs with the job type
  * whenever a job becomes queued; Postgres delivers it at commit, to every listening session.
@@ -1313,8 +1381,8 @@ struct pg_watch {
     uv_poll_t *poll; /* heap: a new one per socket; freed by its close callback */
     int fd;
     uv_timer_t retry;
-    uv_work_t work;  /* the connect; in flight while st == W_CONNECTING */
-    PGconn *made;    /* the worker's result, read by the loop in watch_connected */
+    uv_work_t work; /* the connect; in flight while st == W_CONNECTING */
+    PGconn *made;   /* the worker's result, read by the loop in watch_connected */
     enum watch_state st;
     bool stopped;
 };
@@ -1338,7 +1406,8 @@ static void watch_fail(struct pg_watch *w, const char *why) {
         char one[256];
         snprintf(one, sizeof one, "%s", PQerrorMessage(w->c));
         one[strcspn(one, "\n")] = '\0';
-        log_warn("db", "job notifications interrupted (polling goes on)", LF_S("reason", why), LF_S("error", one));
+        log_warn("db", "job notifications interrupted (polling goes on)", LF_S("reason", why),
+                 LF_S("error", one));
     }
     watch_poll_stop(w);
     if (w->c)
@@ -1468,7 +1537,8 @@ static void watch_connect(struct pg_watch *w) {
     w->st = W_CONNECTING;
 }
 
-static int pg_watch(store_t *st, uv_loop_t *loop, void (*cb)(void *ud, const char *type), void *ud) {
+static int pg_watch(store_t *st, uv_loop_t *loop, void (*cb)(void *ud, const char *type),
+                    void *ud) {
     struct pg_store *s = P(st);
     if (s->watch)
         return ERR_CONFLICT;
@@ -1497,10 +1567,12 @@ static void pg_unwatch(store_t *st) {
         PQfinish(w->c);
     w->c = NULL;
     if (!uv_is_closing((uv_handle_t *)&w->retry))
-        uv_close((uv_handle_t *)&w->retry, NULL); /* the struct is freed by pg_close, after the loop */
+        uv_close((uv_handle_t *)&w->retry,
+                 NULL); /* the struct is freed by pg_close, after the loop */
 }
 
-/* ---- open and close --------------------------------------------------------------------------- */
+/* ---- open and close ---------------------------------------------------------------------------
+ */
 
 static void pg_close(store_t *st) {
     struct pg_store *s = P(st);
@@ -1634,7 +1706,8 @@ static int pg_open(const config_t *cfg, store_t **out, buf_t *err) {
     PQsetNoticeProcessor(s->c, on_notice, NULL);
     /* DB_SYNC=full: every commit waits for the server's WAL flush; normal: the server's
      * default stands (a session cannot be less durable than the database was set up). */
-    const char *sync = strcmp(config_str(cfg, S_DB_SYNC), "full") == 0 ? "SET synchronous_commit = on" : NULL;
+    const char *sync =
+        strcmp(config_str(cfg, S_DB_SYNC), "full") == 0 ? "SET synchronous_commit = on" : NULL;
     if (simple(s, "SET client_min_messages = warning") != 0 || (sync && simple(s, sync) != 0)) {
         buf_printf(err, "cannot set up the Postgres session: %s", PQerrorMessage(s->c));
         pg_close(&s->base);

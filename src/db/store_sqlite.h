@@ -20,12 +20,14 @@ struct sqlite_wal_tuning {
 };
 
 struct sqlite_wal_stats {
-    int wal_frames, backfilled; /* now: the WAL's length after the last commit, and how much is copied */
-    int max_frames;             /* the longest the WAL was after a commit */
-    int64_t passes;             /* checkpoints by the checkpointer thread */
-    int64_t writer_checkpoints; /* checkpoints by the database thread (the tail, or past hard_frames) */
-    int64_t restarts;           /* times the WAL started over from its beginning */
-    int64_t truncates;          /* idle truncations */
+    int wal_frames,
+        backfilled; /* now: the WAL's length after the last commit, and how much is copied */
+    int max_frames; /* the longest the WAL was after a commit */
+    int64_t passes; /* checkpoints by the checkpointer thread */
+    int64_t
+        writer_checkpoints; /* checkpoints by the database thread (the tail, or past hard_frames) */
+    int64_t restarts;       /* times the WAL started over from its beginning */
+    int64_t truncates;      /* idle truncations */
 };
 
 /* Sets the thresholds of stores opened afterwards (process-wide). Before store_open. */

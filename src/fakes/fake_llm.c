@@ -25,8 +25,9 @@
 #include "core/mem.h"
 #include "fakes/internal.h"
 
-static const char *const zodiac[12] = {"Aries", "Taurus", "Gemini", "Cancer", "Leo", "Virgo",
-                                       "Libra", "Scorpio", "Sagittarius", "Capricorn", "Aquarius", "Pisces"};
+static const char *const zodiac[12] = {"Aries",       "Taurus",    "Gemini",   "Cancer",
+                                       "Leo",         "Virgo",     "Libra",    "Scorpio",
+                                       "Sagittarius", "Capricorn", "Aquarius", "Pisces"};
 
 /* Byte length of the first n UTF-8 characters of s. */
 static size_t utf8_prefix(const char *s, size_t n) {
@@ -53,8 +54,9 @@ static const char *msg_text(json_t *m) {
     size_t i;
     json_t *part;
     if (json_is_array(c))
-        json_array_foreach(c, i, part) if (json_is_string(json_object_get(part, "text"))) return json_string_value(
-            json_object_get(part, "text"));
+        json_array_foreach(c, i, part) if (
+            json_is_string(json_object_get(
+                part, "text"))) return json_string_value(json_object_get(part, "text"));
     return NULL;
 }
 
@@ -85,9 +87,12 @@ static void facts_from_text(json_t *facts, const char *text) {
     }
 }
 
-static const char *fact_str(json_t *facts, const char *k) { return json_string_value(json_object_get(facts, k)); }
+static const char *fact_str(json_t *facts, const char *k) {
+    return json_string_value(json_object_get(facts, k));
+}
 
-/* Keeps only the properties the schema knows (recursively); a schema without properties keeps all. */
+/* Keeps only the properties the schema knows (recursively); a schema without properties keeps all.
+ */
 static void prune(json_t *v, json_t *schema) {
     if (!json_is_object(schema))
         return;
@@ -121,7 +126,8 @@ static json_t *make_ideas(const char *topic, const char *project, int count) {
             const char *sign = zodiac[i % 12];
             snprintf(title, sizeof title, "%s", sign);
             snprintf(visual, sizeof visual,
-                     "Macro close-up of a %s-themed object for \"%s\", soft light, slow camera push-in, tactile "
+                     "Macro close-up of a %s-themed object for \"%s\", soft light, slow camera "
+                     "push-in, tactile "
                      "textures, calm ASMR mood",
                      sign, topic);
             snprintf(vo, sizeof vo, "A whisper for %s: breathe slowly and listen.", sign);
@@ -129,14 +135,16 @@ static json_t *make_ideas(const char *topic, const char *project, int count) {
         } else {
             snprintf(title, sizeof title, "Moment %d", i + 1);
             snprintf(visual, sizeof visual,
-                     "Cinematic vertical shot %d about \"%s\": sunrise light, a person moving forward with "
+                     "Cinematic vertical shot %d about \"%s\": sunrise light, a person moving "
+                     "forward with "
                      "determination, shallow depth of field",
                      i + 1, topic);
             snprintf(vo, sizeof vo, "Step %d: keep going, one small win at a time.", i + 1);
             snprintf(overlay, sizeof overlay, "Step %d", i + 1);
         }
-        json_array_append_new(ideas, json_pack("{s:i,s:s,s:s,s:s,s:s}", "index", i, "title", title, "visual",
-                                               visual, "voice_over", vo, "overlay", overlay));
+        json_array_append_new(ideas,
+                              json_pack("{s:i,s:s,s:s,s:s,s:s}", "index", i, "title", title,
+                                        "visual", visual, "voice_over", vo, "overlay", overlay));
     }
     return ideas;
 }
@@ -199,8 +207,10 @@ static json_t *producer_args(json_t *facts, char *why, size_t cap) {
     json_t *idea;
     json_array_foreach(ideas, i, idea) {
         json_t *ix = json_object_get(idea, "index");
-        json_t *v = json_pack("{s:I,s:s}", "video_index", json_is_integer(ix) ? json_integer_value(ix) : (json_int_t)i,
-                              "visual_prompt", fact_str(idea, "visual") ? fact_str(idea, "visual") : "A calm scene");
+        json_t *v =
+            json_pack("{s:I,s:s}", "video_index",
+                      json_is_integer(ix) ? json_integer_value(ix) : (json_int_t)i, "visual_prompt",
+                      fact_str(idea, "visual") ? fact_str(idea, "visual") : "A calm scene");
         if (fact_str(idea, "voice_over"))
             json_object_set_new(v, "voice_over", json_string(fact_str(idea, "voice_over")));
         json_array_append_new(videos, v);
@@ -234,14 +244,17 @@ static json_t *editor_args(json_t *facts, char *why, size_t cap) {
     if (ideas)
         json_array_foreach(ideas, i, idea) json_array_append_new(
             texts, json_string(fact_str(idea, "overlay") ? fact_str(idea, "overlay") : ""));
-    const char *tmpl = fact_str(facts, "template") ? fact_str(facts, "template") : fact_str(facts, "project");
+    const char *tmpl =
+        fact_str(facts, "template") ? fact_str(facts, "template") : fact_str(facts, "project");
     double secs = 0;
     json_t *ds = json_object_get(facts, "duration_seconds");
     if (json_is_number(ds))
         secs = json_number_value(ds);
     else if (json_is_integer(json_object_get(facts, "clip_seconds")))
-        secs = (double)json_integer_value(json_object_get(facts, "clip_seconds")) * (double)json_array_size(urls);
-    json_t *args = json_pack("{s:o,s:s,s:o}", "clips", urls, "template", tmpl ? tmpl : "default", "texts", texts);
+        secs = (double)json_integer_value(json_object_get(facts, "clip_seconds")) *
+               (double)json_array_size(urls);
+    json_t *args = json_pack("{s:o,s:s,s:o}", "clips", urls, "template", tmpl ? tmpl : "default",
+                             "texts", texts);
     if (secs > 0)
         json_object_set_new(args, "duration_seconds", json_real(secs));
     return args;
@@ -272,7 +285,8 @@ static json_t *publisher_args(json_t *facts, char *why, size_t cap) {
         return NULL;
     }
     const char *topic = fact_str(facts, "topic") ? fact_str(facts, "topic") : "our new video";
-    const char *tmpl = fact_str(facts, "caption_template") ? fact_str(facts, "caption_template") : "{topic}";
+    const char *tmpl =
+        fact_str(facts, "caption_template") ? fact_str(facts, "caption_template") : "{topic}";
     char *cap_text = caption(tmpl, topic);
     json_t *tags = json_array();
     json_t *given = json_object_get(facts, "tags");
@@ -324,7 +338,8 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
     json_array_foreach(messages, i, m) {
         const char *role = json_string_value(json_object_get(m, "role"));
         const char *text = msg_text(m);
-        if (!text || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 && strcmp(role, "developer") != 0))
+        if (!text || (strcmp(role, "system") != 0 && strcmp(role, "user") != 0 &&
+                      strcmp(role, "developer") != 0))
             continue;
         facts_from_text(facts, text);
         if (strcmp(role, "user") == 0 && strncmp(text, "Brief:\n", 7) == 0)
@@ -333,10 +348,10 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
     json_t *last = json_array_get(messages, json_array_size(messages) - 1);
     bool after_tool = strcmp(json_string_value(json_object_get(last, "role")), "tool") == 0;
     const char *agent = !tools || json_array_size(tools) == 0 ? "ideator"
-                        : has_tool(tools, "sora_generate")      ? "producer"
-                        : has_tool(tools, "remotion_render")    ? "editor"
-                        : has_tool(tools, "upload_post")        ? "publisher"
-                                                                : "assistant";
+                        : has_tool(tools, "sora_generate")    ? "producer"
+                        : has_tool(tools, "remotion_render")  ? "editor"
+                        : has_tool(tools, "upload_post")      ? "publisher"
+                                                              : "assistant";
     char *content = NULL;
     json_t *tool_calls = NULL;
     char why[200] = "";
@@ -351,10 +366,13 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
         }
         char topic[400];
         size_t n = utf8_prefix(brief, 80);
-        snprintf(topic, sizeof topic, "%.*s", (int)(n < sizeof topic ? n : sizeof topic - 1), brief);
+        snprintf(topic, sizeof topic, "%.*s", (int)(n < sizeof topic ? n : sizeof topic - 1),
+                 brief);
         const char *project = fact_str(facts, "project");
         json_t *vc = json_object_get(facts, "video_count");
-        int count = json_is_integer(vc) ? (int)json_integer_value(vc) : project && strcmp(project, "aismr") == 0 ? 12 : 2;
+        int count = json_is_integer(vc)                        ? (int)json_integer_value(vc)
+                    : project && strcmp(project, "aismr") == 0 ? 12
+                                                               : 2;
         if (count < 1)
             count = 1;
         if (count > 64)
@@ -363,22 +381,23 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
         content = ideator_text(topic, ideas);
         json_decref(ideas);
     } else {
-        const char *tool = strcmp(agent, "producer") == 0   ? "sora_generate"
-                           : strcmp(agent, "editor") == 0   ? "remotion_render"
+        const char *tool = strcmp(agent, "producer") == 0    ? "sora_generate"
+                           : strcmp(agent, "editor") == 0    ? "remotion_render"
                            : strcmp(agent, "publisher") == 0 ? "upload_post"
                                                              : NULL;
-        json_t *args = !tool                               ? NULL
+        json_t *args = !tool                                ? NULL
                        : strcmp(tool, "sora_generate") == 0 ? producer_args(facts, why, sizeof why)
-                       : strcmp(tool, "remotion_render") == 0 ? editor_args(facts, why, sizeof why)
-                                                               : publisher_args(facts, why, sizeof why);
+                       : strcmp(tool, "remotion_render") == 0
+                           ? editor_args(facts, why, sizeof why)
+                           : publisher_args(facts, why, sizeof why);
         if (args) {
             prune(args, tool_schema(tools, tool));
             char *a = json_dumps(args, JSON_COMPACT | JSON_PRESERVE_ORDER);
             json_decref(args);
             char cid[80];
             snprintf(cid, sizeof cid, "call_%s", hid);
-            tool_calls = json_pack("[{s:s,s:s,s:{s:s,s:s}}]", "id", cid, "type", "function", "function", "name",
-                                   tool, "arguments", a ? a : "{}");
+            tool_calls = json_pack("[{s:s,s:s,s:{s:s,s:s}}]", "id", cid, "type", "function",
+                                   "function", "name", tool, "arguments", a ? a : "{}");
             free(a);
         } else {
             content = xstrdup(why[0] ? why : "I have no tool for this.");
@@ -399,10 +418,11 @@ json_t *fake_llm_answer(const json_t *request, char *err, size_t cap) {
     char *ptext = json_dumps(prompt, JSON_COMPACT);
     size_t in_len = ptext ? strlen(ptext) : 0;
     free(ptext);
-    return json_pack("{s:s,s:s,s:s,s:[{s:i,s:o,s:s}],s:{s:I,s:I,s:I}}", "id", id, "object", "chat.completion",
-                     "model", model ? model : "fake", "choices", "index", 0, "message", msg, "finish_reason",
-                     tool_calls ? "tool_calls" : "stop", "usage", "prompt_tokens", (json_int_t)(in_len / 4),
-                     "completion_tokens", (json_int_t)(out_len / 4), "total_tokens",
+    return json_pack("{s:s,s:s,s:s,s:[{s:i,s:o,s:s}],s:{s:I,s:I,s:I}}", "id", id, "object",
+                     "chat.completion", "model", model ? model : "fake", "choices", "index", 0,
+                     "message", msg, "finish_reason", tool_calls ? "tool_calls" : "stop", "usage",
+                     "prompt_tokens", (json_int_t)(in_len / 4), "completion_tokens",
+                     (json_int_t)(out_len / 4), "total_tokens",
                      (json_int_t)((in_len + out_len) / 4));
 }
 
@@ -416,7 +436,8 @@ static void drop_tool_call(const config_t *cfg, json_t *request, json_t *answer)
                                                         : NULL;
     json_t *choice = json_array_get(json_object_get(answer, "choices"), 0);
     json_t *msg = json_object_get(choice, "message");
-    if (!tool || !has_tool(json_object_get(request, "tools"), tool) || !json_object_get(msg, "tool_calls"))
+    if (!tool || !has_tool(json_object_get(request, "tools"), tool) ||
+        !json_object_get(msg, "tool_calls"))
         return;
     json_object_del(msg, "tool_calls");
     char text[160];

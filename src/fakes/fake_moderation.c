@@ -19,7 +19,8 @@ static json_t *result_for(const char *text) {
         json_object_set_new(cats, categories[i], json_boolean(on));
         json_object_set_new(scores, categories[i], json_real(on ? 0.99 : 0.001));
     }
-    return json_pack("{s:b,s:o,s:o}", "flagged", hit, "categories", cats, "category_scores", scores);
+    return json_pack("{s:b,s:o,s:o}", "flagged", hit, "categories", cats, "category_scores",
+                     scores);
 }
 
 void fake_moderation(fakes_t *f, http_req_t *req) {
@@ -39,20 +40,23 @@ void fake_moderation(fakes_t *f, http_req_t *req) {
         json_array_foreach(input, i, v) {
             if (!json_is_string(v)) {
                 json_decref(results);
-                fake_error(req, 400, "invalid_request_error", "'input' must be a string or an array of strings.");
+                fake_error(req, 400, "invalid_request_error",
+                           "'input' must be a string or an array of strings.");
                 return;
             }
             json_array_append_new(results, result_for(json_string_value(v)));
         }
     } else {
         json_decref(results);
-        fake_error(req, 400, "invalid_request_error", "'input' must be a string or an array of strings.");
+        fake_error(req, 400, "invalid_request_error",
+                   "'input' must be a string or an array of strings.");
         return;
     }
     char *canon = json_dumps(input, JSON_COMPACT | JSON_ENCODE_ANY);
     char id[64];
     fake_hash_id("modr-fake-", canon ? canon : "", 24, id, sizeof id);
     free(canon);
-    http_respond_json(req, 200, json_pack("{s:s,s:s,s:o}", "id", id, "model", "omni-moderation-latest", "results",
-                                          results));
+    http_respond_json(req, 200,
+                      json_pack("{s:s,s:s,s:o}", "id", id, "model", "omni-moderation-latest",
+                                "results", results));
 }

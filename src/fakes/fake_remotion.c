@@ -22,10 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/dir.h"
 #include "core/clock.h"
 #include "core/cpuprio.h"
 #include "core/crypto.h"
+#include "core/dir.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/webhook.h"
@@ -39,7 +39,7 @@
 struct fake_render {
     struct fakes *f;
     char id[48];
-    json_t *req; /* the submitted body (clips, texts, sizes, callback_url, run_id, template) */
+    json_t *req;     /* the submitted body (clips, texts, sizes, callback_url, run_id, template) */
     char status[16]; /* queued, rendering, done, error */
     char error[400];
     _Atomic int permille;
@@ -75,8 +75,9 @@ static void output_url(const struct fake_render *r, char *out, size_t cap) {
 }
 
 static json_t *state_json(const struct fake_render *r) {
-    json_t *j = json_pack("{s:s,s:O,s:s,s:i,s:b}", "job_id", r->id, "request", r->req, "status", r->status,
-                          "permille", atomic_load(&r->permille), "delivered", r->delivered);
+    json_t *j =
+        json_pack("{s:s,s:O,s:s,s:i,s:b}", "job_id", r->id, "request", r->req, "status", r->status,
+                  "permille", atomic_load(&r->permille), "delivered", r->delivered);
     json_object_set_new(j, "error", r->error[0] ? json_string(r->error) : json_null());
     return j;
 }
@@ -136,14 +137,15 @@ static void on_delivered(const struct http_response *res, void *ud) {
     if (res->outcome == HC_OK) {
         r->delivered = true;
         save(r);
-        log_info("fakes", "render callback delivered", LF_S("job_id", r->id), LF_S("status", r->status));
+        log_info("fakes", "render callback delivered", LF_S("job_id", r->id),
+                 LF_S("status", r->status));
     } else if (res->outcome == HC_RETRY && ++r->attempts < MAX_CALLBACK_ATTEMPTS) {
         schedule(r, 250u << r->attempts);
     } else if (res->outcome != HC_CANCELLED) {
         r->delivered = true;
         save(r);
-        log_warn("fakes", "render callback refused", LF_S("job_id", r->id), LF_S("error", res->error),
-                 LF_S("answer", res->body));
+        log_warn("fakes", "render callback refused", LF_S("job_id", r->id),
+                 LF_S("error", res->error), LF_S("answer", res->body));
     }
     fake_unhold(f);
 }
@@ -174,14 +176,22 @@ static void deliver(struct fake_render *r) {
     json_decref(body);
     char sig[WEBHOOK_REMOTION_SIG_LEN], h_sig[WEBHOOK_REMOTION_SIG_LEN + 40];
     const char *hdrs[3] = {"Content-Type: application/json", NULL, NULL};
-    if (webhook_sign_remotion(config_str(f->cfg, S_REMOTION_WEBHOOK_SECRET), text, strlen(text), sig) == 0) {
+    if (webhook_sign_remotion(config_str(f->cfg, S_REMOTION_WEBHOOK_SECRET), text, strlen(text),
+                              sig) == 0) {
         snprintf(h_sig, sizeof h_sig, "X-Remotion-Signature: %s", sig);
         hdrs[1] = h_sig;
     }
     /* the callback URL came with the request: through the URL guard, like the real service's
-     * allowlist (our own origin is trusted; others need ALLOW_PRIVATE_URLS or ALLOWED_MEDIA_DOMAINS) */
-    struct http_request req = {.method = "POST", .url = cb, .headers = hdrs, .body = text, .body_len = strlen(text),
-                               .timeout_ms = 5000, .max_body = 65536, .guard = true};
+     * allowlist (our own origin is trusted; others need ALLOW_PRIVATE_URLS or
+     * ALLOWED_MEDIA_DOMAINS) */
+    struct http_request req = {.method = "POST",
+                               .url = cb,
+                               .headers = hdrs,
+                               .body = text,
+                               .body_len = strlen(text),
+                               .timeout_ms = 5000,
+                               .max_body = 65536,
+                               .guard = true};
     fake_hold(f);
     if (http_client_send(f->client, &req, on_delivered, r, &r->call) != 0) {
         r->call = NULL;
@@ -217,7 +227,7 @@ static void render_clips(void *arg) {
     json_t *clips = json_object_get(r->req, "clips"), *texts = json_object_get(r->req, "texts");
     size_t n = json_array_size(clips);
     struct media_render_clip *mc = xcalloc(n, sizeof *mc);
-    char (*paths)[FAKE_PATH_MAX + 80] = xcalloc(n, sizeof *paths);
+    char(*paths)[FAKE_PATH_MAX + 80] = xcalloc(n, sizeof *paths);
     for (size_t i = 0; i < n; i++) {
         char name[40];
         snprintf(name, sizeof name, ".clip%zu.mp4", i);
@@ -231,10 +241,15 @@ static void render_clips(void *arg) {
     media_scaled_size(w0, h0, config_num(cfg, S_RENDER_SCALE), &width, &height);
     char out[FAKE_PATH_MAX + 80];
     file_of(r, ".mp4", out, sizeof out);
-    struct media_render_opts o = {.clips = mc, .nclips = n, .output = out, .width = width, .height = height,
+    struct media_render_opts o = {.clips = mc,
+                                  .nclips = n,
+                                  .output = out,
+                                  .width = width,
+                                  .height = height,
                                   .fps = (int)json_integer_value(json_object_get(r->req, "fps")),
                                   .preset = config_str(cfg, S_TRANSCODE_PRESET),
-                                  .crf = (int)config_int(cfg, S_TRANSCODE_CRF), .font = config_str(cfg, S_RENDER_FONT)};
+                                  .crf = (int)config_int(cfg, S_TRANSCODE_CRF),
+                                  .font = config_str(cfg, S_RENDER_FONT)};
     buf_t err;
     buf_init(&err, sizeof r->work_err - 1);
     r->work_rc = media_render(&o, on_progress, r, &err);
@@ -281,7 +296,8 @@ static void on_clip(const struct http_response *res, void *ud) {
     r->call = NULL;
     if (res->outcome == HC_OK) {
         r->next_clip++;
-        atomic_store(&r->permille, (int)(100 * r->next_clip / json_array_size(json_object_get(r->req, "clips"))));
+        atomic_store(&r->permille,
+                     (int)(100 * r->next_clip / json_array_size(json_object_get(r->req, "clips"))));
         fetch_next(r);
     } else if (res->outcome != HC_CANCELLED) {
         char what[HTTP_CLIENT_ERROR_LEN + 40];
@@ -307,15 +323,18 @@ static void fetch_next(struct fake_render *r) {
     char path[FAKE_PATH_MAX + 80], name[40];
     snprintf(name, sizeof name, ".clip%zu.mp4", r->next_clip);
     file_of(r, name, path, sizeof path);
-    struct http_request req = {.url = json_string_value(json_array_get(clips, r->next_clip)), .download_path = path,
-                               .guard = true, .timeout_ms = 120000};
+    struct http_request req = {.url = json_string_value(json_array_get(clips, r->next_clip)),
+                               .download_path = path,
+                               .guard = true,
+                               .timeout_ms = 120000};
     fake_hold(f);
     int rc = http_client_send(f->client, &req, on_clip, r, &r->call);
     if (rc != 0) {
         r->call = NULL;
         fake_unhold(f);
         char what[80];
-        snprintf(what, sizeof what, "clip %zu: URL refused (not an allowed media URL)", r->next_clip);
+        snprintf(what, sizeof what, "clip %zu: URL refused (not an allowed media URL)",
+                 r->next_clip);
         fail(r, "", what);
     }
 }
@@ -348,7 +367,9 @@ static void bad(http_req_t *req, const char *msg) {
     http_respond_json(req, 400, json_pack("{s:s,s:s}", "error", "bad_request", "message", msg));
 }
 
-static bool is_http(const char *u) { return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0); }
+static bool is_http(const char *u) {
+    return u && (strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0);
+}
 
 struct accepted {
     http_req_t *req;
@@ -371,7 +392,8 @@ void fake_render_submit(fakes_t *f, http_req_t *req) {
         return;
     }
     json_t *clips = json_object_get(j, "clips");
-    if (!json_is_array(clips) || json_array_size(clips) == 0 || json_array_size(clips) > MAX_CLIPS) {
+    if (!json_is_array(clips) || json_array_size(clips) == 0 ||
+        json_array_size(clips) > MAX_CLIPS) {
         bad(req, "clips must be a non-empty array");
         return;
     }
@@ -386,10 +408,12 @@ void fake_render_submit(fakes_t *f, http_req_t *req) {
         bad(req, "texts must be an array of strings");
         return;
     }
-    json_t *fps = json_object_get(j, "fps"), *w = json_object_get(j, "width"), *h = json_object_get(j, "height");
+    json_t *fps = json_object_get(j, "fps"), *w = json_object_get(j, "width"),
+           *h = json_object_get(j, "height");
     json_int_t vf = fps ? json_integer_value(fps) : 30, vw = w ? json_integer_value(w) : 1080,
                vh = h ? json_integer_value(h) : 1920;
-    if (vf < 1 || vf > 120 || vw < 16 || vw > 4096 || vh < 16 || vh > 4096 || (vw & 1) || (vh & 1)) {
+    if (vf < 1 || vf > 120 || vw < 16 || vw > 4096 || vh < 16 || vh > 4096 || (vw & 1) ||
+        (vh & 1)) {
         bad(req, "fps, width or height out of range");
         return;
     }
@@ -398,8 +422,8 @@ void fake_render_submit(fakes_t *f, http_req_t *req) {
         bad(req, "callback_url must be an http(s) URL");
         return;
     }
-    json_t *keep = json_pack("{s:s,s:O,s:I,s:I,s:I}", "template", tmpl, "clips", clips, "fps", vf, "width", vw,
-                             "height", vh);
+    json_t *keep = json_pack("{s:s,s:O,s:I,s:I,s:I}", "template", tmpl, "clips", clips, "fps", vf,
+                             "width", vw, "height", vh);
     json_object_set_new(keep, "texts", json_is_array(texts) ? json_deep_copy(texts) : json_array());
     if (json_is_string(cb))
         json_object_set(keep, "callback_url", cb);
@@ -415,7 +439,8 @@ void fake_render_submit(fakes_t *f, http_req_t *req) {
     struct fake_render *r = render_new(f, id, keep);
     json_decref(keep);
     snprintf(r->status, sizeof r->status, "queued");
-    log_info("fakes", "render job created", LF_S("job_id", id), LF_I("clips", (long long)json_array_size(clips)));
+    log_info("fakes", "render job created", LF_S("job_id", id),
+             LF_I("clips", (long long)json_array_size(clips)));
     /* answered once the job is on disk: a crash after the answer loses nothing */
     struct accepted *a = xmalloc(sizeof *a);
     a->req = req;
@@ -454,7 +479,8 @@ void fake_render_output(fakes_t *f, http_req_t *req) {
     char path[FAKE_PATH_MAX + 80], root[FAKE_PATH_MAX + 16], real[PATH_MAX];
     file_of(r, ".mp4", path, sizeof path);
     snprintf(root, sizeof root, "%s/renders", f->dir);
-    struct http_file_opts o = {.root = realpath(root, real) ? real : NULL, .content_type = "video/mp4"};
+    struct http_file_opts o = {.root = realpath(root, real) ? real : NULL,
+                               .content_type = "video/mp4"};
     http_file_send(req, path, &o);
 }
 

@@ -9,7 +9,8 @@
 #include "fakes/internal.h"
 
 static void refuse(http_req_t *req, int status, const char *d) {
-    http_respond_json(req, status, json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", status, "description", d));
+    http_respond_json(req, status,
+                      json_pack("{s:b,s:i,s:s}", "ok", 0, "error_code", status, "description", d));
 }
 
 void fake_telegram_send(fakes_t *f, http_req_t *req) {
@@ -33,7 +34,8 @@ void fake_telegram_send(fakes_t *f, http_req_t *req) {
         return;
     }
     static int next_id = 1;
-    http_respond_json(req, 200, json_pack("{s:b,s:{s:i,s:I,s:{s:O},s:s}}", "ok", 1, "result", "message_id", next_id++,
-                                          "date", (json_int_t)(clock_now_ms() / 1000), "chat", "id", chat, "text",
-                                          text));
+    http_respond_json(req, 200,
+                      json_pack("{s:b,s:{s:i,s:I,s:{s:O},s:s}}", "ok", 1, "result", "message_id",
+                                next_id++, "date", (json_int_t)(clock_now_ms() / 1000), "chat",
+                                "id", chat, "text", text));
 }

@@ -16,9 +16,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/dir.h"
 #include "core/clock.h"
 #include "core/crypto.h"
+#include "core/dir.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "fakes/internal.h"
@@ -112,8 +112,8 @@ static bool user_ok(const char *u) {
     if (n == 0 || n > 64)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= 'A' && u[i] <= 'Z') || (u[i] >= '0' && u[i] <= '9') ||
-              u[i] == '_' || u[i] == '.' || u[i] == '-'))
+        if (!((u[i] >= 'a' && u[i] <= 'z') || (u[i] >= 'A' && u[i] <= 'Z') ||
+              (u[i] >= '0' && u[i] <= '9') || u[i] == '_' || u[i] == '.' || u[i] == '-'))
             return false;
     return true;
 }
@@ -161,11 +161,14 @@ void fake_upload(fakes_t *f, http_req_t *req) {
     memcpy(body, req->body.data ? req->body.data : "", req->body.len);
     body[req->body.len] = '\0';
     int n = parse_form(body, req->body.len, http_header(req, "Content-Type", NULL), fs, MAX_FIELDS);
-    const char *video = n > 0 ? field(fs, n, "video") : NULL, *title = n > 0 ? field(fs, n, "title") : NULL,
-               *user = n > 0 ? field(fs, n, "user") : NULL, *platform = n > 0 ? field(fs, n, "platform[]") : NULL;
+    const char *video = n > 0 ? field(fs, n, "video") : NULL,
+               *title = n > 0 ? field(fs, n, "title") : NULL,
+               *user = n > 0 ? field(fs, n, "user") : NULL,
+               *platform = n > 0 ? field(fs, n, "platform[]") : NULL;
     if (n < 0) {
         fail(req, 400, "Request must be multipart/form-data");
-    } else if (!video || (strncmp(video, "https://", 8) != 0 && strncmp(video, "http://", 7) != 0)) {
+    } else if (!video ||
+               (strncmp(video, "https://", 8) != 0 && strncmp(video, "http://", 7) != 0)) {
         fail(req, 400, "video must be a URL");
     } else if (!title || !*title) {
         fail(req, 400, "title is required");
@@ -183,14 +186,15 @@ void fake_upload(fakes_t *f, http_req_t *req) {
         json_t *results = results_for(user, platform, seed);
         char rid[64];
         fake_hash_id("req_", seed, 24, rid, sizeof rid);
-        json_t *state = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:I}", "request_id", rid, "video", video, "title", title,
-                                  "user", user, "tags", tags, "results", results, "created_at",
-                                  (json_int_t)(clock_now_ms() / 1000));
+        json_t *state = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O,s:I}", "request_id", rid, "video",
+                                  video, "title", title, "user", user, "tags", tags, "results",
+                                  results, "created_at", (json_int_t)(clock_now_ms() / 1000));
         char path[FAKE_PATH_MAX + 100];
         snprintf(path, sizeof path, "%s/uploads/%s.json", f->dir, rid);
         remember(f, rid, results);
-        bool async = (field(fs, n, "async_upload") && strcmp(field(fs, n, "async_upload"), "true") == 0) ||
-                     config_int(f->cfg, S_FAKE_PUBLISH_PENDING_POLLS) > 0;
+        bool async =
+            (field(fs, n, "async_upload") && strcmp(field(fs, n, "async_upload"), "true") == 0) ||
+            config_int(f->cfg, S_FAKE_PUBLISH_PENDING_POLLS) > 0;
         log_info("fakes", "upload published", LF_S("request_id", rid), LF_S("user", user));
         struct published *pb = xmalloc(sizeof *pb);
         pb->req = req;
@@ -201,7 +205,8 @@ void fake_upload(fakes_t *f, http_req_t *req) {
         s->oneshot = true;
         fake_save_json_then(s, state, answer_published, pb); /* answered once on disk */
         json_decref(state);
-        json_decref(results); /* results_for's reference (state, the list and the answer hold theirs) */
+        json_decref(
+            results); /* results_for's reference (state, the list and the answer hold theirs) */
     }
     free(body);
 }
@@ -223,11 +228,14 @@ void fake_upload_status(fakes_t *f, http_req_t *req) {
         return;
     }
     if (u->polls++ < config_int(f->cfg, S_FAKE_PUBLISH_PENDING_POLLS)) {
-        http_respond_json(req, 200, json_pack("{s:b,s:s,s:s}", "success", 1, "request_id", rid, "status", "in_progress"));
+        http_respond_json(
+            req, 200,
+            json_pack("{s:b,s:s,s:s}", "success", 1, "request_id", rid, "status", "in_progress"));
         return;
     }
-    http_respond_json(req, 200, json_pack("{s:b,s:s,s:s,s:O}", "success", 1, "request_id", rid, "status", "completed",
-                                          "results", u->results));
+    http_respond_json(req, 200,
+                      json_pack("{s:b,s:s,s:s,s:O}", "success", 1, "request_id", rid, "status",
+                                "completed", "results", u->results));
 }
 
 void fake_uploads_resume(struct fakes *f) {

@@ -20,10 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/dir.h"
 #include "core/clock.h"
 #include "core/cpuprio.h"
 #include "core/crypto.h"
+#include "core/dir.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/webhook.h"
@@ -60,8 +60,8 @@ static bool id_ok(const char *id) {
     if (n < 7 || n > 40)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') || (id[i] >= '0' && id[i] <= '9') ||
-              id[i] == '_' || id[i] == '-'))
+        if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+              (id[i] >= '0' && id[i] <= '9') || id[i] == '_' || id[i] == '-'))
             return false;
     return true;
 }
@@ -72,10 +72,11 @@ static void path_of(const struct fake_video *v, const char *ext, char *out, size
 }
 
 static json_t *state_json(const struct fake_video *v) {
-    json_t *j = json_pack("{s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:i,s:b,s:I}", "id", v->id, "idempotency_key", v->key,
-                          "video_index", v->index, "model", v->model, "seconds", v->seconds, "size", v->size,
-                          "status", v->status, "progress", v->progress, "delivered", v->delivered, "created_at",
-                          (json_int_t)v->created_at);
+    json_t *j =
+        json_pack("{s:s,s:s,s:i,s:s,s:i,s:s,s:s,s:i,s:b,s:I}", "id", v->id, "idempotency_key",
+                  v->key, "video_index", v->index, "model", v->model, "seconds", v->seconds, "size",
+                  v->size, "status", v->status, "progress", v->progress, "delivered", v->delivered,
+                  "created_at", (json_int_t)v->created_at);
     json_object_set_new(j, "error", v->error[0] ? json_string(v->error) : json_null());
     return j;
 }
@@ -90,11 +91,14 @@ static void save(struct fake_video *v) {
 static json_t *api_json(const struct fake_video *v) {
     char secs[8];
     snprintf(secs, sizeof secs, "%d", v->seconds);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:s}", "id", v->id, "object", "video", "model", v->model,
-                          "status", v->status, "progress", v->progress, "created_at", (json_int_t)v->created_at,
-                          "seconds", secs, "size", v->size);
+    json_t *j =
+        json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:s}", "id", v->id, "object", "video", "model",
+                  v->model, "status", v->status, "progress", v->progress, "created_at",
+                  (json_int_t)v->created_at, "seconds", secs, "size", v->size);
     if (v->error[0])
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", "video_generation_failed", "message", v->error));
+        json_object_set_new(
+            j, "error",
+            json_pack("{s:s,s:s}", "code", "video_generation_failed", "message", v->error));
     return j;
 }
 
@@ -138,7 +142,8 @@ static void on_delivered(const struct http_response *r, void *ud) {
     if (r->outcome == HC_OK) {
         v->delivered = true;
         save(v);
-        log_info("fakes", "video event delivered", LF_S("video_id", v->id), LF_S("status", v->status));
+        log_info("fakes", "video event delivered", LF_S("video_id", v->id),
+                 LF_S("status", v->status));
     } else if (r->outcome == HC_RETRY && ++v->attempts < MAX_DELIVERY_ATTEMPTS) {
         uint64_t ms = 250u << (v->attempts < 7 ? v->attempts : 7);
         log_info("fakes", "video event delivery failed, will retry", LF_S("video_id", v->id),
@@ -162,13 +167,15 @@ static void deliver(struct fake_video *v) {
     snprintf(seed, sizeof seed, "%s:%s", v->id, type);
     fake_hash_id("evt_", seed, 32, evt, sizeof evt);
     int64_t now = clock_now_ms() / 1000;
-    json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:{s:s}}", "id", evt, "object", "event", "created_at",
-                             (json_int_t)now, "type", type, "data", "id", v->id);
+    json_t *body = json_pack("{s:s,s:s,s:I,s:s,s:{s:s}}", "id", evt, "object", "event",
+                             "created_at", (json_int_t)now, "type", type, "data", "id", v->id);
     char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(body);
     char sig[WEBHOOK_STD_SIG_LEN];
-    if (webhook_sign_standard(config_str(f->cfg, S_OPENAI_WEBHOOK_SECRET), evt, now, text, strlen(text), sig) != 0) {
-        log_warn("fakes", "cannot sign video events: OPENAI_WEBHOOK_SECRET is unusable", LF_S("video_id", v->id));
+    if (webhook_sign_standard(config_str(f->cfg, S_OPENAI_WEBHOOK_SECRET), evt, now, text,
+                              strlen(text), sig) != 0) {
+        log_warn("fakes", "cannot sign video events: OPENAI_WEBHOOK_SECRET is unusable",
+                 LF_S("video_id", v->id));
         free(text);
         return;
     }
@@ -177,8 +184,13 @@ static void deliver(struct fake_video *v) {
     snprintf(h_ts, sizeof h_ts, "webhook-timestamp: %lld", (long long)now);
     snprintf(h_sig, sizeof h_sig, "webhook-signature: %s", sig);
     const char *hdrs[] = {"Content-Type: application/json", h_id, h_ts, h_sig, NULL};
-    struct http_request req = {.method = "POST", .url = f->webhook, .headers = hdrs, .body = text,
-                               .body_len = strlen(text), .timeout_ms = 15000, .max_body = 65536};
+    struct http_request req = {.method = "POST",
+                               .url = f->webhook,
+                               .headers = hdrs,
+                               .body = text,
+                               .body_len = strlen(text),
+                               .timeout_ms = 15000,
+                               .max_body = 65536};
     fake_hold(f);
     if (http_client_send(f->client, &req, on_delivered, v, &v->call) != 0) {
         v->call = NULL;
@@ -200,7 +212,10 @@ static void synth_clip(void *arg) {
     path_of(v, "mp4", out, sizeof out);
     int width = 360, height = 640;
     media_parse_size(config_str(cfg, S_FAKE_CLIP_SIZE), &width, &height);
-    struct media_synth_opts o = {.output = out, .width = width, .height = height, .fps = 30,
+    struct media_synth_opts o = {.output = out,
+                                 .width = width,
+                                 .height = height,
+                                 .fps = 30,
                                  .seconds = config_num(cfg, S_FAKE_CLIP_SECONDS),
                                  .clip_number = v->index >= 0 ? (v->index + 1) % 10000 : 0};
     buf_t err;
@@ -227,7 +242,8 @@ static void synth_done(uv_work_t *w, int status) {
     } else {
         snprintf(v->status, sizeof v->status, "failed");
         snprintf(v->error, sizeof v->error, "clip synthesis failed: %s", v->work_err);
-        log_warn("fakes", "clip synthesis failed", LF_S("video_id", v->id), LF_S("error", v->work_err));
+        log_warn("fakes", "clip synthesis failed", LF_S("video_id", v->id),
+                 LF_S("error", v->work_err));
     }
     save(v);
     schedule(v, (uint64_t)config_int(f->cfg, S_FAKE_VIDEO_DELAY_MS));
@@ -239,7 +255,8 @@ static void start(struct fake_video *v) {
     struct fakes *f = v->f;
     if (v->index >= 0 && v->index == config_int(f->cfg, S_FAKE_VIDEO_FAIL_INDEX)) {
         snprintf(v->status, sizeof v->status, "failed");
-        snprintf(v->error, sizeof v->error, "Video generation failed for clip %d (FAKE_VIDEO_FAIL_INDEX)", v->index);
+        snprintf(v->error, sizeof v->error,
+                 "Video generation failed for clip %d (FAKE_VIDEO_FAIL_INDEX)", v->index);
         save(v);
         schedule(v, (uint64_t)config_int(f->cfg, S_FAKE_VIDEO_DELAY_MS));
         return;
@@ -296,7 +313,8 @@ void fake_video_create(fakes_t *f, http_req_t *req) {
         return;
     json_t *j = req->json;
     const char *prompt = json_string_value(json_object_get(j, "prompt"));
-    json_t *model = json_object_get(j, "model"), *secs = json_object_get(j, "seconds"), *size = json_object_get(j, "size");
+    json_t *model = json_object_get(j, "model"), *secs = json_object_get(j, "seconds"),
+           *size = json_object_get(j, "size");
     if (!prompt || !*prompt) {
         fake_error(req, 400, "invalid_request_error", "Missing required parameter: 'prompt'.");
         return;
@@ -310,19 +328,21 @@ void fake_video_create(fakes_t *f, http_req_t *req) {
         const char *s = json_string_value(secs);
         seconds = s ? atoi(s) : -1;
         if (!s || (seconds != 4 && seconds != 8 && seconds != 12)) {
-            fake_error(req, 400, "invalid_request_error", "Invalid 'seconds': expected one of '4', '8', '12'.");
+            fake_error(req, 400, "invalid_request_error",
+                       "Invalid 'seconds': expected one of '4', '8', '12'.");
             return;
         }
     }
     const char *sz = size ? json_string_value(size) : "720x1280";
-    if (!sz || (strcmp(sz, "720x1280") != 0 && strcmp(sz, "1280x720") != 0 && strcmp(sz, "1024x1792") != 0 &&
-                strcmp(sz, "1792x1024") != 0)) {
+    if (!sz || (strcmp(sz, "720x1280") != 0 && strcmp(sz, "1280x720") != 0 &&
+                strcmp(sz, "1024x1792") != 0 && strcmp(sz, "1792x1024") != 0)) {
         fake_error(req, 400, "invalid_request_error", "Invalid 'size'.");
         return;
     }
     const char *m = model ? json_string_value(model) : "sora-2";
     if (!m || (strcmp(m, "sora-2") != 0 && strcmp(m, "sora-2-pro") != 0)) {
-        fake_error(req, 400, "invalid_request_error", "Invalid 'model': expected 'sora-2' or 'sora-2-pro'.");
+        fake_error(req, 400, "invalid_request_error",
+                   "Invalid 'model': expected 'sora-2' or 'sora-2-pro'.");
         return;
     }
     size_t kn = 0;
@@ -400,8 +420,10 @@ void fake_video_content(fakes_t *f, http_req_t *req) {
     path_of(v, "mp4", path, sizeof path);
     snprintf(root, sizeof root, "%s/videos", f->dir);
     char real[PATH_MAX];
-    struct http_file_opts o = {.root = realpath(root, real) ? real : NULL, .content_type = "video/mp4",
-                               .cache_control = "no-store", .not_found_detail = "Video content not found"};
+    struct http_file_opts o = {.root = realpath(root, real) ? real : NULL,
+                               .content_type = "video/mp4",
+                               .cache_control = "no-store",
+                               .not_found_detail = "Video content not found"};
     http_file_send(req, path, &o);
 }
 
@@ -417,7 +439,8 @@ void fake_videos_resume(struct fakes *f) {
     int resumed = 0, redeliver = 0;
     while ((e = readdir(dir))) {
         size_t n = strlen(e->d_name);
-        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 || strncmp(e->d_name, "video_", 6) != 0)
+        if (n < 6 || strcmp(e->d_name + n - 5, ".json") != 0 ||
+            strncmp(e->d_name, "video_", 6) != 0)
             continue;
         char p[FAKE_PATH_MAX + 300];
         snprintf(p, sizeof p, "%s/%s", d, e->d_name);
@@ -457,7 +480,8 @@ void fake_videos_resume(struct fakes *f) {
     closedir(dir);
     pump(f);
     if (resumed || redeliver)
-        log_info("fakes", "video jobs resumed", LF_I("synthesised_again", resumed), LF_I("events_again", redeliver));
+        log_info("fakes", "video jobs resumed", LF_I("synthesised_again", resumed),
+                 LF_I("events_again", redeliver));
 }
 
 static void on_video_timer_closed(void *ud) {

@@ -219,8 +219,9 @@ void fake_save_json_then(struct fake_saver *s, const json_t *j, void (*cb)(void 
 /* ---- answers ------------------------------------------------------------------------------- */
 
 void fake_error(http_req_t *req, int status, const char *type, const char *message) {
-    http_respond_json(req, status,
-                      json_pack("{s:{s:s,s:s,s:n}}", "error", "message", message, "type", type, "code"));
+    http_respond_json(
+        req, status,
+        json_pack("{s:{s:s,s:s,s:n}}", "error", "message", message, "type", type, "code"));
 }
 
 void fake_hash_id(const char *prefix, const char *text, size_t n, char *out, size_t cap) {
@@ -252,7 +253,8 @@ int fakes_new(uv_loop_t *loop, const config_t *cfg, http_client_t *client, const
         char d[FAKE_PATH_MAX + 16];
         snprintf(d, sizeof d, "%s/%s", f->dir, subs[i]);
         if (fake_mkdirs(d) != 0) {
-            log_error("fakes", "cannot create the state directory", LF_S("dir", d), LF_S("error", strerror(errno)));
+            log_error("fakes", "cannot create the state directory", LF_S("dir", d),
+                      LF_S("error", strerror(errno)));
             free(f);
             return ERR_IO;
         }

@@ -20,7 +20,7 @@ struct fake_saver {
     struct fakes *f;
     char path[FAKE_PATH_MAX];
     char *writing, *next; /* JSON texts */
-    bool busy, oneshot; /* oneshot: heap-allocated, freed after its write */
+    bool busy, oneshot;   /* oneshot: heap-allocated, freed after its write */
     void (*next_cb)(void *ud), (*writing_cb)(void *ud); /* run once that state is on disk */
     void *next_ud, *writing_ud;
     uv_work_t work;
@@ -47,10 +47,10 @@ struct fakes {
     struct fake_video *videos;
     struct fake_render *renders;
     struct fake_upload *uploads;
-    int synth_running;          /* clips on the pool (at most TRANSCODE_MAX_CONCURRENCY) */
-    int busy;                   /* pool work, saves, timers and calls that hold the fakes open */
+    int synth_running; /* clips on the pool (at most TRANSCODE_MAX_CONCURRENCY) */
+    int busy;          /* pool work, saves, timers and calls that hold the fakes open */
     bool closing, freeing;
-    _Atomic bool stopping;      /* closing, as pool threads may read it */
+    _Atomic bool stopping; /* closing, as pool threads may read it */
     void (*close_cb)(void *);
     void *close_ud;
 };

@@ -33,8 +33,8 @@
 #include "core/metrics.h"
 
 #define MAX_REDIRECTS 5
-#define DL_CHUNK (256u << 10)     /* write to disk in pieces of this size */
-#define DL_PAUSE_AT (1u << 20)    /* pause the transfer when this much waits for the disk */
+#define DL_CHUNK (256u << 10)      /* write to disk in pieces of this size */
+#define DL_PAUSE_AT (1u << 20)     /* pause the transfer when this much waits for the disk */
 #define ERROR_BODY_CAP (64u << 10) /* error answers of downloads kept in memory */
 
 struct sock_ctx {
@@ -104,7 +104,8 @@ static void call_free(struct http_call *call);
 static void client_maybe_free(http_client_t *c);
 static int client_multi(http_client_t *c);
 
-/* ---- small pure helpers ----------------------------------------------------------------------- */
+/* ---- small pure helpers -----------------------------------------------------------------------
+ */
 
 enum http_outcome http_status_outcome(int status) {
     if (status >= 200 && status < 300)
@@ -155,9 +156,11 @@ bool http_addr_is_private(const struct sockaddr *sa) {
     if (sa->sa_family == AF_INET6) {
         const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
         static const uint8_t zero[10];
-        if (memcmp(b, zero, 10) == 0 && ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0))) {
+        if (memcmp(b, zero, 10) == 0 &&
+            ((b[10] == 0xff && b[11] == 0xff) || (b[10] == 0 && b[11] == 0))) {
             /* ::ffff:a.b.c.d, ::a.b.c.d, :: and ::1 */
-            uint32_t a = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+            uint32_t a =
+                (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
             if (b[10] == 0 && a <= 1)
                 return true;
             return v4_private(a);
@@ -235,7 +238,8 @@ static bool origin_trusted(const http_client_t *c, const char *origin) {
     return false;
 }
 
-/* ---- curl -> libuv ---------------------------------------------------------------------------- */
+/* ---- curl -> libuv ----------------------------------------------------------------------------
+ */
 
 static void on_sock_closed(uv_handle_t *h) {
     struct sock_ctx *s = h->data;
@@ -340,7 +344,8 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
     return 0;
 }
 
-/* ---- curl's per-transfer callbacks (record only) ---------------------------------------------- */
+/* ---- curl's per-transfer callbacks (record only) ----------------------------------------------
+ */
 
 static void dl_write_next(struct http_call *call);
 
@@ -428,14 +433,17 @@ static curl_socket_t on_opensocket(void *ud, curlsocktype purpose, struct curl_s
         else if (a->family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a->addr)->sin6_addr, ip, sizeof ip);
         call->guard_refused = true;
-        snprintf(call->refused, sizeof call->refused,
-                 "refused address %s (private, loopback or link-local; ALLOW_PRIVATE_URLS is false)", ip);
+        snprintf(
+            call->refused, sizeof call->refused,
+            "refused address %s (private, loopback or link-local; ALLOW_PRIVATE_URLS is false)",
+            ip);
         return CURL_SOCKET_BAD;
     }
     return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
 
-/* ---- completion ------------------------------------------------------------------------------- */
+/* ---- completion -------------------------------------------------------------------------------
+ */
 
 static void list_remove(struct http_call *call) {
     http_client_t *c = call->c;
@@ -513,9 +521,7 @@ static void classify_curl(struct http_call *call, CURLcode rc, enum http_outcome
     }
     const char *what = curl_easy_strerror(rc);
     switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        *o = HC_RETRY, *err = ERR_TIMEOUT;
-        break;
+    case CURLE_OPERATION_TIMEDOUT: *o = HC_RETRY, *err = ERR_TIMEOUT; break;
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_CONNECT:
@@ -525,9 +531,7 @@ static void classify_curl(struct http_call *call, CURLcode rc, enum http_outcome
     case CURLE_PARTIAL_FILE:
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-        *o = HC_RETRY, *err = ERR_UNAVAIL;
-        break;
+    case CURLE_HTTP2_STREAM: *o = HC_RETRY, *err = ERR_UNAVAIL; break;
     case CURLE_FILESIZE_EXCEEDED:
         *o = HC_PERMANENT, *err = ERR_TOOBIG;
         what = "answer larger than the download cap";
@@ -537,12 +541,8 @@ static void classify_curl(struct http_call *call, CURLcode rc, enum http_outcome
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_URL_MALFORMAT:
     case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_TOO_MANY_REDIRECTS:
-        *o = HC_PERMANENT, *err = ERR_INVAL;
-        break;
-    default:
-        *o = HC_RETRY, *err = ERR_UNAVAIL;
-        break;
+    case CURLE_TOO_MANY_REDIRECTS: *o = HC_PERMANENT, *err = ERR_INVAL; break;
+    default: *o = HC_RETRY, *err = ERR_UNAVAIL; break;
     }
     snprintf(reason, cap, "%s", what);
 }
@@ -563,7 +563,8 @@ static void transfer_done(struct http_call *call, CURLcode rc) {
             deliver(call, HC_PERMANENT, ERR_INVAL, status, "redirect without a Location");
             return;
         }
-        if (url_origin(loc, origin, sizeof origin, NULL, 0) != 0 || strcmp(origin, call->origin) != 0) {
+        if (url_origin(loc, origin, sizeof origin, NULL, 0) != 0 ||
+            strcmp(origin, call->origin) != 0) {
             deliver(call, HC_PERMANENT, ERR_FORBIDDEN, status, "redirect to another host refused");
             return;
         }
@@ -706,7 +707,8 @@ static void on_fs_step(uv_fs_t *req) {
             call->disk_error = true;
             call->stage = DL_FINISHING;
             call->result = CURLE_WRITE_ERROR;
-            log_warn("http", "cannot create the download", LF_S("path", call->part), LF_S("error", uv_strerror((int)res)));
+            log_warn("http", "cannot create the download", LF_S("path", call->part),
+                     LF_S("error", uv_strerror((int)res)));
             free(call->part); /* nothing to unlink */
             call->part = NULL;
             finish_download(call);
@@ -755,13 +757,12 @@ static void on_fs_step(uv_fs_t *req) {
             call->disk_error = true;
         finish_download(call);
         return;
-    default: /* close, unlink */
-        finish_download(call);
-        return;
+    default: /* close, unlink */ finish_download(call); return;
     }
 }
 
-/* ---- requests --------------------------------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------------------------------
+ */
 
 static void call_free(struct http_call *call) {
     if (call->easy) {
@@ -830,9 +831,11 @@ int http_client_send(http_client_t *c, const struct http_request *req, http_done
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                     (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms : HTTP_CLIENT_DEFAULT_CONNECT_MS));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS,
-                     (long)(req->timeout_ms > 0 ? req->timeout_ms : HTTP_CLIENT_DEFAULT_TIMEOUT_MS));
+                     (long)(req->connect_timeout_ms > 0 ? req->connect_timeout_ms
+                                                        : HTTP_CLIENT_DEFAULT_CONNECT_MS));
+    curl_easy_setopt(
+        e, CURLOPT_TIMEOUT_MS,
+        (long)(req->timeout_ms > 0 ? req->timeout_ms : HTTP_CLIENT_DEFAULT_TIMEOUT_MS));
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, call);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -842,7 +845,7 @@ int http_client_send(http_client_t *c, const struct http_request *req, http_done
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, ""); /* whatever curl can decode */
     if (guard) {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L); /* same-origin redirects by hand */
-        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");        /* a proxy would hide the address */
+        curl_easy_setopt(e, CURLOPT_NOPROXY, "*");       /* a proxy would hide the address */
     } else {
         curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
         curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)MAX_REDIRECTS);
@@ -861,7 +864,8 @@ int http_client_send(http_client_t *c, const struct http_request *req, http_done
         for (size_t i = 0; i < req->nform; i++) {
             curl_mimepart *part = curl_mime_addpart(call->mime);
             curl_mime_name(part, req->form[i].name);
-            curl_mime_data(part, req->form[i].value ? req->form[i].value : "", CURL_ZERO_TERMINATED);
+            curl_mime_data(part, req->form[i].value ? req->form[i].value : "",
+                           CURL_ZERO_TERMINATED);
         }
         curl_easy_setopt(e, CURLOPT_MIMEPOST, call->mime);
         if (strcmp(m, "POST") != 0)
@@ -890,7 +894,8 @@ int http_client_send(http_client_t *c, const struct http_request *req, http_done
         call->stage = DL_OPENING;
         call->fs.data = call;
         fs_start(call);
-        uv_fs_open(c->loop, &call->fs, call->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640, on_fs_step);
+        uv_fs_open(c->loop, &call->fs, call->part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640,
+                   on_fs_step);
     } else if (curl_multi_add_handle(c->multi, e) != CURLM_OK) {
         list_remove(call);
         c->inflight--;
@@ -930,7 +935,8 @@ void http_call_cancel(http_call_t *call) {
 
 int http_client_inflight(const http_client_t *c) { return c->inflight; }
 
-/* ---- lifecycle -------------------------------------------------------------------------------- */
+/* ---- lifecycle --------------------------------------------------------------------------------
+ */
 
 /*
  * libcurl's global state and the multi handle are made on the first request rather than at
@@ -1038,8 +1044,11 @@ void http_client_close(http_client_t *c, void (*cb)(void *ud), void *ud) {
             http_done_cb ucb = call->cb;
             void *uud = call->ud;
             http_call_cancel(call);
-            struct http_response r = {.outcome = HC_CANCELLED, .err = ERR_UNAVAIL, .retry_after_s = -1,
-                                      .body = "", .error = "client closed"};
+            struct http_response r = {.outcome = HC_CANCELLED,
+                                      .err = ERR_UNAVAIL,
+                                      .retry_after_s = -1,
+                                      .body = "",
+                                      .error = "client closed"};
             if (ucb)
                 ucb(&r, uud);
         } else {

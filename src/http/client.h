@@ -46,10 +46,10 @@ typedef struct http_call http_call_t; /* one request in flight (opaque) */
 enum http_outcome { HC_OK, HC_RETRY, HC_PERMANENT, HC_CANCELLED };
 
 struct http_client_opts {
-    bool allow_private;            /* ALLOW_PRIVATE_URLS */
-    const char *allowed_domains;   /* ALLOWED_MEDIA_DOMAINS (comma list; "" or NULL: any) */
-    uint64_t max_download;         /* MAX_DOWNLOAD_BYTES; 0: 1 GiB */
-    const char *user_agent;        /* NULL: "myloware/<version>" */
+    bool allow_private;          /* ALLOW_PRIVATE_URLS */
+    const char *allowed_domains; /* ALLOWED_MEDIA_DOMAINS (comma list; "" or NULL: any) */
+    uint64_t max_download;       /* MAX_DOWNLOAD_BYTES; 0: 1 GiB */
+    const char *user_agent;      /* NULL: "myloware/<version>" */
 };
 
 /* One multipart/form-data field: a plain value (Upload-Post sends URLs, not files). A name may
@@ -59,22 +59,22 @@ struct http_form_field {
 };
 
 struct http_request {
-    const char *method;            /* "GET" (NULL), "POST", "PUT", "DELETE", "HEAD" */
-    const char *url;               /* absolute http(s) URL */
-    const char *const *headers;    /* NULL-terminated "Name: value" lines, or NULL (copied) */
-    const void *body;              /* request body (copied), or NULL */
+    const char *method;         /* "GET" (NULL), "POST", "PUT", "DELETE", "HEAD" */
+    const char *url;            /* absolute http(s) URL */
+    const char *const *headers; /* NULL-terminated "Name: value" lines, or NULL (copied) */
+    const void *body;           /* request body (copied), or NULL */
     size_t body_len;
     const struct http_form_field *form; /* multipart form instead of body (copied), or NULL */
     size_t nform;
-    int64_t connect_timeout_ms;    /* 0: HTTP_CLIENT_DEFAULT_CONNECT_MS */
-    int64_t timeout_ms;            /* whole transfer; 0: HTTP_CLIENT_DEFAULT_TIMEOUT_MS */
-    size_t max_body;               /* in-memory answer cap; 0: HTTP_CLIENT_DEFAULT_MAX_BODY */
-    const char *download_path;     /* stream a 2xx body to this file instead (see above) */
-    uint64_t max_download;         /* download cap; 0: the client's max_download */
-    bool guard;                    /* the URL came from outside: apply the URL guard */
-    const char *provider;          /* label for logs and myloware_provider_requests_total, or NULL */
-    const char *log_url;           /* shown in errors and logs instead of url (a secret in the
-                                      path, e.g. Telegram's bot token), or NULL */
+    int64_t connect_timeout_ms; /* 0: HTTP_CLIENT_DEFAULT_CONNECT_MS */
+    int64_t timeout_ms;         /* whole transfer; 0: HTTP_CLIENT_DEFAULT_TIMEOUT_MS */
+    size_t max_body;            /* in-memory answer cap; 0: HTTP_CLIENT_DEFAULT_MAX_BODY */
+    const char *download_path;  /* stream a 2xx body to this file instead (see above) */
+    uint64_t max_download;      /* download cap; 0: the client's max_download */
+    bool guard;                 /* the URL came from outside: apply the URL guard */
+    const char *provider;       /* label for logs and myloware_provider_requests_total, or NULL */
+    const char *log_url;        /* shown in errors and logs instead of url (a secret in the
+                                   path, e.g. Telegram's bot token), or NULL */
 };
 
 /* Valid only during the completion callback. */
@@ -88,9 +88,9 @@ struct http_response {
     const char *body;         /* in-memory answer (NUL-terminated, "" when none); for a download,
                                  the error answer's first bytes when the status was not 2xx */
     size_t body_len;
-    uint64_t downloaded;      /* bytes written to download_path (HC_OK: the file's size) */
-    const char *error;        /* "" on HC_OK, else one sentence without secrets */
-    double total_s;           /* transfer time */
+    uint64_t downloaded; /* bytes written to download_path (HC_OK: the file's size) */
+    const char *error;   /* "" on HC_OK, else one sentence without secrets */
+    double total_s;      /* transfer time */
 };
 
 typedef void (*http_done_cb)(const struct http_response *r, void *ud);

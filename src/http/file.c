@@ -77,14 +77,27 @@ const char *http_file_content_type(const char *name) {
     static const struct {
         const char *ext, *type;
     } types[] = {
-        {"mp4", "video/mp4"},         {"m4v", "video/mp4"},         {"mov", "video/quicktime"},
-        {"webm", "video/webm"},       {"mkv", "video/x-matroska"},  {"jpg", "image/jpeg"},
-        {"jpeg", "image/jpeg"},       {"png", "image/png"},         {"gif", "image/gif"},
-        {"webp", "image/webp"},       {"svg", "image/svg+xml"},     {"json", "application/json"},
-        {"txt", "text/plain; charset=utf-8"}, {"html", "text/html; charset=utf-8"},
-        {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-        {"mp3", "audio/mpeg"},        {"m4a", "audio/mp4"},         {"wav", "audio/wav"},
-        {"srt", "application/x-subrip"}, {"vtt", "text/vtt; charset=utf-8"},
+        {"mp4", "video/mp4"},
+        {"m4v", "video/mp4"},
+        {"mov", "video/quicktime"},
+        {"webm", "video/webm"},
+        {"mkv", "video/x-matroska"},
+        {"jpg", "image/jpeg"},
+        {"jpeg", "image/jpeg"},
+        {"png", "image/png"},
+        {"gif", "image/gif"},
+        {"webp", "image/webp"},
+        {"svg", "image/svg+xml"},
+        {"json", "application/json"},
+        {"txt", "text/plain; charset=utf-8"},
+        {"html", "text/html; charset=utf-8"},
+        {"css", "text/css; charset=utf-8"},
+        {"js", "text/javascript; charset=utf-8"},
+        {"mp3", "audio/mpeg"},
+        {"m4a", "audio/mp4"},
+        {"wav", "audio/wav"},
+        {"srt", "application/x-subrip"},
+        {"vtt", "text/vtt; charset=utf-8"},
     };
     const char *dot = name ? strrchr(name, '.') : NULL;
     if (dot && !strchr(dot, '/'))
@@ -297,8 +310,8 @@ static void answer(struct fsend *f, const uv_stat_t *st) {
     http_date((int64_t)st->st_mtim.tv_sec, lastmod, sizeof lastmod);
     buf_t h;
     buf_init(&h, 16384);
-    buf_printf(&h, "Accept-Ranges: bytes\r\nETag: %s\r\nLast-Modified: %s\r\nCache-Control: %s\r\n", etag,
-               lastmod, f->cache_control ? f->cache_control : "public, max-age=3600");
+    buf_printf(&h, "Accept-Ranges: bytes\r\nETag: %s\r\nLast-Modified: %s\r\nCache-Control: %s\r\n",
+               etag, lastmod, f->cache_control ? f->cache_control : "public, max-age=3600");
     if (f->extra)
         buf_puts(&h, f->extra);
     const char *ct = f->content_type ? f->content_type : http_file_content_type(f->path);
@@ -330,8 +343,8 @@ static void answer(struct fsend *f, const uv_stat_t *st) {
         int r = usable ? http_file_parse_range(rv, n, size, &first, &last) : 0;
         if (r == ERR_RANGE) {
             buf_printf(&h, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
-            http_respond_error(req, 416, "range_not_satisfiable", "Requested range not satisfiable", NULL,
-                               h.data);
+            http_respond_error(req, 416, "range_not_satisfiable", "Requested range not satisfiable",
+                               NULL, h.data);
             goto answered;
         }
         if (r == 1) {
@@ -418,7 +431,8 @@ static void on_realpath(uv_fs_t *fs) {
     char *real = xstrdup((const char *)fs->ptr);
     uv_fs_req_cleanup(fs);
     size_t rl = strlen(f->root);
-    bool inside = strncmp(real, f->root, rl) == 0 && (real[rl] == '/' || (rl == 1 && f->root[0] == '/'));
+    bool inside =
+        strncmp(real, f->root, rl) == 0 && (real[rl] == '/' || (rl == 1 && f->root[0] == '/'));
     if (!inside) {
         free(real);
         fail(f, 400, "bad_request", f->invalid ? f->invalid : "Invalid path");

@@ -23,12 +23,13 @@
 #include "http/server.h"
 
 struct http_file_opts {
-    const char *root;             /* realpath of the directory the file must resolve inside, or NULL */
-    const char *content_type;     /* NULL: from the file name's extension */
-    const char *cache_control;    /* NULL: "public, max-age=3600" */
-    const char *extra_headers;    /* NULL or full "Name: value\r\n" lines (copied) */
+    const char *root;          /* realpath of the directory the file must resolve inside, or NULL */
+    const char *content_type;  /* NULL: from the file name's extension */
+    const char *cache_control; /* NULL: "public, max-age=3600" */
+    const char *extra_headers; /* NULL or full "Name: value\r\n" lines (copied) */
     const char *not_found_detail; /* 404 detail; NULL: "Not found" */
-    const char *invalid_detail;   /* 400 detail when the path resolves outside root; NULL: "Invalid path" */
+    const char
+        *invalid_detail; /* 400 detail when the path resolves outside root; NULL: "Invalid path" */
 };
 
 /*

@@ -43,8 +43,8 @@ struct http_conn {
     bool reading, in_drive, blocked, eof, close_after_write;
     int nwrites, open_handles;
     uint16_t hoff[HTTP_MAX_HEADERS][2]; /* name and value offsets into req->head */
-    uint64_t deadline_ms; /* when the timer should act; 0: no deadline (handling) */
-    uint64_t fires_ms;    /* when the running libuv timer fires */
+    uint64_t deadline_ms;               /* when the timer should act; 0: no deadline (handling) */
+    uint64_t fires_ms;                  /* when the running libuv timer fires */
     /* a streaming answer in progress (http_stream_*) */
     http_stream_cb stream_cb;
     void *stream_ud;
@@ -319,7 +319,8 @@ static size_t fmt_u64(char *out, uint64_t v) {
 }
 
 /* Finds (creating) the request counter and duration histogram for these labels. */
-static void series_lookup(struct series_slot *sl, const char *method, const char *route, int status) {
+static void series_lookup(struct series_slot *sl, const char *method, const char *route,
+                          int status) {
     buf_t lb;
     buf_init(&lb, 1024);
     metrics_label(&lb, "method", method);
@@ -596,13 +597,14 @@ static void stream_record(http_req_t *req, int status, uint64_t len) {
     metrics_series_add(sl.count, 1);
     metrics_series_observe(M_HTTP_DURATION, sl.duration, ms / 1000.0);
     if (req->server->o.access_log)
-        log_info("http", "request", LF_S("request_id", req->request_id), LF_S("method", req->method),
-                 LF_S("route", route), LF_I("status", status), LF_I("bytes", (long long)len),
-                 LF_D("duration_ms", ms), LF_B("streamed", true));
+        log_info("http", "request", LF_S("request_id", req->request_id),
+                 LF_S("method", req->method), LF_S("route", route), LF_I("status", status),
+                 LF_I("bytes", (long long)len), LF_D("duration_ms", ms), LF_B("streamed", true));
 }
 
-int http_stream_begin(http_req_t *req, int status, const char *content_type, uint64_t content_length,
-                      const char *extra_headers, http_stream_cb cb, void *ud) {
+int http_stream_begin(http_req_t *req, int status, const char *content_type,
+                      uint64_t content_length, const char *extra_headers, http_stream_cb cb,
+                      void *ud) {
     if (req->head_only || !cb)
         return ERR_INVAL;
     struct http_conn *c = req->conn;
@@ -742,8 +744,8 @@ static bool parse_json_body(http_req_t *req) {
     size_t n = 0;
     const char *ct = http_header(req, "Content-Type", &n);
     if (!ct || !is_json_type(ct, n)) {
-        http_respond_error(req, 415, "unsupported_media_type", "Content-Type must be application/json",
-                           NULL, NULL);
+        http_respond_error(req, 415, "unsupported_media_type",
+                           "Content-Type must be application/json", NULL, NULL);
         return false;
     }
     json_error_t e;
@@ -752,7 +754,8 @@ static bool parse_json_body(http_req_t *req) {
         if (j)
             json_decref(j);
         http_respond_error(req, 400, "invalid_json",
-                           j ? "Request body must be a JSON object" : "Request body is not valid JSON",
+                           j ? "Request body must be a JSON object"
+                             : "Request body is not valid JSON",
                            NULL, NULL);
         return false;
     }
@@ -805,7 +808,8 @@ bool http_rate_check_hdr(http_req_t *req, const char *extra_headers) {
         return true;
     char limit[64], hdr[1024];
     ratelimit_describe(rl, limit, sizeof limit);
-    snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n%.900s", retry, extra_headers ? extra_headers : "");
+    snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n%.900s", retry,
+             extra_headers ? extra_headers : "");
     json_t *extra = json_pack("{s:i,s:s}", "retry_after_seconds", retry, "limit", limit);
     http_respond_error(req, 429, "rate_limited", "Rate limit exceeded", extra, hdr);
     return false;
@@ -881,7 +885,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t n) {
     return CONN(p)->head_done ? trailer_add(CONN(p), n) : head_add(CONN(p), at, n);
 }
 
-static int on_header_value_complete(llhttp_t *p) { return CONN(p)->head_done ? 0 : head_add(CONN(p), "", 1); }
+static int on_header_value_complete(llhttp_t *p) {
+    return CONN(p)->head_done ? 0 : head_add(CONN(p), "", 1);
+}
 
 static int on_headers_complete(llhttp_t *p) {
     struct http_conn *c = CONN(p);
@@ -921,7 +927,8 @@ static int on_headers_complete(llhttp_t *p) {
 
     int rc = router_match(s->o.routes, s->o.nroutes, r->method, r->path, r->path_len, &r->match);
     c->early_err = rc; /* remembered until dispatch; limits below take precedence */
-    size_t cap = (!rc && (r->match.route->flags & R_WEBHOOK)) ? s->o.max_webhook_body : s->o.max_body;
+    size_t cap =
+        (!rc && (r->match.route->flags & R_WEBHOOK)) ? s->o.max_webhook_body : s->o.max_body;
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > cap) {
         c->early_err = ERR_TOOBIG;
         return -1;
@@ -1170,7 +1177,8 @@ static void timer_cb(uv_timer_t *t) {
         }
         timer_arm(c);
     } else if (c->close_after_write || c->streaming)
-        conn_close(c); /* the final (or a streaming) answer is stuck on a client that does not read */
+        conn_close(
+            c); /* the final (or a streaming) answer is stuck on a client that does not read */
 }
 
 /* One timer per connection, re-armed lazily: requests only move c->deadline_ms, and the libuv

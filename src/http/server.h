@@ -153,8 +153,9 @@ void http_respond_err(http_req_t *req, int err, const char *detail);
  * Transfer-Encoding: chunked (HTTP/1.0: no length, the connection closes at the end). */
 #define HTTP_STREAM_CHUNKED UINT64_MAX
 typedef void (*http_stream_cb)(http_req_t *req, int status, void *ud);
-int http_stream_begin(http_req_t *req, int status, const char *content_type, uint64_t content_length,
-                      const char *extra_headers, http_stream_cb cb, void *ud);
+int http_stream_begin(http_req_t *req, int status, const char *content_type,
+                      uint64_t content_length, const char *extra_headers, http_stream_cb cb,
+                      void *ud);
 int http_stream_write(http_req_t *req, char *data, size_t len);
 void http_stream_end(http_req_t *req, bool complete);
 

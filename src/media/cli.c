@@ -17,8 +17,8 @@
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 static int usage(const char *cmd, const char *msg, const char *arg) {
-    fprintf(stderr, "myloware media %s: %s%s%s\nTry 'myloware media %s --help'.\n", cmd, msg, arg ? ": " : "",
-            arg ? arg : "", cmd);
+    fprintf(stderr, "myloware media %s: %s%s%s\nTry 'myloware media %s --help'.\n", cmd, msg,
+            arg ? ": " : "", arg ? arg : "", cmd);
     return EXIT_USAGE;
 }
 
@@ -146,13 +146,15 @@ int media_cmd_probe(config_t *cfg, int argc, char **argv) {
     if (media_probe(argv[0], &mi, &err) != 0)
         return fail("probe", &err);
     buf_release(&err);
-    printf("{\"format\": \"%s\", \"video_codec\": \"%s\", \"pix_fmt\": \"%s\", \"width\": %d, \"height\": %d, "
+    printf("{\"format\": \"%s\", \"video_codec\": \"%s\", \"pix_fmt\": \"%s\", \"width\": %d, "
+           "\"height\": %d, "
            "\"fps\": %.3f, \"duration\": %.3f, \"video_duration\": %.3f, \"video_frames\": %lld, "
            "\"has_audio\": %s, \"audio_codec\": \"%s\", \"sample_rate\": %d, \"channels\": %d, "
            "\"bit_rate\": %lld, \"faststart\": %s}\n",
-           mi.format, mi.video_codec, mi.pix_fmt, mi.width, mi.height, mi.fps, mi.duration, mi.video_duration,
-           (long long)mi.video_frames, mi.has_audio ? "true" : "false", mi.audio_codec, mi.sample_rate, mi.channels,
-           (long long)mi.bit_rate, mi.faststart ? "true" : "false");
+           mi.format, mi.video_codec, mi.pix_fmt, mi.width, mi.height, mi.fps, mi.duration,
+           mi.video_duration, (long long)mi.video_frames, mi.has_audio ? "true" : "false",
+           mi.audio_codec, mi.sample_rate, mi.channels, (long long)mi.bit_rate,
+           mi.faststart ? "true" : "false");
     return EXIT_OK;
 }
 

@@ -62,12 +62,13 @@ static void load(void) {
     }
     ff_api_t api;
     memset(&api, 0, sizeof api);
-#define FF_RESOLVE(lib, name)                                                                     \
+#define FF_RESOLVE(lib, name)                                                                      \
     do {                                                                                           \
         void *p = dlsym(h[lib], #name);                                                            \
         if (!p) {                                                                                  \
-            snprintf(load_err, sizeof load_err, "cannot load the FFmpeg library %s: it has no function %s", \
-                     sonames[lib], #name);                                                         \
+            snprintf(load_err, sizeof load_err,                                                    \
+                     "cannot load the FFmpeg library %s: it has no function %s", sonames[lib],     \
+                     #name);                                                                       \
             load_rc = ERR_INTERNAL;                                                                \
             close_all(h);                                                                          \
             return;                                                                                \

@@ -13,7 +13,8 @@
  * binary has no FFmpeg library to resolve it against), so the list cannot silently fall behind:
  * add the function to FF_FUNCS and to the #define block below, with the library it lives in.
  * Header-inline functions and macros that call library functions (av_err2str ->
- * av_make_error_string -> av_strerror, ...) would bypass the redirection: the link catches them too.
+ * av_make_error_string -> av_strerror, ...) would bypass the redirection: the link catches them
+ * too.
  */
 #ifndef MYLOWARE_MEDIA_FF_H
 #define MYLOWARE_MEDIA_FF_H
@@ -34,91 +35,99 @@
 #include "core/buf.h"
 
 /* The libraries, in load order (each after those it depends on). */
-enum ff_lib { FF_AVUTIL, FF_SWRESAMPLE, FF_SWSCALE, FF_AVCODEC, FF_AVFORMAT, FF_AVFILTER, FF_NLIBS };
+enum ff_lib {
+    FF_AVUTIL,
+    FF_SWRESAMPLE,
+    FF_SWSCALE,
+    FF_AVCODEC,
+    FF_AVFORMAT,
+    FF_AVFILTER,
+    FF_NLIBS
+};
 
 /* X(library, function): every FFmpeg function the code calls. */
-#define FF_FUNCS(X) \
-    X(FF_AVUTIL, av_channel_layout_compare) \
-    X(FF_AVUTIL, av_channel_layout_copy) \
-    X(FF_AVUTIL, av_channel_layout_default) \
-    X(FF_AVUTIL, av_channel_layout_uninit) \
-    X(FF_AVUTIL, av_dict_free) \
-    X(FF_AVUTIL, av_dict_set) \
-    X(FF_AVUTIL, av_dict_set_int) \
-    X(FF_AVUTIL, av_frame_alloc) \
-    X(FF_AVUTIL, av_frame_free) \
-    X(FF_AVUTIL, av_frame_get_buffer) \
-    X(FF_AVUTIL, av_frame_make_writable) \
-    X(FF_AVUTIL, av_frame_move_ref) \
-    X(FF_AVUTIL, av_frame_ref) \
-    X(FF_AVUTIL, av_frame_unref) \
-    X(FF_AVUTIL, av_free) \
-    X(FF_AVUTIL, av_get_pix_fmt_name) \
-    X(FF_AVUTIL, av_log_set_level) \
-    X(FF_AVUTIL, av_malloc_array) \
-    X(FF_AVUTIL, av_opt_set) \
-    X(FF_AVUTIL, av_pix_fmt_desc_get) \
-    X(FF_AVUTIL, av_rescale) \
-    X(FF_AVUTIL, av_rescale_q) \
-    X(FF_AVUTIL, av_strdup) \
-    X(FF_AVUTIL, av_strerror) \
-    X(FF_AVUTIL, avutil_version) \
-    X(FF_SWRESAMPLE, swr_alloc_set_opts2) \
-    X(FF_SWRESAMPLE, swr_convert) \
-    X(FF_SWRESAMPLE, swr_free) \
-    X(FF_SWRESAMPLE, swr_get_out_samples) \
-    X(FF_SWRESAMPLE, swr_init) \
-    X(FF_SWRESAMPLE, swresample_version) \
-    X(FF_SWSCALE, sws_freeContext) \
-    X(FF_SWSCALE, sws_getContext) \
-    X(FF_SWSCALE, sws_scale) \
-    X(FF_SWSCALE, swscale_version) \
-    X(FF_AVCODEC, av_packet_alloc) \
-    X(FF_AVCODEC, av_packet_free) \
-    X(FF_AVCODEC, av_packet_rescale_ts) \
-    X(FF_AVCODEC, av_packet_unref) \
-    X(FF_AVCODEC, avcodec_alloc_context3) \
-    X(FF_AVCODEC, avcodec_find_decoder) \
-    X(FF_AVCODEC, avcodec_find_encoder) \
-    X(FF_AVCODEC, avcodec_find_encoder_by_name) \
-    X(FF_AVCODEC, avcodec_free_context) \
-    X(FF_AVCODEC, avcodec_get_name) \
-    X(FF_AVCODEC, avcodec_open2) \
-    X(FF_AVCODEC, avcodec_parameters_from_context) \
-    X(FF_AVCODEC, avcodec_parameters_to_context) \
-    X(FF_AVCODEC, avcodec_receive_frame) \
-    X(FF_AVCODEC, avcodec_receive_packet) \
-    X(FF_AVCODEC, avcodec_send_frame) \
-    X(FF_AVCODEC, avcodec_send_packet) \
-    X(FF_AVCODEC, avcodec_version) \
-    X(FF_AVFORMAT, av_find_best_stream) \
-    X(FF_AVFORMAT, av_guess_format) \
-    X(FF_AVFORMAT, av_interleaved_write_frame) \
-    X(FF_AVFORMAT, av_probe_input_buffer2) \
-    X(FF_AVFORMAT, av_read_frame) \
-    X(FF_AVFORMAT, av_seek_frame) \
-    X(FF_AVFORMAT, av_write_trailer) \
-    X(FF_AVFORMAT, avformat_alloc_context) \
-    X(FF_AVFORMAT, avformat_alloc_output_context2) \
-    X(FF_AVFORMAT, avformat_close_input) \
-    X(FF_AVFORMAT, avformat_find_stream_info) \
-    X(FF_AVFORMAT, avformat_free_context) \
-    X(FF_AVFORMAT, avformat_new_stream) \
-    X(FF_AVFORMAT, avformat_open_input) \
-    X(FF_AVFORMAT, avformat_version) \
-    X(FF_AVFORMAT, avformat_write_header) \
-    X(FF_AVFORMAT, avio_closep) \
-    X(FF_AVFORMAT, avio_open2) \
-    X(FF_AVFILTER, av_buffersink_get_frame) \
-    X(FF_AVFILTER, av_buffersrc_add_frame_flags) \
-    X(FF_AVFILTER, avfilter_get_by_name) \
-    X(FF_AVFILTER, avfilter_graph_alloc) \
-    X(FF_AVFILTER, avfilter_graph_alloc_filter) \
-    X(FF_AVFILTER, avfilter_graph_config) \
-    X(FF_AVFILTER, avfilter_graph_create_filter) \
-    X(FF_AVFILTER, avfilter_graph_free) \
-    X(FF_AVFILTER, avfilter_init_str) \
-    X(FF_AVFILTER, avfilter_link) \
+#define FF_FUNCS(X)                                                                                \
+    X(FF_AVUTIL, av_channel_layout_compare)                                                        \
+    X(FF_AVUTIL, av_channel_layout_copy)                                                           \
+    X(FF_AVUTIL, av_channel_layout_default)                                                        \
+    X(FF_AVUTIL, av_channel_layout_uninit)                                                         \
+    X(FF_AVUTIL, av_dict_free)                                                                     \
+    X(FF_AVUTIL, av_dict_set)                                                                      \
+    X(FF_AVUTIL, av_dict_set_int)                                                                  \
+    X(FF_AVUTIL, av_frame_alloc)                                                                   \
+    X(FF_AVUTIL, av_frame_free)                                                                    \
+    X(FF_AVUTIL, av_frame_get_buffer)                                                              \
+    X(FF_AVUTIL, av_frame_make_writable)                                                           \
+    X(FF_AVUTIL, av_frame_move_ref)                                                                \
+    X(FF_AVUTIL, av_frame_ref)                                                                     \
+    X(FF_AVUTIL, av_frame_unref)                                                                   \
+    X(FF_AVUTIL, av_free)                                                                          \
+    X(FF_AVUTIL, av_get_pix_fmt_name)                                                              \
+    X(FF_AVUTIL, av_log_set_level)                                                                 \
+    X(FF_AVUTIL, av_malloc_array)                                                                  \
+    X(FF_AVUTIL, av_opt_set)                                                                       \
+    X(FF_AVUTIL, av_pix_fmt_desc_get)                                                              \
+    X(FF_AVUTIL, av_rescale)                                                                       \
+    X(FF_AVUTIL, av_rescale_q)                                                                     \
+    X(FF_AVUTIL, av_strdup)                                                                        \
+    X(FF_AVUTIL, av_strerror)                                                                      \
+    X(FF_AVUTIL, avutil_version)                                                                   \
+    X(FF_SWRESAMPLE, swr_alloc_set_opts2)                                                          \
+    X(FF_SWRESAMPLE, swr_convert)                                                                  \
+    X(FF_SWRESAMPLE, swr_free)                                                                     \
+    X(FF_SWRESAMPLE, swr_get_out_samples)                                                          \
+    X(FF_SWRESAMPLE, swr_init)                                                                     \
+    X(FF_SWRESAMPLE, swresample_version)                                                           \
+    X(FF_SWSCALE, sws_freeContext)                                                                 \
+    X(FF_SWSCALE, sws_getContext)                                                                  \
+    X(FF_SWSCALE, sws_scale)                                                                       \
+    X(FF_SWSCALE, swscale_version)                                                                 \
+    X(FF_AVCODEC, av_packet_alloc)                                                                 \
+    X(FF_AVCODEC, av_packet_free)                                                                  \
+    X(FF_AVCODEC, av_packet_rescale_ts)                                                            \
+    X(FF_AVCODEC, av_packet_unref)                                                                 \
+    X(FF_AVCODEC, avcodec_alloc_context3)                                                          \
+    X(FF_AVCODEC, avcodec_find_decoder)                                                            \
+    X(FF_AVCODEC, avcodec_find_encoder)                                                            \
+    X(FF_AVCODEC, avcodec_find_encoder_by_name)                                                    \
+    X(FF_AVCODEC, avcodec_free_context)                                                            \
+    X(FF_AVCODEC, avcodec_get_name)                                                                \
+    X(FF_AVCODEC, avcodec_open2)                                                                   \
+    X(FF_AVCODEC, avcodec_parameters_from_context)                                                 \
+    X(FF_AVCODEC, avcodec_parameters_to_context)                                                   \
+    X(FF_AVCODEC, avcodec_receive_frame)                                                           \
+    X(FF_AVCODEC, avcodec_receive_packet)                                                          \
+    X(FF_AVCODEC, avcodec_send_frame)                                                              \
+    X(FF_AVCODEC, avcodec_send_packet)                                                             \
+    X(FF_AVCODEC, avcodec_version)                                                                 \
+    X(FF_AVFORMAT, av_find_best_stream)                                                            \
+    X(FF_AVFORMAT, av_guess_format)                                                                \
+    X(FF_AVFORMAT, av_interleaved_write_frame)                                                     \
+    X(FF_AVFORMAT, av_probe_input_buffer2)                                                         \
+    X(FF_AVFORMAT, av_read_frame)                                                                  \
+    X(FF_AVFORMAT, av_seek_frame)                                                                  \
+    X(FF_AVFORMAT, av_write_trailer)                                                               \
+    X(FF_AVFORMAT, avformat_alloc_context)                                                         \
+    X(FF_AVFORMAT, avformat_alloc_output_context2)                                                 \
+    X(FF_AVFORMAT, avformat_close_input)                                                           \
+    X(FF_AVFORMAT, avformat_find_stream_info)                                                      \
+    X(FF_AVFORMAT, avformat_free_context)                                                          \
+    X(FF_AVFORMAT, avformat_new_stream)                                                            \
+    X(FF_AVFORMAT, avformat_open_input)                                                            \
+    X(FF_AVFORMAT, avformat_version)                                                               \
+    X(FF_AVFORMAT, avformat_write_header)                                                          \
+    X(FF_AVFORMAT, avio_closep)                                                                    \
+    X(FF_AVFORMAT, avio_open2)                                                                     \
+    X(FF_AVFILTER, av_buffersink_get_frame)                                                        \
+    X(FF_AVFILTER, av_buffersrc_add_frame_flags)                                                   \
+    X(FF_AVFILTER, avfilter_get_by_name)                                                           \
+    X(FF_AVFILTER, avfilter_graph_alloc)                                                           \
+    X(FF_AVFILTER, avfilter_graph_alloc_filter)                                                    \
+    X(FF_AVFILTER, avfilter_graph_config)                                                          \
+    X(FF_AVFILTER, avfilter_graph_create_filter)                                                   \
+    X(FF_AVFILTER, avfilter_graph_free)                                                            \
+    X(FF_AVFILTER, avfilter_init_str)                                                              \
+    X(FF_AVFILTER, avfilter_link)                                                                  \
     X(FF_AVFILTER, avfilter_version)
 
 typedef struct ff_api {

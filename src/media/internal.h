@@ -22,7 +22,8 @@
 int media_lib_init(buf_t *err);
 
 /* Appends "<what>: <av_strerror(averr)>" to err (err may be NULL). Returns code. */
-int media_fail_av(buf_t *err, int code, int averr, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+int media_fail_av(buf_t *err, int code, int averr, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Appends the sentence to err (may be NULL). Returns code. */
 int media_fail(buf_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -50,8 +51,8 @@ int media_commit_file(const char *tmp, const char *path, buf_t *err);
 /* ---- the output writer ---- */
 
 struct mout_opts {
-    const char *path;        /* final name; written as a temp file, renamed by mout_finish */
-    const char *format;      /* muxer name ("mp4"); NULL: guessed from path */
+    const char *path;   /* final name; written as a temp file, renamed by mout_finish */
+    const char *format; /* muxer name ("mp4"); NULL: guessed from path */
     int width, height;
     AVRational time_base;    /* of the video frames' pts */
     AVRational frame_rate;   /* nominal */

@@ -9,10 +9,10 @@
 #include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -118,23 +118,29 @@ static void run_transcode(struct job_ctx *ctx) {
         job_set_error(ctx, JO_PERMANENT, "payload: thumbnail must be a string");
         goto out;
     }
-    if (!get_int(p, "width", MEDIA_MIN_DIM, MEDIA_MAX_DIM, &w) || !get_int(p, "height", MEDIA_MIN_DIM, MEDIA_MAX_DIM, &h) ||
-        (w | h) & 1) {
-        job_set_error(ctx, JO_PERMANENT, "payload: width and height must be even integers from %d to %d",
+    if (!get_int(p, "width", MEDIA_MIN_DIM, MEDIA_MAX_DIM, &w) ||
+        !get_int(p, "height", MEDIA_MIN_DIM, MEDIA_MAX_DIM, &h) || (w | h) & 1) {
+        job_set_error(ctx, JO_PERMANENT,
+                      "payload: width and height must be even integers from %d to %d",
                       MEDIA_MIN_DIM, MEDIA_MAX_DIM);
         goto out;
     }
     if (!get_int(p, "fps", 1, MEDIA_MAX_FPS, &fps)) {
-        job_set_error(ctx, JO_PERMANENT, "payload: fps must be an integer from 1 to %d", MEDIA_MAX_FPS);
+        job_set_error(ctx, JO_PERMANENT, "payload: fps must be an integer from 1 to %d",
+                      MEDIA_MAX_FPS);
         goto out;
     }
     if ((rc = media_resolve_path(root, s_in, true, in, sizeof in)) != 0) {
-        job_set_error(ctx, JO_PERMANENT, "payload: input %s", rc == ERR_NOTFOUND ? "does not exist" : "must be a file inside the media directory");
+        job_set_error(ctx, JO_PERMANENT, "payload: input %s",
+                      rc == ERR_NOTFOUND ? "does not exist"
+                                         : "must be a file inside the media directory");
         goto out;
     }
     if (media_resolve_path(root, s_out, false, out, sizeof out) != 0 ||
         (s_thumb && media_resolve_path(root, s_thumb, false, thumb, sizeof thumb) != 0)) {
-        job_set_error(ctx, JO_PERMANENT, "payload: output and thumbnail must be plain names in existing directories inside the media directory");
+        job_set_error(ctx, JO_PERMANENT,
+                      "payload: output and thumbnail must be plain names in existing directories "
+                      "inside the media directory");
         goto out;
     }
     if (strcmp(in, out) == 0 || (s_thumb && (strcmp(thumb, out) == 0 || strcmp(thumb, in) == 0))) {
@@ -163,7 +169,8 @@ static void run_transcode(struct job_ctx *ctx) {
         size_t rl = strlen(root);
         char real_root[PATH_MAX];
         const char *rel = out;
-        if (realpath(root, real_root) && (rl = strlen(real_root)) && strncmp(out, real_root, rl) == 0 && out[rl] == '/')
+        if (realpath(root, real_root) && (rl = strlen(real_root)) &&
+            strncmp(out, real_root, rl) == 0 && out[rl] == '/')
             rel = out + rl + 1;
         free(ctx->result_url);
         ctx->result_url = strdup(rel);
@@ -180,7 +187,10 @@ static const struct job_type types[] = {
 };
 /* the same job under a test.* name, which POST /_test/jobs accepts (ENVIRONMENT=test only) */
 static const struct job_type test_types[] = {
-    {.name = "test.media.transcode", .kind = JK_POOL, .run_pool = run_transcode, .cap_group = "media"},
+    {.name = "test.media.transcode",
+     .kind = JK_POOL,
+     .run_pool = run_transcode,
+     .cap_group = "media"},
 };
 
 /* Temp files older than this are leftovers of a killed process (a live encode rewrites its own

@@ -7,8 +7,8 @@
  *    "width": 1080, "height": 1920, "fps": 30}
  * input and output are required, thumbnail optional (absent or null); the paths are relative
  * to MEDIA_DIR (or absolute) and must resolve inside MEDIA_DIR after symlinks and `..` are
- * resolved (a permanent failure otherwise); the output's directory must exist. width and height (even,
- * before RENDER_SCALE, which the job applies) and fps are required. TRANSCODE_PRESET and
+ * resolved (a permanent failure otherwise); the output's directory must exist. width and height
+ * (even, before RENDER_SCALE, which the job applies) and fps are required. TRANSCODE_PRESET and
  * TRANSCODE_CRF come from the settings; the codec threads of one job are the cores divided by
  * TRANSCODE_MAX_CONCURRENCY (at least 1), the x264 options TRANSCODE_X264_PARAMS. Like every
  * job of the "media" cap group it runs at TRANSCODE_PRIORITY (queue/dispatcher.h), so the loop

@@ -3,10 +3,10 @@
  * and the small helpers. Transcode and render are in transcode.c, the output writer in
  * output.c, clip synthesis in synth.c. Worker threads unless a comment says otherwise.
  */
+#include "media/ff.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include "media/ff.h"
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/dir.h"
 #include "core/crypto.h"
+#include "core/dir.h"
 #include "core/err.h"
 #include "media/internal.h"
 
@@ -26,12 +26,33 @@
  * subtitles, device and network formats) can reach other files or URLs, or turn text into
  * "video", and is refused. */
 static const char *const demuxers[] = {
-    "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm", "avi", "flv", "mpegts", "mpeg", "ogg", "asf", "gif",
-    "h264", "hevc", "m4v", "mjpeg", "ivf", "nut", "yuv4mpegpipe", "dv", "mxf", "wav", "mp3", "aac",
-    "flac", "obu", "av1",
+    "mov,mp4,m4a,3gp,3g2,mj2",
+    "matroska,webm",
+    "avi",
+    "flv",
+    "mpegts",
+    "mpeg",
+    "ogg",
+    "asf",
+    "gif",
+    "h264",
+    "hevc",
+    "m4v",
+    "mjpeg",
+    "ivf",
+    "nut",
+    "yuv4mpegpipe",
+    "dv",
+    "mxf",
+    "wav",
+    "mp3",
+    "aac",
+    "flac",
+    "obu",
+    "av1",
 };
 #define DEMUXER_LIST                                                                               \
-    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,gif,h264,hevc,m4v,mjpeg,"    \
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,ogg,asf,gif,h264,hevc,m4v,mjpeg,"   \
     "ivf,nut,yuv4mpegpipe,dv,mxf,wav,mp3,aac,flac,obu,av1"
 
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
@@ -76,7 +97,8 @@ int media_fail(buf_t *err, int code, const char *fmt, ...) {
     return code;
 }
 
-/* ---- inputs ------------------------------------------------------------------------------------ */
+/* ---- inputs ------------------------------------------------------------------------------------
+ */
 
 static bool demuxer_allowed(const char *name) {
     for (size_t i = 0; i < sizeof demuxers / sizeof demuxers[0]; i++)
@@ -106,8 +128,8 @@ int media_input_open(const char *path, AVFormatContext **out, buf_t *err) {
     if (!path || !*path)
         return media_fail(err, ERR_INVAL, "no input path");
     if (stat(path, &st) != 0)
-        return media_fail(err, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot open '%s': %s", path,
-                          strerror(errno));
+        return media_fail(err, errno == ENOENT ? ERR_NOTFOUND : ERR_IO, "cannot open '%s': %s",
+                          path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return media_fail(err, ERR_MEDIATYPE, "cannot open '%s': not a regular file", path);
     if (st.st_size == 0)
@@ -164,11 +186,13 @@ void media_input_close(AVFormatContext **ic) {
     avio_closep(&pb);
 }
 
-int media_decoder_open(AVFormatContext *ic, int idx, int threads, AVCodecContext **out, buf_t *err) {
+int media_decoder_open(AVFormatContext *ic, int idx, int threads, AVCodecContext **out,
+                       buf_t *err) {
     AVStream *st = ic->streams[idx];
     const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
     if (!codec)
-        return media_fail(err, ERR_MEDIATYPE, "no decoder for codec '%s'", avcodec_get_name(st->codecpar->codec_id));
+        return media_fail(err, ERR_MEDIATYPE, "no decoder for codec '%s'",
+                          avcodec_get_name(st->codecpar->codec_id));
     AVCodecContext *c = avcodec_alloc_context3(codec);
     if (!c)
         abort();
@@ -196,7 +220,8 @@ double media_stream_seconds(const AVFormatContext *ic, int idx) {
     return 0;
 }
 
-/* ---- temp files -------------------------------------------------------------------------------- */
+/* ---- temp files --------------------------------------------------------------------------------
+ */
 
 int media_temp_name(const char *path, char *out, size_t n) {
     const char *slash = strrchr(path, '/');
@@ -258,7 +283,8 @@ static int sweep_dir(const char *dir, int depth, time_t cutoff) {
             continue;
         if (S_ISDIR(st.st_mode) && depth < 8)
             removed += sweep_dir(p, depth + 1, cutoff);
-        else if (S_ISREG(st.st_mode) && is_temp_name(e->d_name) && st.st_mtime < cutoff && unlink(p) == 0)
+        else if (S_ISREG(st.st_mode) && is_temp_name(e->d_name) && st.st_mtime < cutoff &&
+                 unlink(p) == 0)
             removed++;
     }
     closedir(d);
@@ -269,7 +295,8 @@ int media_sweep_temp(const char *dir, int older_than_s) {
     return dir && *dir ? sweep_dir(dir, 0, time(NULL) - older_than_s) : 0;
 }
 
-/* ---- probe ------------------------------------------------------------------------------------- */
+/* ---- probe -------------------------------------------------------------------------------------
+ */
 
 /* Walks the top-level boxes of an MP4/MOV file: true when moov comes before the first mdat. */
 static bool moov_first(const char *path) {
@@ -373,7 +400,8 @@ out:
     return rc;
 }
 
-/* ---- thumbnail --------------------------------------------------------------------------------- */
+/* ---- thumbnail ---------------------------------------------------------------------------------
+ */
 
 static int write_jpeg(const AVFrame *src, const char *output, buf_t *err) {
     const AVCodec *codec = avcodec_find_encoder(AV_CODEC_ID_MJPEG);
@@ -415,8 +443,8 @@ static int write_jpeg(const AVFrame *src, const char *output, buf_t *err) {
         rc = media_fail_av(err, ERR_INTERNAL, ret, "cannot open the JPEG encoder");
         goto out;
     }
-    sws = sws_getContext(src->width, src->height, (enum AVPixelFormat)src->format, w, h, AV_PIX_FMT_YUVJ420P,
-                         SWS_BICUBIC, NULL, NULL, NULL);
+    sws = sws_getContext(src->width, src->height, (enum AVPixelFormat)src->format, w, h,
+                         AV_PIX_FMT_YUVJ420P, SWS_BICUBIC, NULL, NULL, NULL);
     if (!sws) {
         rc = media_fail(err, ERR_MEDIATYPE, "cannot convert the frame for the thumbnail");
         goto out;
@@ -428,7 +456,8 @@ static int write_jpeg(const AVFrame *src, const char *output, buf_t *err) {
         rc = media_fail_av(err, ERR_NOMEM, ret, "cannot allocate a frame");
         goto out;
     }
-    sws_scale(sws, (const uint8_t *const *)src->data, src->linesize, 0, src->height, f->data, f->linesize);
+    sws_scale(sws, (const uint8_t *const *)src->data, src->linesize, 0, src->height, f->data,
+              f->linesize);
     f->pts = 0;
     if ((ret = avcodec_send_frame(c, f)) < 0 || (ret = avcodec_send_frame(c, NULL)) < 0 ||
         (ret = avcodec_receive_packet(c, pkt)) < 0) {
@@ -483,7 +512,8 @@ int media_thumbnail(const char *input, const char *output_jpg, buf_t *err) {
     AVStream *st = ic->streams[vi];
     double dur = media_stream_seconds(ic, vi);
     double target = fmin(1.0, dur / 2);
-    double start = st->start_time != AV_NOPTS_VALUE ? (double)st->start_time * av_q2d(st->time_base) : 0;
+    double start =
+        st->start_time != AV_NOPTS_VALUE ? (double)st->start_time * av_q2d(st->time_base) : 0;
     if (target > 0) {
         int64_t ts = (int64_t)((start + target) / av_q2d(st->time_base));
         if (av_seek_frame(ic, vi, ts, AVSEEK_FLAG_BACKWARD) < 0)
@@ -537,7 +567,8 @@ out:
     return rc;
 }
 
-/* ---- helpers ----------------------------------------------------------------------------------- */
+/* ---- helpers -----------------------------------------------------------------------------------
+ */
 
 static int even_clamp(double v) {
     int n = (int)lrint(v / 2) * 2;
@@ -579,9 +610,9 @@ static void versions_init(void) {
     snprintf(versions, sizeof versions,
              "libavformat %u.%u.%u, libavcodec %u.%u.%u, libavutil %u.%u.%u, libavfilter %u.%u.%u, "
              "libswscale %u.%u.%u, libswresample %u.%u.%u",
-             v[0] >> 16, v[0] >> 8 & 255, v[0] & 255, v[1] >> 16, v[1] >> 8 & 255, v[1] & 255, v[2] >> 16,
-             v[2] >> 8 & 255, v[2] & 255, v[3] >> 16, v[3] >> 8 & 255, v[3] & 255, v[4] >> 16,
-             v[4] >> 8 & 255, v[4] & 255, v[5] >> 16, v[5] >> 8 & 255, v[5] & 255);
+             v[0] >> 16, v[0] >> 8 & 255, v[0] & 255, v[1] >> 16, v[1] >> 8 & 255, v[1] & 255,
+             v[2] >> 16, v[2] >> 8 & 255, v[2] & 255, v[3] >> 16, v[3] >> 8 & 255, v[3] & 255,
+             v[4] >> 16, v[4] >> 8 & 255, v[4] & 255, v[5] >> 16, v[5] >> 8 & 255, v[5] & 255);
 }
 
 const char *media_versions(void) {

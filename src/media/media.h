@@ -83,12 +83,12 @@ typedef int (*media_progress_fn)(double done, void *ud);
 /* ---- clip synthesis (the fake video provider; also the tests' input generator) -------------- */
 
 struct media_synth_opts {
-    const char *output;  /* the container is chosen from the extension: .mp4 .mov .mkv .webm .avi */
-    int width, height;   /* MEDIA_MIN_DIM..MEDIA_MAX_DIM; odd sizes allowed when the codec allows */
-    int fps;             /* 1..MEDIA_MAX_FPS */
-    double seconds;      /* > 0, <= MEDIA_MAX_SECONDS */
-    int clip_number;     /* drawn big in the middle of every frame (0..9999, built-in digits: no
-                            font needed); it also sets the tone's pitch (440 Hz + 40 Hz * (n % 12)) */
+    const char *output; /* the container is chosen from the extension: .mp4 .mov .mkv .webm .avi */
+    int width, height;  /* MEDIA_MIN_DIM..MEDIA_MAX_DIM; odd sizes allowed when the codec allows */
+    int fps;            /* 1..MEDIA_MAX_FPS */
+    double seconds;     /* > 0, <= MEDIA_MAX_SECONDS */
+    int clip_number;    /* drawn big in the middle of every frame (0..9999, built-in digits: no
+                           font needed); it also sets the tone's pitch (440 Hz + 40 Hz * (n % 12)) */
     /* For tests; zero values give the fake provider's clip: H.264 + AAC. */
     const char *video_codec; /* encoder name: NULL "libx264"; e.g. "mpeg4", "libvpx-vp9", "ffv1" */
     bool no_audio;           /* no audio track at all */
@@ -106,7 +106,8 @@ struct media_synth_opts {
  */
 int media_synth_clip(const struct media_synth_opts *opts, buf_t *err);
 
-/* ---- transcode --------------------------------------------------------------------------------- */
+/* ---- transcode ---------------------------------------------------------------------------------
+ */
 
 struct media_transcode_opts {
     const char *input;     /* any file in a whitelisted container with a decodable video stream */
@@ -116,7 +117,7 @@ struct media_transcode_opts {
     int fps;               /* 1..MEDIA_MAX_FPS: output frame rate (frames dropped/duplicated) */
     const char *preset;    /* x264 preset; NULL: "veryfast" (TRANSCODE_PRESET) */
     int crf;               /* 0..51 (TRANSCODE_CRF, 23) */
-    int threads;           /* codec threads (decoder and libx264); 0: automatic, as the ffmpeg CLI */
+    int threads; /* codec threads (decoder and libx264); 0: automatic, as the ffmpeg CLI */
     const char *x264_params; /* x264 options "key=value:..." (config_x264_params_ok); NULL:
                                 MEDIA_X264_PARAMS; "": x264's own defaults for the preset */
 };
@@ -137,7 +138,8 @@ struct media_transcode_opts {
 int media_transcode(const struct media_transcode_opts *opts, media_progress_fn progress, void *ud,
                     buf_t *err);
 
-/* ---- thumbnail --------------------------------------------------------------------------------- */
+/* ---- thumbnail ---------------------------------------------------------------------------------
+ */
 
 /*
  * Writes a JPEG (full-range yuvj420p, the video's display size) of the first frame at or after
@@ -146,7 +148,8 @@ int media_transcode(const struct media_transcode_opts *opts, media_progress_fn p
  */
 int media_thumbnail(const char *input, const char *output_jpg, buf_t *err);
 
-/* ---- render ------------------------------------------------------------------------------------ */
+/* ---- render ------------------------------------------------------------------------------------
+ */
 
 struct media_render_clip {
     const char *path;    /* an input as for media_transcode */
@@ -165,9 +168,9 @@ struct media_render_opts {
     int crf;
     int threads;
     const char *x264_params; /* as for media_transcode */
-    const char *font; /* RENDER_FONT: a TrueType file. NULL, or a path that is not a readable
-                         file: the render still succeeds, without overlays */
-    bool *overlays_drawn; /* optional out: set to whether the overlays were burned */
+    const char *font;        /* RENDER_FONT: a TrueType file. NULL, or a path that is not a readable
+                                file: the render still succeeds, without overlays */
+    bool *overlays_drawn;    /* optional out: set to whether the overlays were burned */
 };
 
 /*
@@ -180,7 +183,8 @@ struct media_render_opts {
 int media_render(const struct media_render_opts *opts, media_progress_fn progress, void *ud,
                  buf_t *err);
 
-/* ---- probe ------------------------------------------------------------------------------------- */
+/* ---- probe -------------------------------------------------------------------------------------
+ */
 
 struct media_info {
     char format[64];       /* demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" */
@@ -195,8 +199,8 @@ struct media_info {
     double audio_duration; /* the same for the first audio stream (0 without one) */
     bool has_video, has_audio;
     int sample_rate, channels;
-    int64_t bit_rate;      /* of the container, bits/s (0 when unknown) */
-    bool faststart;        /* MP4/MOV: a top-level moov box comes before the first mdat */
+    int64_t bit_rate; /* of the container, bits/s (0 when unknown) */
+    bool faststart;   /* MP4/MOV: a top-level moov box comes before the first mdat */
 };
 
 /*
@@ -207,7 +211,8 @@ struct media_info {
  */
 int media_probe(const char *path, struct media_info *out, buf_t *err);
 
-/* ---- helpers ----------------------------------------------------------------------------------- */
+/* ---- helpers -----------------------------------------------------------------------------------
+ */
 
 /*
  * RENDER_SCALE for callers: *ow x *oh = w x h times scale, rounded to even numbers, at least

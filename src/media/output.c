@@ -6,8 +6,8 @@
  * the muxer moves moov to the front), syncs and renames; mout_free removes what is left.
  * Worker thread; one writer per call.
  */
-#include <errno.h>
 #include "media/ff.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -110,7 +110,8 @@ static int open_video(struct mout *m, const struct mout_opts *o, buf_t *err) {
 
 static int open_audio(struct mout *m, buf_t *err) {
     bool webm = strcmp(m->oc->oformat->name, "webm") == 0;
-    const AVCodec *codec = webm ? avcodec_find_encoder_by_name("libopus") : avcodec_find_encoder(AV_CODEC_ID_AAC);
+    const AVCodec *codec =
+        webm ? avcodec_find_encoder_by_name("libopus") : avcodec_find_encoder(AV_CODEC_ID_AAC);
     if (!codec)
         return media_fail(err, ERR_INTERNAL, "no %s encoder", webm ? "Opus" : "AAC");
     AVCodecContext *c = m->aenc = avcodec_alloc_context3(codec);
@@ -132,10 +133,11 @@ static int open_audio(struct mout *m, buf_t *err) {
     if (ret < 0)
         return media_fail_av(err, ERR_INTERNAL, ret, "cannot open the %s encoder", codec->name);
     m->frame_size = c->frame_size > 0 ? c->frame_size : 1024;
-    m->small_last = (codec->capabilities & (AV_CODEC_CAP_SMALL_LAST_FRAME | AV_CODEC_CAP_VARIABLE_FRAME_SIZE)) != 0;
+    m->small_last = (codec->capabilities &
+                     (AV_CODEC_CAP_SMALL_LAST_FRAME | AV_CODEC_CAP_VARIABLE_FRAME_SIZE)) != 0;
     if (c->sample_fmt != AV_SAMPLE_FMT_FLTP) {
-        ret = swr_alloc_set_opts2(&m->swr, &c->ch_layout, c->sample_fmt, MEDIA_RATE, &c->ch_layout, AV_SAMPLE_FMT_FLTP,
-                                  MEDIA_RATE, 0, NULL);
+        ret = swr_alloc_set_opts2(&m->swr, &c->ch_layout, c->sample_fmt, MEDIA_RATE, &c->ch_layout,
+                                  AV_SAMPLE_FMT_FLTP, MEDIA_RATE, 0, NULL);
         if (ret >= 0)
             ret = swr_init(m->swr);
         if (ret < 0)

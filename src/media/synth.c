@@ -20,7 +20,8 @@ static const unsigned char digits[10][7] = {
     {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}, {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C},
 };
 
-static void fill_rect(AVFrame *f, const AVPixFmtDescriptor *d, int x0, int y0, int w, int h, int y, int uv) {
+static void fill_rect(AVFrame *f, const AVPixFmtDescriptor *d, int x0, int y0, int w, int h, int y,
+                      int uv) {
     for (int p = 0; p < 3; p++) {
         int sx = p ? d->log2_chroma_w : 0, sy = p ? d->log2_chroma_h : 0;
         int v = p ? uv : y;
@@ -38,8 +39,8 @@ static void fill_rect(AVFrame *f, const AVPixFmtDescriptor *d, int x0, int y0, i
 /* Draws n in white on a black box in the middle (8-bit planar YUV only; others are left as is). */
 static void draw_number(AVFrame *f, int n) {
     const AVPixFmtDescriptor *d = av_pix_fmt_desc_get((enum AVPixelFormat)f->format);
-    if (!d || (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) || !(d->flags & AV_PIX_FMT_FLAG_PLANAR) ||
-        d->nb_components < 3 || d->comp[0].depth != 8)
+    if (!d || (d->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL)) ||
+        !(d->flags & AV_PIX_FMT_FLAG_PLANAR) || d->nb_components < 3 || d->comp[0].depth != 8)
         return;
     char s[16];
     int len = snprintf(s, sizeof s, "%d", n);
@@ -63,13 +64,15 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
         return lrc;
     if (!o || !o->output || !*o->output)
         return media_fail(err, ERR_INVAL, "an output path is required");
-    if (o->width < MEDIA_MIN_DIM || o->width > MEDIA_MAX_DIM || o->height < MEDIA_MIN_DIM || o->height > MEDIA_MAX_DIM)
-        return media_fail(err, ERR_INVAL, "clip size %dx%d: %d to %d", o->width, o->height, MEDIA_MIN_DIM,
-                          MEDIA_MAX_DIM);
+    if (o->width < MEDIA_MIN_DIM || o->width > MEDIA_MAX_DIM || o->height < MEDIA_MIN_DIM ||
+        o->height > MEDIA_MAX_DIM)
+        return media_fail(err, ERR_INVAL, "clip size %dx%d: %d to %d", o->width, o->height,
+                          MEDIA_MIN_DIM, MEDIA_MAX_DIM);
     if (o->fps < 1 || o->fps > MEDIA_MAX_FPS)
         return media_fail(err, ERR_INVAL, "frame rate %d: 1 to %d", o->fps, MEDIA_MAX_FPS);
     if (!(o->seconds > 0) || o->seconds > MEDIA_MAX_SECONDS)
-        return media_fail(err, ERR_INVAL, "clip length %g s: more than 0, at most %g", o->seconds, MEDIA_MAX_SECONDS);
+        return media_fail(err, ERR_INVAL, "clip length %g s: more than 0, at most %g", o->seconds,
+                          MEDIA_MAX_SECONDS);
     if (o->clip_number < 0 || o->clip_number > 9999)
         return media_fail(err, ERR_INVAL, "clip number %d: 0 to 9999", o->clip_number);
 
@@ -104,12 +107,15 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
         abort();
     char args[256];
     snprintf(args, sizeof args, "size=%dx%d:rate=%d", o->width, o->height, o->fps);
-    ret = avfilter_graph_create_filter(&src, avfilter_get_by_name("testsrc2"), "src", args, NULL, g);
+    ret =
+        avfilter_graph_create_filter(&src, avfilter_get_by_name("testsrc2"), "src", args, NULL, g);
     snprintf(args, sizeof args, "pix_fmts=%s", av_get_pix_fmt_name(mout_pix_fmt(m)));
     if (ret >= 0)
-        ret = avfilter_graph_create_filter(&fmt, avfilter_get_by_name("format"), "format", args, NULL, g);
+        ret = avfilter_graph_create_filter(&fmt, avfilter_get_by_name("format"), "format", args,
+                                           NULL, g);
     if (ret >= 0)
-        ret = avfilter_graph_create_filter(&sink, avfilter_get_by_name("buffersink"), "sink", NULL, NULL, g);
+        ret = avfilter_graph_create_filter(&sink, avfilter_get_by_name("buffersink"), "sink", NULL,
+                                           NULL, g);
     if (ret >= 0)
         ret = avfilter_link(src, 0, fmt, 0);
     if (ret >= 0)
@@ -122,7 +128,8 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
     }
 
     if (o->audio_seconds < 0 || o->audio_seconds > MEDIA_MAX_SECONDS) {
-        rc = media_fail(err, ERR_INVAL, "audio length %g s: 0 to %g", o->audio_seconds, MEDIA_MAX_SECONDS);
+        rc = media_fail(err, ERR_INVAL, "audio length %g s: 0 to %g", o->audio_seconds,
+                        MEDIA_MAX_SECONDS);
         goto out;
     }
     int64_t audio_total = o->audio_seconds > 0 ? llrint(o->audio_seconds * MEDIA_RATE)
@@ -156,7 +163,8 @@ int media_synth_clip(const struct media_synth_opts *o, buf_t *err) {
             while (n > 0) {
                 int k = n < per_frame ? n : per_frame;
                 for (int j = 0; j < k; j++) {
-                    float v = (float)(0.3 * sin(2 * M_PI * hz * (double)(samples_done + j) / MEDIA_RATE));
+                    float v =
+                        (float)(0.3 * sin(2 * M_PI * hz * (double)(samples_done + j) / MEDIA_RATE));
                     tone[0][j] = tone[1][j] = v;
                 }
                 if ((rc = mout_audio(m, (const float *const *)tone, k, err)) != 0 ||

@@ -7,8 +7,8 @@
  * video's length (whole output frames), so the clips stay in sync however many are joined.
  * Worker thread; blocking.
  */
-#include <errno.h>
 #include "media/ff.h"
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +20,7 @@
 #include "core/mem.h"
 #include "media/internal.h"
 
-static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster", "fast",
+static const char *const presets[] = {"ultrafast", "superfast", "veryfast", "faster",   "fast",
                                       "medium",    "slow",      "slower",   "veryslow", "placebo"};
 
 /* the whole call */
@@ -57,18 +57,20 @@ struct clip {
     AVFrame *frame;
     AVFrame *last;          /* the last decoded video frame (a reference) */
     int64_t frames, limit;  /* video frames written for this clip; at most limit */
-    double declared;       /* the video stream's length, else the container's (seconds) */
+    double declared;        /* the video stream's length, else the container's (seconds) */
     bool declared_is_video; /* false: the container's, which audio may outlast the video in */
-    double start;          /* the container's start */
-    double vstart, vend;   /* covered by decoded video */
-    int64_t next_ts;       /* where the next frame starts when it has no timestamp */
-    double aend;           /* end of the last audio packet */
+    double start;           /* the container's start */
+    double vstart, vend;    /* covered by decoded video */
+    int64_t next_ts;        /* where the next frame starts when it has no timestamp */
+    double aend;            /* end of the last audio packet */
     bool have_start, corrupt;
     int64_t vpackets, verrors, vframes;
     int last_err;
 };
 
-static int64_t audio_at(const struct run *r, int64_t frames) { return av_rescale(frames, MEDIA_RATE, r->fps); }
+static int64_t audio_at(const struct run *r, int64_t frames) {
+    return av_rescale(frames, MEDIA_RATE, r->fps);
+}
 
 static int report(struct run *r, double clip_done) {
     if (!r->progress)
@@ -211,8 +213,9 @@ static int build_graph(struct run *r, struct clip *c, const AVFrame *fr, buf_t *
     c->graph->nb_threads = r->threads;
     char args[512];
     int ret = 0;
-    snprintf(args, sizeof args, "video_size=%dx%d:pix_fmt=%d:time_base=%d/%d:pixel_aspect=%d/%d", fr->width,
-             fr->height, fr->format, st->time_base.num, st->time_base.den, sar.num, sar.den);
+    snprintf(args, sizeof args, "video_size=%dx%d:pix_fmt=%d:time_base=%d/%d:pixel_aspect=%d/%d",
+             fr->width, fr->height, fr->format, st->time_base.num, st->time_base.den, sar.num,
+             sar.den);
     c->src = add_filter(c->graph, "buffer", args, &ret);
     snprintf(args, sizeof args, "fps=%d", r->fps);
     AVFilterContext *fps = add_filter(c->graph, "fps", args, &ret);
@@ -242,7 +245,8 @@ static int build_graph(struct run *r, struct clip *c, const AVFrame *fr, buf_t *
         if (rc)
             return rc;
     }
-    if ((ret = avfilter_link(last, 0, c->sink, 0)) < 0 || (ret = avfilter_graph_config(c->graph, NULL)) < 0)
+    if ((ret = avfilter_link(last, 0, c->sink, 0)) < 0 ||
+        (ret = avfilter_graph_config(c->graph, NULL)) < 0)
         return media_fail_av(err, ERR_INTERNAL, ret, "cannot set up the video filters");
     c->gw = fr->width;
     c->gh = fr->height;
@@ -265,13 +269,16 @@ static int pull_video(struct run *r, struct clip *c, buf_t *err) {
         }
         c->frames++;
         r->filt->pts = r->frames;
-        r->filt->pict_type = AV_PICTURE_TYPE_NONE; /* the encoder places its key frames, as the CLI */
+        r->filt->pict_type =
+            AV_PICTURE_TYPE_NONE; /* the encoder places its key frames, as the CLI */
         int rc = mout_video(r->m, r->filt, err);
         av_frame_unref(r->filt);
         if (rc)
             return rc;
         r->frames++;
-        if (c->ai < 0 && (rc = mout_audio(r->m, NULL, (int)(audio_at(r, r->frames) - mout_audio_queued(r->m)), err)))
+        if (c->ai < 0 &&
+            (rc = mout_audio(r->m, NULL, (int)(audio_at(r, r->frames) - mout_audio_queued(r->m)),
+                             err)))
             return rc;
         if ((rc = mout_audio_allow(r->m, audio_at(r, r->frames), err)) != 0)
             return rc;
@@ -313,8 +320,9 @@ static int on_video_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
     /* the frame's length in stream ticks: its packet's, else the nominal rate's, else 1/25 s */
     AVRational rate = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? st->avg_frame_rate
                       : st->r_frame_rate.num > 0 && st->r_frame_rate.den > 0   ? st->r_frame_rate
-                                                                               : (AVRational){25, 1};
-    int64_t dur = fr->pkt_duration > 0 ? fr->pkt_duration : av_rescale_q(1, av_inv_q(rate), st->time_base);
+                                                                             : (AVRational){25, 1};
+    int64_t dur =
+        fr->pkt_duration > 0 ? fr->pkt_duration : av_rescale_q(1, av_inv_q(rate), st->time_base);
     if (dur < 1)
         dur = 1;
     int64_t ts = fr->best_effort_timestamp;
@@ -331,7 +339,8 @@ static int on_video_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
     fr->pts = ts;
     if (c->graph && (fr->width != c->gw || fr->height != c->gh || fr->format != c->gfmt ||
                      av_cmp_q(fr->sample_aspect_ratio, c->gsar) != 0)) {
-        if ((rc = flush_graph(r, c, false, err)) != 0) /* the size changed mid-stream: a new graph */
+        if ((rc = flush_graph(r, c, false, err)) !=
+            0) /* the size changed mid-stream: a new graph */
             return rc;
     }
     if (!c->graph && (rc = build_graph(r, c, fr, err)) != 0)
@@ -387,7 +396,8 @@ static int resample(struct run *r, struct clip *c, const AVFrame *in, buf_t *err
             c->ab[ch] = xrealloc(c->ab[ch], (size_t)out_max * sizeof(float));
         c->abcap = out_max;
     }
-    int got = swr_convert(c->swr, (uint8_t **)c->ab, out_max, in ? (const uint8_t **)in->extended_data : NULL, n);
+    int got = swr_convert(c->swr, (uint8_t **)c->ab, out_max,
+                          in ? (const uint8_t **)in->extended_data : NULL, n);
     if (got < 0)
         return media_fail_av(err, ERR_MEDIATYPE, got, "cannot resample the audio of '%s'", c->path);
     return mout_audio(r->m, (const float *const *)c->ab, got, err);
@@ -402,8 +412,8 @@ static int on_audio_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
         av_channel_layout_default(&layout, fr->ch_layout.nb_channels);
     else if (av_channel_layout_copy(&layout, &fr->ch_layout) < 0)
         return media_fail(err, ERR_NOMEM, "cannot copy a channel layout");
-    if (c->swr && (av_channel_layout_compare(&layout, &c->swr_layout) != 0 || fr->sample_rate != c->swr_rate ||
-                   fr->format != c->swr_fmt)) {
+    if (c->swr && (av_channel_layout_compare(&layout, &c->swr_layout) != 0 ||
+                   fr->sample_rate != c->swr_rate || fr->format != c->swr_fmt)) {
         if ((rc = resample(r, c, NULL, err)) != 0) { /* the format changed: drain, start again */
             av_channel_layout_uninit(&layout);
             return rc;
@@ -414,14 +424,15 @@ static int on_audio_frame(struct run *r, struct clip *c, AVFrame *fr, buf_t *err
     if (!c->swr) {
         AVChannelLayout out;
         av_channel_layout_default(&out, MEDIA_CHANNELS);
-        int ret = swr_alloc_set_opts2(&c->swr, &out, AV_SAMPLE_FMT_FLTP, MEDIA_RATE, &layout, fr->format,
-                                      fr->sample_rate, 0, NULL);
+        int ret = swr_alloc_set_opts2(&c->swr, &out, AV_SAMPLE_FMT_FLTP, MEDIA_RATE, &layout,
+                                      fr->format, fr->sample_rate, 0, NULL);
         if (ret >= 0)
             ret = swr_init(c->swr);
         if (ret < 0) {
             swr_free(&c->swr);
             av_channel_layout_uninit(&layout);
-            return media_fail_av(err, ERR_MEDIATYPE, ret, "cannot resample the audio of '%s'", c->path);
+            return media_fail_av(err, ERR_MEDIATYPE, ret, "cannot resample the audio of '%s'",
+                                 c->path);
         }
         c->swr_layout = layout;
         c->swr_rate = fr->sample_rate;
@@ -462,8 +473,8 @@ static int open_clip(struct run *r, struct clip *c, buf_t *err) {
     for (unsigned i = 0; i < c->ic->nb_streams; i++) {
         AVStream *st = c->ic->streams[i];
         st->discard = AVDISCARD_ALL;
-        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO && !(st->disposition & AV_DISPOSITION_ATTACHED_PIC) &&
-            c->vi < 0)
+        if (st->codecpar->codec_type == AVMEDIA_TYPE_VIDEO &&
+            !(st->disposition & AV_DISPOSITION_ATTACHED_PIC) && c->vi < 0)
             c->vi = (int)i;
     }
     if (c->vi < 0)
@@ -474,7 +485,8 @@ static int open_clip(struct run *r, struct clip *c, buf_t *err) {
     AVCodecParameters *vp = c->ic->streams[c->vi]->codecpar;
     if (vp->width <= 0 || vp->height <= 0 || vp->width > 8192 || vp->height > 8192 ||
         (int64_t)vp->width * vp->height > MEDIA_MAX_INPUT_PIXELS)
-        return media_fail(err, ERR_MEDIATYPE, "'%s' has an unusable video size %dx%d", c->path, vp->width, vp->height);
+        return media_fail(err, ERR_MEDIATYPE, "'%s' has an unusable video size %dx%d", c->path,
+                          vp->width, vp->height);
     if ((rc = media_decoder_open(c->ic, c->vi, r->threads, &c->vdec, err)) != 0)
         return rc;
     c->ic->streams[c->vi]->discard = AVDISCARD_DEFAULT;
@@ -522,21 +534,25 @@ static int check_clip(const struct clip *c, buf_t *err) {
     if (c->vframes == 0)
         return media_fail(err, ERR_MEDIATYPE, "no decodable video in '%s': %s", c->path, why);
     if (c->corrupt)
-        return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated or corrupt (incomplete packets)", c->path);
+        return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated or corrupt (incomplete packets)",
+                          c->path);
     if (c->verrors > c->vpackets / 10 + 1)
-        return media_fail(err, ERR_MEDIATYPE, "'%s' is corrupt: %lld of %lld video packets did not decode: %s", c->path,
+        return media_fail(err, ERR_MEDIATYPE,
+                          "'%s' is corrupt: %lld of %lld video packets did not decode: %s", c->path,
                           (long long)c->verrors, (long long)c->vpackets, why);
     if (c->declared > 0) {
         /* against the container's length, the audio may be what reaches it */
-        double covered = c->declared_is_video ? c->vend - c->vstart : fmax(c->vend, c->aend) - c->start;
+        double covered =
+            c->declared_is_video ? c->vend - c->vstart : fmax(c->vend, c->aend) - c->start;
         /* a frame or two of slack for rounding and edit lists, no more: a cut in the last
          * seconds of a file is still a cut */
         AVRational fr = c->ic->streams[c->vi]->avg_frame_rate;
         double frame = fr.num > 0 && fr.den > 0 ? 1 / av_q2d(fr) : 0.04;
         double tol = fmax(0.1, 0.02 * c->declared) + frame;
         if (covered < c->declared - tol)
-            return media_fail(err, ERR_MEDIATYPE, "'%s' is truncated: it ends at %.2f s of the %.2f s it declares", c->path,
-                              covered, c->declared);
+            return media_fail(err, ERR_MEDIATYPE,
+                              "'%s' is truncated: it ends at %.2f s of the %.2f s it declares",
+                              c->path, covered, c->declared);
     }
     return 0;
 }
@@ -555,7 +571,8 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
         } else if (c->pkt->stream_index == c->ai) {
             AVStream *as = c->ic->streams[c->ai];
             if (c->pkt->pts != AV_NOPTS_VALUE)
-                c->aend = fmax(c->aend, (double)(c->pkt->pts + c->pkt->duration) * av_q2d(as->time_base));
+                c->aend =
+                    fmax(c->aend, (double)(c->pkt->pts + c->pkt->duration) * av_q2d(as->time_base));
             rc = decode_audio(r, c, c->pkt, err);
         }
         av_packet_unref(c->pkt);
@@ -588,13 +605,14 @@ static int run_clip(struct run *r, struct clip *c, buf_t *err) {
 
 /* ---- the calls ---- */
 
-static int check_common(int w, int h, int fps, const char *preset, int crf, int threads, const char *x264_params,
-                        buf_t *err) {
+static int check_common(int w, int h, int fps, const char *preset, int crf, int threads,
+                        const char *x264_params, buf_t *err) {
     if (x264_params && config_x264_params_ok(x264_params, err) != 0)
         return ERR_INVAL;
-    if (w < MEDIA_MIN_DIM || w > MEDIA_MAX_DIM || h < MEDIA_MIN_DIM || h > MEDIA_MAX_DIM || (w | h) & 1)
-        return media_fail(err, ERR_INVAL, "output size %dx%d: even sizes from %d to %d", w, h, MEDIA_MIN_DIM,
-                          MEDIA_MAX_DIM);
+    if (w < MEDIA_MIN_DIM || w > MEDIA_MAX_DIM || h < MEDIA_MIN_DIM || h > MEDIA_MAX_DIM ||
+        (w | h) & 1)
+        return media_fail(err, ERR_INVAL, "output size %dx%d: even sizes from %d to %d", w, h,
+                          MEDIA_MIN_DIM, MEDIA_MAX_DIM);
     if (fps < 1 || fps > MEDIA_MAX_FPS)
         return media_fail(err, ERR_INVAL, "frame rate %d: 1 to %d", fps, MEDIA_MAX_FPS);
     if (crf < 0 || crf > 51)
@@ -616,9 +634,10 @@ static bool font_usable(const char *font) {
     return font && *font && stat(font, &st) == 0 && S_ISREG(st.st_mode) && access(font, R_OK) == 0;
 }
 
-static int run_clips(const struct media_render_clip *clips, size_t n, const char *output, const char *thumbnail,
-                     int w, int h, int fps, const char *preset, int crf, int threads, const char *x264_params,
-                     const char *font, media_progress_fn progress, void *ud, buf_t *err) {
+static int run_clips(const struct media_render_clip *clips, size_t n, const char *output,
+                     const char *thumbnail, int w, int h, int fps, const char *preset, int crf,
+                     int threads, const char *x264_params, const char *font,
+                     media_progress_fn progress, void *ud, buf_t *err) {
     struct run r;
     memset(&r, 0, sizeof r);
     r.W = w;
@@ -677,21 +696,24 @@ static int run_clips(const struct media_render_clip *clips, size_t n, const char
     return rc;
 }
 
-int media_transcode(const struct media_transcode_opts *o, media_progress_fn progress, void *ud, buf_t *err) {
+int media_transcode(const struct media_transcode_opts *o, media_progress_fn progress, void *ud,
+                    buf_t *err) {
     int lrc = media_lib_init(err);
     if (lrc)
         return lrc;
     if (!o || !o->input || !o->output || !*o->input || !*o->output)
         return media_fail(err, ERR_INVAL, "input and output paths are required");
-    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, o->x264_params, err);
+    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads,
+                          o->x264_params, err);
     if (rc)
         return rc;
     struct media_render_clip clip = {.path = o->input, .overlay = NULL};
-    return run_clips(&clip, 1, o->output, o->thumbnail, o->width, o->height, o->fps, o->preset, o->crf, o->threads,
-                     o->x264_params, NULL, progress, ud, err);
+    return run_clips(&clip, 1, o->output, o->thumbnail, o->width, o->height, o->fps, o->preset,
+                     o->crf, o->threads, o->x264_params, NULL, progress, ud, err);
 }
 
-int media_render(const struct media_render_opts *o, media_progress_fn progress, void *ud, buf_t *err) {
+int media_render(const struct media_render_opts *o, media_progress_fn progress, void *ud,
+                 buf_t *err) {
     int lrc = media_lib_init(err);
     if (lrc)
         return lrc;
@@ -699,20 +721,22 @@ int media_render(const struct media_render_opts *o, media_progress_fn progress, 
         return media_fail(err, ERR_INVAL, "an output path is required");
     if (!o->clips || o->nclips < 1 || o->nclips > MEDIA_MAX_RENDER_CLIPS)
         return media_fail(err, ERR_INVAL, "a render needs 1 to %d clips", MEDIA_MAX_RENDER_CLIPS);
-    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads, o->x264_params, err);
+    int rc = check_common(o->width, o->height, o->fps, o->preset, o->crf, o->threads,
+                          o->x264_params, err);
     if (rc)
         return rc;
     for (size_t i = 0; i < o->nclips; i++) {
         if (!o->clips[i].path || !*o->clips[i].path)
             return media_fail(err, ERR_INVAL, "clip %zu has no path", i);
         if (o->clips[i].overlay && strlen(o->clips[i].overlay) > MEDIA_MAX_OVERLAY)
-            return media_fail(err, ERR_INVAL, "clip %zu: overlay longer than %d bytes", i, MEDIA_MAX_OVERLAY);
+            return media_fail(err, ERR_INVAL, "clip %zu: overlay longer than %d bytes", i,
+                              MEDIA_MAX_OVERLAY);
     }
     const char *font = font_usable(o->font) ? o->font : NULL;
     if (o->overlays_drawn)
         *o->overlays_drawn = false;
-    rc = run_clips(o->clips, o->nclips, o->output, o->thumbnail, o->width, o->height, o->fps, o->preset, o->crf,
-                   o->threads, o->x264_params, font, progress, ud, err);
+    rc = run_clips(o->clips, o->nclips, o->output, o->thumbnail, o->width, o->height, o->fps,
+                   o->preset, o->crf, o->threads, o->x264_params, font, progress, ud, err);
     if (rc == 0 && o->overlays_drawn) {
         bool any = false;
         for (size_t i = 0; i < o->nclips; i++)

@@ -15,11 +15,13 @@
 /* One ops table per kind; each real client file defines one (registry in providers.c). */
 struct llm_ops {
     const char *name;
-    int (*chat)(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud, prov_call_t **out);
+    int (*chat)(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud,
+                prov_call_t **out);
 };
 struct sora_ops {
     const char *name;
-    int (*create)(providers_t *p, const struct sora_create_req *req, sora_cb cb, void *ud, prov_call_t **out);
+    int (*create)(providers_t *p, const struct sora_create_req *req, sora_cb cb, void *ud,
+                  prov_call_t **out);
     int (*status)(providers_t *p, const char *id, sora_cb cb, void *ud, prov_call_t **out);
     int (*download)(providers_t *p, const char *id, const char *path, download_cb cb, void *ud,
                     prov_call_t **out);
@@ -32,8 +34,10 @@ struct render_ops {
 };
 struct publish_ops {
     const char *name;
-    int (*upload)(providers_t *p, const struct publish_req *req, publish_cb cb, void *ud, prov_call_t **out);
-    int (*status)(providers_t *p, const char *request_id, publish_cb cb, void *ud, prov_call_t **out);
+    int (*upload)(providers_t *p, const struct publish_req *req, publish_cb cb, void *ud,
+                  prov_call_t **out);
+    int (*status)(providers_t *p, const char *request_id, publish_cb cb, void *ud,
+                  prov_call_t **out);
 };
 struct safety_ops {
     const char *name;
@@ -74,15 +78,16 @@ struct providers {
  * callback; on a failed answer, st is already filled (error sentence, retry_after) and the
  * handler only has to pass it on. Exactly one user callback per call.
  */
-typedef void (*prov_answer_fn)(prov_call_t *pc, const struct http_response *r, struct prov_result *st);
+typedef void (*prov_answer_fn)(prov_call_t *pc, const struct http_response *r,
+                               struct prov_result *st);
 
 struct prov_call {
     providers_t *p;
     enum provider_kind kind;
     http_call_t *http;
     prov_answer_fn answer;
-    void *cb, *ud; /* the user's callback (cast by the kind) and its data */
-    char *arg;     /* a copy of the call's id argument (errors, "Job not found: <id>") */
+    void *cb, *ud;    /* the user's callback (cast by the kind) and its data */
+    char *arg;        /* a copy of the call's id argument (errors, "Job not found: <id>") */
     uv_timer_t later; /* failures known before sending are delivered on the next turn */
     struct prov_result early;
     char early_error[256];
@@ -95,11 +100,12 @@ struct prov_headers {
     const char *v[9];
     int n;
 };
-void prov_header(struct prov_headers *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void prov_header(struct prov_headers *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Starts a call: req->provider is set to the kind's name; arg (may be NULL) is copied. */
-int prov_send(providers_t *p, enum provider_kind kind, struct http_request *req, prov_answer_fn answer,
-              void *cb, void *ud, const char *arg, prov_call_t **out);
+int prov_send(providers_t *p, enum provider_kind kind, struct http_request *req,
+              prov_answer_fn answer, void *cb, void *ud, const char *arg, prov_call_t **out);
 /* A call that fails before sending (off, not configured): the callback runs on the next loop
  * turn with PROV_PERMANENT and this message. */
 int prov_fail(providers_t *p, enum provider_kind kind, prov_answer_fn answer, void *cb, void *ud,
@@ -112,8 +118,8 @@ void prov_done(prov_call_t *pc);
 json_t *prov_json(prov_call_t *pc, const struct http_response *r, struct prov_result *st, char *err,
                   size_t cap);
 /* Sets st to PROV_PERMANENT with "<kind>: <message>" (formatted into err). */
-void prov_permanent(prov_call_t *pc, struct prov_result *st, char *err, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
+void prov_permanent(prov_call_t *pc, struct prov_result *st, char *err, size_t cap, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
 /* The key for a kind: the configured one, or "fake" in fake mode; NULL when real and unset. */
 const char *prov_key(providers_t *p, enum provider_kind kind, enum setting_id id);
 /* True when s is 1-128 chars of [A-Za-z0-9_.:-] (ids put into URL paths). */

@@ -32,7 +32,8 @@ static void answer(prov_call_t *pc, const struct http_response *r, struct prov_r
     }
     json_t *content = json_object_get(msg, "content");
     if (content && !json_is_string(content) && !json_is_null(content)) {
-        prov_permanent(pc, &res.st, err, sizeof err, "message content is neither a string nor null");
+        prov_permanent(pc, &res.st, err, sizeof err,
+                       "message content is neither a string nor null");
         goto out;
     }
     json_t *tcs = json_object_get(msg, "tool_calls");
@@ -56,8 +57,9 @@ static void answer(prov_call_t *pc, const struct http_response *r, struct prov_r
             const char *args = json_string_value(json_object_get(fn, "arguments"));
             if (!json_is_object(tc) || !id || !name || !args || (type && !json_is_string(type)) ||
                 (type && strcmp(json_string_value(type), "function") != 0)) {
-                prov_permanent(pc, &res.st, err, sizeof err,
-                               "tool call %zu is not {id, type: function, function: {name, arguments}}", i);
+                prov_permanent(
+                    pc, &res.st, err, sizeof err,
+                    "tool call %zu is not {id, type: function, function: {name, arguments}}", i);
                 goto out;
             }
             calls[n++] = (struct llm_tool_call){id, name, args};
@@ -80,7 +82,8 @@ out:
     prov_done(pc);
 }
 
-static int chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud, prov_call_t **out) {
+static int chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud,
+                prov_call_t **out) {
     if (!req || !json_is_array(req->messages) || json_array_size(req->messages) == 0 ||
         (req->tools && !json_is_array(req->tools)) || !cb)
         return ERR_INVAL;
@@ -88,8 +91,9 @@ static int chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *
     if (!key)
         return prov_fail(p, PK_LLM, answer, (void *)cb, ud, "LLM_API_KEY is not set", out);
     json_t *body = json_object();
-    json_object_set_new(body, "model", json_string(req->model && *req->model ? req->model
-                                                                               : config_str(p->cfg, S_LLM_MODEL)));
+    json_object_set_new(
+        body, "model",
+        json_string(req->model && *req->model ? req->model : config_str(p->cfg, S_LLM_MODEL)));
     json_object_set(body, "messages", req->messages);
     if (req->tools && json_array_size(req->tools) > 0)
         json_object_set(body, "tools", req->tools);
@@ -102,8 +106,12 @@ static int chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *
     struct prov_headers h = {0};
     prov_header(&h, "Authorization: Bearer %s", key);
     prov_header(&h, "Content-Type: application/json");
-    struct http_request hr = {.method = "POST", .url = url, .headers = h.v, .body = text,
-                              .body_len = strlen(text), .timeout_ms = config_int(p->cfg, S_LLM_TIMEOUT_MS),
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .headers = h.v,
+                              .body = text,
+                              .body_len = strlen(text),
+                              .timeout_ms = config_int(p->cfg, S_LLM_TIMEOUT_MS),
                               .max_body = PROV_MAX_JSON};
     int rc = prov_send(p, PK_LLM, &hr, answer, (void *)cb, ud, NULL, out);
     free(text);

@@ -20,7 +20,8 @@ static void answer(prov_call_t *pc, const struct http_response *r, struct prov_r
         goto out;
     if (!json_is_true(json_object_get(j, "ok"))) {
         const char *d = json_string_value(json_object_get(j, "description"));
-        prov_permanent(pc, &res.st, err, sizeof err, "sendMessage refused: %s", d ? d : "ok is not true");
+        prov_permanent(pc, &res.st, err, sizeof err, "sendMessage refused: %s",
+                       d ? d : "ok is not true");
     }
 out:
     ((notify_cb)pc->cb)(&res, pc->ud);
@@ -28,13 +29,14 @@ out:
     prov_done(pc);
 }
 
-static int send_message(providers_t *p, const char *chat_id, const char *text, notify_cb cb, void *ud,
-                        prov_call_t **out) {
+static int send_message(providers_t *p, const char *chat_id, const char *text, notify_cb cb,
+                        void *ud, prov_call_t **out) {
     if (!chat_id || !*chat_id || strlen(chat_id) > 64 || !text || !cb)
         return ERR_INVAL;
     if (!providers_notify_enabled(p))
         return prov_fail(p, PK_NOTIFY, answer, (void *)cb, ud, "telegram is not configured", out);
-    json_t *body = json_pack("{s:s,s:s%}", "chat_id", chat_id, "text", text, strlen(text) > 4096 ? 4096 : strlen(text));
+    json_t *body = json_pack("{s:s,s:s%}", "chat_id", chat_id, "text", text,
+                             strlen(text) > 4096 ? 4096 : strlen(text));
     char *t = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!t)
@@ -45,8 +47,14 @@ static int send_message(providers_t *p, const char *chat_id, const char *text, n
     snprintf(shown, sizeof shown, "%s/bot***/sendMessage", p->base[PK_NOTIFY]);
     struct prov_headers h = {0};
     prov_header(&h, "Content-Type: application/json");
-    struct http_request hr = {.method = "POST", .url = url, .log_url = shown, .headers = h.v, .body = t,
-                              .body_len = strlen(t), .timeout_ms = 10000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .log_url = shown,
+                              .headers = h.v,
+                              .body = t,
+                              .body_len = strlen(t),
+                              .timeout_ms = 10000,
+                              .max_body = PROV_MAX_JSON};
     int rc = prov_send(p, PK_NOTIFY, &hr, answer, (void *)cb, ud, NULL, out);
     free(t);
     return rc;

@@ -14,7 +14,8 @@
 #include "core/mem.h"
 #include "providers/impl.h"
 
-const char *const provider_kind_names[PK__COUNT] = {"llm", "sora", "render", "publish", "safety", "notify"};
+const char *const provider_kind_names[PK__COUNT] = {"llm",     "sora",   "render",
+                                                    "publish", "safety", "notify"};
 
 void providers_self_base_url(const config_t *cfg, int port, char *out, size_t cap) {
     const char *pub = config_str(cfg, S_PUBLIC_BASE_URL);
@@ -35,10 +36,12 @@ static void set_base(providers_t *p, enum provider_kind k, const char *url) {
     snprintf(p->base[k], sizeof p->base[k], "%.*s", (int)n, url);
 }
 
-static bool is_http_url(const char *u) { return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0; }
+static bool is_http_url(const char *u) {
+    return strncmp(u, "http://", 7) == 0 || strncmp(u, "https://", 8) == 0;
+}
 
-int providers_new(uv_loop_t *loop, const config_t *cfg, http_client_t *client, const char *self_base_url,
-                  providers_t **out, buf_t *err) {
+int providers_new(uv_loop_t *loop, const config_t *cfg, http_client_t *client,
+                  const char *self_base_url, providers_t **out, buf_t *err) {
     providers_t *p = xcalloc(1, sizeof *p);
     p->loop = loop;
     p->cfg = cfg;
@@ -101,9 +104,10 @@ int providers_new(uv_loop_t *loop, const config_t *cfg, http_client_t *client, c
     }
     http_client_trust_origin(client, p->self);
     *out = p;
-    log_info("providers", "providers ready", LF_S("llm", p->mode[PK_LLM]), LF_S("sora", p->mode[PK_SORA]),
-             LF_S("render", p->mode[PK_RENDER]), LF_S("publish", p->mode[PK_PUBLISH]),
-             LF_S("safety", p->mode[PK_SAFETY]), LF_S("notify", p->mode[PK_NOTIFY]),
+    log_info("providers", "providers ready", LF_S("llm", p->mode[PK_LLM]),
+             LF_S("sora", p->mode[PK_SORA]), LF_S("render", p->mode[PK_RENDER]),
+             LF_S("publish", p->mode[PK_PUBLISH]), LF_S("safety", p->mode[PK_SAFETY]),
+             LF_S("notify", p->mode[PK_NOTIFY]),
              LF_B("fakes", p->fake[PK_LLM] || p->fake[PK_SORA] || p->fake[PK_PUBLISH]));
     return 0;
 }
@@ -124,12 +128,17 @@ http_client_t *providers_client(providers_t *p) { return p->client; }
 enum render_mode providers_render_mode(const providers_t *p) {
     return strcmp(p->mode[PK_RENDER], "remotion") == 0 ? RENDER_REMOTION : RENDER_LOCAL;
 }
-bool providers_safety_enabled(const providers_t *p) { return strcmp(p->mode[PK_SAFETY], "openai") == 0; }
-bool providers_notify_enabled(const providers_t *p) { return strcmp(p->mode[PK_NOTIFY], "telegram") == 0; }
+bool providers_safety_enabled(const providers_t *p) {
+    return strcmp(p->mode[PK_SAFETY], "openai") == 0;
+}
+bool providers_notify_enabled(const providers_t *p) {
+    return strcmp(p->mode[PK_NOTIFY], "telegram") == 0;
+}
 
 /* ---- dispatch through the ops tables --------------------------------------------------------- */
 
-int provider_llm_chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud, prov_call_t **out) {
+int provider_llm_chat(providers_t *p, const struct llm_request *req, llm_cb cb, void *ud,
+                      prov_call_t **out) {
     return p->llm->chat(p, req, cb, ud, out);
 }
 int provider_sora_create(providers_t *p, const struct sora_create_req *req, sora_cb cb, void *ud,
@@ -139,49 +148,57 @@ int provider_sora_create(providers_t *p, const struct sora_create_req *req, sora
 int provider_sora_status(providers_t *p, const char *id, sora_cb cb, void *ud, prov_call_t **out) {
     return p->sora->status(p, id, cb, ud, out);
 }
-int provider_sora_download(providers_t *p, const char *id, const char *path, download_cb cb, void *ud,
-                           prov_call_t **out) {
+int provider_sora_download(providers_t *p, const char *id, const char *path, download_cb cb,
+                           void *ud, prov_call_t **out) {
     return p->sora->download(p, id, path, cb, ud, out);
 }
-int provider_render_submit(providers_t *p, const struct render_submit_req *req, render_cb cb, void *ud,
-                           prov_call_t **out) {
+int provider_render_submit(providers_t *p, const struct render_submit_req *req, render_cb cb,
+                           void *ud, prov_call_t **out) {
     return p->render->submit(p, req, cb, ud, out);
 }
-int provider_render_status(providers_t *p, const char *job_id, render_cb cb, void *ud, prov_call_t **out) {
+int provider_render_status(providers_t *p, const char *job_id, render_cb cb, void *ud,
+                           prov_call_t **out) {
     return p->render->status(p, job_id, cb, ud, out);
 }
 int provider_publish_upload(providers_t *p, const struct publish_req *req, publish_cb cb, void *ud,
                             prov_call_t **out) {
     return p->publish->upload(p, req, cb, ud, out);
 }
-int provider_publish_status(providers_t *p, const char *request_id, publish_cb cb, void *ud, prov_call_t **out) {
+int provider_publish_status(providers_t *p, const char *request_id, publish_cb cb, void *ud,
+                            prov_call_t **out) {
     return p->publish->status(p, request_id, cb, ud, out);
 }
-int provider_safety_check(providers_t *p, const char *text, safety_cb cb, void *ud, prov_call_t **out) {
+int provider_safety_check(providers_t *p, const char *text, safety_cb cb, void *ud,
+                          prov_call_t **out) {
     return p->safety->check(p, text, cb, ud, out);
 }
-int provider_notify_send(providers_t *p, const char *chat_id, const char *text, notify_cb cb, void *ud,
-                         prov_call_t **out) {
+int provider_notify_send(providers_t *p, const char *chat_id, const char *text, notify_cb cb,
+                         void *ud, prov_call_t **out) {
     return p->notify->send(p, chat_id, text, cb, ud, out);
 }
 
 /* ---- downloads of outside URLs --------------------------------------------------------------- */
 
-static void download_answer(prov_call_t *pc, const struct http_response *r, struct prov_result *st) {
+static void download_answer(prov_call_t *pc, const struct http_response *r,
+                            struct prov_result *st) {
     struct download_result res = {.st = *st, .path = pc->arg, .bytes = r ? r->downloaded : 0};
     ((download_cb)pc->cb)(&res, pc->ud);
     prov_done(pc);
 }
 
-int provider_download_url(providers_t *p, enum provider_kind kind, const char *url, const char *path,
-                          download_cb cb, void *ud, prov_call_t **out) {
+int provider_download_url(providers_t *p, enum provider_kind kind, const char *url,
+                          const char *path, download_cb cb, void *ud, prov_call_t **out) {
     if (!url || !path || kind < 0 || kind >= PK__COUNT)
         return ERR_INVAL;
-    struct http_request req = {.url = url, .download_path = path, .guard = true, .timeout_ms = 300000,
+    struct http_request req = {.url = url,
+                               .download_path = path,
+                               .guard = true,
+                               .timeout_ms = 300000,
                                .connect_timeout_ms = 30000};
     int rc = prov_send(p, kind, &req, download_answer, (void *)cb, ud, path, out);
     if (rc == ERR_FORBIDDEN)
-        return prov_fail(p, kind, download_answer, (void *)cb, ud, "URL refused (not an allowed media domain)", out);
+        return prov_fail(p, kind, download_answer, (void *)cb, ud,
+                         "URL refused (not an allowed media domain)", out);
     return rc;
 }
 
@@ -207,8 +224,8 @@ bool prov_id_ok(const char *s) {
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-              c == '-' || c == '.' || c == ':'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':'))
             return false;
     }
     return true;
@@ -226,9 +243,13 @@ static void scrub_one(char *s, const char *secret) {
 }
 
 void prov_scrub(const providers_t *p, char *s) {
-    static const enum setting_id secrets[] = {S_LLM_API_KEY, S_OPENAI_API_KEY, S_REMOTION_API_SECRET,
-                                              S_UPLOAD_POST_API_KEY, S_TELEGRAM_BOT_TOKEN,
-                                              S_OPENAI_WEBHOOK_SECRET, S_REMOTION_WEBHOOK_SECRET};
+    static const enum setting_id secrets[] = {S_LLM_API_KEY,
+                                              S_OPENAI_API_KEY,
+                                              S_REMOTION_API_SECRET,
+                                              S_UPLOAD_POST_API_KEY,
+                                              S_TELEGRAM_BOT_TOKEN,
+                                              S_OPENAI_WEBHOOK_SECRET,
+                                              S_REMOTION_WEBHOOK_SECRET};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++)
         scrub_one(s, config_str(p->cfg, secrets[i]));
 }
@@ -273,23 +294,26 @@ static void on_http(const struct http_response *r, void *ud) {
     prov_call_t *pc = ud;
     pc->http = NULL;
     char error[700] = "";
-    struct prov_result st = {.outcome = PROV_OK, .http_status = r->status, .retry_after_s = r->retry_after_s,
+    struct prov_result st = {.outcome = PROV_OK,
+                             .http_status = r->status,
+                             .retry_after_s = r->retry_after_s,
                              .error = ""};
     if (r->outcome != HC_OK) {
         char msg[320];
         answer_message(r, msg, sizeof msg);
-        snprintf(error, sizeof error, "%s: %s%s%s", provider_kind_names[pc->kind], r->error, msg[0] ? ": " : "",
-                 msg);
+        snprintf(error, sizeof error, "%s: %s%s%s", provider_kind_names[pc->kind], r->error,
+                 msg[0] ? ": " : "", msg);
         prov_scrub(pc->p, error);
-        st.outcome = r->outcome == HC_RETRY ? PROV_RETRY : r->outcome == HC_CANCELLED ? PROV_CANCELLED
-                                                                                      : PROV_PERMANENT;
+        st.outcome = r->outcome == HC_RETRY       ? PROV_RETRY
+                     : r->outcome == HC_CANCELLED ? PROV_CANCELLED
+                                                  : PROV_PERMANENT;
         st.error = error;
     }
     pc->answer(pc, r, &st);
 }
 
-static prov_call_t *call_new(providers_t *p, enum provider_kind kind, prov_answer_fn answer, void *cb, void *ud,
-                             const char *arg) {
+static prov_call_t *call_new(providers_t *p, enum provider_kind kind, prov_answer_fn answer,
+                             void *cb, void *ud, const char *arg) {
     prov_call_t *pc = xcalloc(1, sizeof *pc);
     pc->p = p;
     pc->kind = kind;
@@ -307,8 +331,8 @@ static void call_free(prov_call_t *pc) {
     free(pc);
 }
 
-int prov_send(providers_t *p, enum provider_kind kind, struct http_request *req, prov_answer_fn answer, void *cb,
-              void *ud, const char *arg, prov_call_t **out) {
+int prov_send(providers_t *p, enum provider_kind kind, struct http_request *req,
+              prov_answer_fn answer, void *cb, void *ud, const char *arg, prov_call_t **out) {
     if (!cb)
         return ERR_INVAL;
     prov_call_t *pc = call_new(p, kind, answer, cb, ud, arg);
@@ -375,11 +399,13 @@ void prov_call_cancel(prov_call_t *pc) {
     call_free(pc);
 }
 
-json_t *prov_json(prov_call_t *pc, const struct http_response *r, struct prov_result *st, char *err, size_t cap) {
+json_t *prov_json(prov_call_t *pc, const struct http_response *r, struct prov_result *st, char *err,
+                  size_t cap) {
     json_error_t je;
     json_t *j = json_loadb(r->body, r->body_len, 0, &je);
     if (!j) {
-        prov_permanent(pc, st, err, cap, "answer is not JSON (%s at byte %d)", je.text, je.position);
+        prov_permanent(pc, st, err, cap, "answer is not JSON (%s at byte %d)", je.text,
+                       je.position);
         return NULL;
     }
     if (!json_is_object(j)) {
@@ -390,7 +416,8 @@ json_t *prov_json(prov_call_t *pc, const struct http_response *r, struct prov_re
     return j;
 }
 
-void prov_permanent(prov_call_t *pc, struct prov_result *st, char *err, size_t cap, const char *fmt, ...) {
+void prov_permanent(prov_call_t *pc, struct prov_result *st, char *err, size_t cap, const char *fmt,
+                    ...) {
     int n = snprintf(err, cap, "%s: ", provider_kind_names[pc->kind]);
     va_list ap;
     va_start(ap, fmt);

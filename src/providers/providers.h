@@ -5,12 +5,13 @@
  *
  *   kind     setting             modes                 calls
  *   llm      LLM_PROVIDER        fake | openai         POST {LLM_BASE_URL}/chat/completions
- *   sora     SORA_PROVIDER       fake | openai         POST/GET {OPENAI_BASE_URL}/v1/videos[/{id}[/content]]
- *   render   RENDER_PROVIDER     local | remotion      POST/GET {REMOTION_SERVICE_URL}/api/render[/{id}]
- *   publish  PUBLISH_PROVIDER    fake | upload_post    POST {UPLOAD_POST_API_URL}/api/upload (multipart),
- *                                                      GET .../api/uploadposts/status?request_id=
+ *   sora     SORA_PROVIDER       fake | openai         POST/GET
+ * {OPENAI_BASE_URL}/v1/videos[/{id}[/content]] render   RENDER_PROVIDER     local | remotion
+ * POST/GET {REMOTION_SERVICE_URL}/api/render[/{id}] publish  PUBLISH_PROVIDER    fake | upload_post
+ * POST {UPLOAD_POST_API_URL}/api/upload (multipart), GET .../api/uploadposts/status?request_id=
  *   safety   SAFETY_PROVIDER     off | openai          POST {OPENAI_BASE_URL}/v1/moderations
- *   notify   TELEGRAM_BOT_TOKEN  off | telegram        POST https://api.telegram.org/bot<t>/sendMessage
+ *   notify   TELEGRAM_BOT_TOKEN  off | telegram        POST
+ * https://api.telegram.org/bot<t>/sendMessage
  *
  * Fake mode runs the same real client code: only the base URL changes, to the fakes mounted in
  * the server itself under <self>/_fake (src/fakes/): llm <self>/_fake/openai/v1, sora and
@@ -113,10 +114,10 @@ void prov_call_cancel(prov_call_t *call);
  * Answers are deterministic for the same messages and tools.
  */
 struct llm_request {
-    const char *model;  /* NULL: LLM_MODEL (a project agent's model overrides) */
-    json_t *messages;   /* array of {role, content[, tool_calls][, tool_call_id]} (borrowed) */
-    json_t *tools;      /* array of {"type":"function","function":{name, description,
-                           parameters}}, or NULL (borrowed) */
+    const char *model; /* NULL: LLM_MODEL (a project agent's model overrides) */
+    json_t *messages;  /* array of {role, content[, tool_calls][, tool_call_id]} (borrowed) */
+    json_t *tools;     /* array of {"type":"function","function":{name, description,
+                          parameters}}, or NULL (borrowed) */
 };
 
 struct llm_tool_call {
@@ -127,7 +128,7 @@ struct llm_tool_call {
 
 struct llm_result {
     struct prov_result st;
-    json_t *message; /* the assistant message {role, content, tool_calls?}: append it as is */
+    json_t *message;     /* the assistant message {role, content, tool_calls?}: append it as is */
     const char *content; /* NULL when the model sent none */
     const struct llm_tool_call *tool_calls;
     size_t ntool_calls;

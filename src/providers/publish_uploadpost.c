@@ -77,7 +77,10 @@ static void answer(prov_call_t *pc, const struct http_response *r, struct prov_r
         const char *m = json_string_value(json_object_get(j, "message"));
         if (!m)
             m = json_string_value(json_object_get(j, "error"));
-        prov_permanent(pc, &res.st, err, sizeof err, "upload failed: %s", m ? m : status ? status : "success is false");
+        prov_permanent(pc, &res.st, err, sizeof err, "upload failed: %s",
+                       m        ? m
+                       : status ? status
+                                : "success is false");
         goto out;
     }
     res.url = find_url(j);
@@ -89,7 +92,8 @@ static void answer(prov_call_t *pc, const struct http_response *r, struct prov_r
         if (!res.request_id)
             res.request_id = pc->arg;
     } else {
-        prov_permanent(pc, &res.st, err, sizeof err, "answer has neither a post URL nor a request_id");
+        prov_permanent(pc, &res.st, err, sizeof err,
+                       "answer has neither a post URL nor a request_id");
     }
 out:
     ((publish_cb)pc->cb)(&res, pc->ud);
@@ -97,13 +101,15 @@ out:
     prov_done(pc);
 }
 
-static int upload(providers_t *p, const struct publish_req *req, publish_cb cb, void *ud, prov_call_t **out) {
-    if (!req || !req->video_url || !*req->video_url || !req->caption || !cb || (req->ntags && !req->tags) ||
-        req->ntags > 32)
+static int upload(providers_t *p, const struct publish_req *req, publish_cb cb, void *ud,
+                  prov_call_t **out) {
+    if (!req || !req->video_url || !*req->video_url || !req->caption || !cb ||
+        (req->ntags && !req->tags) || req->ntags > 32)
         return ERR_INVAL;
     const char *key = prov_key(p, PK_PUBLISH, S_UPLOAD_POST_API_KEY);
     if (!key)
-        return prov_fail(p, PK_PUBLISH, answer, (void *)cb, ud, "UPLOAD_POST_API_KEY is not set", out);
+        return prov_fail(p, PK_PUBLISH, answer, (void *)cb, ud, "UPLOAD_POST_API_KEY is not set",
+                         out);
     const char *user = req->user && *req->user ? req->user : config_str(p->cfg, S_UPLOAD_POST_USER);
     if (!*user)
         user = "myloware";
@@ -119,22 +125,31 @@ static int upload(providers_t *p, const struct publish_req *req, publish_cb cb, 
     snprintf(url, sizeof url, "%s/api/upload", p->base[PK_PUBLISH]);
     struct prov_headers h = {0};
     prov_header(&h, "Authorization: Apikey %s", key);
-    struct http_request hr = {.method = "POST", .url = url, .headers = h.v, .form = f, .nform = n,
-                              .timeout_ms = 60000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .headers = h.v,
+                              .form = f,
+                              .nform = n,
+                              .timeout_ms = 60000,
+                              .max_body = PROV_MAX_JSON};
     return prov_send(p, PK_PUBLISH, &hr, answer, (void *)cb, ud, NULL, out);
 }
 
-static int status(providers_t *p, const char *request_id, publish_cb cb, void *ud, prov_call_t **out) {
+static int status(providers_t *p, const char *request_id, publish_cb cb, void *ud,
+                  prov_call_t **out) {
     if (!prov_id_ok(request_id) || !cb)
         return ERR_INVAL;
     const char *key = prov_key(p, PK_PUBLISH, S_UPLOAD_POST_API_KEY);
     if (!key)
-        return prov_fail(p, PK_PUBLISH, answer, (void *)cb, ud, "UPLOAD_POST_API_KEY is not set", out);
+        return prov_fail(p, PK_PUBLISH, answer, (void *)cb, ud, "UPLOAD_POST_API_KEY is not set",
+                         out);
     char url[PROV_URL_MAX + 200];
-    snprintf(url, sizeof url, "%s/api/uploadposts/status?request_id=%s", p->base[PK_PUBLISH], request_id);
+    snprintf(url, sizeof url, "%s/api/uploadposts/status?request_id=%s", p->base[PK_PUBLISH],
+             request_id);
     struct prov_headers h = {0};
     prov_header(&h, "Authorization: Apikey %s", key);
-    struct http_request hr = {.url = url, .headers = h.v, .timeout_ms = 30000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {
+        .url = url, .headers = h.v, .timeout_ms = 30000, .max_body = PROV_MAX_JSON};
     return prov_send(p, PK_PUBLISH, &hr, answer, (void *)cb, ud, request_id, out);
 }
 

@@ -32,7 +32,8 @@ static void job_answer(prov_call_t *pc, const struct http_response *r, struct pr
         id = pc->arg; /* status answers may omit it */
     const char *status = json_string_value(json_object_get(j, "status"));
     if (!id || !*id || !status) {
-        prov_permanent(pc, &res.st, err, sizeof err, "answer has no %s", !id || !*id ? "job_id" : "status");
+        prov_permanent(pc, &res.st, err, sizeof err, "answer has no %s",
+                       !id || !*id ? "job_id" : "status");
         goto out;
     }
     res.job.job_id = id;
@@ -47,7 +48,8 @@ static void job_answer(prov_call_t *pc, const struct http_response *r, struct pr
         url = json_string_value(json_object_get(j, "outputUrl"));
     res.job.output_url = url;
     json_t *e = json_object_get(j, "error");
-    res.job.error = json_is_object(e) ? json_string_value(json_object_get(e, "message")) : json_string_value(e);
+    res.job.error =
+        json_is_object(e) ? json_string_value(json_object_get(e, "message")) : json_string_value(e);
 out:
     ((render_cb)pc->cb)(&res, pc->ud);
     json_decref(j);
@@ -71,12 +73,14 @@ static json_t *strings(const char *const *v, size_t n) {
     return a;
 }
 
-static int submit(providers_t *p, const struct render_submit_req *req, render_cb cb, void *ud, prov_call_t **out) {
+static int submit(providers_t *p, const struct render_submit_req *req, render_cb cb, void *ud,
+                  prov_call_t **out) {
     if (!req || !req->run_id || !req->clips || req->nclips == 0 || !req->template_name || !cb ||
         req->fps <= 0 || req->width <= 0 || req->height <= 0 || req->duration_frames <= 0)
         return ERR_INVAL;
     if (providers_render_mode(p) != RENDER_REMOTION)
-        return prov_fail(p, PK_RENDER, job_answer, (void *)cb, ud, "RENDER_PROVIDER is local (no service)", out);
+        return prov_fail(p, PK_RENDER, job_answer, (void *)cb, ud,
+                         "RENDER_PROVIDER is local (no service)", out);
     json_t *body = json_object();
     json_object_set_new(body, "run_id", json_string(req->run_id));
     json_object_set_new(body, "clips", strings(req->clips, req->nclips));
@@ -84,7 +88,8 @@ static int submit(providers_t *p, const struct render_submit_req *req, render_cb
     json_object_set_new(body, "fps", json_integer(req->fps));
     json_object_set_new(body, "width", json_integer(req->width));
     json_object_set_new(body, "height", json_integer(req->height));
-    json_object_set_new(body, "callback_url", req->callback_url ? json_string(req->callback_url) : json_null());
+    json_object_set_new(body, "callback_url",
+                        req->callback_url ? json_string(req->callback_url) : json_null());
     json_object_set_new(body, "template", json_string(req->template_name));
     json_object_set_new(body, "texts", strings(req->texts, req->texts ? req->ntexts : 0));
     char *text = json_dumps(body, JSON_COMPACT);
@@ -96,8 +101,13 @@ static int submit(providers_t *p, const struct render_submit_req *req, render_cb
     struct prov_headers h = {0};
     auth_headers(p, &h);
     prov_header(&h, "Content-Type: application/json");
-    struct http_request hr = {.method = "POST", .url = url, .headers = h.v, .body = text,
-                              .body_len = strlen(text), .timeout_ms = 30000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .headers = h.v,
+                              .body = text,
+                              .body_len = strlen(text),
+                              .timeout_ms = 30000,
+                              .max_body = PROV_MAX_JSON};
     int rc = prov_send(p, PK_RENDER, &hr, job_answer, (void *)cb, ud, NULL, out);
     free(text);
     return rc;
@@ -107,12 +117,14 @@ static int status(providers_t *p, const char *job_id, render_cb cb, void *ud, pr
     if (!prov_id_ok(job_id) || !cb)
         return ERR_INVAL;
     if (providers_render_mode(p) != RENDER_REMOTION)
-        return prov_fail(p, PK_RENDER, job_answer, (void *)cb, ud, "RENDER_PROVIDER is local (no service)", out);
+        return prov_fail(p, PK_RENDER, job_answer, (void *)cb, ud,
+                         "RENDER_PROVIDER is local (no service)", out);
     char url[PROV_URL_MAX + 160];
     snprintf(url, sizeof url, "%s/api/render/%s", p->base[PK_RENDER], job_id);
     struct prov_headers h = {0};
     auth_headers(p, &h);
-    struct http_request hr = {.url = url, .headers = h.v, .timeout_ms = 10000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {
+        .url = url, .headers = h.v, .timeout_ms = 10000, .max_body = PROV_MAX_JSON};
     return prov_send(p, PK_RENDER, &hr, job_answer, (void *)cb, ud, job_id, out);
 }
 

@@ -57,8 +57,14 @@ static int check(providers_t *p, const char *text, safety_cb cb, void *ud, prov_
     prov_header(&h, "Authorization: Bearer %s", key);
     prov_header(&h, "Content-Type: application/json");
     int64_t ms = config_int(p->cfg, S_SAFETY_TIMEOUT_MS);
-    struct http_request hr = {.method = "POST", .url = url, .headers = h.v, .body = t, .body_len = strlen(t),
-                              .timeout_ms = ms, .connect_timeout_ms = ms, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .headers = h.v,
+                              .body = t,
+                              .body_len = strlen(t),
+                              .timeout_ms = ms,
+                              .connect_timeout_ms = ms,
+                              .max_body = PROV_MAX_JSON};
     int rc = prov_send(p, PK_SAFETY, &hr, answer, (void *)cb, ud, NULL, out);
     free(t);
     return rc;

@@ -38,14 +38,16 @@ static void video_answer(prov_call_t *pc, const struct http_response *r, struct 
     if (strcmp(res.video.status, "completed") == 0)
         res.video.progress = 100;
     json_t *e = json_object_get(j, "error");
-    res.video.error = json_is_object(e) ? json_string_value(json_object_get(e, "message")) : json_string_value(e);
+    res.video.error =
+        json_is_object(e) ? json_string_value(json_object_get(e, "message")) : json_string_value(e);
 out:
     ((sora_cb)pc->cb)(&res, pc->ud);
     json_decref(j);
     prov_done(pc);
 }
 
-static int create(providers_t *p, const struct sora_create_req *req, sora_cb cb, void *ud, prov_call_t **out) {
+static int create(providers_t *p, const struct sora_create_req *req, sora_cb cb, void *ud,
+                  prov_call_t **out) {
     if (!req || !req->prompt || !*req->prompt || !cb)
         return ERR_INVAL;
     if (req->seconds != 4 && req->seconds != 8 && req->seconds != 12)
@@ -55,7 +57,8 @@ static int create(providers_t *p, const struct sora_create_req *req, sora_cb cb,
         return ERR_INVAL;
     const char *key = prov_key(p, PK_SORA, S_OPENAI_API_KEY);
     if (!key)
-        return prov_fail(p, PK_SORA, video_answer, (void *)cb, ud, "OPENAI_API_KEY is not set", out);
+        return prov_fail(p, PK_SORA, video_answer, (void *)cb, ud, "OPENAI_API_KEY is not set",
+                         out);
     json_t *body = json_object();
     json_object_set_new(body, "model", json_string(req->model ? req->model : "sora-2"));
     json_object_set_new(body, "prompt", json_string(req->prompt));
@@ -76,8 +79,13 @@ static int create(providers_t *p, const struct sora_create_req *req, sora_cb cb,
         prov_header(&h, "Idempotency-Key: %s", req->idempotency_key);
     if (req->video_index >= 0)
         prov_header(&h, "X-Myloware-Video-Index: %d", req->video_index);
-    struct http_request hr = {.method = "POST", .url = url, .headers = h.v, .body = text,
-                              .body_len = strlen(text), .timeout_ms = 60000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {.method = "POST",
+                              .url = url,
+                              .headers = h.v,
+                              .body = text,
+                              .body_len = strlen(text),
+                              .timeout_ms = 60000,
+                              .max_body = PROV_MAX_JSON};
     int rc = prov_send(p, PK_SORA, &hr, video_answer, (void *)cb, ud, NULL, out);
     free(text);
     return rc;
@@ -88,16 +96,19 @@ static int status(providers_t *p, const char *id, sora_cb cb, void *ud, prov_cal
         return ERR_INVAL;
     const char *key = prov_key(p, PK_SORA, S_OPENAI_API_KEY);
     if (!key)
-        return prov_fail(p, PK_SORA, video_answer, (void *)cb, ud, "OPENAI_API_KEY is not set", out);
+        return prov_fail(p, PK_SORA, video_answer, (void *)cb, ud, "OPENAI_API_KEY is not set",
+                         out);
     char url[PROV_URL_MAX + 160];
     snprintf(url, sizeof url, "%s/v1/videos/%s", p->base[PK_SORA], id);
     struct prov_headers h = {0};
     prov_header(&h, "Authorization: Bearer %s", key);
-    struct http_request hr = {.url = url, .headers = h.v, .timeout_ms = 30000, .max_body = PROV_MAX_JSON};
+    struct http_request hr = {
+        .url = url, .headers = h.v, .timeout_ms = 30000, .max_body = PROV_MAX_JSON};
     return prov_send(p, PK_SORA, &hr, video_answer, (void *)cb, ud, id, out);
 }
 
-static void download_answer(prov_call_t *pc, const struct http_response *r, struct prov_result *st) {
+static void download_answer(prov_call_t *pc, const struct http_response *r,
+                            struct prov_result *st) {
     struct download_result res = {.st = *st, .path = pc->arg, .bytes = r ? r->downloaded : 0};
     char err[200];
     if (st->outcome == PROV_OK && res.bytes == 0)
@@ -106,17 +117,22 @@ static void download_answer(prov_call_t *pc, const struct http_response *r, stru
     prov_done(pc);
 }
 
-static int download(providers_t *p, const char *id, const char *path, download_cb cb, void *ud, prov_call_t **out) {
+static int download(providers_t *p, const char *id, const char *path, download_cb cb, void *ud,
+                    prov_call_t **out) {
     if (!prov_id_ok(id) || !path || !*path || !cb)
         return ERR_INVAL;
     const char *key = prov_key(p, PK_SORA, S_OPENAI_API_KEY);
     if (!key)
-        return prov_fail(p, PK_SORA, download_answer, (void *)cb, ud, "OPENAI_API_KEY is not set", out);
+        return prov_fail(p, PK_SORA, download_answer, (void *)cb, ud, "OPENAI_API_KEY is not set",
+                         out);
     char url[PROV_URL_MAX + 160];
     snprintf(url, sizeof url, "%s/v1/videos/%s/content", p->base[PK_SORA], id);
     struct prov_headers h = {0};
     prov_header(&h, "Authorization: Bearer %s", key);
-    struct http_request hr = {.url = url, .headers = h.v, .timeout_ms = 300000, .connect_timeout_ms = 60000,
+    struct http_request hr = {.url = url,
+                              .headers = h.v,
+                              .timeout_ms = 300000,
+                              .connect_timeout_ms = 60000,
                               .download_path = path};
     return prov_send(p, PK_SORA, &hr, download_answer, (void *)cb, ud, path, out);
 }

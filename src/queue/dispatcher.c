@@ -22,7 +22,15 @@
 #define RESCUE_EVERY_MS 5000
 #define PURGE_EVERY 120 /* rescue ticks: 10 minutes */
 
-enum outcome_label { OL_SUCCEEDED, OL_RESCHEDULED, OL_RETRIED, OL_DEAD, OL_LEASE_LOST, OL_STORE_ERROR, OL__COUNT };
+enum outcome_label {
+    OL_SUCCEEDED,
+    OL_RESCHEDULED,
+    OL_RETRIED,
+    OL_DEAD,
+    OL_LEASE_LOST,
+    OL_STORE_ERROR,
+    OL__COUNT
+};
 static const char *const outcome_names[OL__COUNT] = {"succeeded", "rescheduled", "retried",
                                                      "dead",      "lease_lost",  "store_error"};
 
@@ -51,7 +59,7 @@ struct prov_slot {
 };
 
 struct group_slot {
-    char *name; /* owned */
+    char *name;       /* owned */
     int running, cap; /* cap 0: none set */
     int prio;         /* enum cpuprio of the group's pool jobs */
 };
@@ -71,9 +79,9 @@ struct dispatcher {
     int ngroups;
     unsigned rr; /* the type a claim pass starts with (round robin over shared budgets) */
     uv_timer_t poll_timer, renew_timer, rescue_timer, drain_timer, wake_timer;
-    uv_check_t fin_check;                 /* records the results of one loop turn in one unit */
-    struct job_ctx *fin_head, *fin_tail;  /* results not yet submitted */
-    int64_t wake_at; /* when wake_timer fires (0: not armed) */
+    uv_check_t fin_check;                /* records the results of one loop turn in one unit */
+    struct job_ctx *fin_head, *fin_tail; /* results not yet submitted */
+    int64_t wake_at;                     /* when wake_timer fires (0: not armed) */
     int open_handles;
     bool started, once, claiming, claim_again, draining, drained, closing;
     int rescue_ticks;
@@ -88,7 +96,8 @@ struct dispatcher {
 
 static void claim(dispatcher_t *d);
 
-/* ---- results ------------------------------------------------------------------------------------ */
+/* ---- results ------------------------------------------------------------------------------------
+ */
 
 void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...) {
     char msg[1024];
@@ -152,9 +161,11 @@ static void feed_breaker(dispatcher_t *d, struct job_ctx *ctx, enum breaker_verd
         enum breaker_state st = breaker_state(&p->br, now);
         if (st == BREAKER_OPEN)
             log_warn("queue", "provider circuit open: its jobs wait", LF_S("provider", p->name),
-                     LF_S("job_id", ctx->job.id), LF_I("recovery_s", (long long)(p->br.recovery_ms / 1000)));
+                     LF_S("job_id", ctx->job.id),
+                     LF_I("recovery_s", (long long)(p->br.recovery_ms / 1000)));
         else
-            log_info("queue", "provider circuit closed", LF_S("provider", p->name), LF_S("job_id", ctx->job.id));
+            log_info("queue", "provider circuit closed", LF_S("provider", p->name),
+                     LF_S("job_id", ctx->job.id));
     }
     ctx->ticket = BT_DENIED;
     circuit_gauge(p, now);
@@ -179,12 +190,11 @@ static int finish_one(store_tx_t *tx, void *arg) {
         int rc = ctx->type->on_complete ? ctx->type->on_complete(tx, ctx) : 0;
         return rc ? rc : queue_complete(tx, &ctx->job, ctx->result_url);
     }
-    case JO_RESCHEDULE:
-        return queue_reschedule(tx, &ctx->job, ctx->reschedule_at);
+    case JO_RESCHEDULE: return queue_reschedule(tx, &ctx->job, ctx->reschedule_at);
     case JO_RETRY:
     case JO_PERMANENT:
-        return queue_fail(tx, &d->pol, &ctx->job, ctx->error, ctx->outcome == JO_PERMANENT, ctx->retry_after_s,
-                          &dead);
+        return queue_fail(tx, &d->pol, &ctx->job, ctx->error, ctx->outcome == JO_PERMANENT,
+                          ctx->retry_after_s, &dead);
     }
     return ERR_INTERNAL;
 }
@@ -245,11 +255,12 @@ static void finish_done_one(struct job_ctx *ctx, int rc) {
         log_warn("queue", "result discarded: the job's lease was lost", LF_S("job_id", ctx->job.id),
                  LF_S("type", ctx->type->name));
     else if (rc)
-        log_error("queue", "cannot record a job's result", LF_S("job_id", ctx->job.id), LF_S("error", err_name(rc)));
+        log_error("queue", "cannot record a job's result", LF_S("job_id", ctx->job.id),
+                  LF_S("error", err_name(rc)));
     else if (ctx->outcome != JO_OK && ctx->outcome != JO_RESCHEDULE)
         log_warn("queue", ctx->job.state == JOB_DEAD ? "job dead" : "job failed, will retry",
-                 LF_S("job_id", ctx->job.id), LF_S("type", ctx->type->name), LF_I("attempts", ctx->job.attempts),
-                 LF_S("error", ctx->error ? ctx->error : ""));
+                 LF_S("job_id", ctx->job.id), LF_S("type", ctx->type->name),
+                 LF_I("attempts", ctx->job.attempts), LF_S("error", ctx->error ? ctx->error : ""));
     if (rc == 0)
         d->completed++;
     unlink_ctx(d, ctx);
@@ -284,7 +295,7 @@ void job_finish(struct job_ctx *ctx) {
         feed_breaker(fd, ctx, BV_NEUTRAL);
     } else {
         /* A permanent error is a success for the breaker: the provider answered. */
-        enum breaker_verdict v = ctx->outcome == JO_RETRY ? BV_FAILURE
+        enum breaker_verdict v = ctx->outcome == JO_RETRY        ? BV_FAILURE
                                  : ctx->outcome == JO_RESCHEDULE ? BV_NEUTRAL
                                                                  : BV_SUCCESS;
         feed_breaker(fd, ctx, v);
@@ -328,7 +339,8 @@ static void pool_after(uv_work_t *w, int status) {
     job_finish(ctx);
 }
 
-static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job, enum breaker_ticket ticket, uint32_t gen) {
+static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job,
+                      enum breaker_ticket ticket, uint32_t gen) {
     struct job_ctx *ctx = xcalloc(1, sizeof *ctx);
     ctx->d = d;
     ctx->type = slot->t;
@@ -363,7 +375,8 @@ static void start_job(dispatcher_t *d, struct type_slot *slot, job_t *job, enum 
     }
 }
 
-/* ---- claiming ----------------------------------------------------------------------------------- */
+/* ---- claiming -----------------------------------------------------------------------------------
+ */
 
 struct claim_req {
     dispatcher_t *d;
@@ -378,16 +391,16 @@ struct claim_req {
 static int claim_unit(store_tx_t *tx, void *arg) {
     struct claim_req *r = arg;
     for (int i = 0; i < r->n; i++) {
-        int rc = queue_claim(tx, &r->d->pol, r->d->types[r->per[i].slot].t->name, r->per[i].limit, r->per[i].jobs,
-                             &r->per[i].got);
+        int rc = queue_claim(tx, &r->d->pol, r->d->types[r->per[i].slot].t->name, r->per[i].limit,
+                             r->per[i].jobs, &r->per[i].got);
         if (rc)
             return rc;
     }
     return 0;
 }
 
-/* Jobs claimed just as their provider's circuit opened (or its limiter filled, or the drain began): back
- * to queued without using the attempt. */
+/* Jobs claimed just as their provider's circuit opened (or its limiter filled, or the drain began):
+ * back to queued without using the attempt. */
 struct refuse_req {
     int n;
     job_t *jobs;
@@ -406,7 +419,8 @@ static int refuse_unit(store_tx_t *tx, void *arg) {
 static void refuse_done(void *arg, int rc) {
     struct refuse_req *r = arg;
     if (rc)
-        log_error("queue", "cannot give back jobs held by an open circuit; their leases will expire",
+        log_error("queue",
+                  "cannot give back jobs held by an open circuit; their leases will expire",
                   LF_S("error", err_name(rc)), LF_I("count", r->n));
     for (int i = 0; i < r->n; i++)
         job_release(&r->jobs[i]);
@@ -440,7 +454,8 @@ static void wake_in(dispatcher_t *d, int64_t now, int64_t ms) {
 }
 
 /* May a claimed job of this slot start now? Takes its breaker ticket and limiter slot. */
-static bool admit(dispatcher_t *d, struct type_slot *ts, int64_t now, enum breaker_ticket *ticket, uint32_t *gen) {
+static bool admit(dispatcher_t *d, struct type_slot *ts, int64_t now, enum breaker_ticket *ticket,
+                  uint32_t *gen) {
     *ticket = BT_DENIED;
     *gen = 0;
     if (ts->prov < 0)
@@ -478,7 +493,8 @@ static void claim_done(void *arg, int rc) {
                         refused = xcalloc(1, sizeof *refused);
                         refused->jobs = xcalloc((size_t)r->per[i].got, sizeof(job_t));
                     } else {
-                        refused->jobs = xrealloc(refused->jobs, (size_t)(refused->n + r->per[i].got) * sizeof(job_t));
+                        refused->jobs = xrealloc(
+                            refused->jobs, (size_t)(refused->n + r->per[i].got) * sizeof(job_t));
                     }
                     refused->jobs[refused->n++] = r->per[i].jobs[k];
                     continue;
@@ -493,13 +509,15 @@ static void claim_done(void *arg, int rc) {
     }
     free(r);
     if (refused) {
-        log_info("queue", d->draining ? "claimed jobs given back: draining"
-                                      : "claimed jobs given back: their provider cannot take them now",
+        log_info("queue",
+                 d->draining ? "claimed jobs given back: draining"
+                             : "claimed jobs given back: their provider cannot take them now",
                  LF_I("count", refused->n));
         store_submit(d->store, refuse_unit, refused, refuse_done);
         for (int i = 0; i < d->ntypes; i++) /* given back: their types have ready jobs again */
             d->types[i].dirty = true;
-        d->claim_again = true; /* the budgets changed under the claim: the next pass recomputes them */
+        d->claim_again =
+            true; /* the budgets changed under the claim: the next pass recomputes them */
     }
     if (rc)
         log_error("queue", "claim failed", LF_S("error", err_name(rc)));
@@ -604,7 +622,8 @@ void dispatcher_kick_type(dispatcher_t *d, const char *type) {
 
 static void poll_cb(uv_timer_t *t) { claim_all(t->data); }
 
-/* ---- leases, rescue, retention ------------------------------------------------------------------ */
+/* ---- leases, rescue, retention ------------------------------------------------------------------
+ */
 
 struct renew_req {
     dispatcher_t *d;
@@ -692,9 +711,11 @@ static void rescue_cb(uv_timer_t *t) {
     store_submit(d->store, rescue_unit, r, rescue_done);
 }
 
-/* ---- life cycle --------------------------------------------------------------------------------- */
+/* ---- life cycle ---------------------------------------------------------------------------------
+ */
 
-dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers, void *app) {
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers,
+                             void *app) {
     dispatcher_t *d = xcalloc(1, sizeof *d);
     d->workers = workers;
     d->loop = loop;
@@ -702,7 +723,8 @@ dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cf
     d->cfg = cfg;
     d->app = app;
     queue_policy_from_config(&d->pol, cfg);
-    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer, &d->wake_timer};
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer,
+                            &d->wake_timer};
     for (int i = 0; i < 5; i++) {
         uv_timer_init(loop, timers[i]);
         timers[i]->data = d;
@@ -737,11 +759,13 @@ static int add_provider(dispatcher_t *d, const char *name) {
     if (i >= 0)
         return i;
     if (d->nprovs >= MAX_PROVIDERS) {
-        log_error("queue", "too many providers; their caps are not applied", LF_S("provider", name));
+        log_error("queue", "too many providers; their caps are not applied",
+                  LF_S("provider", name));
         return -1;
     }
     struct prov_slot *p = &d->provs[d->nprovs];
-    *p = (struct prov_slot){.name = name, .cap = (int)config_int(d->cfg, S_PROVIDER_MAX_INFLIGHT), .gauge = -1};
+    *p = (struct prov_slot){
+        .name = name, .cap = (int)config_int(d->cfg, S_PROVIDER_MAX_INFLIGHT), .gauge = -1};
     breaker_init(&p->br, (int)config_int(d->cfg, S_CIRCUIT_BREAKER_FAILURE_THRESHOLD),
                  config_int(d->cfg, S_CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S) * 1000);
     int64_t max = config_int(d->cfg, S_QUEUE_LIMITER_MAX);
@@ -759,7 +783,8 @@ void dispatcher_register(dispatcher_t *d, const struct job_type *t) {
     int cap = t->concurrency > 0 ? t->concurrency : (t->kind == JK_POOL ? d->workers : 64);
     int prov = t->provider ? add_provider(d, t->provider) : -1;
     int group = t->cap_group ? find_group(d, t->cap_group) : -1;
-    d->types[d->ntypes++] = (struct type_slot){.t = t, .cap = cap, .prov = prov, .group = group, .dirty = true};
+    d->types[d->ntypes++] =
+        (struct type_slot){.t = t, .cap = cap, .prov = prov, .group = group, .dirty = true};
 }
 
 void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap) {
@@ -774,7 +799,8 @@ void dispatcher_set_group_priority(dispatcher_t *d, const char *group, int prio)
         d->groups[i].prio = prio;
 }
 
-void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud) {
+void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *),
+                      void *ud) {
     d->started = true;
     d->once = once;
     d->idle_cb = idle_cb;
@@ -783,7 +809,8 @@ void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *
     uint64_t renew = (uint64_t)d->pol.lease_s * 1000 / 3;
     uv_timer_start(&d->poll_timer, poll_cb, poll, poll);
     uv_timer_start(&d->renew_timer, renew_cb, renew, renew);
-    uv_timer_start(&d->rescue_timer, rescue_cb, 0, RESCUE_EVERY_MS); /* at once: dead workers' jobs */
+    uv_timer_start(&d->rescue_timer, rescue_cb, 0,
+                   RESCUE_EVERY_MS); /* at once: dead workers' jobs */
     claim(d);
 }
 
@@ -808,7 +835,9 @@ static void handback_done(void *arg, int rc) {
             n++;
         }
     }
-    log_warn("queue", rc ? "cannot hand back running jobs; their leases will expire" : "running jobs handed back",
+    log_warn("queue",
+             rc ? "cannot hand back running jobs; their leases will expire"
+                : "running jobs handed back",
              LF_I("count", n));
     /* what is left runs on pool threads or waits on I/O that the exit abandons */
     d->drained = true;
@@ -823,13 +852,15 @@ static void drain_timeout(uv_timer_t *t) {
     store_submit(d->store, handback_unit, d, handback_done);
 }
 
-void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *), void *ud) {
+void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *),
+                      void *ud) {
     d->draining = true;
     d->drain_cb = cb;
     d->drain_ud = ud;
     uv_timer_stop(&d->poll_timer);
     uv_timer_stop(&d->wake_timer);
-    log_info("queue", "draining", LF_I("running", d->nrunning), LF_I("grace_ms", (long long)grace_ms));
+    log_info("queue", "draining", LF_I("running", d->nrunning),
+             LF_I("grace_ms", (long long)grace_ms));
     if (d->nrunning == 0) {
         check_drained(d);
         return;
@@ -858,7 +889,8 @@ static void close_cb(uv_handle_t *h) {
 
 void dispatcher_close(dispatcher_t *d) {
     d->closing = true;
-    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer, &d->wake_timer};
+    uv_timer_t *timers[] = {&d->poll_timer, &d->renew_timer, &d->rescue_timer, &d->drain_timer,
+                            &d->wake_timer};
     for (int i = 0; i < 5; i++)
         uv_close((uv_handle_t *)timers[i], close_cb);
     uv_close((uv_handle_t *)&d->fin_check, close_cb);

@@ -74,8 +74,8 @@ struct job_ctx {
     void *app;
     /* the result, set by the handler */
     enum job_outcome outcome;
-    char *error;       /* owned */
-    char *result_url;  /* owned */
+    char *error;      /* owned */
+    char *result_url; /* owned */
     int retry_after_s;
     int64_t reschedule_at;
     _Atomic double progress; /* 0..1, written by the handler; -1 unknown */
@@ -83,14 +83,14 @@ struct job_ctx {
     /* internal */
     uv_work_t work;
     uint64_t started_ns;
-    int slot;                         /* index of the type's slot */
-    int prio;                         /* enum cpuprio the pool job runs at */
-    enum breaker_ticket ticket;       /* provider types: the breaker's permission */
+    int slot;                   /* index of the type's slot */
+    int prio;                   /* enum cpuprio the pool job runs at */
+    enum breaker_ticket ticket; /* provider types: the breaker's permission */
     uint32_t ticket_gen;
     bool finished, handed_back;
-    int rc;                     /* the store's answer to the result */
+    int rc; /* the store's answer to the result */
     struct job_ctx *prev, *next;
-    struct job_ctx *fin_next;   /* results waiting to be recorded together */
+    struct job_ctx *fin_next; /* results waiting to be recorded together */
 };
 
 /* Sets the result (error copied). Any thread. */
@@ -100,7 +100,8 @@ void job_set_error(struct job_ctx *ctx, enum job_outcome o, const char *fmt, ...
 void job_finish(struct job_ctx *ctx);
 
 /* workers: the pool's thread count, the default cap of pool types. */
-dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers, void *app);
+dispatcher_t *dispatcher_new(uv_loop_t *loop, store_t *store, const config_t *cfg, int workers,
+                             void *app);
 /* Registers a type (static storage). Before dispatcher_start. */
 void dispatcher_register(dispatcher_t *d, const struct job_type *t);
 /* At most cap running jobs (cap >= 1) over all the types whose cap_group is group (copied).
@@ -112,13 +113,15 @@ void dispatcher_set_group_cap(dispatcher_t *d, const char *group, int cap);
  * dispatcher_start. */
 void dispatcher_set_group_priority(dispatcher_t *d, const char *group, int prio);
 /* Starts claiming (rescues this host's dead workers first). once: stop when nothing is ready. */
-void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *), void *ud);
+void dispatcher_start(dispatcher_t *d, bool once, void (*idle_cb)(dispatcher_t *, void *),
+                      void *ud);
 /* Claim now: called after an in-process enqueue commits (d may be NULL: no dispatcher here). */
 void dispatcher_kick(dispatcher_t *d);
 /* The same when only jobs of one type were enqueued: claims that type only (cheaper). */
 void dispatcher_kick_type(dispatcher_t *d, const char *type);
 /* Stops claiming and drains (see above); cb runs when nothing is running any more. */
-void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *), void *ud);
+void dispatcher_drain(dispatcher_t *d, uint64_t grace_ms, void (*cb)(dispatcher_t *, void *),
+                      void *ud);
 /* Closes the handles; frees in the close callbacks. After the drain. */
 void dispatcher_close(dispatcher_t *d);
 int dispatcher_running(const dispatcher_t *d);

@@ -52,7 +52,8 @@ int64_t queue_backoff_ms(int attempt, double base_s, double max_s, double rand01
     return (int64_t)llround(d * (0.5 + rand01 / 2.0) * 1000.0);
 }
 
-/* ---- owners ----------------------------------------------------------------------------------- */
+/* ---- owners -----------------------------------------------------------------------------------
+ */
 
 static char owner_id[128], host_prefix[80];
 
@@ -112,12 +113,14 @@ bool queue_owner_dead(const char *owner) {
     return !proc_start(pid, &now_start) || now_start != start;
 }
 
-/* ---- transitions ------------------------------------------------------------------------------ */
+/* ---- transitions ------------------------------------------------------------------------------
+ */
 
-int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct queue_new *n, job_t *out,
-                  bool *existed) {
+int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct queue_new *n,
+                  job_t *out, bool *existed) {
     if (!queue_type_valid(n->type) || (n->run_id && strlen(n->run_id) >= JOB_ID_LEN) ||
-        (n->idempotency_key && (strlen(n->idempotency_key) < 1 || strlen(n->idempotency_key) > 255)))
+        (n->idempotency_key &&
+         (strlen(n->idempotency_key) < 1 || strlen(n->idempotency_key) > 255)))
         return ERR_INVAL;
     job_t j;
     memset(&j, 0, sizeof j);
@@ -142,9 +145,11 @@ int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct que
     return 0;
 }
 
-int queue_claim(store_tx_t *tx, const struct queue_policy *p, const char *type, int limit, job_t *out, int *n) {
+int queue_claim(store_tx_t *tx, const struct queue_policy *p, const char *type, int limit,
+                job_t *out, int *n) {
     int64_t now = clock_now_ms();
-    return tx->s->ops->job_claim(tx, type, limit, now, now + (int64_t)p->lease_s * 1000, queue_owner_id(), out, n);
+    return tx->s->ops->job_claim(tx, type, limit, now, now + (int64_t)p->lease_s * 1000,
+                                 queue_owner_id(), out, n);
 }
 
 int queue_complete(store_tx_t *tx, job_t *j, const char *result_url) {
@@ -161,8 +166,8 @@ int queue_complete(store_tx_t *tx, job_t *j, const char *result_url) {
     return rc;
 }
 
-int queue_fail(store_tx_t *tx, const struct queue_policy *p, job_t *j, const char *error, bool permanent,
-               int retry_after_s, bool *dead) {
+int queue_fail(store_tx_t *tx, const struct queue_policy *p, job_t *j, const char *error,
+               bool permanent, int retry_after_s, bool *dead) {
     job_t t = *j;
     int64_t now = clock_now_ms();
     *dead = permanent || j->attempts >= j->max_attempts;
@@ -210,7 +215,9 @@ static int requeue_uncounted(store_tx_t *tx, job_t *j, int64_t run_at) {
     return rc;
 }
 
-int queue_reschedule(store_tx_t *tx, job_t *j, int64_t run_at) { return requeue_uncounted(tx, j, run_at); }
+int queue_reschedule(store_tx_t *tx, job_t *j, int64_t run_at) {
+    return requeue_uncounted(tx, j, run_at);
+}
 
 int queue_hand_back(store_tx_t *tx, job_t *j) { return requeue_uncounted(tx, j, clock_now_ms()); }
 
@@ -222,7 +229,9 @@ int queue_renew(store_tx_t *tx, const struct queue_policy *p, job_t *j, double p
     return rc;
 }
 
-int queue_cancel(store_tx_t *tx, const char *id) { return tx->s->ops->job_cancel(tx, id, clock_now_ms()); }
+int queue_cancel(store_tx_t *tx, const char *id) {
+    return tx->s->ops->job_cancel(tx, id, clock_now_ms());
+}
 
 int queue_replay(store_tx_t *tx, const char *id) {
     int rc = tx->s->ops->job_replay(tx, id, clock_now_ms());
@@ -242,7 +251,8 @@ int queue_resolve(store_tx_t *tx, const char *id, int64_t *resolved_at) {
 }
 
 int queue_rescue(store_tx_t *tx, job_t *out, int *n) {
-    int rc = tx->s->ops->job_rescue(tx, clock_now_ms(), queue_host_prefix(), queue_owner_dead, out, n);
+    int rc =
+        tx->s->ops->job_rescue(tx, clock_now_ms(), queue_host_prefix(), queue_owner_dead, out, n);
     for (int i = 0; rc == 0 && i < *n; i++) {
         log_warn("queue", "job rescued", LF_S("job_id", out[i].id), LF_S("type", out[i].type),
                  LF_S("state", job_state_name(out[i].state)), LF_I("attempts", out[i].attempts));

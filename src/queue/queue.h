@@ -57,8 +57,8 @@ struct queue_new {
     const char *run_id;  /* may be NULL */
     const char *payload; /* JSON text; NULL: "{}" */
     int priority;
-    int max_attempts;   /* 0: the policy's */
-    int64_t run_at;     /* 0: now */
+    int max_attempts;            /* 0: the policy's */
+    int64_t run_at;              /* 0: now */
     const char *idempotency_key; /* may be NULL */
 };
 
@@ -75,18 +75,19 @@ bool queue_owner_dead(const char *owner);
 const char *queue_host_prefix(void);
 
 /* Inserts a queued job (out gets the row; *existed when an idempotency key matched). */
-int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct queue_new *n, job_t *out,
-                  bool *existed);
+int queue_enqueue(store_tx_t *tx, const struct queue_policy *p, const struct queue_new *n,
+                  job_t *out, bool *existed);
 /* Claims up to limit ready jobs of type for this process; *n gets the count. */
-int queue_claim(store_tx_t *tx, const struct queue_policy *p, const char *type, int limit, job_t *out, int *n);
+int queue_claim(store_tx_t *tx, const struct queue_policy *p, const char *type, int limit,
+                job_t *out, int *n);
 /* running -> succeeded. ERR_CONFLICT when the lease was lost (the result must be discarded). */
 int queue_complete(store_tx_t *tx, job_t *j, const char *result_url);
 /*
  * running -> queued (retry after backoff, or Retry-After when longer) or dead (permanent, or
  * the last attempt). *dead tells which. ERR_CONFLICT when the lease was lost.
  */
-int queue_fail(store_tx_t *tx, const struct queue_policy *p, job_t *j, const char *error, bool permanent,
-               int retry_after_s, bool *dead);
+int queue_fail(store_tx_t *tx, const struct queue_policy *p, job_t *j, const char *error,
+               bool permanent, int retry_after_s, bool *dead);
 /* running -> queued at run_at without using the attempt (a poller that found nothing new). */
 int queue_reschedule(store_tx_t *tx, job_t *j, int64_t run_at);
 /* running -> queued now, attempt not counted (drain on SIGTERM). */

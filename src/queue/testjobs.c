@@ -53,8 +53,16 @@ static void run_fail(struct job_ctx *ctx) {
 
 static const struct job_type types[] = {
     {.name = "test.noop", .kind = JK_LOOP, .concurrency = 512, .run_loop = run_now},
-    {.name = "test.effect", .kind = JK_LOOP, .concurrency = 512, .run_loop = run_now, .on_complete = record_effect},
-    {.name = "test.latency", .kind = JK_LOOP, .concurrency = 64, .run_loop = run_now, .on_complete = record_start},
+    {.name = "test.effect",
+     .kind = JK_LOOP,
+     .concurrency = 512,
+     .run_loop = run_now,
+     .on_complete = record_effect},
+    {.name = "test.latency",
+     .kind = JK_LOOP,
+     .concurrency = 64,
+     .run_loop = run_now,
+     .on_complete = record_start},
     {.name = "test.sleep", .kind = JK_POOL, .run_pool = run_sleep},
     {.name = "test.fail", .kind = JK_LOOP, .run_loop = run_fail},
     /* test.fail behind provider "test": its failures open the provider's circuit */

@@ -141,7 +141,9 @@ void storage_free(storage_t *s) {
 const char *storage_backend(const storage_t *s) { return s->ops->name; }
 bool storage_is_local(const storage_t *s) { return s->ops == &storage_local_ops; }
 const char *storage_media_token(const storage_t *s) { return s->token; }
-const char *storage_local_root(const storage_t *s) { return storage_is_local(s) ? s->media_root : NULL; }
+const char *storage_local_root(const storage_t *s) {
+    return storage_is_local(s) ? s->media_root : NULL;
+}
 
 int storage_local_path(const storage_t *s, const char *key, char *out, size_t cap) {
     if (!storage_is_local(s) || !storage_key_valid(key))
@@ -173,8 +175,8 @@ int storage_put_file(storage_t *s, const char *key, const char *src_path, const 
                      int flags) {
     if (!storage_key_valid(key) || !src_path || !src_path[0])
         return ERR_INVAL;
-    return s->ops->put_file(s, key, src_path, content_type ? content_type : storage_content_type(key),
-                            flags);
+    return s->ops->put_file(s, key, src_path,
+                            content_type ? content_type : storage_content_type(key), flags);
 }
 
 int storage_get_file(storage_t *s, const char *key, const char *dst_path) {
@@ -273,8 +275,8 @@ int storage_presign(const storage_t *s, const char *key, int64_t now, int64_t ex
     return s->ops->presign(s, false, key, now, expires_s, out, cap);
 }
 
-int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
-                         size_t cap) {
+int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s,
+                         char *out, size_t cap) {
     if (!s->ops->presign || !storage_key_valid(key) || expires_s < 1 || expires_s > 604800)
         return ERR_INVAL;
     return s->ops->presign(s, true, key, now, expires_s, out, cap);
@@ -437,7 +439,8 @@ int storage_copy_atomic(const char *src, const char *dst) {
         return errno == ENOENT ? ERR_NOTFOUND : ERR_IO;
     int outfd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
     if (outfd < 0) {
-        log_warn("storage", "cannot create temp file", LF_S("path", tmp), LF_S("error", strerror(errno)));
+        log_warn("storage", "cannot create temp file", LF_S("path", tmp),
+                 LF_S("error", strerror(errno)));
         close(in);
         return ERR_IO;
     }

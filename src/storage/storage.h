@@ -19,8 +19,8 @@
  *
  * Threads. storage_t is read-only after storage_open() and may be shared by every thread.
  *   - pure (any thread, loop included; no I/O): storage_key_valid, storage_backend,
- *     storage_local_path, storage_local_root, storage_media_path, storage_url, storage_presign, the storage_media_*
- *     helpers.
+ *     storage_local_path, storage_local_root, storage_media_path, storage_url, storage_presign, the
+ * storage_media_* helpers.
  *   - blocking (worker / pool threads only, NEVER the loop): storage_put_file, storage_get_file,
  *     storage_stat, storage_exists, storage_delete, storage_cleanup, storage_tmp_path (mkdir).
  *
@@ -48,9 +48,9 @@
 typedef struct storage storage_t;
 
 struct storage_stat {
-    int64_t size;     /* bytes */
-    int64_t mtime;    /* last modification, Unix seconds */
-    char etag[72];    /* quoted strong validator: local "<size hex>-<mtime ns hex>", s3 its ETag */
+    int64_t size;  /* bytes */
+    int64_t mtime; /* last modification, Unix seconds */
+    char etag[72]; /* quoted strong validator: local "<size hex>-<mtime ns hex>", s3 its ETag */
 };
 
 /* Flags of storage_put_file. */
@@ -175,10 +175,11 @@ int storage_presign(const storage_t *s, const char *key, int64_t now, int64_t ex
                     size_t cap);
 /* The same for a HEAD request (the canonical request's method HEAD, x-id=HeadObject): the
  * media routes check that an object exists before redirecting to it. Pure, any thread. */
-int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s, char *out,
-                         size_t cap);
+int storage_presign_head(const storage_t *s, const char *key, int64_t now, int64_t expires_s,
+                         char *out, size_t cap);
 
-/* ---- signed media URLs (api.md §7), pure, any thread ------------------------------------------ */
+/* ---- signed media URLs (api.md §7), pure, any thread ------------------------------------------
+ */
 
 /* hex HMAC-SHA256(token, path + decimal(expires)) into sig (65 bytes). path is the request path
  * without the query ("/v1/media/transcoded/x.mp4"). */

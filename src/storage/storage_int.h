@@ -12,7 +12,8 @@ struct storage_ops {
     /* Reads its settings into s->impl; ERR_INVAL with a message in err. */
     int (*open)(storage_t *s, const config_t *cfg, buf_t *err);
     void (*free)(storage_t *s);
-    int (*put_file)(storage_t *s, const char *key, const char *src, const char *content_type, int flags);
+    int (*put_file)(storage_t *s, const char *key, const char *src, const char *content_type,
+                    int flags);
     int (*get_file)(storage_t *s, const char *key, const char *dst);
     int (*stat)(storage_t *s, const char *key, struct storage_stat *st);
     int (*del)(storage_t *s, const char *key);
@@ -20,8 +21,8 @@ struct storage_ops {
                    bool (*keep)(const char *key, void *ud), void *ud, int *removed);
     /* NULL when the backend has no presigned URLs (local) */
     /* head: a HEAD URL (HeadObject) instead of GET */
-    int (*presign)(const storage_t *s, bool head, const char *key, int64_t now, int64_t expires_s, char *out,
-                   size_t cap);
+    int (*presign)(const storage_t *s, bool head, const char *key, int64_t now, int64_t expires_s,
+                   char *out, size_t cap);
 };
 
 extern const struct storage_ops storage_local_ops;
@@ -29,15 +30,15 @@ extern const struct storage_ops storage_s3_ops;
 
 struct storage {
     const struct storage_ops *ops;
-    char *media_dir;     /* no trailing '/' */
-    char *media_root;    /* realpath(media_dir) */
-    char *base_url;      /* PUBLIC_BASE_URL without a trailing '/', or "" (then host:port) */
-    char *host;          /* HOST, for the default base URL */
+    char *media_dir;  /* no trailing '/' */
+    char *media_root; /* realpath(media_dir) */
+    char *base_url;   /* PUBLIC_BASE_URL without a trailing '/', or "" (then host:port) */
+    char *host;       /* HOST, for the default base URL */
     int port;
-    char *token;         /* MEDIA_ACCESS_TOKEN or NULL */
+    char *token; /* MEDIA_ACCESS_TOKEN or NULL */
     size_t token_len;
     int64_t url_ttl_s, presign_s, retention_hours;
-    void *impl;          /* the backend's own state */
+    void *impl; /* the backend's own state */
 };
 
 /* mkdir -p of path (0750). 0 or ERR_IO. Worker thread (or start-up). */

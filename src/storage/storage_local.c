@@ -37,7 +37,8 @@ static int fsync_file(const char *path) {
     return rc;
 }
 
-static int local_put_file(storage_t *s, const char *key, const char *src, const char *ct, int flags) {
+static int local_put_file(storage_t *s, const char *key, const char *src, const char *ct,
+                          int flags) {
     char dst[4096];
     int rc = key_path(s, key, dst, sizeof dst);
     if (rc)
@@ -60,7 +61,8 @@ static int local_put_file(storage_t *s, const char *key, const char *src, const 
         if (rename(src, dst) == 0)
             return storage_fsync_parent(dst);
         if (errno != EXDEV) {
-            log_warn("storage", "cannot move file into place", LF_S("key", key), LF_S("error", strerror(errno)));
+            log_warn("storage", "cannot move file into place", LF_S("key", key),
+                     LF_S("error", strerror(errno)));
             return ERR_IO;
         }
     }
@@ -90,7 +92,8 @@ static int local_stat(storage_t *s, const char *key, struct storage_stat *out) {
     out->mtime = (int64_t)st.st_mtim.tv_sec;
     /* the same validator the media routes compute from fstat (http/file.c) */
     snprintf(out->etag, sizeof out->etag, "\"%llx-%llx\"", (unsigned long long)st.st_size,
-             (unsigned long long)st.st_mtim.tv_sec * 1000000000ull + (unsigned long long)st.st_mtim.tv_nsec);
+             (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st.st_mtim.tv_nsec);
     return 0;
 }
 
@@ -121,7 +124,8 @@ static int sweep(const char *dir, const char *prefix, int64_t older_than,
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
             continue;
         struct stat st;
-        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || (int64_t)st.st_mtim.tv_sec >= older_than)
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) ||
+            (int64_t)st.st_mtim.tv_sec >= older_than)
             continue;
         bool temp = e->d_name[0] == '.' || !prefix;
         if (!temp) {
@@ -134,7 +138,8 @@ static int sweep(const char *dir, const char *prefix, int64_t older_than,
         if (unlink(path) == 0)
             (*removed)++;
         else if (errno != ENOENT)
-            log_warn("storage", "cannot remove expired file", LF_S("path", path), LF_S("error", strerror(errno)));
+            log_warn("storage", "cannot remove expired file", LF_S("path", path),
+                     LF_S("error", strerror(errno)));
     }
     closedir(d);
     return 0;

@@ -5,9 +5,10 @@
  * x-amz-content-sha256 (so the body is covered by the signature). Presigned GET URLs are computed
  * here (SigV4 query authentication, mbedTLS HMAC-SHA256), pure and callable from any thread.
  *
- * Addressing (S3_ENDPOINT): empty: AWS virtual-host style https://<bucket>.s3.<region>.amazonaws.com;
- * containing "{bucket}": virtual-host style with the bucket put there; otherwise path style
- * <endpoint>/<bucket>/<key>. Object names: <S3_PREFIX>/<key> (the prefix's slashes trimmed).
+ * Addressing (S3_ENDPOINT): empty: AWS virtual-host style
+ * https://<bucket>.s3.<region>.amazonaws.com; containing "{bucket}": virtual-host style with the
+ * bucket put there; otherwise path style <endpoint>/<bucket>/<key>. Object names: <S3_PREFIX>/<key>
+ * (the prefix's slashes trimmed).
  *
  * Non-goals: multipart uploads, temporary credentials (session tokens), SSE options.
  */
@@ -73,8 +74,8 @@ static bool authority_valid(const char *a, size_t n) {
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = a[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-              c == '-' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}'))
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '-' || c == ':' || c == '[' || c == ']' || c == '{' || c == '}'))
             return false;
     }
     return true;
@@ -103,9 +104,11 @@ static void s3_free(storage_t *s) {
 static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
     const char *bucket = config_str(cfg, S_S3_BUCKET), *region = config_str(cfg, S_S3_REGION);
     const char *endpoint = config_str(cfg, S_S3_ENDPOINT), *prefix = config_str(cfg, S_S3_PREFIX);
-    const char *akid = config_str(cfg, S_AWS_ACCESS_KEY_ID), *secret = config_str(cfg, S_AWS_SECRET_ACCESS_KEY);
+    const char *akid = config_str(cfg, S_AWS_ACCESS_KEY_ID),
+               *secret = config_str(cfg, S_AWS_SECRET_ACCESS_KEY);
     if (!bucket_valid(bucket)) {
-        buf_puts(err, "S3_BUCKET: must be 3-63 characters of [a-z0-9.-] (STORAGE_BACKEND=s3 needs it)");
+        buf_puts(err,
+                 "S3_BUCKET: must be 3-63 characters of [a-z0-9.-] (STORAGE_BACKEND=s3 needs it)");
         return ERR_INVAL;
     }
     if (!region_valid(region)) {
@@ -113,7 +116,9 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
         return ERR_INVAL;
     }
     if (!akid[0] || !secret[0]) {
-        buf_puts(err, "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: both are needed with STORAGE_BACKEND=s3");
+        buf_puts(
+            err,
+            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: both are needed with STORAGE_BACKEND=s3");
         return ERR_INVAL;
     }
     for (const char *p = akid; *p; p++)
@@ -137,7 +142,8 @@ static int s3_open(storage_t *s, const config_t *cfg, buf_t *err) {
         char *slash = strchr(p, '/');
         size_t len = slash ? (size_t)(slash - p) : strlen(p);
         if (!storage_name_valid(p, len)) {
-            buf_puts(err, "S3_PREFIX: segments must match [A-Za-z0-9][A-Za-z0-9._-]* separated by '/'");
+            buf_puts(err,
+                     "S3_PREFIX: segments must match [A-Za-z0-9][A-Za-z0-9._-]* separated by '/'");
             return ERR_INVAL;
         }
         if (!slash)
@@ -225,8 +231,8 @@ static int uri_encode(buf_t *b, const char *s, bool keep_slash) {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char ch = *p;
         int rc;
-        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-            ch == '.' || ch == '_' || ch == '~' || (keep_slash && ch == '/')) {
+        if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+            ch == '-' || ch == '.' || ch == '_' || ch == '~' || (keep_slash && ch == '/')) {
             rc = buf_append(b, &ch, 1);
         } else {
             char e[3] = {'%', hexd[ch >> 4], hexd[ch & 15]};
@@ -250,8 +256,8 @@ static void object_path(const struct s3 *c, const char *key, buf_t *b) {
     buf_puts(b, key);
 }
 
-static int s3_presign(const storage_t *s, bool head, const char *key, int64_t now, int64_t expires_s, char *out,
-                      size_t cap) {
+static int s3_presign(const storage_t *s, bool head, const char *key, int64_t now,
+                      int64_t expires_s, char *out, size_t cap) {
     const struct s3 *c = S3(s);
     time_t t = (time_t)now;
     struct tm tm;
@@ -277,20 +283,24 @@ static int s3_presign(const storage_t *s, bool head, const char *key, int64_t no
     buf_printf(&cred, "%s/%s/%s/s3/aws4_request", c->akid, date, c->region);
     /* canonical query: names in byte order, values URI-encoded. The same parameters as the AWS
      * SDK's presigner (X-Amz-Content-Sha256, x-id), so the URLs are the SDK's byte for byte. */
-    buf_puts(&query, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential=");
+    buf_puts(
+        &query,
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential=");
     if (uri_encode(&query, cred.data, false))
         goto out;
     buf_printf(&query, "&X-Amz-Date=%s&X-Amz-Expires=%lld", amzdate, (long long)expires_s);
     size_t sig_at = query.len; /* X-Amz-Signature sorts here, before X-Amz-SignedHeaders */
-    buf_puts(&query, head ? "&X-Amz-SignedHeaders=host&x-id=HeadObject" : "&X-Amz-SignedHeaders=host&x-id=GetObject");
-    if (buf_printf(&creq, "%s\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", head ? "HEAD" : "GET", path.data,
-                   query.data, c->authority))
+    buf_puts(&query, head ? "&X-Amz-SignedHeaders=host&x-id=HeadObject"
+                          : "&X-Amz-SignedHeaders=host&x-id=GetObject");
+    if (buf_printf(&creq, "%s\n%s\n%s\nhost:%s\n\nhost\nUNSIGNED-PAYLOAD", head ? "HEAD" : "GET",
+                   path.data, query.data, c->authority))
         goto out;
     uint8_t h[32];
     char hex[65];
     crypto_sha256(creq.data, creq.len, h);
     crypto_hex(h, 32, hex);
-    buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amzdate, date, c->region, hex);
+    buf_printf(&sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/s3/aws4_request\n%s", amzdate, date, c->region,
+               hex);
 
     char kstart[256];
     int kn = snprintf(kstart, sizeof kstart, "AWS4%s", c->secret);
@@ -304,8 +314,8 @@ static int s3_presign(const storage_t *s, bool head, const char *key, int64_t no
     crypto_hmac_sha256(k4, 32, sts.data, sts.len, sig);
     memset(kstart, 0, sizeof kstart);
     crypto_hex(sig, 32, hex);
-    int n = snprintf(out, cap, "%s://%s%s?%.*s&X-Amz-Signature=%s%s", c->scheme, c->authority, path.data,
-                     (int)sig_at, query.data, hex, query.data + sig_at);
+    int n = snprintf(out, cap, "%s://%s%s?%.*s&X-Amz-Signature=%s%s", c->scheme, c->authority,
+                     path.data, (int)sig_at, query.data, hex, query.data + sig_at);
     rc = n < 0 || (size_t)n >= cap ? ERR_TOOBIG : 0;
 out:
     buf_release(&raw);
@@ -321,8 +331,8 @@ out:
 
 struct xfer {
     CURL *h;
-    FILE *down;       /* 2xx bodies go here when set */
-    buf_t body;       /* other bodies (errors, listings), capped */
+    FILE *down; /* 2xx bodies go here when set */
+    buf_t body; /* other bodies (errors, listings), capped */
     char etag[72];
     long status;
 };
@@ -374,7 +384,8 @@ static void error_code(const buf_t *b, char *out, size_t cap) {
  * x->status set, or ERR_IO (transport failure, logged).
  */
 static int request(const struct s3 *c, const char *method, const char *path_query, FILE *up,
-                   int64_t up_size, const char *payload_hash, const char *content_type, struct xfer *x) {
+                   int64_t up_size, const char *payload_hash, const char *content_type,
+                   struct xfer *x) {
     CURL *h = curl_easy_init();
     if (!h)
         return ERR_IO;
@@ -382,7 +393,8 @@ static int request(const struct s3 *c, const char *method, const char *path_quer
     char url[STORAGE_URL_MAX], hdr_sha[128], hdr_ct[160];
     snprintf(url, sizeof url, "%s://%s%s", c->scheme, c->authority, path_query);
     struct curl_slist *hdrs = NULL;
-    snprintf(hdr_sha, sizeof hdr_sha, "x-amz-content-sha256: %s", payload_hash ? payload_hash : EMPTY_SHA256);
+    snprintf(hdr_sha, sizeof hdr_sha, "x-amz-content-sha256: %s",
+             payload_hash ? payload_hash : EMPTY_SHA256);
     hdrs = curl_slist_append(hdrs, hdr_sha);
     if (content_type) {
         snprintf(hdr_ct, sizeof hdr_ct, "Content-Type: %s", content_type);
@@ -440,7 +452,8 @@ static int failed(const struct s3 *c, const char *method, const char *key, struc
         return ERR_NOTFOUND;
     log_warn("storage", "s3 refused the request", LF_S("method", method), LF_S("key", key),
              LF_I("status", x->status), LF_S("code", code[0] ? code : NULL));
-    if (x->status == 403 || strcmp(code, "InvalidAccessKeyId") == 0 || strcmp(code, "SignatureDoesNotMatch") == 0)
+    if (x->status == 403 || strcmp(code, "InvalidAccessKeyId") == 0 ||
+        strcmp(code, "SignatureDoesNotMatch") == 0)
         return ERR_UNAUTH;
     return ERR_IO;
 }
@@ -656,7 +669,8 @@ static int s3_cleanup(storage_t *s, const char *prefix, int64_t older_than,
         const char *q = b;
         xml_next(&q, bend, "IsTruncated", trunc, sizeof trunc);
         q = b;
-        bool more = strcmp(trunc, "true") == 0 && xml_next(&q, bend, "NextContinuationToken", token, sizeof token);
+        bool more = strcmp(trunc, "true") == 0 &&
+                    xml_next(&q, bend, "NextContinuationToken", token, sizeof token);
         buf_release(&full);
         done(&x);
         if (!more)

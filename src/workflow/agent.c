@@ -62,8 +62,8 @@ static void finish(agent_t *a, enum prov_outcome o, int retry_after, const char 
 
 static void add_tool_message(agent_t *a, const char *id, json_t *content) {
     char *text = json_dumps(content, JSON_COMPACT);
-    json_array_append_new(a->messages, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id ? id : "",
-                                                 "content", text ? text : "{}"));
+    json_array_append_new(a->messages, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id",
+                                                 id ? id : "", "content", text ? text : "{}"));
     free(text);
     json_decref(content);
 }
@@ -72,7 +72,8 @@ static void llm_done(const struct llm_result *r, void *ud) {
     agent_t *a = ud;
     a->call = NULL;
     if (r->st.outcome != PROV_OK) {
-        finish(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, r->st.error);
+        finish(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s,
+               r->st.error);
         return;
     }
     a->turns++;
@@ -122,7 +123,8 @@ static void next_tool(agent_t *a) {
             snprintf(why, sizeof why, "invalid arguments: %s", verr);
             json_decref(args);
             add_tool_message(a, c->id, json_pack("{s:s}", "error", why));
-            log_info("agent", "tool arguments refused", LF_S("tool", c->name), LF_S("reason", verr));
+            log_info("agent", "tool arguments refused", LF_S("tool", c->name),
+                     LF_S("reason", verr));
             a->next_call++;
             continue;
         }
@@ -175,7 +177,8 @@ agent_t *agent_start(const struct agent_opts *o) {
         a->o.max_turns = 1;
     a->messages = json_array();
     if (o->system)
-        json_array_append_new(a->messages, json_pack("{s:s,s:s}", "role", "system", "content", o->system));
+        json_array_append_new(a->messages,
+                              json_pack("{s:s,s:s}", "role", "system", "content", o->system));
     json_array_append_new(a->messages, json_pack("{s:s,s:s}", "role", "user", "content", o->user));
     a->tool_runs = xcalloc((size_t)(o->ntools + 1), sizeof(int));
     a->schemas = xcalloc((size_t)(o->ntools + 1), sizeof(json_t *));
@@ -185,9 +188,10 @@ agent_t *agent_start(const struct agent_opts *o) {
             a->schemas[i] = json_loads(o->tools[i].schema, 0, NULL);
             if (!a->schemas[i])
                 a->schemas[i] = json_object();
-            json_array_append_new(a->tools, json_pack("{s:s,s:{s:s,s:s,s:O}}", "type", "function", "function", "name",
-                                                      o->tools[i].name, "description", o->tools[i].description,
-                                                      "parameters", a->schemas[i]));
+            json_array_append_new(a->tools,
+                                  json_pack("{s:s,s:{s:s,s:s,s:O}}", "type", "function", "function",
+                                            "name", o->tools[i].name, "description",
+                                            o->tools[i].description, "parameters", a->schemas[i]));
         }
     }
     a->defer = xcalloc(1, sizeof *a->defer);

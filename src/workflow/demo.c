@@ -36,7 +36,8 @@ struct demo {
 static void tick(uv_timer_t *t);
 static void closed(uv_handle_t *h);
 
-/* ---- units ------------------------------------------------------------------------------------- */
+/* ---- units -------------------------------------------------------------------------------------
+ */
 
 struct op {
     struct demo *d;
@@ -53,10 +54,8 @@ static int op_unit(store_tx_t *tx, void *arg) {
         struct wf_start_req q = {.project = d->project, .brief = d->o.brief};
         return wf_start(tx, &q, &o->run);
     }
-    case 1:
-        return tx->s->ops->run_get(tx, d->run_id, false, &o->run);
-    default:
-        return wf_gate(tx, d->run_id, o->gate, o->kind == 2, NULL, "demo", &o->run);
+    case 1: return tx->s->ops->run_get(tx, d->run_id, false, &o->run);
+    default: return wf_gate(tx, d->run_id, o->gate, o->kind == 2, NULL, "demo", &o->run);
     }
 }
 
@@ -104,7 +103,8 @@ static void submit(struct demo *d, int kind, const char *gate) {
     store_submit(d->app->store, op_unit, o, op_done);
 }
 
-/* ---- the question ------------------------------------------------------------------------------ */
+/* ---- the question ------------------------------------------------------------------------------
+ */
 
 static void *reader_main(void *arg) {
     struct demo *d = arg;
@@ -129,7 +129,8 @@ static void answer_cb(uv_async_t *a) {
         return;
     d->asking = false;
     bool yes = ans == '\n' || ans == 'y' || ans == 'Y' || ans == '\0';
-    const char *gate = strcmp(d->run.status, "awaiting_ideation_approval") == 0 ? "ideation" : "publish";
+    const char *gate =
+        strcmp(d->run.status, "awaiting_ideation_approval") == 0 ? "ideation" : "publish";
     printf("%s %s\n", gate, yes ? "approved" : "rejected");
     submit(d, yes ? 2 : 3, gate);
 }
@@ -153,8 +154,9 @@ static void ask(struct demo *d, const char *gate) {
     } else {
         json_t *art = json_loads(d->run.artifacts ? d->run.artifacts : "{}", 0, NULL);
         printf("\nThe video is rendered: %s\nPublish it? [Y/n] ",
-               json_string_value(json_object_get(art, "video_url")) ? json_string_value(json_object_get(art, "video_url"))
-                                                                     : "?");
+               json_string_value(json_object_get(art, "video_url"))
+                   ? json_string_value(json_object_get(art, "video_url"))
+                   : "?");
         json_decref(art);
     }
     fflush(stdout);
@@ -163,15 +165,21 @@ static void ask(struct demo *d, const char *gate) {
         pthread_detach(t);
 }
 
-/* ---- the display ------------------------------------------------------------------------------- */
+/* ---- the display -------------------------------------------------------------------------------
+ */
 
 static int percent(const run_t *r) {
     static const struct {
         const char *status;
         int pct;
-    } stages[] = {{"pending", 2},          {"running", 10},   {"awaiting_ideation_approval", 20},
-                  {"awaiting_video_generation", 30}, {"awaiting_render", 75}, {"awaiting_publish_approval", 85},
-                  {"awaiting_publish", 95}, {"completed", 100}};
+    } stages[] = {{"pending", 2},
+                  {"running", 10},
+                  {"awaiting_ideation_approval", 20},
+                  {"awaiting_video_generation", 30},
+                  {"awaiting_render", 75},
+                  {"awaiting_publish_approval", 85},
+                  {"awaiting_publish", 95},
+                  {"completed", 100}};
     int p = 0;
     for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++)
         if (strcmp(stages[i].status, r->status) == 0)
@@ -209,7 +217,8 @@ static void finish(struct demo *d) {
         printf("published: %s\n", json_string_value(json_object_get(art, "published_url")));
         d->app->exit_code = 0;
     } else {
-        printf("run %s ended %s%s%s\n", r->id, r->status, r->error ? ": " : "", r->error ? r->error : "");
+        printf("run %s ended %s%s%s\n", r->id, r->status, r->error ? ": " : "",
+               r->error ? r->error : "");
         d->app->exit_code = 1;
     }
     fflush(stdout);
@@ -222,8 +231,8 @@ static void finish(struct demo *d) {
 static void show(struct demo *d) {
     const run_t *r = &d->run;
     char line[160];
-    snprintf(line, sizeof line, "%s%s%s (%d/%d clips)", r->status, *r->step ? " / " : "", r->step, r->clips_ready,
-             r->clips_expected);
+    snprintf(line, sizeof line, "%s%s%s (%d/%d clips)", r->status, *r->step ? " / " : "", r->step,
+             r->clips_ready, r->clips_expected);
     int p = percent(r);
     if (d->tty) {
         char bar[31];
@@ -239,7 +248,8 @@ static void show(struct demo *d) {
     fflush(stdout);
     bool changed = strcmp(line, d->last) != 0;
     snprintf(d->last, sizeof d->last, "%s", line);
-    if (d->bar_open && (changed && (strstr(r->status, "approval") || run_status_name_terminal(r->status)))) {
+    if (d->bar_open &&
+        (changed && (strstr(r->status, "approval") || run_status_name_terminal(r->status)))) {
         printf("\n");
         d->bar_open = false;
     }

@@ -50,13 +50,14 @@ int rtx_save(struct rtx *x, const char *message);
 void rtx_fail(struct rtx *x, const char *error, const char *job_type);
 /* Adds an artifact (content and metadata_json may be NULL; metadata stolen) and its event.
  * *existed (may be NULL) when dedupe was taken. */
-int rtx_artifact(struct rtx *x, const char *type, const char *persona, const char *content, const char *uri,
-                 json_t *metadata, const char *dedupe, bool *existed);
+int rtx_artifact(struct rtx *x, const char *type, const char *persona, const char *content,
+                 const char *uri, json_t *metadata, const char *dedupe, bool *existed);
 /* Enqueues a job for the run (payload stolen; run_id added). */
 int rtx_enqueue(struct rtx *x, const char *type, json_t *payload, const char *idem_key);
-/* Same, to run at run_at (ms; 0: now); *existed (may be NULL) when an unfinished job held the key. */
-int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key, int64_t run_at,
-                   bool *existed);
+/* Same, to run at run_at (ms; 0: now); *existed (may be NULL) when an unfinished job held the key.
+ */
+int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key,
+                   int64_t run_at, bool *existed);
 void rtx_release(struct rtx *x);
 const project_t *rtx_project(const struct rtx *x);
 /* Appends an audit record about this run. */

@@ -15,7 +15,8 @@ static bool type_is(const json_t *v, const char *t) {
     if (strcmp(t, "string") == 0)
         return json_is_string(v);
     if (strcmp(t, "integer") == 0)
-        return json_is_integer(v) || (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v));
+        return json_is_integer(v) ||
+               (json_is_real(v) && floor(json_real_value(v)) == json_real_value(v));
     if (strcmp(t, "number") == 0)
         return json_is_number(v);
     if (strcmp(t, "boolean") == 0)
@@ -58,11 +59,13 @@ static bool check(const json_t *sc, const json_t *v, const char *path, char *err
         size_t n = utf8_len(json_string_value(v));
         const json_t *mn = json_object_get(sc, "minLength"), *mx = json_object_get(sc, "maxLength");
         if (json_is_integer(mn) && (json_int_t)n < json_integer_value(mn)) {
-            snprintf(msg, sizeof msg, "must be at least %lld characters", (long long)json_integer_value(mn));
+            snprintf(msg, sizeof msg, "must be at least %lld characters",
+                     (long long)json_integer_value(mn));
             return fail(err, cap, path, msg);
         }
         if (json_is_integer(mx) && (json_int_t)n > json_integer_value(mx)) {
-            snprintf(msg, sizeof msg, "must be at most %lld characters", (long long)json_integer_value(mx));
+            snprintf(msg, sizeof msg, "must be at most %lld characters",
+                     (long long)json_integer_value(mx));
             return fail(err, cap, path, msg);
         }
         const json_t *pat = json_object_get(sc, "pattern");
@@ -94,11 +97,13 @@ static bool check(const json_t *sc, const json_t *v, const char *path, char *err
         size_t n = json_array_size(v);
         const json_t *mn = json_object_get(sc, "minItems"), *mx = json_object_get(sc, "maxItems");
         if (json_is_integer(mn) && (json_int_t)n < json_integer_value(mn)) {
-            snprintf(msg, sizeof msg, "must have at least %lld items", (long long)json_integer_value(mn));
+            snprintf(msg, sizeof msg, "must have at least %lld items",
+                     (long long)json_integer_value(mn));
             return fail(err, cap, path, msg);
         }
         if (json_is_integer(mx) && (json_int_t)n > json_integer_value(mx)) {
-            snprintf(msg, sizeof msg, "must have at most %lld items", (long long)json_integer_value(mx));
+            snprintf(msg, sizeof msg, "must have at most %lld items",
+                     (long long)json_integer_value(mx));
             return fail(err, cap, path, msg);
         }
         const json_t *items = json_object_get(sc, "items");

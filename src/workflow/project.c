@@ -22,8 +22,10 @@ struct projects {
 };
 
 static const char project_schema[] =
-    "{\"type\":\"object\",\"required\":[\"name\",\"title\",\"description\",\"video_count\",\"clip_seconds\","
-    "\"aspect_ratio\",\"resolution\",\"fps\",\"hitl_gates\",\"overlay\",\"caption_template\",\"tags\",\"agents\"],"
+    "{\"type\":\"object\",\"required\":[\"name\",\"title\",\"description\",\"video_count\",\"clip_"
+    "seconds\","
+    "\"aspect_ratio\",\"resolution\",\"fps\",\"hitl_gates\",\"overlay\",\"caption_template\","
+    "\"tags\",\"agents\"],"
     "\"properties\":{"
     "\"name\":{\"type\":\"string\",\"pattern\":\"^[a-z0-9_]{1,64}$\"},"
     "\"title\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":200},"
@@ -33,7 +35,8 @@ static const char project_schema[] =
     "\"aspect_ratio\":{\"type\":\"string\",\"enum\":[\"9:16\",\"16:9\",\"1:1\"]},"
     "\"resolution\":{\"type\":\"string\",\"pattern\":\"^[1-9][0-9]{1,4}x[1-9][0-9]{1,4}$\"},"
     "\"fps\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":60},"
-    "\"hitl_gates\":{\"type\":\"array\",\"maxItems\":2,\"items\":{\"type\":\"string\",\"enum\":[\"ideation\","
+    "\"hitl_gates\":{\"type\":\"array\",\"maxItems\":2,\"items\":{\"type\":\"string\",\"enum\":["
+    "\"ideation\","
     "\"publish\"]}},"
     "\"overlay\":{\"type\":\"object\",\"required\":[\"position\",\"style\"],\"properties\":{"
     "\"position\":{\"type\":\"string\",\"enum\":[\"top\",\"center\",\"bottom\"]},"
@@ -41,9 +44,11 @@ static const char project_schema[] =
     "\"caption_template\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":500},"
     "\"tags\":{\"type\":\"array\",\"minItems\":3,\"maxItems\":8,\"items\":{\"type\":\"string\","
     "\"pattern\":\"^[^#[:space:]]{1,64}$\"}},"
-    "\"agents\":{\"type\":\"object\",\"required\":[\"ideator\",\"producer\",\"editor\",\"publisher\"],"
+    "\"agents\":{\"type\":\"object\",\"required\":[\"ideator\",\"producer\",\"editor\","
+    "\"publisher\"],"
     "\"properties\":{"
-    "\"ideator\":{\"$ref\":\"agent\"},\"producer\":{\"$ref\":\"agent\"},\"editor\":{\"$ref\":\"agent\"},"
+    "\"ideator\":{\"$ref\":\"agent\"},\"producer\":{\"$ref\":\"agent\"},\"editor\":{\"$ref\":"
+    "\"agent\"},"
     "\"publisher\":{\"$ref\":\"agent\"}}}}}";
 
 static const char agent_schema[] =
@@ -53,7 +58,8 @@ static const char agent_schema[] =
 
 int project_parse(json_t *json, const char *name, project_t *p, buf_t *err) {
     char why[300];
-    json_t *schema = json_loads(project_schema, 0, NULL), *agent = json_loads(agent_schema, 0, NULL);
+    json_t *schema = json_loads(project_schema, 0, NULL),
+           *agent = json_loads(agent_schema, 0, NULL);
     int rc = ERR_INVAL;
     memset(p, 0, sizeof *p);
     if (!jsonschema_validate(schema, json, why, sizeof why)) {
@@ -85,10 +91,10 @@ int project_parse(json_t *json, const char *name, project_t *p, buf_t *err) {
     sscanf(json_string_value(json_object_get(json, "resolution")), "%dx%d", &p->width, &p->height);
     int aw = 9, ah = 16;
     sscanf(p->aspect_ratio, "%d:%d", &aw, &ah);
-    if ((long)p->width * ah != (long)p->height * aw || p->width % 2 || p->height % 2 || p->width > 4096 ||
-        p->height > 4096) {
-        buf_printf(err, "resolution: %dx%d is not an even size of aspect ratio %s up to 4096", p->width, p->height,
-                   p->aspect_ratio);
+    if ((long)p->width * ah != (long)p->height * aw || p->width % 2 || p->height % 2 ||
+        p->width > 4096 || p->height > 4096) {
+        buf_printf(err, "resolution: %dx%d is not an even size of aspect ratio %s up to 4096",
+                   p->width, p->height, p->aspect_ratio);
         goto out;
     }
     size_t i;

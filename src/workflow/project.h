@@ -23,8 +23,8 @@ struct agent_cfg {
 
 typedef struct project {
     const char *name, *title, *description;
-    int video_count;  /* 1..32 */
-    int clip_seconds; /* 4, 8 or 12 */
+    int video_count;          /* 1..32 */
+    int clip_seconds;         /* 4, 8 or 12 */
     const char *aspect_ratio; /* "9:16", "16:9", "1:1" */
     int width, height, fps;   /* resolution "WxH" of the aspect ratio; fps 1..60 */
     bool gate_ideation, gate_publish;

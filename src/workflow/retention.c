@@ -65,7 +65,8 @@ int retention_sweep(storage_t *st, store_t *store, int64_t cutoff, int *removed)
             first = rc;
     }
     if (k.errors)
-        log_warn("retention", "could not read some runs; their media was kept", LF_I("errors", k.errors));
+        log_warn("retention", "could not read some runs; their media was kept",
+                 LF_I("errors", k.errors));
     if (removed)
         *removed = total;
     return first;
@@ -83,7 +84,8 @@ static void sweep_work(uv_work_t *w) {
     app_t *app = sweeper.app;
     int64_t cutoff = storage_retention_cutoff(app->storage, clock_now_ms() / 1000);
     sweeper.removed = 0;
-    sweeper.rc = cutoff > 0 ? retention_sweep(app->storage, app->store, cutoff, &sweeper.removed) : 0;
+    sweeper.rc =
+        cutoff > 0 ? retention_sweep(app->storage, app->store, cutoff, &sweeper.removed) : 0;
 }
 
 static void sweep_done(uv_work_t *w, int status) {

@@ -18,7 +18,9 @@ static const char *const steps[RSTEP__COUNT] = {
 #undef X
 };
 
-const char *run_status_name(enum run_status s) { return (unsigned)s < RS__COUNT ? statuses[s].name : "unknown"; }
+const char *run_status_name(enum run_status s) {
+    return (unsigned)s < RS__COUNT ? statuses[s].name : "unknown";
+}
 
 int run_status_parse(const char *s) {
     for (int i = 0; s && i < RS__COUNT; i++)
@@ -27,7 +29,9 @@ int run_status_parse(const char *s) {
     return -1;
 }
 
-bool run_status_terminal(enum run_status s) { return (unsigned)s < RS__COUNT && statuses[s].terminal; }
+bool run_status_terminal(enum run_status s) {
+    return (unsigned)s < RS__COUNT && statuses[s].terminal;
+}
 
 bool run_status_name_terminal(const char *s) {
     int k = run_status_parse(s);

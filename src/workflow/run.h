@@ -31,10 +31,8 @@
  *                                             v
  *         gate publish in hitl_gates? yes: awaiting_publish_approval/publish_approval
  *                                     no: (audit: auto-approved)      |
- *                                                                     v approve (reject -> rejected)
- *                                                      running/publishing --run.publish
- *                                           (publisher agent, upload_post, safety on caption)
- *                                                |                          |
+ *                                                                     v approve (reject ->
+ * rejected) running/publishing --run.publish (publisher agent, upload_post, safety on caption) | |
  *                          (processing) awaiting_publish/publishing         v
  *                                                +-----------------> completed/completed
  *

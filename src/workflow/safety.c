@@ -118,4 +118,6 @@ bool safety_blocked(const char *blocklist, const char *text, char *entry, size_t
     return false;
 }
 
-void safety_reason(const char *entry, char *out, size_t cap) { snprintf(out, cap, "matched_keyword:%s", entry); }
+void safety_reason(const char *entry, char *out, size_t cap) {
+    snprintf(out, cap, "matched_keyword:%s", entry);
+}

@@ -7,15 +7,14 @@
  * step a no-op. Pool steps (transcode, render) run FFmpeg on a worker and commit the same way.
  *
  *   type            kind  provider/group  expects                         next
- *   run.ideate      loop  llm             pending / running:ideation      gate ideation | run.produce
- *   run.produce     loop  llm             running:production              awaiting_video_generation
- *   webhook.sora    loop  sora            awaiting_video_generation       clip.transcode (or failed)
- *   sora.poll       loop  sora            awaiting_video_generation       webhook.sora per ready video
- *                                                                         (real provider; no webhook came)
- *   clip.transcode  pool  media           awaiting_video_generation       the last clip: run.edit
- *   run.edit        loop  llm             awaiting_render:editing         render.local
- *   render.local    pool  media           awaiting_render                 gate publish | run.publish
- *   run.publish     loop  llm, publish    running:publishing              completed
+ *   run.ideate      loop  llm             pending / running:ideation      gate ideation |
+ * run.produce run.produce     loop  llm             running:production awaiting_video_generation
+ *   webhook.sora    loop  sora            awaiting_video_generation       clip.transcode (or
+ * failed) sora.poll       loop  sora            awaiting_video_generation       webhook.sora per
+ * ready video (real provider; no webhook came) clip.transcode  pool  media
+ * awaiting_video_generation       the last clip: run.edit run.edit        loop  llm
+ * awaiting_render:editing         render.local render.local    pool  media awaiting_render gate
+ * publish | run.publish run.publish     loop  llm, publish    running:publishing completed
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,8 +29,8 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/metrics.h"
-#include "media/media.h"
 #include "media/jobs.h"
+#include "media/media.h"
 #include "providers/providers.h"
 #include "queue/dispatcher.h"
 #include "storage/storage.h"
@@ -39,7 +38,8 @@
 #include "workflow/engine.h"
 #include "workflow/safety.h"
 
-/* ---- the step state ---------------------------------------------------------------------------- */
+/* ---- the step state ----------------------------------------------------------------------------
+ */
 
 struct step {
     struct job_ctx *ctx;
@@ -49,11 +49,11 @@ struct step {
     run_t run;
     bool have_run, stale;
     const project_t *proj;
-    json_t *art;     /* the run's artifacts view as read */
+    json_t *art; /* the run's artifacts view as read */
     agent_t *agent;
-    char *fail;      /* the run fails with this message */
-    json_t *res;     /* what on_complete commits (per step) */
-    int pending;     /* provider calls in flight inside a tool */
+    char *fail;  /* the run fails with this message */
+    json_t *res; /* what on_complete commits (per step) */
+    int pending; /* provider calls in flight inside a tool */
     bool tool_failed;
     enum prov_outcome call_outcome;
     int call_retry_after;
@@ -124,7 +124,8 @@ static void finish_with(struct step *s, enum prov_outcome o, int retry_after, co
     job_finish(s->ctx);
 }
 
-/* ---- reading the run before a loop step ---------------------------------------------------------- */
+/* ---- reading the run before a loop step
+ * ---------------------------------------------------------- */
 
 typedef void (*step_start_fn)(struct step *s);
 
@@ -179,8 +180,8 @@ static void load_done(void *arg, int rc) {
         return;
     }
     if (s->stale) {
-        log_info("workflow", "step skipped: the run is not waiting for it", LF_S("run_id", s->ctx->job.run_id),
-                 LF_S("type", s->ctx->type->name));
+        log_info("workflow", "step skipped: the run is not waiting for it",
+                 LF_S("run_id", s->ctx->job.run_id), LF_S("type", s->ctx->type->name));
         job_finish(s->ctx);
         return;
     }
@@ -193,8 +194,8 @@ static void load_done(void *arg, int rc) {
     start(s);
 }
 
-static void load_then(struct job_ctx *ctx, enum run_status want, enum run_step want_step, bool mark_running,
-                      step_start_fn start) {
+static void load_then(struct job_ctx *ctx, enum run_status want, enum run_step want_step,
+                      bool mark_running, step_start_fn start) {
     struct step *s = step_of(ctx);
     struct load *l = xcalloc(1, sizeof *l);
     *l = (struct load){s, start, want, want_step, mark_running};
@@ -229,7 +230,8 @@ static int complete_fail(struct rtx *x, struct step *s) {
     return rc;
 }
 
-/* on_complete's common tail: saves the run unless rc is already an error, releases it: 0 or an ERR_*. */
+/* on_complete's common tail: saves the run unless rc is already an error, releases it: 0 or an
+ * ERR_*. */
 static int save_release(struct rtx *x, int rc) {
     if (rc == 0)
         rc = rtx_save(x, NULL);
@@ -259,15 +261,17 @@ static char *with_facts(const char *text, json_t *facts) {
 static json_t *project_facts(const project_t *p) {
     char res[32];
     snprintf(res, sizeof res, "%dx%d", p->width, p->height);
-    return json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:i,s:{s:s,s:s},s:s,s:O}", "project", p->name, "title", p->title,
-                     "description", p->description ? p->description : "", "video_count", p->video_count,
-                     "clip_seconds", p->clip_seconds, "aspect_ratio", p->aspect_ratio, "resolution", res, "fps",
-                     p->fps, "overlay", "position", p->overlay_position, "style", p->overlay_style,
-                     "caption_template", p->caption_template, "tags", p->tags);
+    return json_pack("{s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:i,s:{s:s,s:s},s:s,s:O}", "project", p->name,
+                     "title", p->title, "description", p->description ? p->description : "",
+                     "video_count", p->video_count, "clip_seconds", p->clip_seconds, "aspect_ratio",
+                     p->aspect_ratio, "resolution", res, "fps", p->fps, "overlay", "position",
+                     p->overlay_position, "style", p->overlay_style, "caption_template",
+                     p->caption_template, "tags", p->tags);
 }
 
-static void start_agent(struct step *s, enum agent_role role, char *system, char *user, const struct tool_def *tools,
-                        int ntools, agent_tool_fn tool, agent_done_fn done) {
+static void start_agent(struct step *s, enum agent_role role, char *system, char *user,
+                        const struct tool_def *tools, int ntools, agent_tool_fn tool,
+                        agent_done_fn done) {
     struct agent_opts o = {
         .loop = &s->app->loop,
         .providers = s->app->providers,
@@ -290,7 +294,8 @@ static void start_agent(struct step *s, enum agent_role role, char *system, char
     }
 }
 
-/* ---- moderation of agent outputs (SAFETY_PROVIDER=openai) ------------------------------------------ */
+/* ---- moderation of agent outputs (SAFETY_PROVIDER=openai)
+ * ------------------------------------------ */
 
 /* A tool-using agent's end: its error, or the step fails unless it ran its tool at least once. */
 static void tool_agent_done(struct step *s, agent_t *a, const char *who, const char *tool) {
@@ -306,12 +311,13 @@ static void tool_agent_done(struct step *s, agent_t *a, const char *who, const c
 static void output_moderated(const struct safety_result *r, void *ud) {
     struct step *s = ud;
     if (r->st.outcome != PROV_OK) { /* fail-closed: the step waits for the moderation to answer */
-        finish_with(s, PROV_RETRY, r->st.retry_after_s, r->st.error && *r->st.error ? r->st.error
-                                                                                   : "safety check unavailable");
+        finish_with(s, PROV_RETRY, r->st.retry_after_s,
+                    r->st.error && *r->st.error ? r->st.error : "safety check unavailable");
         return;
     }
     if (r->flagged)
-        step_fail(s, "Safety check failed at %s: moderation:%s", json_string_value(json_object_get(s->res, "_at")),
+        step_fail(s, "Safety check failed at %s: moderation:%s",
+                  json_string_value(json_object_get(s->res, "_at")),
                   r->category ? r->category : "flagged");
     job_finish(s->ctx);
 }
@@ -326,7 +332,8 @@ static void moderate_then_finish(struct step *s, const char *text, const char *a
         finish_with(s, PROV_RETRY, -1, "safety check unavailable");
 }
 
-/* ---- ideation ------------------------------------------------------------------------------------- */
+/* ---- ideation
+ * ------------------------------------------------------------------------------------- */
 
 /* The first ```json fenced block of text (or the whole text) as a JSON object. */
 static json_t *json_block(const char *text) {
@@ -361,7 +368,8 @@ static void ideate_done(agent_t *a, void *ud) {
     json_t *block = json_block(content);
     json_t *ideas = json_object_get(block, "ideas");
     const char *topic = json_string_value(json_object_get(block, "topic"));
-    bool ok = block && topic && json_is_array(ideas) && (int)json_array_size(ideas) == s->proj->video_count;
+    bool ok = block && topic && json_is_array(ideas) &&
+              (int)json_array_size(ideas) == s->proj->video_count;
     size_t i;
     json_t *idea;
     json_array_foreach(ideas, i, idea) ok = ok && json_is_object(idea) &&
@@ -369,20 +377,23 @@ static void ideate_done(agent_t *a, void *ud) {
                                             json_is_string(json_object_get(idea, "visual"));
     char entry[128];
     if (!ok) {
-        step_fail(s, "Ideator output has no valid ideas block (%d ideas with title and visual expected)",
-                  s->proj->video_count);
-    } else if (safety_blocked(config_str(s->app->cfg, S_SAFETY_BLOCKLIST), content, entry, sizeof entry)) {
+        step_fail(
+            s, "Ideator output has no valid ideas block (%d ideas with title and visual expected)",
+            s->proj->video_count);
+    } else if (safety_blocked(config_str(s->app->cfg, S_SAFETY_BLOCKLIST), content, entry,
+                              sizeof entry)) {
         step_fail(s, "Safety check failed at ideation: matched_keyword:%s", entry);
     } else {
         json_t *overlays = json_array();
         json_array_foreach(ideas, i, idea) {
             const char *ov = json_string_value(json_object_get(idea, "overlay"));
-            json_array_append_new(overlays,
-                                  json_pack("{s:O,s:i,s:i,s:s,s:O?}", "identifier", json_object_get(idea, "title"),
-                                            "start_s", (int)i * s->proj->clip_seconds, "end_s",
-                                            (int)(i + 1) * s->proj->clip_seconds, "text",
-                                            ov ? ov : json_string_value(json_object_get(idea, "title")), "voice_over",
-                                            json_object_get(idea, "voice_over")));
+            json_array_append_new(
+                overlays,
+                json_pack("{s:O,s:i,s:i,s:s,s:O?}", "identifier", json_object_get(idea, "title"),
+                          "start_s", (int)i * s->proj->clip_seconds, "end_s",
+                          (int)(i + 1) * s->proj->clip_seconds, "text",
+                          ov ? ov : json_string_value(json_object_get(idea, "title")), "voice_over",
+                          json_object_get(idea, "voice_over")));
         }
         json_object_set_new(s->res, "ideas", json_string(content));
         json_object_set_new(s->res, "ideas_structured", json_incref(block));
@@ -398,11 +409,14 @@ static void ideate_done(agent_t *a, void *ud) {
 static void ideate_start(struct step *s) {
     char user[12000];
     snprintf(user, sizeof user, "Brief:\n%s", s->run.brief);
-    start_agent(s, AGENT_IDEATOR, with_facts(s->proj->agents[AGENT_IDEATOR].instructions, project_facts(s->proj)),
+    start_agent(s, AGENT_IDEATOR,
+                with_facts(s->proj->agents[AGENT_IDEATOR].instructions, project_facts(s->proj)),
                 xstrdup(user), NULL, 0, NULL, ideate_done);
 }
 
-static void ideate_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_IDEATION, true, ideate_start); }
+static void ideate_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_RUNNING, RSTEP_IDEATION, true, ideate_start);
+}
 
 static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
@@ -415,8 +429,8 @@ static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
     json_t *res = s->res;
     char *structured = json_dumps(json_object_get(res, "ideas_structured"), JSON_COMPACT);
     char *overlays = json_dumps(json_object_get(res, "overlays"), JSON_COMPACT);
-    int rc = rtx_artifact(&x, "ideas", "ideator", json_string_value(json_object_get(res, "ideas")), NULL, NULL, NULL,
-                          NULL);
+    int rc = rtx_artifact(&x, "ideas", "ideator", json_string_value(json_object_get(res, "ideas")),
+                          NULL, NULL, NULL, NULL);
     if (rc == 0)
         rc = rtx_artifact(&x, "ideas_structured", "ideator", structured, NULL,
                           json_pack("{s:s}", "type", "ideas_structured"), NULL, NULL);
@@ -440,7 +454,8 @@ static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
-/* ---- sora.poll: clips whose webhook never came (a real video provider) ------------------------------ */
+/* ---- sora.poll: clips whose webhook never came (a real video provider)
+ * ------------------------------ */
 
 /* With a real video provider and SORA_POLL_MS > 0: a sora.poll job for tasks
  * ([{task_id, video_index}]), SORA_POLL_MS from now (the fakes deliver their webhooks, and the
@@ -448,7 +463,8 @@ static int ideate_complete(store_tx_t *tx, struct job_ctx *ctx) {
 static int schedule_sora_poll(struct rtx *x, json_t *tasks, const char *tag) {
     int64_t every = config_int(wf_global->cfg, S_SORA_POLL_MS);
     app_t *app = wf_global->app;
-    if (every <= 0 || json_array_size(tasks) == 0 || !app->providers || providers_is_fake(app->providers, PK_SORA))
+    if (every <= 0 || json_array_size(tasks) == 0 || !app->providers ||
+        providers_is_fake(app->providers, PK_SORA))
         return 0;
     char key[160];
     snprintf(key, sizeof key, "sora_poll:%s:%s", x->r.id, tag);
@@ -456,19 +472,24 @@ static int schedule_sora_poll(struct rtx *x, json_t *tasks, const char *tag) {
                           clock_now_ms() + every, NULL);
 }
 
-/* ---- production ----------------------------------------------------------------------------------- */
+/* ---- production
+ * ----------------------------------------------------------------------------------- */
 
 static const struct tool_def sora_tool = {
     "sora_generate",
     "Submit one video generation request per idea. Call once with every video.",
-    "{\"type\":\"object\",\"required\":[\"videos\"],\"properties\":{\"videos\":{\"type\":\"array\",\"minItems\":1,"
-    "\"maxItems\":32,\"items\":{\"type\":\"object\",\"required\":[\"video_index\",\"visual_prompt\"],\"properties\":{"
+    "{\"type\":\"object\",\"required\":[\"videos\"],\"properties\":{\"videos\":{\"type\":\"array\","
+    "\"minItems\":1,"
+    "\"maxItems\":32,\"items\":{\"type\":\"object\",\"required\":[\"video_index\",\"visual_"
+    "prompt\"],\"properties\":{"
     "\"video_index\":{\"type\":\"integer\",\"minimum\":0,\"maximum\":31},"
     "\"visual_prompt\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":4000},"
     "\"voice_over\":{\"type\":\"string\",\"maxLength\":1000}}}}}}",
 };
 
-static const char *sora_size(const project_t *p) { return strcmp(p->aspect_ratio, "16:9") == 0 ? "1280x720" : "720x1280"; }
+static const char *sora_size(const project_t *p) {
+    return strcmp(p->aspect_ratio, "16:9") == 0 ? "1280x720" : "720x1280";
+}
 
 struct submit {
     struct step *s;
@@ -479,24 +500,27 @@ struct submit {
 static void sora_tool_result(struct step *s, agent_t *a) {
     if (s->call_outcome != PROV_OK) {
         char msg[1200];
-        snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s", s->call_error ? s->call_error : "");
+        snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s",
+                 s->call_error ? s->call_error : "");
         agent_abort(a, s->call_outcome, s->call_retry_after, msg);
         return;
     }
     json_t *ids = json_array();
     size_t i;
     json_t *t;
-    json_array_foreach(json_object_get(s->res, "tasks"), i, t) json_array_append(ids, json_object_get(t, "task_id"));
-    agent_tool_done(a, json_pack("{s:b,s:o,s:s,s:i,s:s}", "success", 1, "task_ids", ids, "status", "submitted",
-                                 "task_count", (int)i, "run_id", s->run.id));
+    json_array_foreach(json_object_get(s->res, "tasks"), i, t)
+        json_array_append(ids, json_object_get(t, "task_id"));
+    agent_tool_done(a, json_pack("{s:b,s:o,s:s,s:i,s:s}", "success", 1, "task_ids", ids, "status",
+                                 "submitted", "task_count", (int)i, "run_id", s->run.id));
 }
 
 static void sora_created(const struct sora_result *r, void *ud) {
     struct submit *sub = ud;
     struct step *s = sub->s;
     if (r->st.outcome == PROV_OK) {
-        json_array_append_new(json_object_get(s->res, "tasks"),
-                              json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", sub->index));
+        json_array_append_new(
+            json_object_get(s->res, "tasks"),
+            json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", sub->index));
     } else if (s->call_outcome == PROV_OK || r->st.outcome == PROV_PERMANENT) {
         s->call_outcome = r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome;
         s->call_retry_after = r->st.retry_after_s;
@@ -524,7 +548,8 @@ static void produce_tool(agent_t *a, const struct tool_def *t, json_t *args, voi
     }
     if (!ok) {
         char msg[200];
-        snprintf(msg, sizeof msg, "invalid arguments: expected %d videos with video_index 0..%d, each once",
+        snprintf(msg, sizeof msg,
+                 "invalid arguments: expected %d videos with video_index 0..%d, each once",
                  s->proj->video_count, s->proj->video_count - 1);
         agent_tool_done(a, json_pack("{s:s}", "error", msg));
         return;
@@ -565,7 +590,9 @@ static void produce_tool(agent_t *a, const struct tool_def *t, json_t *args, voi
         sora_tool_result(s, a);
 }
 
-static void produce_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Producer", "sora_generate"); }
+static void produce_done(agent_t *a, void *ud) {
+    tool_agent_done(ud, a, "Producer", "sora_generate");
+}
 
 static void produce_start(struct step *s) {
     json_t *structured = json_object_get(s->art, "ideas_structured");
@@ -574,13 +601,16 @@ static void produce_start(struct step *s) {
     json_object_set(facts, "ideas", json_object_get(structured, "ideas"));
     char *ideas = json_dumps(structured ? structured : json_object(), JSON_INDENT(1));
     char user[1 << 16];
-    snprintf(user, sizeof user, "Produce one video per approved idea:\n\n```json\n%s\n```", ideas ? ideas : "{}");
+    snprintf(user, sizeof user, "Produce one video per approved idea:\n\n```json\n%s\n```",
+             ideas ? ideas : "{}");
     free(ideas);
-    start_agent(s, AGENT_PRODUCER, with_facts(s->proj->agents[AGENT_PRODUCER].instructions, facts), xstrdup(user),
-                &sora_tool, 1, produce_tool, produce_done);
+    start_agent(s, AGENT_PRODUCER, with_facts(s->proj->agents[AGENT_PRODUCER].instructions, facts),
+                xstrdup(user), &sora_tool, 1, produce_tool, produce_done);
 }
 
-static void produce_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PRODUCTION, false, produce_start); }
+static void produce_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_RUNNING, RSTEP_PRODUCTION, false, produce_start);
+}
 
 static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
@@ -601,8 +631,8 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
         const char *id = json_string_value(json_object_get(t, "task_id"));
         int k = (int)json_integer_value(json_object_get(t, "video_index"));
         json_object_set_new(manifest, id,
-                            json_pack("{s:i,s:s,s:s}", "video_index", k, "size", p ? sora_size(p) : "720x1280",
-                                      "seconds", seconds));
+                            json_pack("{s:i,s:s,s:s}", "video_index", k, "size",
+                                      p ? sora_size(p) : "720x1280", "seconds", seconds));
         json_array_append_new(pending, json_string(id));
     }
     int rc = rtx_register_tasks(&x, tasks);
@@ -613,14 +643,17 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
         rc = rtx_artifact(&x, "producer_output", "producer", transcript, NULL,
                           json_pack("{s:i}", "turns", agent_turns(s->agent)), NULL, NULL);
     if (rc == 0)
-        rc = rtx_artifact(&x, "clip_manifest", "producer", man, NULL,
-                          json_pack("{s:s,s:i}", "type", "task_metadata_mapping", "task_count", (int)i), NULL, NULL);
+        rc = rtx_artifact(
+            &x, "clip_manifest", "producer", man, NULL,
+            json_pack("{s:s,s:i}", "type", "task_metadata_mapping", "task_count", (int)i), NULL,
+            NULL);
     free(transcript);
     free(man);
     json_decref(manifest);
     json_object_set_new(x.art, "pending_task_ids", pending);
-    json_object_set_new(x.art, "sora_progress",
-                        json_pack("{s:i,s:i,s:i}", "expected", (int)i, "ready", 0, "progress_percent", 0));
+    json_object_set_new(
+        x.art, "sora_progress",
+        json_pack("{s:i,s:i,s:i}", "expected", (int)i, "ready", 0, "progress_percent", 0));
     x.r.clips_expected = (int)i;
     x.r.clips_ready = 0;
     if (rc == 0)
@@ -629,8 +662,8 @@ static int produce_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
-
-/* ---- resubmitting missing clips (resume "videos") ------------------------------------------------- */
+/* ---- resubmitting missing clips (resume "videos")
+ * ------------------------------------------------- */
 
 struct resub {
     struct step *s;
@@ -641,8 +674,9 @@ static void resub_created(const struct sora_result *r, void *ud) {
     struct resub *rs = ud;
     struct step *s = rs->s;
     if (r->st.outcome == PROV_OK) {
-        json_array_append_new(json_object_get(s->res, "tasks"),
-                              json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", rs->index));
+        json_array_append_new(
+            json_object_get(s->res, "tasks"),
+            json_pack("{s:s,s:i}", "task_id", r->video.id, "video_index", rs->index));
     } else if (s->call_outcome == PROV_OK || r->st.outcome == PROV_PERMANENT) {
         s->call_outcome = r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome;
         s->call_retry_after = r->st.retry_after_s;
@@ -655,7 +689,8 @@ static void resub_created(const struct sora_result *r, void *ud) {
             job_finish(s->ctx);
         else {
             char msg[1200];
-            snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s", s->call_error ? s->call_error : "");
+            snprintf(msg, sizeof msg, "Failed to submit video generation jobs: %s",
+                     s->call_error ? s->call_error : "");
             finish_with(s, s->call_outcome, s->call_retry_after, msg);
         }
     }
@@ -663,7 +698,8 @@ static void resub_created(const struct sora_result *r, void *ud) {
 
 static void resubmit_start(struct step *s) {
     json_t *ctxj = json_loads(s->run.context ? s->run.context : "{}", 0, NULL);
-    json_t *videos = json_object_get(ctxj, "videos"), *indexes = json_object_get(s->payload, "indexes");
+    json_t *videos = json_object_get(ctxj, "videos"),
+           *indexes = json_object_get(s->payload, "indexes");
     json_object_set_new(s->res, "tasks", json_array());
     s->call_outcome = PROV_OK;
     s->pending = 1; /* held until every request is made */
@@ -676,15 +712,17 @@ static void resubmit_start(struct step *s) {
                 continue;
             char key[100];
             snprintf(key, sizeof key, "%s:%d:%s", s->run.id, want, s->ctx->job.id);
-            struct sora_create_req req = {.prompt = json_string_value(json_object_get(v, "visual_prompt")),
-                                          .seconds = s->proj->clip_seconds,
-                                          .size = sora_size(s->proj),
-                                          .idempotency_key = key,
-                                          .video_index = want};
+            struct sora_create_req req = {
+                .prompt = json_string_value(json_object_get(v, "visual_prompt")),
+                .seconds = s->proj->clip_seconds,
+                .size = sora_size(s->proj),
+                .idempotency_key = key,
+                .video_index = want};
             struct resub *rs = xcalloc(1, sizeof *rs);
             *rs = (struct resub){s, want};
             s->pending++;
-            if (!req.prompt || provider_sora_create(s->app->providers, &req, resub_created, rs, NULL) != 0) {
+            if (!req.prompt ||
+                provider_sora_create(s->app->providers, &req, resub_created, rs, NULL) != 0) {
                 free(rs);
                 s->pending--;
                 s->call_outcome = PROV_PERMANENT;
@@ -702,7 +740,9 @@ static void resubmit_start(struct step *s) {
     }
 }
 
-static void resubmit_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, resubmit_start); }
+static void resubmit_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, resubmit_start);
+}
 
 static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
@@ -731,8 +771,9 @@ static int resubmit_complete(store_tx_t *tx, struct job_ctx *ctx) {
 static bool clip_ready(json_t *art, int index) {
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(art, "clips"), i, c) if (json_integer_value(json_object_get(c, "video_index")) ==
-                                                                index) return true;
+    json_array_foreach(json_object_get(art, "clips"), i,
+                       c) if (json_integer_value(json_object_get(c, "video_index")) ==
+                              index) return true;
     return false;
 }
 
@@ -767,16 +808,19 @@ static void sora_polled(const struct sora_result *r, void *ud) {
                               json_pack("{s:s,s:i}", "task_id", p->task, "video_index", p->index));
     } else if (st && strcmp(st, "failed") == 0) {
         if (!s->fail)
-            step_fail(s, "OpenAI Sora error: %s", r->video.error && *r->video.error ? r->video.error : "video.failed");
+            step_fail(s, "OpenAI Sora error: %s",
+                      r->video.error && *r->video.error ? r->video.error : "video.failed");
     } else if (r->st.outcome == PROV_PERMANENT && r->st.http_status == 404) {
         if (!s->fail)
             step_fail(s, "OpenAI Sora error: video %s not found", p->task);
     } else {
         if (r->st.outcome != PROV_OK)
-            log_info("workflow", "video status poll failed, will look again", LF_S("run_id", s->run.id),
-                     LF_S("task_id", p->task), LF_S("error", r->st.error));
-        json_object_set_new(s->res, "waiting",
-                            json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
+            log_info("workflow", "video status poll failed, will look again",
+                     LF_S("run_id", s->run.id), LF_S("task_id", p->task),
+                     LF_S("error", r->st.error));
+        json_object_set_new(
+            s->res, "waiting",
+            json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
     }
     free(p);
     if (--s->pending == 0)
@@ -792,7 +836,7 @@ static void sora_poll_start(struct step *s) {
     json_array_foreach(json_object_get(s->payload, "tasks"), i, t) {
         const char *id = json_string_value(json_object_get(t, "task_id"));
         int index = (int)json_integer_value(json_object_get(t, "video_index"));
-        if (!id || strlen(id) >= sizeof ((struct poll_one *)0)->task || clip_ready(s->art, index))
+        if (!id || strlen(id) >= sizeof((struct poll_one *)0)->task || clip_ready(s->art, index))
             continue;
         struct poll_one *p = xcalloc(1, sizeof *p);
         p->s = s;
@@ -802,15 +846,18 @@ static void sora_poll_start(struct step *s) {
         if (provider_sora_status(s->app->providers, id, sora_polled, p, NULL) != 0) {
             free(p);
             s->pending--;
-            json_object_set_new(s->res, "waiting",
-                                json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
+            json_object_set_new(
+                s->res, "waiting",
+                json_integer(json_integer_value(json_object_get(s->res, "waiting")) + 1));
         }
     }
     if (--s->pending == 0)
         sora_poll_finish(s);
 }
 
-static void sora_poll_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, sora_poll_start); }
+static void sora_poll_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_VIDEOS, RSTEP__COUNT, false, sora_poll_start);
+}
 
 /* Completed videos: a webhook.sora job each (the same download and transcode as a delivery);
  * clips still missing: the next poll. */
@@ -830,8 +877,9 @@ static int sora_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
         snprintf(key, sizeof key, "sora_poll:%s", json_string_value(json_object_get(t, "task_id")));
         if (rc == 0)
             rc = rtx_enqueue(&x, "webhook.sora",
-                             json_pack("{s:O,s:O,s:s}", "task_id", json_object_get(t, "task_id"), "video_index",
-                                       json_object_get(t, "video_index"), "source", "sora_poll"),
+                             json_pack("{s:O,s:O,s:s}", "task_id", json_object_get(t, "task_id"),
+                                       "video_index", json_object_get(t, "video_index"), "source",
+                                       "sora_poll"),
                              key);
         if (rc == 0)
             log_info("workflow", "video found by polling", LF_S("run_id", x.r.id),
@@ -842,15 +890,17 @@ static int sora_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
         int round = pint(s, "round", 1) + 1;
         char key[160];
         snprintf(key, sizeof key, "sora_poll:%s:%s:%d", x.r.id, ctx->job.id, round);
-        rc = rtx_enqueue_at(&x, "sora.poll",
-                            json_pack("{s:O,s:i}", "tasks", json_object_get(s->payload, "tasks"), "round", round), key,
-                            clock_now_ms() + (every > 0 ? every : 30000), NULL);
+        rc = rtx_enqueue_at(
+            &x, "sora.poll",
+            json_pack("{s:O,s:i}", "tasks", json_object_get(s->payload, "tasks"), "round", round),
+            key, clock_now_ms() + (every > 0 ? every : 30000), NULL);
     }
     rtx_release(&x);
     return rc;
 }
 
-/* ---- a clip: download (webhook.sora) ------------------------------------------------------------------ */
+/* ---- a clip: download (webhook.sora)
+ * ------------------------------------------------------------------ */
 
 static void clip_downloaded(const struct download_result *r, void *ud) {
     struct step *s = ud;
@@ -889,10 +939,12 @@ static void sora_webhook_run(struct job_ctx *ctx) {
     uint8_t b[4];
     crypto_random(b, sizeof b);
     crypto_hex(b, sizeof b, rnd);
-    snprintf(path, sizeof path, "%s/dl-%s-%d-%s.mp4", s->w->tmp_dir, ctx->job.run_id, pint(s, "video_index", 0), rnd);
+    snprintf(path, sizeof path, "%s/dl-%s-%d-%s.mp4", s->w->tmp_dir, ctx->job.run_id,
+             pint(s, "video_index", 0), rnd);
     const char *url = pstr(s, "result_url"); /* legacy envelopes name the file */
-    int rc = url ? provider_download_url(s->app->providers, PK_SORA, url, path, clip_downloaded, s, NULL)
-                 : provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL);
+    int rc =
+        url ? provider_download_url(s->app->providers, PK_SORA, url, path, clip_downloaded, s, NULL)
+            : provider_sora_download(s->app->providers, task, path, clip_downloaded, s, NULL);
     if (rc != 0 && url) {
         step_fail(s, "OpenAI video download failed: the result URL was refused");
         job_finish(ctx);
@@ -922,22 +974,24 @@ static int sora_webhook_complete(store_tx_t *tx, struct job_ctx *ctx) {
     snprintf(key, sizeof key, "clip:%s:%d", x.r.id, pint(s, "video_index", 0));
     bool existed = false;
     int rc = rtx_enqueue_at(&x, "clip.transcode",
-                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:i}", "task_id", pstr(s, "task_id"), "input", input,
-                                      "video_index", pint(s, "video_index", 0), "width", w, "height", hh, "fps",
-                                      p ? p->fps : 30),
+                            json_pack("{s:s,s:s,s:i,s:i,s:i,s:i}", "task_id", pstr(s, "task_id"),
+                                      "input", input, "video_index", pint(s, "video_index", 0),
+                                      "width", w, "height", hh, "fps", p ? p->fps : 30),
                             key, 0, &existed);
     if (rc == 0 && existed && input)
-        unlink(input); /* the same clip is already being transcoded (a webhook and a poll both found it) */
+        unlink(input); /* the same clip is already being transcoded (a webhook and a poll both found
+                          it) */
     rtx_release(&x);
     return rc;
 }
 
-/* ---- a clip: transcode (pool) ------------------------------------------------------------------------ */
+/* ---- a clip: transcode (pool)
+ * ------------------------------------------------------------------------ */
 
 struct pool_res {
     json_t *payload;
     char clip_key[200], thumb_key[200];
-    char *fail;      /* the run fails with this */
+    char *fail; /* the run fails with this */
     bool done;
 };
 
@@ -951,8 +1005,8 @@ static void pool_release(struct job_ctx *ctx) {
     ctx->data = NULL;
 }
 
-/* A pool step's on_complete head: the run, still in want? 1: go on (r is the step's result); 0 or an ERR_*:
- * return that (nothing to do, or the run failed with the step's message). */
+/* A pool step's on_complete head: the run, still in want? 1: go on (r is the step's result); 0 or
+ * an ERR_*: return that (nothing to do, or the run failed with the step's message). */
 static int pool_head(store_tx_t *tx, struct job_ctx *ctx, struct rtx *x, enum run_status want) {
     struct pool_res *r = ctx->data;
     if (!r)
@@ -992,7 +1046,8 @@ static void transcode_run(struct job_ctx *ctx) {
         return;
     }
     snprintf(r->clip_key, sizeof r->clip_key, "transcoded/clip_%s_%d.mp4", ctx->job.run_id, index);
-    snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/thumb_%s_%d.jpg", ctx->job.run_id, index);
+    snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/thumb_%s_%d.jpg", ctx->job.run_id,
+             index);
     char out[4200], thumb[4200];
     if (storage_tmp_path(app->storage, "clip.mp4", out, sizeof out) != 0 ||
         storage_tmp_path(app->storage, "thumb.jpg", thumb, sizeof thumb) != 0) {
@@ -1023,8 +1078,10 @@ static void transcode_run(struct job_ctx *ctx) {
         unlink(input);
     } else if (rc) {
         job_set_error(ctx, JO_RETRY, "transcode: %s", err.data ? err.data : err_name(rc));
-    } else if ((rc = storage_put_file(app->storage, r->clip_key, out, "video/mp4", STORAGE_PUT_MOVE)) != 0 ||
-               (rc = storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE)) != 0) {
+    } else if ((rc = storage_put_file(app->storage, r->clip_key, out, "video/mp4",
+                                      STORAGE_PUT_MOVE)) != 0 ||
+               (rc = storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg",
+                                      STORAGE_PUT_MOVE)) != 0) {
         job_set_error(ctx, JO_RETRY, "cannot store the clip (%s)", err_name(rc));
     } else {
         r->done = true;
@@ -1060,8 +1117,9 @@ static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
     bool existed = false;
     rc = rtx_artifact(&x, "video_clip", "producer", NULL, url,
                       json_pack("{s:s?,s:i,s:s,s:s,s:s}", "task_id",
-                                json_string_value(json_object_get(r->payload, "task_id")), "video_index", index,
-                                "thumbnail_url", thumb, "key", r->clip_key, "source", "sora"),
+                                json_string_value(json_object_get(r->payload, "task_id")),
+                                "video_index", index, "thumbnail_url", thumb, "key", r->clip_key,
+                                "source", "sora"),
                       dedupe, &existed);
     if (rc || existed) { /* the same clip again: exactly one counts */
         rtx_release(&x);
@@ -1072,7 +1130,8 @@ static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
         clips = json_array();
         json_object_set_new(x.art, "clips", clips);
     }
-    json_array_append_new(clips, json_pack("{s:i,s:s,s:s}", "video_index", index, "url", url, "thumbnail_url", thumb));
+    json_array_append_new(clips, json_pack("{s:i,s:s,s:s}", "video_index", index, "url", url,
+                                           "thumbnail_url", thumb));
     size_t n = json_array_size(clips);
     json_t **items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -1085,7 +1144,8 @@ static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
     x.r.clips_ready++;
     int expected = x.r.clips_expected;
     json_object_set_new(x.art, "sora_progress",
-                        json_pack("{s:i,s:i,s:i}", "expected", expected, "ready", x.r.clips_ready, "progress_percent",
+                        json_pack("{s:i,s:i,s:i}", "expected", expected, "ready", x.r.clips_ready,
+                                  "progress_percent",
                                   expected ? x.r.clips_ready * 100 / expected : 100));
     if (x.r.clips_ready >= expected) { /* the last clip: the run moves on exactly once */
         rtx_move(&x, RS_AWAIT_RENDER, RSTEP_EDITING);
@@ -1096,19 +1156,22 @@ static int transcode_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
-/* ---- editing ------------------------------------------------------------------------------------------ */
+/* ---- editing
+ * ------------------------------------------------------------------------------------------ */
 
 static const struct tool_def render_tool = {
     "remotion_render",
     "Render the final video from the clips, in index order, with the overlay texts.",
-    "{\"type\":\"object\",\"required\":[\"clips\",\"template\",\"duration_seconds\"],\"properties\":{"
-    "\"clips\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":64,\"items\":{\"type\":\"string\",\"minLength\":1,"
+    "{\"type\":\"object\",\"required\":[\"clips\",\"template\",\"duration_seconds\"],"
+    "\"properties\":{"
+    "\"clips\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":64,\"items\":{\"type\":\"string\","
+    "\"minLength\":1,"
     "\"maxLength\":4096}},"
     "\"template\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64},"
-    "\"texts\":{\"type\":\"array\",\"maxItems\":64,\"items\":{\"type\":\"string\",\"maxLength\":512}},"
+    "\"texts\":{\"type\":\"array\",\"maxItems\":64,\"items\":{\"type\":\"string\",\"maxLength\":"
+    "512}},"
     "\"duration_seconds\":{\"type\":\"number\",\"minimum\":0.1,\"maximum\":3600}}}",
 };
-
 
 /* RENDER_PROVIDER=remotion: the render service renders and calls back (webhooks.c). */
 static void render_submitted(const struct render_result *r, void *ud) {
@@ -1117,29 +1180,33 @@ static void render_submitted(const struct render_result *r, void *ud) {
     if (r->st.outcome != PROV_OK) {
         char msg[1200];
         snprintf(msg, sizeof msg, "Render submission failed: %s", r->st.error ? r->st.error : "");
-        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, msg);
+        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome,
+                    r->st.retry_after_s, msg);
         return;
     }
     json_object_set_new(s->res, "render_job_id", json_string(r->job.job_id));
     json_object_set_new(s->res, "remote", json_true());
-    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", r->job.job_id, "status",
-                                 r->job.status ? r->job.status : "queued"));
+    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", r->job.job_id,
+                                 "status", r->job.status ? r->job.status : "queued"));
 }
 
 static void render_remote(struct step *s, agent_t *a, json_t *args) {
     size_t n = json_array_size(json_object_get(s->art, "clips"));
     const char **clips = xcalloc(n + 1, sizeof *clips);
     for (size_t i = 0; i < n; i++)
-        clips[i] = json_string_value(json_object_get(json_array_get(json_object_get(s->art, "clips"), i), "url"));
+        clips[i] = json_string_value(
+            json_object_get(json_array_get(json_object_get(s->art, "clips"), i), "url"));
     json_t *texts = json_object_get(s->res, "texts");
     size_t nt = json_array_size(texts);
     const char **tv = xcalloc(nt + 1, sizeof *tv);
     for (size_t i = 0; i < nt; i++)
         tv[i] = json_string_value(json_array_get(texts, i));
     int w, h;
-    media_scaled_size(s->proj->width, s->proj->height, config_num(s->app->cfg, S_RENDER_SCALE), &w, &h);
+    media_scaled_size(s->proj->width, s->proj->height, config_num(s->app->cfg, S_RENDER_SCALE), &w,
+                      &h);
     char cb[2048];
-    snprintf(cb, sizeof cb, "%s/v1/webhooks/remotion?run_id=%s", providers_self_url(s->app->providers), s->run.id);
+    snprintf(cb, sizeof cb, "%s/v1/webhooks/remotion?run_id=%s",
+             providers_self_url(s->app->providers), s->run.id);
     double secs = json_number_value(json_object_get(args, "duration_seconds"));
     struct render_submit_req req = {.run_id = s->run.id,
                                     .clips = clips,
@@ -1149,11 +1216,13 @@ static void render_remote(struct step *s, agent_t *a, json_t *args) {
                                     .width = w,
                                     .height = h,
                                     .callback_url = cb,
-                                    .template_name = json_string_value(json_object_get(args, "template")),
+                                    .template_name =
+                                        json_string_value(json_object_get(args, "template")),
                                     .texts = tv,
                                     .ntexts = nt};
     if (provider_render_submit(s->app->providers, &req, render_submitted, s, NULL) != 0)
-        agent_abort(a, PROV_PERMANENT, -1, "Render submission failed: the request could not be made");
+        agent_abort(a, PROV_PERMANENT, -1,
+                    "Render submission failed: the request could not be made");
     free(clips);
     free(tv);
 }
@@ -1164,11 +1233,13 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     int expected = s->run.clips_expected;
     if ((int)json_array_size(clips) != expected) {
         char msg[160];
-        snprintf(msg, sizeof msg, "invalid arguments: clips must list the %d clips in index order", expected);
+        snprintf(msg, sizeof msg, "invalid arguments: clips must list the %d clips in index order",
+                 expected);
         agent_tool_done(a, json_pack("{s:s}", "error", msg));
         return;
     }
-    json_object_set(s->res, "texts", json_object_get(args, "texts") ? json_object_get(args, "texts") : json_array());
+    json_object_set(s->res, "texts",
+                    json_object_get(args, "texts") ? json_object_get(args, "texts") : json_array());
     json_object_set(s->res, "template", json_object_get(args, "template"));
     if (providers_render_mode(s->app->providers) == RENDER_REMOTION) {
         render_remote(s, a, args);
@@ -1177,7 +1248,8 @@ static void edit_tool(agent_t *a, const struct tool_def *t, json_t *args, void *
     char job_id[64];
     snprintf(job_id, sizeof job_id, "local-%s", s->run.id);
     json_object_set_new(s->res, "render_job_id", json_string(job_id));
-    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", job_id, "status", "queued"));
+    agent_tool_done(
+        a, json_pack("{s:b,s:s,s:s}", "success", 1, "render_job_id", job_id, "status", "queued"));
 }
 
 static void edit_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Editor", "remotion_render"); }
@@ -1187,25 +1259,34 @@ static void edit_start(struct step *s) {
     json_t *clips = json_array(), *texts = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(s->art, "clips"), i, c) json_array_append(clips, json_object_get(c, "url"));
-    json_array_foreach(json_object_get(s->art, "overlays"), i, c) json_array_append(texts, json_object_get(c, "text"));
+    json_array_foreach(json_object_get(s->art, "clips"), i, c)
+        json_array_append(clips, json_object_get(c, "url"));
+    json_array_foreach(json_object_get(s->art, "overlays"), i, c)
+        json_array_append(texts, json_object_get(c, "text"));
     json_object_set_new(facts, "template", json_string(s->proj->name));
-    json_object_set_new(facts, "duration_seconds", json_integer((json_int_t)s->run.clips_expected * s->proj->clip_seconds));
-    json_object_set(facts, "topic", json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
+    json_object_set_new(facts, "duration_seconds",
+                        json_integer((json_int_t)s->run.clips_expected * s->proj->clip_seconds));
+    json_object_set(facts, "topic",
+                    json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
     /* the ideas carry the overlay lines the editor puts in `texts` */
-    json_object_set(facts, "ideas", json_object_get(json_object_get(s->art, "ideas_structured"), "ideas"));
-    json_t *task = json_pack("{s:o,s:o,s:s,s:I}", "clips", clips, "texts", texts, "template", s->proj->name,
-                             "duration_seconds", (json_int_t)s->run.clips_expected * s->proj->clip_seconds);
+    json_object_set(facts, "ideas",
+                    json_object_get(json_object_get(s->art, "ideas_structured"), "ideas"));
+    json_t *task =
+        json_pack("{s:o,s:o,s:s,s:I}", "clips", clips, "texts", texts, "template", s->proj->name,
+                  "duration_seconds", (json_int_t)s->run.clips_expected * s->proj->clip_seconds);
     json_object_set(facts, "clips", json_object_get(task, "clips"));
     char *t = json_dumps(task, JSON_INDENT(1));
     json_decref(task);
-    char *user = with_facts("Render the final video from these clips and overlay texts:", json_loads(t, 0, NULL));
+    char *user = with_facts("Render the final video from these clips and overlay texts:",
+                            json_loads(t, 0, NULL));
     free(t);
-    start_agent(s, AGENT_EDITOR, with_facts(s->proj->agents[AGENT_EDITOR].instructions, facts), user, &render_tool, 1,
-                edit_tool, edit_done);
+    start_agent(s, AGENT_EDITOR, with_facts(s->proj->agents[AGENT_EDITOR].instructions, facts),
+                user, &render_tool, 1, edit_tool, edit_done);
 }
 
-static void edit_run(struct job_ctx *ctx) { load_then(ctx, RS_AWAIT_RENDER, RSTEP_EDITING, false, edit_start); }
+static void edit_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_AWAIT_RENDER, RSTEP_EDITING, false, edit_start);
+}
 
 static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     struct rtx x;
@@ -1218,14 +1299,15 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     const char *job_id = json_string_value(json_object_get(s->res, "render_job_id"));
     char *transcript = transcript_text(s);
     int rc = rtx_artifact(&x, "editor_output", "editor", transcript, NULL,
-                          json_pack("{s:s,s:s,s:i}", "step", "editing", "render_job_id", job_id, "clip_count",
-                                    x.r.clips_expected),
+                          json_pack("{s:s,s:s,s:i}", "step", "editing", "render_job_id", job_id,
+                                    "clip_count", x.r.clips_expected),
                           NULL, NULL);
     free(transcript);
     json_object_set_new(x.ctx, "render_job_id", json_string(job_id));
     json_object_set(x.ctx, "render_texts", json_object_get(s->res, "texts"));
-    json_object_set_new(x.art, "render_progress", json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued",
-                                                            "progress_percent", 0));
+    json_object_set_new(
+        x.art, "render_progress",
+        json_pack("{s:s,s:s,s:i}", "job_id", job_id, "status", "queued", "progress_percent", 0));
     if (json_is_true(json_object_get(s->res, "remote"))) { /* the callback finishes the render */
         if (rc == 0)
             rc = tx->s->ops->task_add(tx, "render", job_id, x.r.id, 0);
@@ -1244,8 +1326,8 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     if (rc == 0)
         rc = rtx_enqueue(&x, "render.local",
                          json_pack("{s:i,s:O,s:i,s:i,s:i}", "clips", x.r.clips_expected, "texts",
-                                   json_object_get(s->res, "texts"), "width", w, "height", hh, "fps",
-                                   p ? p->fps : 30),
+                                   json_object_get(s->res, "texts"), "width", w, "height", hh,
+                                   "fps", p ? p->fps : 30),
                          key);
     if (rc == 0)
         rc = rtx_save(&x, "Render started");
@@ -1253,7 +1335,8 @@ static int edit_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return rc;
 }
 
-/* ---- render (pool) -------------------------------------------------------------------------------------- */
+/* ---- render (pool)
+ * -------------------------------------------------------------------------------------- */
 
 /* Worker thread. */
 static void render_run(struct job_ctx *ctx) {
@@ -1270,7 +1353,7 @@ static void render_run(struct job_ctx *ctx) {
     snprintf(r->clip_key, sizeof r->clip_key, "renders/%s.mp4", ctx->job.run_id);
     snprintf(r->thumb_key, sizeof r->thumb_key, "thumbnails/render_%s.jpg", ctx->job.run_id);
     struct media_render_clip *clips = xcalloc((size_t)n, sizeof *clips);
-    char (*paths)[4200] = xcalloc((size_t)n, sizeof *paths);
+    char(*paths)[4200] = xcalloc((size_t)n, sizeof *paths);
     bool local = storage_is_local(app->storage), ok = true;
     for (int i = 0; i < n && ok; i++) {
         char key[200];
@@ -1314,8 +1397,10 @@ static void render_run(struct job_ctx *ctx) {
         r->fail = xstrdup(msg);
     } else if (rc) {
         job_set_error(ctx, JO_RETRY, "render: %s", err.data ? err.data : err_name(rc));
-    } else if ((rc = storage_put_file(app->storage, r->clip_key, out, "video/mp4", STORAGE_PUT_MOVE)) != 0 ||
-               (rc = storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE)) != 0) {
+    } else if ((rc = storage_put_file(app->storage, r->clip_key, out, "video/mp4",
+                                      STORAGE_PUT_MOVE)) != 0 ||
+               (rc = storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg",
+                                      STORAGE_PUT_MOVE)) != 0) {
         job_set_error(ctx, JO_RETRY, "cannot store the render (%s)", err_name(rc));
     } else {
         r->done = true;
@@ -1342,13 +1427,15 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     media_url(r->clip_key, url, sizeof url);
     media_url(r->thumb_key, thumb, sizeof thumb);
     rc = rtx_artifact(&x, "rendered_video", "editor", NULL, url,
-                      json_pack("{s:s,s:s,s:s?}", "key", r->clip_key, "thumbnail_url", thumb, "render_job_id",
+                      json_pack("{s:s,s:s,s:s?}", "key", r->clip_key, "thumbnail_url", thumb,
+                                "render_job_id",
                                 json_string_value(json_object_get(x.ctx, "render_job_id"))),
                       "rendered_video", NULL);
     json_object_set_new(x.art, "video_url", json_string(url));
     json_object_set_new(x.art, "thumbnail_url", json_string(thumb));
     json_object_set_new(x.art, "render_progress",
-                        json_pack("{s:s?,s:s,s:i}", "job_id", json_string_value(json_object_get(x.ctx, "render_job_id")),
+                        json_pack("{s:s?,s:s,s:i}", "job_id",
+                                  json_string_value(json_object_get(x.ctx, "render_job_id")),
                                   "status", "done", "progress_percent", 100));
     json_object_set_new(x.ctx, "video_key", json_string(r->clip_key));
     if (rc == 0)
@@ -1356,8 +1443,8 @@ static int render_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
-
-/* ---- a remote render's output: download (webhook.remotion), then store (render.fetch, pool) -------- */
+/* ---- a remote render's output: download (webhook.remotion), then store (render.fetch, pool)
+ * -------- */
 
 static void remote_downloaded(const struct download_result *r, void *ud) {
     struct step *s = ud;
@@ -1385,7 +1472,8 @@ static void remotion_webhook_run(struct job_ctx *ctx) {
     crypto_random(b, sizeof b);
     crypto_hex(b, sizeof b, rnd);
     snprintf(path, sizeof path, "%s/render-%s-%s.mp4", s->w->tmp_dir, ctx->job.run_id, rnd);
-    if (provider_download_url(s->app->providers, PK_RENDER, url, path, remote_downloaded, s, NULL) != 0) {
+    if (provider_download_url(s->app->providers, PK_RENDER, url, path, remote_downloaded, s,
+                              NULL) != 0) {
         step_fail(s, "Render download failed: the URL was refused");
         job_finish(ctx);
     }
@@ -1428,13 +1516,16 @@ static void fetch_run(struct job_ctx *ctx) {
         job_set_error(ctx, JO_PERMANENT, "render.fetch: the payload has no input");
     } else if ((rc = media_probe(input, &info, &err)) != 0) {
         char msg[1200];
-        snprintf(msg, sizeof msg, "Render failed: the rendered file is not a video (%s)", err.data ? err.data : "");
+        snprintf(msg, sizeof msg, "Render failed: the rendered file is not a video (%s)",
+                 err.data ? err.data : "");
         r->fail = xstrdup(msg);
         unlink(input);
     } else if (storage_tmp_path(app->storage, "render.jpg", thumb, sizeof thumb) != 0 ||
                media_thumbnail(input, thumb, &err) != 0 ||
-               storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg", STORAGE_PUT_MOVE) != 0 ||
-               storage_put_file(app->storage, r->clip_key, input, "video/mp4", STORAGE_PUT_MOVE) != 0) {
+               storage_put_file(app->storage, r->thumb_key, thumb, "image/jpeg",
+                                STORAGE_PUT_MOVE) != 0 ||
+               storage_put_file(app->storage, r->clip_key, input, "video/mp4", STORAGE_PUT_MOVE) !=
+                   0) {
         job_set_error(ctx, JO_RETRY, "render.fetch: cannot store the render");
     } else {
         r->done = true;
@@ -1442,7 +1533,8 @@ static void fetch_run(struct job_ctx *ctx) {
     buf_release(&err);
 }
 
-/* ---- publishing ----------------------------------------------------------------------------------------- */
+/* ---- publishing
+ * ----------------------------------------------------------------------------------------- */
 
 static const struct tool_def publish_tool = {
     "upload_post",
@@ -1458,22 +1550,24 @@ static void published(const struct publish_result *r, void *ud) {
     struct step *s = ud;
     agent_t *a = s->agent;
     if (r->st.outcome != PROV_OK) {
-        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s,
-                    r->st.error);
+        agent_abort(a, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome,
+                    r->st.retry_after_s, r->st.error);
         return;
     }
     if (!r->url && r->request_id) { /* the publisher is still processing: polled (publish.poll) */
         json_object_set_new(s->res, "request_id", json_string(r->request_id));
-        agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "status", "processing", "request_id",
-                                     r->request_id));
+        agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "status", "processing",
+                                     "request_id", r->request_id));
         return;
     }
     if (!r->url) {
-        agent_abort(a, PROV_PERMANENT, -1, "Publishing did not return a published URL or status_url.");
+        agent_abort(a, PROV_PERMANENT, -1,
+                    "Publishing did not return a published URL or status_url.");
         return;
     }
     json_object_set_new(s->res, "url", json_string(r->url));
-    agent_tool_done(a, json_pack("{s:b,s:s,s:s}", "success", 1, "url", r->url, "platform", "tiktok"));
+    agent_tool_done(a,
+                    json_pack("{s:b,s:s,s:s}", "success", 1, "url", r->url, "platform", "tiktok"));
 }
 
 static void start_upload(struct step *s) {
@@ -1485,10 +1579,12 @@ static void start_upload(struct step *s) {
     const char *tv[8];
     for (size_t i = 0; i < n && i < 8; i++)
         tv[i] = json_string_value(json_array_get(tags, i));
-    struct publish_req req = {.video_url = video_url ? video_url : json_string_value(json_object_get(s->res, "model_url")),
-                              .caption = json_string_value(json_object_get(s->res, "caption")),
-                              .tags = tv,
-                              .ntags = n < 8 ? n : 8};
+    struct publish_req req = {
+        .video_url =
+            video_url ? video_url : json_string_value(json_object_get(s->res, "model_url")),
+        .caption = json_string_value(json_object_get(s->res, "caption")),
+        .tags = tv,
+        .ntags = n < 8 ? n : 8};
     if (provider_publish_upload(s->app->providers, &req, published, s, NULL) != 0)
         agent_abort(a, PROV_PERMANENT, -1, "publish: the upload request could not be made");
 }
@@ -1499,7 +1595,8 @@ static void caption_moderated(const struct safety_result *r, void *ud) {
         agent_abort(s->agent, PROV_RETRY, r->st.retry_after_s, "safety check unavailable");
     } else if (r->flagged) {
         char msg[200];
-        snprintf(msg, sizeof msg, "Safety check failed at publishing: moderation:%s", r->category ? r->category : "flagged");
+        snprintf(msg, sizeof msg, "Safety check failed at publishing: moderation:%s",
+                 r->category ? r->category : "flagged");
         agent_abort(s->agent, PROV_PERMANENT, -1, msg);
     } else {
         start_upload(s);
@@ -1527,24 +1624,31 @@ static void publish_tool_run(agent_t *a, const struct tool_def *t, json_t *args,
     start_upload(s);
 }
 
-static void publish_done(agent_t *a, void *ud) { tool_agent_done(ud, a, "Publisher", "upload_post"); }
+static void publish_done(agent_t *a, void *ud) {
+    tool_agent_done(ud, a, "Publisher", "upload_post");
+}
 
 static void publish_start(struct step *s) {
     json_t *facts = project_facts(s->proj);
-    const char *topic = json_string_value(json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
+    const char *topic =
+        json_string_value(json_object_get(json_object_get(s->art, "ideas_structured"), "topic"));
     json_object_set_new(facts, "topic", json_string(topic ? topic : s->run.brief));
     json_object_set(facts, "video_url", json_object_get(s->art, "video_url"));
     const char *url = json_string_value(json_object_get(s->art, "video_url"));
     char user[8192];
     snprintf(user, sizeof user,
-             "Publish this video: %s\n\nTopic: %s\n\nCall upload_post to publish it, with a caption under 150 "
+             "Publish this video: %s\n\nTopic: %s\n\nCall upload_post to publish it, with a "
+             "caption under 150 "
              "characters and 3-8 tags.",
              url ? url : "", topic ? topic : s->run.brief);
-    start_agent(s, AGENT_PUBLISHER, with_facts(s->proj->agents[AGENT_PUBLISHER].instructions, facts), xstrdup(user),
+    start_agent(s, AGENT_PUBLISHER,
+                with_facts(s->proj->agents[AGENT_PUBLISHER].instructions, facts), xstrdup(user),
                 &publish_tool, 1, publish_tool_run, publish_done);
 }
 
-static void publish_run(struct job_ctx *ctx) { load_then(ctx, RS_RUNNING, RSTEP_PUBLISHING, false, publish_start); }
+static void publish_run(struct job_ctx *ctx) {
+    load_then(ctx, RS_RUNNING, RSTEP_PUBLISHING, false, publish_start);
+}
 
 static int published_url_commit(struct rtx *x, const char *url);
 
@@ -1559,8 +1663,9 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
     const char *url = json_string_value(json_object_get(s->res, "url"));
     char *transcript = transcript_text(s);
     int rc = rtx_artifact(&x, "publisher_output", "publisher", transcript, NULL,
-                          json_pack("{s:s?,s:O?}", "caption", json_string_value(json_object_get(s->res, "caption")),
-                                    "tags", json_object_get(s->res, "tags")),
+                          json_pack("{s:s?,s:O?}", "caption",
+                                    json_string_value(json_object_get(s->res, "caption")), "tags",
+                                    json_object_get(s->res, "tags")),
                           NULL, NULL);
     free(transcript);
     const char *request_id = json_string_value(json_object_get(s->res, "request_id"));
@@ -1568,7 +1673,8 @@ static int publish_complete(store_tx_t *tx, struct job_ctx *ctx) {
         json_object_set_new(x.ctx, "publish_request_id", json_string(request_id));
         rtx_move(&x, RS_AWAIT_PUBLISH, RSTEP_PUBLISHING);
         if (rc == 0)
-            rc = rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
+            rc =
+                rtx_enqueue(&x, "publish.poll", json_pack("{s:s}", "request_id", request_id), NULL);
         return save_release(&x, rc);
     }
     rc = rc ? rc : published_url_commit(&x, url);
@@ -1580,20 +1686,22 @@ static int published_url_commit(struct rtx *x, const char *url) {
     int rc = 0;
     if (rc == 0)
         rc = rtx_artifact(x, "published_url", "publisher", NULL, url,
-                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok", "video_url",
-                                    json_object_get(x->art, "video_url")),
+                          json_pack("{s:s,s:s,s:O?}", "step", "publishing", "platform", "tiktok",
+                                    "video_url", json_object_get(x->art, "video_url")),
                           "published_url", NULL);
     json_object_set_new(x->art, "published_url", json_string(url ? url : ""));
     rtx_move(x, RS_COMPLETED, RSTEP_COMPLETED);
     return rc;
 }
 
-/* ---- publish.poll: an upload the publisher is still processing ----------------------------------- */
+/* ---- publish.poll: an upload the publisher is still processing
+ * ----------------------------------- */
 
 static void polled(const struct publish_result *r, void *ud) {
     struct step *s = ud;
     if (r->st.outcome != PROV_OK) {
-        finish_with(s, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome, r->st.retry_after_s, r->st.error);
+        finish_with(s, r->st.outcome == PROV_CANCELLED ? PROV_RETRY : r->st.outcome,
+                    r->st.retry_after_s, r->st.error);
         return;
     }
     if (r->url) {
@@ -1630,7 +1738,8 @@ static int publish_poll_complete(store_tx_t *tx, struct job_ctx *ctx) {
     return save_release(&x, rc);
 }
 
-/* ---- notify.send (TELEGRAM_BOT_TOKEN) ---------------------------------------------------------------- */
+/* ---- notify.send (TELEGRAM_BOT_TOKEN)
+ * ---------------------------------------------------------------- */
 
 static void notified(const struct notify_result *r, void *ud) {
     struct step *s = ud;
@@ -1639,7 +1748,8 @@ static void notified(const struct notify_result *r, void *ud) {
         return;
     }
     if (r->st.outcome == PROV_PERMANENT) /* logged, not retried: a notification never fails a run */
-        log_warn("workflow", "notification not sent", LF_S("run_id", pstr(s, "run")), LF_S("error", r->st.error));
+        log_warn("workflow", "notification not sent", LF_S("run_id", pstr(s, "run")),
+                 LF_S("error", r->st.error));
     job_finish(s->ctx);
 }
 
@@ -1651,34 +1761,87 @@ static void notify_run(struct job_ctx *ctx) {
         job_finish(ctx); /* nothing to send */
 }
 
-/* ---- registration --------------------------------------------------------------------------------------- */
+/* ---- registration
+ * --------------------------------------------------------------------------------------- */
 
 static const struct job_type types[] = {
-    {.name = "run.ideate", .kind = JK_LOOP, .run_loop = ideate_run, .on_complete = ideate_complete,
-     .release = step_release, .provider = "llm"},
-    {.name = "run.produce", .kind = JK_LOOP, .run_loop = produce_run, .on_complete = produce_complete,
-     .release = step_release, .provider = "llm"},
-    {.name = "run.resubmit", .kind = JK_LOOP, .run_loop = resubmit_run, .on_complete = resubmit_complete,
-     .release = step_release, .provider = "sora"},
-    {.name = "webhook.sora", .kind = JK_LOOP, .run_loop = sora_webhook_run, .on_complete = sora_webhook_complete,
-     .release = step_release, .provider = "sora"},
-    {.name = "clip.transcode", .kind = JK_POOL, .run_pool = transcode_run, .on_complete = transcode_complete,
-     .release = pool_release, .cap_group = "media"},
-    {.name = "run.edit", .kind = JK_LOOP, .run_loop = edit_run, .on_complete = edit_complete, .release = step_release,
+    {.name = "run.ideate",
+     .kind = JK_LOOP,
+     .run_loop = ideate_run,
+     .on_complete = ideate_complete,
+     .release = step_release,
      .provider = "llm"},
-    {.name = "render.local", .kind = JK_POOL, .run_pool = render_run, .on_complete = render_complete,
-     .release = pool_release, .cap_group = "media"},
-    {.name = "webhook.remotion", .kind = JK_LOOP, .run_loop = remotion_webhook_run,
-     .on_complete = remotion_webhook_complete, .release = step_release, .provider = "render"},
-    {.name = "render.fetch", .kind = JK_POOL, .run_pool = fetch_run, .on_complete = render_complete,
-     .release = pool_release, .cap_group = "media"},
-    {.name = "sora.poll", .kind = JK_LOOP, .run_loop = sora_poll_run, .on_complete = sora_poll_complete,
-     .release = step_release, .provider = "sora"},
-    {.name = "publish.poll", .kind = JK_LOOP, .run_loop = publish_poll_run, .on_complete = publish_poll_complete,
-     .release = step_release, .provider = "publish"},
-    {.name = "notify.send", .kind = JK_LOOP, .run_loop = notify_run, .release = step_release, .provider = "notify"},
-    {.name = "run.publish", .kind = JK_LOOP, .run_loop = publish_run, .on_complete = publish_complete,
-     .release = step_release, .provider = "llm"},
+    {.name = "run.produce",
+     .kind = JK_LOOP,
+     .run_loop = produce_run,
+     .on_complete = produce_complete,
+     .release = step_release,
+     .provider = "llm"},
+    {.name = "run.resubmit",
+     .kind = JK_LOOP,
+     .run_loop = resubmit_run,
+     .on_complete = resubmit_complete,
+     .release = step_release,
+     .provider = "sora"},
+    {.name = "webhook.sora",
+     .kind = JK_LOOP,
+     .run_loop = sora_webhook_run,
+     .on_complete = sora_webhook_complete,
+     .release = step_release,
+     .provider = "sora"},
+    {.name = "clip.transcode",
+     .kind = JK_POOL,
+     .run_pool = transcode_run,
+     .on_complete = transcode_complete,
+     .release = pool_release,
+     .cap_group = "media"},
+    {.name = "run.edit",
+     .kind = JK_LOOP,
+     .run_loop = edit_run,
+     .on_complete = edit_complete,
+     .release = step_release,
+     .provider = "llm"},
+    {.name = "render.local",
+     .kind = JK_POOL,
+     .run_pool = render_run,
+     .on_complete = render_complete,
+     .release = pool_release,
+     .cap_group = "media"},
+    {.name = "webhook.remotion",
+     .kind = JK_LOOP,
+     .run_loop = remotion_webhook_run,
+     .on_complete = remotion_webhook_complete,
+     .release = step_release,
+     .provider = "render"},
+    {.name = "render.fetch",
+     .kind = JK_POOL,
+     .run_pool = fetch_run,
+     .on_complete = render_complete,
+     .release = pool_release,
+     .cap_group = "media"},
+    {.name = "sora.poll",
+     .kind = JK_LOOP,
+     .run_loop = sora_poll_run,
+     .on_complete = sora_poll_complete,
+     .release = step_release,
+     .provider = "sora"},
+    {.name = "publish.poll",
+     .kind = JK_LOOP,
+     .run_loop = publish_poll_run,
+     .on_complete = publish_poll_complete,
+     .release = step_release,
+     .provider = "publish"},
+    {.name = "notify.send",
+     .kind = JK_LOOP,
+     .run_loop = notify_run,
+     .release = step_release,
+     .provider = "notify"},
+    {.name = "run.publish",
+     .kind = JK_LOOP,
+     .run_loop = publish_run,
+     .on_complete = publish_complete,
+     .release = step_release,
+     .provider = "llm"},
 };
 
 void steps_register(workflow_t *w, struct dispatcher *d) {

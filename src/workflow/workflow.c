@@ -25,7 +25,8 @@
 
 workflow_t *wf_global;
 
-/* ---- lifecycle ---------------------------------------------------------------------------------- */
+/* ---- lifecycle ----------------------------------------------------------------------------------
+ */
 
 int workflow_new(struct app *app, workflow_t **out, buf_t *err) {
     workflow_t *w = xcalloc(1, sizeof *w);
@@ -56,14 +57,17 @@ void workflow_free(workflow_t *w) {
 }
 
 const projects_t *workflow_projects(const workflow_t *w) { return w->projects; }
-const project_t *workflow_project(const workflow_t *w, const char *name) { return projects_find(w->projects, name); }
+const project_t *workflow_project(const workflow_t *w, const char *name) {
+    return projects_find(w->projects, name);
+}
 
 void workflow_kick(workflow_t *w) {
     if (w && w->app->dispatcher)
         dispatcher_kick(w->app->dispatcher);
 }
 
-/* ---- the run read-modify-write ------------------------------------------------------------------ */
+/* ---- the run read-modify-write ------------------------------------------------------------------
+ */
 
 static json_t *parse_obj(const char *text) {
     json_t *j = text ? json_loads(text, 0, NULL) : NULL;
@@ -110,13 +114,15 @@ const project_t *rtx_project(const struct rtx *x) {
 static const char *default_message(enum run_status s, enum run_step step) {
     switch (s) {
     case RS_PENDING: return "Run created";
-    case RS_RUNNING: return step == RSTEP_IDEATION     ? "Ideation started"
-                            : step == RSTEP_PRODUCTION ? "Production started"
-                            : step == RSTEP_PUBLISHING ? "Publishing started"
-                                                       : "Running";
+    case RS_RUNNING:
+        return step == RSTEP_IDEATION     ? "Ideation started"
+               : step == RSTEP_PRODUCTION ? "Production started"
+               : step == RSTEP_PUBLISHING ? "Publishing started"
+                                          : "Running";
     case RS_AWAIT_IDEATION: return "Ideas ready for review";
     case RS_AWAIT_VIDEOS: return "Waiting for video generation";
-    case RS_AWAIT_RENDER: return step == RSTEP_WAIT_RENDER ? "Waiting for the render" : "All clips ready; editing";
+    case RS_AWAIT_RENDER:
+        return step == RSTEP_WAIT_RENDER ? "Waiting for the render" : "All clips ready; editing";
     case RS_AWAIT_PUBLISH_APPROVAL: return "Video ready for publish review";
     case RS_AWAIT_PUBLISH: return "Waiting for the publisher";
     case RS_COMPLETED: return "Run completed";
@@ -138,31 +144,33 @@ static char *dump_pack(json_t *j) {
     return s;
 }
 
-
 /* TELEGRAM_BOT_TOKEN and a telegram_chat_id: a message at each gate and at the end, as a job of
  * its own (no run id: a notification that cannot be sent never fails the run). */
 static int notify(struct rtx *x) {
-    if (!x->r.telegram_chat_id || !*x->r.telegram_chat_id || !*config_str(wf_global->cfg, S_TELEGRAM_BOT_TOKEN))
+    if (!x->r.telegram_chat_id || !*x->r.telegram_chat_id ||
+        !*config_str(wf_global->cfg, S_TELEGRAM_BOT_TOKEN))
         return 0;
     char text[600];
     switch (x->status) {
     case RS_AWAIT_IDEATION:
-        snprintf(text, sizeof text, "Run %s: the ideas are ready for review (approve the ideation gate).", x->r.id);
+        snprintf(text, sizeof text,
+                 "Run %s: the ideas are ready for review (approve the ideation gate).", x->r.id);
         break;
     case RS_AWAIT_PUBLISH_APPROVAL:
-        snprintf(text, sizeof text, "Run %s: the video is rendered and waits for your publish approval.", x->r.id);
+        snprintf(text, sizeof text,
+                 "Run %s: the video is rendered and waits for your publish approval.", x->r.id);
         break;
     case RS_COMPLETED:
     case RS_FAILED:
     case RS_REJECTED:
     case RS_CANCELLED:
-        snprintf(text, sizeof text, "Run %s %s%s%s", x->r.id, run_status_name(x->status), x->r.error ? ": " : ".",
-                 x->r.error ? x->r.error : "");
+        snprintf(text, sizeof text, "Run %s %s%s%s", x->r.id, run_status_name(x->status),
+                 x->r.error ? ": " : ".", x->r.error ? x->r.error : "");
         break;
-    default:
-        return 0;
+    default: return 0;
     }
-    char *p = dump_pack(json_pack("{s:s,s:s,s:s}", "chat_id", x->r.telegram_chat_id, "text", text, "run", x->r.id));
+    char *p = dump_pack(
+        json_pack("{s:s,s:s,s:s}", "chat_id", x->r.telegram_chat_id, "text", text, "run", x->r.id));
     struct queue_new n = {.type = "notify.send", .payload = p};
     job_t j;
     bool existed;
@@ -195,8 +203,9 @@ int rtx_save(struct rtx *x, const char *message) {
         snprintf(e.status, sizeof e.status, "%s", x->r.status);
         snprintf(e.step, sizeof e.step, "%s", x->r.step);
         e.message = (char *)(message ? message : default_message(x->status, x->step));
-        json_t *d = json_pack("{s:s,s:s,s:s?,s:s,s:s?}", "run_id", x->r.id, "status", x->r.status, "current_step",
-                              *x->r.step ? x->r.step : NULL, "message", e.message, "error", x->r.error);
+        json_t *d = json_pack("{s:s,s:s,s:s?,s:s,s:s?}", "run_id", x->r.id, "status", x->r.status,
+                              "current_step", *x->r.step ? x->r.step : NULL, "message", e.message,
+                              "error", x->r.error);
         e.data = dump(d);
         json_decref(d);
         e.at = x->r.updated_at;
@@ -214,8 +223,8 @@ int rtx_save(struct rtx *x, const char *message) {
             metrics_label(&lb, "status", x->r.status);
             metrics_add(M_RUNS, lb.data, 1);
             buf_release(&lb);
-            log_info("workflow", "run finished", LF_S("run_id", x->r.id), LF_S("status", x->r.status),
-                     LF_S("error", x->r.error));
+            log_info("workflow", "run finished", LF_S("run_id", x->r.id),
+                     LF_S("status", x->r.status), LF_S("error", x->r.error));
         }
     }
     x->read_status = x->status;
@@ -235,8 +244,8 @@ void rtx_fail(struct rtx *x, const char *error, const char *job_type) {
     rtx_move(x, RS_FAILED, x->step);
 }
 
-int rtx_artifact(struct rtx *x, const char *type, const char *persona, const char *content, const char *uri,
-                 json_t *metadata, const char *dedupe, bool *existed) {
+int rtx_artifact(struct rtx *x, const char *type, const char *persona, const char *content,
+                 const char *uri, json_t *metadata, const char *dedupe, bool *existed) {
     store_tx_t *tx = x->tx;
     artifact_t a;
     memset(&a, 0, sizeof a);
@@ -261,8 +270,8 @@ int rtx_artifact(struct rtx *x, const char *type, const char *persona, const cha
         snprintf(e.status, sizeof e.status, "%s", run_status_name(x->status));
         snprintf(e.step, sizeof e.step, "%s", run_step_name(x->step));
         e.message = (char *)type;
-        json_t *d = json_pack("{s:s,s:s,s:s,s:s?,s:s?}", "id", a.id, "run_id", a.run_id, "type", type, "persona",
-                              persona, "uri", uri);
+        json_t *d = json_pack("{s:s,s:s,s:s,s:s?,s:s?}", "id", a.id, "run_id", a.run_id, "type",
+                              type, "persona", persona, "uri", uri);
         e.data = dump(d);
         json_decref(d);
         e.at = a.created_at;
@@ -274,14 +283,17 @@ int rtx_artifact(struct rtx *x, const char *type, const char *persona, const cha
     return rc;
 }
 
-int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key, int64_t run_at,
-                   bool *existed) {
+int rtx_enqueue_at(struct rtx *x, const char *type, json_t *payload, const char *idem_key,
+                   int64_t run_at, bool *existed) {
     if (!payload)
         payload = json_object();
     json_object_set_new(payload, "run_id", json_string(x->r.id));
     char *p = dump(payload);
     json_decref(payload);
-    struct queue_new n = {.type = type, .run_id = x->r.id, .payload = p, .idempotency_key = idem_key,
+    struct queue_new n = {.type = type,
+                          .run_id = x->r.id,
+                          .payload = p,
+                          .idempotency_key = idem_key,
                           .run_at = run_at};
     job_t j;
     bool had = false;
@@ -318,7 +330,6 @@ int rtx_publish_gate(struct rtx *x) {
     return rc ? rc : rtx_enqueue(x, "run.publish", NULL, NULL);
 }
 
-
 #define EARLY_MAX 16
 
 int rtx_register_tasks(struct rtx *x, json_t *tasks) {
@@ -336,8 +347,10 @@ int rtx_register_tasks(struct rtx *x, json_t *tasks) {
         if (rc == ERR_CONFLICT) { /* the same task again (an idempotent resubmission) */
             char other[RUN_ID_LEN];
             int oi;
-            rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 && strcmp(other, x->r.id) == 0 ? 0
-                                                                                                      : ERR_CONFLICT;
+            rc = tx->s->ops->task_find(tx, "sora", id, other, &oi) == 0 &&
+                         strcmp(other, x->r.id) == 0
+                     ? 0
+                     : ERR_CONFLICT;
         }
         /* deliveries that came before the task was known */
         inbox_item_t early[EARLY_MAX];
@@ -353,18 +366,21 @@ int rtx_register_tasks(struct rtx *x, json_t *tasks) {
             snprintf(key, sizeof key, "sora:%s", early[e].delivery_id);
             if (rc == 0)
                 rc = rtx_enqueue(x, "webhook.sora",
-                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id, "task_id", id,
-                                           "video_index", k, "failed", strcmp(early[e].event_type, "video.failed") == 0),
+                                 json_pack("{s:I,s:s,s:i,s:b}", "inbox_id", (json_int_t)early[e].id,
+                                           "task_id", id, "video_index", k, "failed",
+                                           strcmp(early[e].event_type, "video.failed") == 0),
                                  key);
             if (rc == 0)
-                log_info("workflow", "early webhook applied", LF_S("run_id", x->r.id), LF_S("task_id", id));
+                log_info("workflow", "early webhook applied", LF_S("run_id", x->r.id),
+                         LF_S("task_id", id));
             inbox_item_release(&early[e]);
         }
     }
     return rc;
 }
 
-/* ---- the run object ------------------------------------------------------------------------------ */
+/* ---- the run object
+ * ------------------------------------------------------------------------------ */
 
 static json_t *iso(int64_t ms) {
     char ts[CLOCK_ISO_LEN];
@@ -384,16 +400,19 @@ json_t *wf_run_json(const run_t *r, bool with_artifacts) {
     json_object_set_new(o, "error", r->error ? json_string(r->error) : json_null());
     const char *gate = strcmp(r->status, "awaiting_ideation_approval") == 0  ? "ideation"
                        : strcmp(r->status, "awaiting_publish_approval") == 0 ? "publish"
-                                                                              : NULL;
+                                                                             : NULL;
     json_object_set_new(o, "pending_gate", gate ? json_string(gate) : json_null());
     int expected = r->clips_expected;
     if (expected == 0 && wf_global) {
         const project_t *p = projects_find(wf_global->projects, r->workflow);
         expected = p ? p->video_count : 0;
     }
-    int pct = strcmp(r->status, "completed") == 0 ? 100 : expected > 0 ? r->clips_ready * 100 / expected : 0;
-    json_object_set_new(o, "progress", json_pack("{s:i,s:i,s:i}", "clips_expected", expected, "clips_ready",
-                                                 r->clips_ready, "percent", pct));
+    int pct = strcmp(r->status, "completed") == 0 ? 100
+              : expected > 0                      ? r->clips_ready * 100 / expected
+                                                  : 0;
+    json_object_set_new(o, "progress",
+                        json_pack("{s:i,s:i,s:i}", "clips_expected", expected, "clips_ready",
+                                  r->clips_ready, "percent", pct));
     json_object_set_new(o, "created_at", iso(r->created_at));
     json_object_set_new(o, "updated_at", iso(r->updated_at));
     return o;
@@ -405,21 +424,23 @@ json_t *wf_interrupts(const run_t *r) {
     const char *id = NULL;
     if (strcmp(r->status, "awaiting_ideation_approval") == 0) {
         id = "gate:ideation";
-        v = json_pack("{s:s,s:s,s:s,s:s,s:O?,s:O?}", "task", "Review and approve video ideas", "run_id", r->id, "gate",
-                      "ideation", "waiting_for", "hitl_ideation", "ideas", json_object_get(art, "ideas"),
-                      "ideas_structured", json_object_get(art, "ideas_structured"));
+        v = json_pack("{s:s,s:s,s:s,s:s,s:O?,s:O?}", "task", "Review and approve video ideas",
+                      "run_id", r->id, "gate", "ideation", "waiting_for", "hitl_ideation", "ideas",
+                      json_object_get(art, "ideas"), "ideas_structured",
+                      json_object_get(art, "ideas_structured"));
     } else if (strcmp(r->status, "awaiting_video_generation") == 0) {
         id = "wait:videos";
-        v = json_pack("{s:s,s:s,s:s}", "task", "Waiting for video generation", "run_id", r->id, "waiting_for",
-                      "sora_webhook");
+        v = json_pack("{s:s,s:s,s:s}", "task", "Waiting for video generation", "run_id", r->id,
+                      "waiting_for", "sora_webhook");
     } else if (strcmp(r->status, "awaiting_render") == 0) {
         id = "wait:render";
-        v = json_pack("{s:s,s:s,s:s}", "task", "Waiting for video render", "run_id", r->id, "waiting_for",
-                      "remotion_webhook");
+        v = json_pack("{s:s,s:s,s:s}", "task", "Waiting for video render", "run_id", r->id,
+                      "waiting_for", "remotion_webhook");
     } else if (strcmp(r->status, "awaiting_publish_approval") == 0) {
         id = "gate:publish";
-        v = json_pack("{s:s,s:s,s:s,s:s,s:O?}", "task", "Review and approve video for publishing", "run_id", r->id,
-                      "gate", "publish", "waiting_for", "hitl_publish", "video_url", json_object_get(art, "video_url"));
+        v = json_pack("{s:s,s:s,s:s,s:s,s:O?}", "task", "Review and approve video for publishing",
+                      "run_id", r->id, "gate", "publish", "waiting_for", "hitl_publish",
+                      "video_url", json_object_get(art, "video_url"));
     }
     json_decref(art);
     if (!id)
@@ -427,7 +448,8 @@ json_t *wf_interrupts(const run_t *r) {
     return json_pack("[{s:s,s:o}]", "id", id, "value", v);
 }
 
-/* ---- decisions ----------------------------------------------------------------------------------- */
+/* ---- decisions
+ * ----------------------------------------------------------------------------------- */
 
 int wf_budget(store_tx_t *tx, char *detail, size_t cap) {
     const config_t *cfg = wf_global->cfg;
@@ -435,7 +457,8 @@ int wf_budget(store_tx_t *tx, char *detail, size_t cap) {
     int64_t max = config_int(cfg, S_MAX_RUNS_LAST_24H), count = 0;
     double cost = config_num(cfg, S_ESTIMATED_COST_PER_RUN_USD);
     if (max == 0 && cost <= 0)
-        return 0; /* both budgets off: nothing to count (the count grows with the runs of the day) */
+        return 0; /* both budgets off: nothing to count (the count grows with the runs of the day)
+                   */
     int rc = tx->s->ops->run_count_since(tx, now - 24LL * 3600 * 1000, &count);
     if (rc)
         return rc;
@@ -443,7 +466,8 @@ int wf_budget(store_tx_t *tx, char *detail, size_t cap) {
         snprintf(detail, cap, "Run budget exceeded (max_runs_last_24h). Please retry later.");
         return ERR_BUDGET;
     }
-    if ((double)(count + 1) * config_num(cfg, S_ESTIMATED_COST_PER_RUN_USD) > config_num(cfg, S_DAILY_COST_BUDGET_USD)) {
+    if ((double)(count + 1) * config_num(cfg, S_ESTIMATED_COST_PER_RUN_USD) >
+        config_num(cfg, S_DAILY_COST_BUDGET_USD)) {
         snprintf(detail, cap, "Daily cost budget exceeded; try again tomorrow.");
         return ERR_BUDGET;
     }
@@ -454,7 +478,8 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out) {
     int64_t now = clock_now_ms();
     run_t r;
     memset(&r, 0, sizeof r);
-    crypto_uuid7(r.id, now); /* time-ordered: the indexes keyed by run id grow at their right edge */
+    crypto_uuid7(r.id,
+                 now); /* time-ordered: the indexes keyed by run id grow at their right edge */
     snprintf(r.workflow, sizeof r.workflow, "%s", q->project->name);
     snprintf(r.status, sizeof r.status, "pending");
     r.brief = (char *)q->brief;
@@ -488,7 +513,8 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out) {
     e.message = "Run created";
     char data[200];
     snprintf(data, sizeof data,
-             "{\"run_id\":\"%s\",\"status\":\"pending\",\"current_step\":null,\"message\":\"Run created\",\"error\":null}",
+             "{\"run_id\":\"%s\",\"status\":\"pending\",\"current_step\":null,\"message\":\"Run "
+             "created\",\"error\":null}",
              r.id);
     e.data = xstrdup(data);
     e.at = now;
@@ -511,8 +537,8 @@ static void take_run(struct rtx *x, run_t *out) {
     }
 }
 
-int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved, const char *comment,
-            const char *actor, run_t *out) {
+int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved,
+            const char *comment, const char *actor, run_t *out) {
     struct rtx x;
     int rc = rtx_load(tx, run_id, &x);
     if (rc)
@@ -551,7 +577,8 @@ int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved,
     return rc;
 }
 
-int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char *actor, run_t *out) {
+int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char *actor,
+              run_t *out) {
     struct rtx x;
     int rc = rtx_load(tx, run_id, &x);
     if (rc)
@@ -583,8 +610,9 @@ int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char
     return rc;
 }
 
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
-                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap) {
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url,
+                     const char *for_run, enum wf_ack *ack, int *video_index, char *run_status,
+                     size_t cap) {
     const struct store_ops *ops = tx->s->ops;
     char run_id[RUN_ID_LEN] = "";
     int index = -1;
@@ -620,8 +648,9 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *r
         char key[300];
         snprintf(key, sizeof key, "sora:%s", w->delivery_id);
         rc = rtx_enqueue(&x, "webhook.sora",
-                         json_pack("{s:I,s:s,s:i,s:b,s:s?}", "inbox_id", (json_int_t)w->id, "task_id", w->task_id,
-                                   "video_index", index, "failed", failed, "result_url", result_url),
+                         json_pack("{s:I,s:s,s:i,s:b,s:s?}", "inbox_id", (json_int_t)w->id,
+                                   "task_id", w->task_id, "video_index", index, "failed", failed,
+                                   "result_url", result_url),
                          key);
     }
     if (video_index)
@@ -631,9 +660,9 @@ int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *r
     return rc;
 }
 
-
-int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok, const char *output_url,
-                       const char *error, const char *body, struct wf_render_ack *ack) {
+int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok,
+                       const char *output_url, const char *error, const char *body,
+                       struct wf_render_ack *ack) {
     struct rtx x;
     int rc = rtx_load(tx, run_id, &x);
     if (rc)
@@ -677,13 +706,14 @@ int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, b
         snprintf(ack->output_url, sizeof ack->output_url, "%s", output_url ? output_url : "");
         char key[200];
         snprintf(key, sizeof key, "remotion:%s", job_id);
-        rc = rtx_enqueue(&x, "webhook.remotion", json_pack("{s:s,s:s?}", "job_id", job_id, "output_url", output_url),
-                         key);
+        rc = rtx_enqueue(&x, "webhook.remotion",
+                         json_pack("{s:s,s:s?}", "job_id", job_id, "output_url", output_url), key);
         if (rc == 0)
             rc = rtx_save(&x, NULL);
     } else if (rc == 0) {
         char msg[600];
-        snprintf(msg, sizeof msg, "Render failed: %s", error && *error ? error : "the render service reported an error");
+        snprintf(msg, sizeof msg, "Render failed: %s",
+                 error && *error ? error : "the render service reported an error");
         rtx_fail(&x, msg, "webhook.remotion");
         rc = rtx_save(&x, msg);
     }
@@ -706,27 +736,29 @@ int wf_fail_run(store_tx_t *tx, const char *run_id, const char *error) {
     return rc;
 }
 
-
-/* ---- v2 state and resume ------------------------------------------------------------------------- */
+/* ---- v2 state and resume
+ * ------------------------------------------------------------------------- */
 
 json_t *wf_state_json(const run_t *r) {
     json_t *art = parse_obj(r->artifacts), *ctx = parse_obj(r->context);
     json_t *clips = json_array(), *published = json_array();
     size_t i;
     json_t *c;
-    json_array_foreach(json_object_get(art, "clips"), i, c) json_array_append(clips, json_object_get(c, "url"));
+    json_array_foreach(json_object_get(art, "clips"), i, c)
+        json_array_append(clips, json_object_get(c, "url"));
     const char *pub = json_string_value(json_object_get(art, "published_url"));
     if (pub && *pub)
         json_array_append_new(published, json_string(pub));
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:o,s:O?,s:O?,s:O?,s:b,s:o,s:O?,s:b,s:o,s:o}", "run_id", r->id, "project",
-                          r->workflow, "brief", r->brief ? r->brief : "", "status", r->status, "current_step",
-                          *r->step ? json_string(r->step) : json_null(), "ideas", json_object_get(art, "ideas"),
-                          "ideas_structured", json_object_get(art, "ideas_structured"), "overlays",
-                          json_object_get(art, "overlays"), "ideas_approved",
-                          json_is_true(json_object_get(ctx, "ideas_approved")), "video_clips", clips,
-                          "final_video_url", json_object_get(art, "video_url"), "publish_approved",
-                          json_is_true(json_object_get(ctx, "publish_approved")), "published_urls", published, "error",
-                          r->error ? json_string(r->error) : json_null());
+    json_t *o = json_pack(
+        "{s:s,s:s,s:s,s:s,s:o,s:O?,s:O?,s:O?,s:b,s:o,s:O?,s:b,s:o,s:o}", "run_id", r->id, "project",
+        r->workflow, "brief", r->brief ? r->brief : "", "status", r->status, "current_step",
+        *r->step ? json_string(r->step) : json_null(), "ideas", json_object_get(art, "ideas"),
+        "ideas_structured", json_object_get(art, "ideas_structured"), "overlays",
+        json_object_get(art, "overlays"), "ideas_approved",
+        json_is_true(json_object_get(ctx, "ideas_approved")), "video_clips", clips,
+        "final_video_url", json_object_get(art, "video_url"), "publish_approved",
+        json_is_true(json_object_get(ctx, "publish_approved")), "published_urls", published,
+        "error", r->error ? json_string(r->error) : json_null());
     json_decref(art);
     json_decref(ctx);
     return o;
@@ -740,7 +772,9 @@ json_t *wf_next(const run_t *r) {
     case RS_RUNNING: n = *r->step ? r->step : "ideation"; break;
     case RS_AWAIT_IDEATION: n = "ideation_approval"; break;
     case RS_AWAIT_VIDEOS: n = "wait_for_videos"; break;
-    case RS_AWAIT_RENDER: n = strcmp(r->step, "wait_for_render") == 0 ? "wait_for_render" : "editing"; break;
+    case RS_AWAIT_RENDER:
+        n = strcmp(r->step, "wait_for_render") == 0 ? "wait_for_render" : "editing";
+        break;
     case RS_AWAIT_PUBLISH_APPROVAL: n = "publish_approval"; break;
     case RS_AWAIT_PUBLISH: n = "publishing"; break;
     default: return json_null();
@@ -771,8 +805,9 @@ static void clear_failure(struct rtx *x) {
     json_object_del(x->ctx, "failed");
 }
 
-int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish, bool force,
-              const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap) {
+int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish,
+              bool force, const char *actor, run_t *out, char *chosen, size_t ccap, char *message,
+              size_t mcap) {
     struct rtx x;
     int rc = rtx_load(tx, run_id, &x);
     if (rc)
@@ -800,8 +835,9 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         if (ftype && (strcmp(ftype, "webhook.sora") == 0 || strcmp(ftype, "clip.transcode") == 0 ||
                       strcmp(ftype, "run.resubmit") == 0 || strcmp(ftype, "sora.poll") == 0))
             snprintf(act, sizeof act, "videos");
-        else if (ftype && (strcmp(ftype, "render.local") == 0 || strcmp(ftype, "webhook.remotion") == 0 ||
-                           strcmp(ftype, "render.fetch") == 0))
+        else if (ftype &&
+                 (strcmp(ftype, "render.local") == 0 || strcmp(ftype, "webhook.remotion") == 0 ||
+                  strcmp(ftype, "render.fetch") == 0))
             snprintf(act, sizeof act, "render");
         else if (!ftype && fstatus && strcmp(fstatus, "awaiting_video_generation") == 0)
             snprintf(act, sizeof act, "videos");
@@ -827,11 +863,13 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
                 goto answer;
             }
             snprintf(chosen, ccap, "retry");
-            snprintf(message, mcap, "Retrying %s", fstep && *fstep ? fstep : run_step_name(steps[k].step));
+            snprintf(message, mcap, "Retrying %s",
+                     fstep && *fstep ? fstep : run_step_name(steps[k].step));
             clear_failure(&x);
             rtx_move(&x, steps[k].st, steps[k].step);
             /* publish.poll: the same upload is polled again (its request id is in the context) */
-            json_t *payload = k == 4 ? json_pack("{s:O?}", "request_id", json_object_get(x.ctx, "publish_request_id"))
+            json_t *payload = k == 4 ? json_pack("{s:O?}", "request_id",
+                                                 json_object_get(x.ctx, "publish_request_id"))
                                      : NULL;
             rc = rtx_enqueue(&x, steps[k].type, payload, NULL);
             if (rc == 0)
@@ -841,7 +879,8 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             goto answer;
         }
     }
-    if (strcmp(act, "videos") == 0 && (x.status == RS_AWAIT_VIDEOS || x.status == RS_FAILED || force)) {
+    if (strcmp(act, "videos") == 0 &&
+        (x.status == RS_AWAIT_VIDEOS || x.status == RS_FAILED || force)) {
         int idx[64], n = missing_clips(&x, idx, 64);
         snprintf(chosen, ccap, "videos");
         snprintf(message, mcap, "Videos re-submitted (%d)", n);
@@ -859,12 +898,14 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
             rc = rtx_enqueue(&x, "run.resubmit", json_pack("{s:o}", "indexes", ix), NULL);
         }
         if (rc == 0)
-            rc = rtx_audit(&x, actor, "run.resume", json_pack("{s:s,s:i}", "action", "videos", "clips", n));
+            rc = rtx_audit(&x, actor, "run.resume",
+                           json_pack("{s:s,s:i}", "action", "videos", "clips", n));
         if (rc == 0)
             rc = rtx_save(&x, message);
         goto answer;
     }
-    if (strcmp(act, "render") == 0 && (x.status == RS_AWAIT_RENDER || x.status == RS_FAILED || force)) {
+    if (strcmp(act, "render") == 0 &&
+        (x.status == RS_AWAIT_RENDER || x.status == RS_FAILED || force)) {
         snprintf(chosen, ccap, "render");
         snprintf(message, mcap, "Render re-submitted");
         clear_failure(&x);
@@ -873,16 +914,19 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         const project_t *p = rtx_project(&x);
         /* no render yet, or a Remotion render: the editor submits it again */
         if (!json_object_get(x.ctx, "render_job_id") || !p ||
-            (wf_global->app->providers && providers_render_mode(wf_global->app->providers) == RENDER_REMOTION)) {
+            (wf_global->app->providers &&
+             providers_render_mode(wf_global->app->providers) == RENDER_REMOTION)) {
             char key[80];
             snprintf(key, sizeof key, "edit:%s", x.r.id);
             rc = rtx_enqueue(&x, "run.edit", NULL, key);
         } else {
             int w = 0, h = 0;
-            media_scaled_size(p->width, p->height, config_num(wf_global->cfg, S_RENDER_SCALE), &w, &h);
+            media_scaled_size(p->width, p->height, config_num(wf_global->cfg, S_RENDER_SCALE), &w,
+                              &h);
             rc = rtx_enqueue(&x, "render.local",
-                             json_pack("{s:i,s:O,s:i,s:i,s:i}", "clips", x.r.clips_expected, "texts",
-                                       texts ? texts : json_array(), "width", w, "height", h, "fps", p->fps),
+                             json_pack("{s:i,s:O,s:i,s:i,s:i}", "clips", x.r.clips_expected,
+                                       "texts", texts ? texts : json_array(), "width", w, "height",
+                                       h, "fps", p->fps),
                              NULL);
         }
         if (rc == 0)
@@ -899,7 +943,8 @@ int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool appro
         }
         rtx_release(&x);
         rc = wf_gate(tx, run_id, "publish", true, NULL, actor, out);
-        snprintf(message, mcap, rc == 0 ? "Publish approved" : "Run is not awaiting publish approval");
+        snprintf(message, mcap,
+                 rc == 0 ? "Publish approved" : "Run is not awaiting publish approval");
         return rc;
     }
 not_resumable:
@@ -913,7 +958,8 @@ answer:
     return rc;
 }
 
-/* ---- queue hooks ------------------------------------------------------------------------------------- */
+/* ---- queue hooks
+ * ------------------------------------------------------------------------------------- */
 
 /* A step job out of attempts (or failed for good): its run fails with the job's last error. */
 static int dead_hook(store_tx_t *tx, const job_t *j) {
@@ -948,7 +994,8 @@ static int replay_hook(store_tx_t *tx, const job_t *j) {
     if (x.status == RS_FAILED && job_id && strcmp(job_id, j->id) == 0) {
         int s = run_status_parse(json_string_value(json_object_get(failed, "status")));
         int st = run_step_parse(json_string_value(json_object_get(failed, "step")));
-        rtx_move(&x, s < 0 ? RS_RUNNING : (enum run_status)s, st < 0 ? RSTEP_NONE : (enum run_step)st);
+        rtx_move(&x, s < 0 ? RS_RUNNING : (enum run_status)s,
+                 st < 0 ? RSTEP_NONE : (enum run_step)st);
         free(x.r.error);
         x.r.error = NULL;
         json_object_del(x.ctx, "failed");

@@ -38,7 +38,8 @@ json_t *wf_run_json(const run_t *r, bool with_artifacts);
 /* The interrupts of a run in its status (workflow.md §2): an array, or NULL when none. */
 json_t *wf_interrupts(const run_t *r);
 
-/* ---- decisions (database thread, inside a unit) ----------------------------------------------- */
+/* ---- decisions (database thread, inside a unit) -----------------------------------------------
+ */
 
 struct wf_start_req {
     const project_t *project;
@@ -54,18 +55,20 @@ int wf_start(store_tx_t *tx, const struct wf_start_req *q, run_t *out);
 /* Approve or reject gate ("ideation", "publish"). ERR_NOTFOUND; ERR_CONFLICT when the run is
  * not awaiting that gate. The decision is audited (actor: the API key's id). out gets the run
  * after the decision. */
-int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved, const char *comment,
-            const char *actor, run_t *out);
+int wf_gate(store_tx_t *tx, const char *run_id, const char *gate, bool approved,
+            const char *comment, const char *actor, run_t *out);
 /* Cancels a run that is not terminal and its queued jobs. ERR_NOTFOUND; ERR_CONFLICT. */
-int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char *actor, run_t *out);
+int wf_cancel(store_tx_t *tx, const char *run_id, const char *reason, const char *actor,
+              run_t *out);
 
 /* A verified video-provider delivery: stored in the inbox (w's fields in; status and run_id
  * set), and, when its task is known and its run live, a webhook.sora job enqueued. result_url
  * (legacy envelopes) is downloaded instead of the provider's content endpoint; for_run (legacy
  * ?run_id=) must be the task's run, else the delivery is ignored (WF_IGNORED_UNKNOWN). */
 enum wf_ack { WF_ACCEPTED, WF_DUPLICATE, WF_IGNORED_UNKNOWN, WF_IGNORED_TERMINAL, WF_IGNORED_TYPE };
-int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url, const char *for_run,
-                     enum wf_ack *ack, int *video_index, char *run_status, size_t cap);
+int wf_sora_delivery(store_tx_t *tx, inbox_item_t *w, bool failed, const char *result_url,
+                     const char *for_run, enum wf_ack *ack, int *video_index, char *run_status,
+                     size_t cap);
 
 /* The v2 state object (api.md §4) and the next steps (an array, or JSON null when done). */
 json_t *wf_state_json(const run_t *r);
@@ -73,8 +76,9 @@ json_t *wf_next(const run_t *r);
 /* Resume actions (workflow.md §5): action is auto, retry, videos, render or publish (the caller
  * refuses others). chosen gets the action taken ("" when none), message the answer's message.
  * out gets the run after it. ERR_NOTFOUND. */
-int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish, bool force,
-              const char *actor, run_t *out, char *chosen, size_t ccap, char *message, size_t mcap);
+int wf_resume(store_tx_t *tx, const char *run_id, const char *action, bool approve_publish,
+              bool force, const char *actor, run_t *out, char *chosen, size_t ccap, char *message,
+              size_t mcap);
 
 /* A verified render callback for run_id (api.md §6). ERR_NOTFOUND (run), ERR_INVAL (job_id is
  * not the run's render job), ERR_CONFLICT (not awaiting a render, not past it, not over: a
@@ -87,8 +91,9 @@ struct wf_render_ack {
     char output_url[2048];
     char status[RUN_STATUS_MAX];
 };
-int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok, const char *output_url,
-                       const char *error, const char *body, struct wf_render_ack *ack);
+int wf_render_callback(store_tx_t *tx, const char *run_id, const char *job_id, bool ok,
+                       const char *output_url, const char *error, const char *body,
+                       struct wf_render_ack *ack);
 
 /* Marks a stuck run failed with the given error (POST /health/cleanup-stuck-runs). */
 int wf_fail_run(store_tx_t *tx, const char *run_id, const char *error);

@@ -49,7 +49,6 @@
 
 #include "api/api.h"
 #include "app.h"
-#include "storage/storage.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -58,6 +57,7 @@
 #include "core/ratelimit.h"
 #include "db/store.h"
 #include "http/server.h"
+#include "storage/storage.h"
 
 #define FUZZ_API_KEY "dev-api-key"
 #define FUZZ_METRICS_TOKEN "fuzz-metrics-token"
@@ -98,7 +98,8 @@ static void cleanup(void) {
         snprintf(p, sizeof p, "%s%s", dbpath, suffixes[i]);
         unlink(p);
     }
-    static const char *const media_files[] = {"/transcoded/f.mp4", "/thumbnails/t.jpg", "/transcoded", "/thumbnails"};
+    static const char *const media_files[] = {"/transcoded/f.mp4", "/thumbnails/t.jpg",
+                                              "/transcoded", "/thumbnails"};
     for (size_t i = 0; i < sizeof media_files / sizeof media_files[0]; i++) {
         snprintf(p, sizeof p, "%s%s", mediadir, media_files[i]);
         if (unlink(p) != 0)

@@ -112,7 +112,8 @@ Test(backup, copy_taken_while_serving_under_writes_opens_checks_and_serves, .tim
     cr_assert_neq(system(ls), 0, "no temporary file left in %s", copy_dir);
 
     long long n = count_jobs(copy);
-    cr_assert_geq(n, (long long)before * PER_POST, "every job acknowledged before the backup is in it");
+    cr_assert_geq(n, (long long)before * PER_POST,
+                  "every job acknowledged before the backup is in it");
     cr_assert_leq(n, (long long)(atomic_load(&w.acked) + 1) * PER_POST, "and nothing invented");
 
     /* a second backup to the same path is refused and leaves the first untouched */
@@ -133,7 +134,8 @@ Test(backup, copy_taken_while_serving_under_writes_opens_checks_and_serves, .tim
     cr_assert(h_request(r.port, "GET", "/health/db", NULL, NULL, &a));
     cr_assert_eq(a.status, 200, "%s", a.body);
     resp_free(&a);
-    cr_assert(h_request(r.port, "GET", "/admin/jobs?limit=1", "X-API-Key: dev-api-key\r\n", NULL, &a));
+    cr_assert(
+        h_request(r.port, "GET", "/admin/jobs?limit=1", "X-API-Key: dev-api-key\r\n", NULL, &a));
     cr_assert_eq(a.status, 200, "%s", a.body);
     cr_assert(strstr(a.body, "test.noop"), "the copy's jobs are served: %s", a.body);
     resp_free(&a);

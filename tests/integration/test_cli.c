@@ -18,7 +18,9 @@ Test(cli, help_and_usage_exit_codes) {
     const char *serve_help[] = {"serve", "--help", NULL};
     cr_assert_eq(run_cmd(serve_help, NULL, out, sizeof out), 0);
     cr_assert(strstr(out, "SIGTERM"));
-    const char *cmds[][4] = {{"migrate", "--help"}, {"version", "--help"}, {"config", "show", "--help"},
+    const char *cmds[][4] = {{"migrate", "--help"},
+                             {"version", "--help"},
+                             {"config", "show", "--help"},
                              {"config", "check", "--help"}};
     for (size_t i = 0; i < 4; i++)
         cr_assert_eq(run_cmd(cmds[i], NULL, out, sizeof out), 0, "%s --help", cmds[i][0]);
@@ -59,7 +61,8 @@ Test(cli, every_command_has_help_and_refuses_unknown_arguments) {
                      n > 1 ? args[1] : "", out);
         cr_assert(strstr(out, "usage: myloware "), "%s --help: %s", args[0], out);
         /* the unknown-flag check only for the foundation's commands (others' are theirs to test) */
-        static const char *const own[] = {"serve", "worker", "migrate", "version", "config", "routes", "backup"};
+        static const char *const own[] = {"serve",  "worker", "migrate", "version",
+                                          "config", "routes", "backup"};
         bool mine = false;
         for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
             mine |= strcmp(own[i], args[0]) == 0;
@@ -67,14 +70,17 @@ Test(cli, every_command_has_help_and_refuses_unknown_arguments) {
         if (!mine)
             continue;
         args[n] = "--no-such-flag-xyz";
-        cr_assert_eq(run_cmd(args, NULL, out, sizeof out), 2, "%s %s --no-such-flag-xyz: %s", args[0],
-                     n > 1 ? args[1] : "", out);
+        cr_assert_eq(run_cmd(args, NULL, out, sizeof out), 2, "%s %s --no-such-flag-xyz: %s",
+                     args[0], n > 1 ? args[1] : "", out);
     }
     cr_assert_geq(seen, 8, "the command list was read (%d commands)", seen);
-    const char *extra[][4] = {{"config", "table", "extra"}, {"routes", "extra"}, {"version", "extra"},
+    const char *extra[][4] = {{"config", "table", "extra"},
+                              {"routes", "extra"},
+                              {"version", "extra"},
                               {"config", "nosuch"}};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
-        cr_assert_eq(run_cmd(extra[i], NULL, out, sizeof out), 2, "%s %s", extra[i][0], extra[i][1]);
+        cr_assert_eq(run_cmd(extra[i], NULL, out, sizeof out), 2, "%s %s", extra[i][0],
+                     extra[i][1]);
 }
 
 Test(cli, invalid_setting_stops_startup_naming_it) {
@@ -98,19 +104,23 @@ Test(cli, production_refuses_unsafe_settings) {
     const char *dev[] = {"ENVIRONMENT=production", NULL};
     cr_assert_eq(run_cmd(check, dev, out, sizeof out), 1);
     cr_assert(strstr(out, "dev-api-key"), "%s", out);
-    const char *fake[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=fake", NULL};
+    const char *fake[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=fake",
+                          NULL};
     cr_assert_eq(run_cmd(check, fake, out, sizeof out), 1);
     cr_assert(strstr(out, "fake"), "%s", out);
     cr_assert_null(strstr(out, "s3cret-prod-key"));
-    const char *nohook[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=real", NULL};
+    const char *nohook[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=real",
+                            NULL};
     cr_assert_eq(run_cmd(check, nohook, out, sizeof out), 1);
     cr_assert(strstr(out, "OPENAI_WEBHOOK_SECRET"), "%s", out);
-    const char *http[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=real",
-                          "OPENAI_WEBHOOK_SECRET=whsec_abc", "PUBLIC_BASE_URL=http://x.example", NULL};
+    const char *http[] = {
+        "ENVIRONMENT=production",          "API_KEY=s3cret-prod-key",          "PROVIDERS=real",
+        "OPENAI_WEBHOOK_SECRET=whsec_abc", "PUBLIC_BASE_URL=http://x.example", NULL};
     cr_assert_eq(run_cmd(check, http, out, sizeof out), 1);
     cr_assert(strstr(out, "PUBLIC_BASE_URL"), "%s", out);
-    const char *ok[] = {"ENVIRONMENT=production", "API_KEY=s3cret-prod-key", "PROVIDERS=real",
-                        "OPENAI_WEBHOOK_SECRET=whsec_abc", "PUBLIC_BASE_URL=https://x.example", NULL};
+    const char *ok[] = {
+        "ENVIRONMENT=production",          "API_KEY=s3cret-prod-key",           "PROVIDERS=real",
+        "OPENAI_WEBHOOK_SECRET=whsec_abc", "PUBLIC_BASE_URL=https://x.example", NULL};
     cr_assert_eq(run_cmd(check, ok, out, sizeof out), 0, "%s", out);
 }
 
@@ -164,7 +174,8 @@ Test(cli, migrate_is_idempotent_and_a_newer_database_is_refused, .timeout = 60) 
 
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
-    cr_assert_eq(sqlite3_exec(db, "INSERT INTO schema_version VALUES (999, 'future', 'x')", NULL, NULL, NULL),
+    cr_assert_eq(sqlite3_exec(db, "INSERT INTO schema_version VALUES (999, 'future', 'x')", NULL,
+                              NULL, NULL),
                  SQLITE_OK);
     sqlite3_close(db);
     cr_assert_eq(run_cmd(mig, env, out, sizeof out), 1);

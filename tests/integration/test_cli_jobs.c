@@ -64,7 +64,8 @@ static void first_id(char *id, size_t cap) {
 Test(cli_jobs, dead_letter_life_cycle_through_the_commands) {
     struct resp r;
     cr_assert(h_request(srv.port, "POST", "/_test/jobs", KEY,
-                        "{\"type\": \"test.fail\", \"payload\": {\"fail_times\": 1}, \"count\": 1}", &r));
+                        "{\"type\": \"test.fail\", \"payload\": {\"fail_times\": 1}, \"count\": 1}",
+                        &r));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     /* max_attempts is 5 and only attempt 1 fails: it retries and succeeds */
@@ -79,7 +80,8 @@ Test(cli_jobs, dead_letter_life_cycle_through_the_commands) {
     cr_assert(strstr(out, id));
 
     cr_assert(h_request(srv.port, "POST", "/_test/jobs", KEY,
-                        "{\"type\": \"test.fail\", \"payload\": {\"permanent\": 1}, \"count\": 1}", &r));
+                        "{\"type\": \"test.fail\", \"payload\": {\"permanent\": 1}, \"count\": 1}",
+                        &r));
     resp_free(&r);
     const char *dlq[] = {"dlq", "list", NULL};
     cr_assert_eq(cli_until(dlq, "1 dead letter(s)", 20000), 0, "%s", out);
@@ -108,7 +110,8 @@ Test(cli_jobs, replay_requeues_a_dead_job) {
     struct resp r;
     /* a permanent failure dies at its first attempt */
     cr_assert(h_request(srv.port, "POST", "/_test/jobs", KEY,
-                        "{\"type\": \"test.fail\", \"payload\": {\"permanent\": 1}, \"count\": 1}", &r));
+                        "{\"type\": \"test.fail\", \"payload\": {\"permanent\": 1}, \"count\": 1}",
+                        &r));
     resp_free(&r);
     const char *dlq[] = {"dlq", "list", NULL};
     cr_assert_eq(cli_until(dlq, "1 dead letter(s)", 20000), 0, "%s", out);
@@ -143,10 +146,12 @@ Test(cli_jobs, errors_and_exit_codes) {
     const char *nowhere[] = {"MYLOWARE_URL=http://127.0.0.1:1", NULL};
     cr_assert_eq(run_cmd(list, nowhere, out, sizeof out), 1);
     cr_assert(strstr(out, "cannot reach the server"), "%s", out);
-    const char *helps[][4] = {{"jobs", "list", "--help"}, {"jobs", "show", "--help"}, {"dlq", "list", "--help"},
-                              {"dlq", "show", "--help"},  {"dlq", "replay", "--help"}, {"dlq", "resolve", "--help"}};
+    const char *helps[][4] = {{"jobs", "list", "--help"},  {"jobs", "show", "--help"},
+                              {"dlq", "list", "--help"},   {"dlq", "show", "--help"},
+                              {"dlq", "replay", "--help"}, {"dlq", "resolve", "--help"}};
     for (size_t i = 0; i < 6; i++) {
-        cr_assert_eq(run_cmd(helps[i], NULL, out, sizeof out), 0, "%s %s --help", helps[i][0], helps[i][1]);
+        cr_assert_eq(run_cmd(helps[i], NULL, out, sizeof out), 0, "%s %s --help", helps[i][0],
+                     helps[i][1]);
         cr_assert(strstr(out, "usage: myloware"), "%s", out);
     }
 }

@@ -187,7 +187,8 @@ Test(errors_hooks, remotion_callback_refusals, .timeout = 60) {
     char longid[251], body[2400], want[300];
     memset(longid, 'k', 250);
     longid[250] = '\0';
-    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}", longid);
+    snprintf(body, sizeof body,
+             "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}", longid);
     snprintf(want, sizeof want, "Unknown job_id: %.200s", longid);
     remotion(s.port, q, body, true, 400, "bad_request", want);
     remotion(s.port, "?run_id=" AE_NO_RUN, body, true, 404, "not_found", "Run not found");
@@ -196,7 +197,8 @@ Test(errors_hooks, remotion_callback_refusals, .timeout = 60) {
     memcpy(longurl, "http://x/", 9);
     memset(longurl + 9, 'u', sizeof longurl - 10);
     longurl[sizeof longurl - 1] = '\0';
-    snprintf(body, sizeof body, "{\"job_id\":\"j1\",\"status\":\"done\",\"output_url\":\"%s\"}", longurl);
+    snprintf(body, sizeof body, "{\"job_id\":\"j1\",\"status\":\"done\",\"output_url\":\"%s\"}",
+             longurl);
     remotion(s.port, q, body, true, 400, "bad_request", "Invalid output_url");
     remotion(s.port, q, "{\"job_id\":\"j1\",\"status\":\"done\"}", true, 400, "bad_request",
              "Missing output_url");

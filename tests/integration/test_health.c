@@ -50,11 +50,13 @@ static void pause_ms(int ms) {
 }
 
 static long long qcount(json_t *h, const char *key) {
-    return json_integer_value(json_object_get(json_object_get(json_object_get(h, "checks"), "queue"), key));
+    return json_integer_value(
+        json_object_get(json_object_get(json_object_get(h, "checks"), "queue"), key));
 }
 
 static const char *circuit(json_t *h, const char *provider) {
-    json_t *p = json_object_get(json_object_get(json_object_get(h, "checks"), "providers"), provider);
+    json_t *p =
+        json_object_get(json_object_get(json_object_get(h, "checks"), "providers"), provider);
     return p ? json_string_value(json_object_get(p, "circuit")) : "";
 }
 
@@ -70,7 +72,9 @@ static json_t *health_until(bool (*pred)(json_t *), int ms) {
     }
 }
 
-static bool seven_ready_two_dead(json_t *h) { return qcount(h, "ready") == 7 && qcount(h, "dead") == 2; }
+static bool seven_ready_two_dead(json_t *h) {
+    return qcount(h, "ready") == 7 && qcount(h, "dead") == 2;
+}
 
 Test(health_it, queue_counts_in_health_and_metrics) {
     const char *env[] = {"ENVIRONMENT=test", "QUEUE_POLL_MS=50", NULL};
@@ -82,10 +86,12 @@ Test(health_it, queue_counts_in_health_and_metrics) {
     cr_assert_eq(qcount(h, "dead"), 2);
     cr_assert_eq(qcount(h, "running"), 0);
     cr_assert_eq(qcount(h, "scheduled"), 0);
-    json_t *age = json_object_get(json_object_get(json_object_get(h, "checks"), "queue"), "oldest_ready_age_s");
+    json_t *age = json_object_get(json_object_get(json_object_get(h, "checks"), "queue"),
+                                  "oldest_ready_age_s");
     cr_assert(json_is_number(age) && json_number_value(age) >= 0 && json_number_value(age) < 60);
     cr_assert_str_eq(json_string_value(json_object_get(h, "status")), "healthy");
-    cr_assert(json_is_true(json_object_get(h, "degraded_mode")), "the fakes are not real providers");
+    cr_assert(json_is_true(json_object_get(h, "degraded_mode")),
+              "the fakes are not real providers");
     const char *spec[] = {"llm", "sora", "render", "publish"};
     for (int i = 0; i < 4; i++) {
         cr_assert_str_eq(circuit(h, spec[i]), "closed", "%s", spec[i]);
@@ -102,7 +108,8 @@ Test(health_it, queue_counts_in_health_and_metrics) {
     cr_assert(strstr(r.body, "myloware_queue_jobs{state=\"running\"} 0\n"));
     cr_assert(strstr(r.body, "myloware_queue_oldest_ready_age_seconds "));
     cr_assert(strstr(r.body, "myloware_provider_circuit_open{provider=\"test\"} 0\n"));
-    cr_assert(strstr(r.body, "myloware_jobs_total{type=\"test.fail\",outcome=\"dead\"} 2\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "myloware_jobs_total{type=\"test.fail\",outcome=\"dead\"} 2\n"), "%s",
+              r.body);
     cr_assert(strstr(r.body, "myloware_job_duration_seconds_count{type=\"test.fail\"} 2\n"));
     char path[] = "/tmp/myloware-qmetrics-XXXXXX";
     int fd = mkstemp(path);
@@ -118,8 +125,8 @@ Test(health_it, queue_counts_in_health_and_metrics) {
 
 static bool test_circuit_open(json_t *h) { return strcmp(circuit(h, "test"), "open") == 0; }
 static bool all_done(json_t *h) {
-    return strcmp(circuit(h, "test"), "closed") == 0 && qcount(h, "ready") == 0 && qcount(h, "scheduled") == 0 &&
-           qcount(h, "running") == 0;
+    return strcmp(circuit(h, "test"), "closed") == 0 && qcount(h, "ready") == 0 &&
+           qcount(h, "scheduled") == 0 && qcount(h, "running") == 0;
 }
 
 Test(health_it, open_circuit_is_degraded_and_its_jobs_wait) {
@@ -143,13 +150,14 @@ Test(health_it, open_circuit_is_degraded_and_its_jobs_wait) {
     cr_assert_eq(json_array_size(list), 5);
     for (size_t i = 0; i < 5; i++) {
         const char *st = json_string_value(json_object_get(json_array_get(list, i), "state"));
-        cr_assert(strcmp(st, "queued") == 0 || strcmp(st, "running") == 0, "job %zu is %s while the circuit is open",
-                  i, st);
+        cr_assert(strcmp(st, "queued") == 0 || strcmp(st, "running") == 0,
+                  "job %zu is %s while the circuit is open", i, st);
     }
     json_decref(jobs);
     struct resp r;
     cr_assert(h_request(srv.port, "GET", "/metrics", NULL, NULL, &r));
-    cr_assert(strstr(r.body, "myloware_provider_circuit_open{provider=\"test\"} 1\n"), "%s", r.body);
+    cr_assert(strstr(r.body, "myloware_provider_circuit_open{provider=\"test\"} 1\n"), "%s",
+              r.body);
     resp_free(&r);
     /* after the recovery time a trial succeeds, the circuit closes and every job completes */
     h = health_until(all_done, 20000);

@@ -48,9 +48,11 @@ Test(http, health_answers_with_a_real_probe_and_the_common_headers) {
     cr_assert_eq(r.status, 200);
     json_t *j = body_json(&r);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "healthy");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "checks"), "database")), "up");
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "checks"), "database")),
+                     "up");
     cr_assert(json_is_true(json_object_get(j, "degraded_mode")), "fakes are the default");
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "provider_modes"), "sora")), "fake");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_object_get(j, "provider_modes"), "sora")), "fake");
     json_decref(j);
     char v[200];
     cr_assert(resp_header(&r, "X-Request-ID", v, sizeof v));
@@ -117,7 +119,8 @@ Test(http, unknown_path_is_404_and_wrong_method_405_with_allow) {
 
 Test(http, head_has_the_length_but_no_body) {
     int fd = h_connect(srv.port);
-    cr_assert(h_sendf(fd, "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health/db HTTP/1.1\r\nHost: t\r\n\r\n"));
+    cr_assert(h_sendf(
+        fd, "HEAD /health HTTP/1.1\r\nHost: t\r\n\r\nGET /health/db HTTP/1.1\r\nHost: t\r\n\r\n"));
     char buf[4096];
     cr_assert(h_recv_until(fd, buf, sizeof buf, "\"backend\"", 5000), "%s", buf);
     /* the HEAD answer is followed directly by the next response's status line */
@@ -133,10 +136,12 @@ Test(http, auth_missing_and_invalid_keys_are_401) {
     cr_assert(h_request(srv.port, "GET", "/admin/log-level", NULL, NULL, &r));
     assert_error(&r, 401, "unauthorized", "Missing API key");
     resp_free(&r);
-    cr_assert(h_request(srv.port, "GET", "/admin/log-level", "X-API-Key: dev-api-kez\r\n", NULL, &r));
+    cr_assert(
+        h_request(srv.port, "GET", "/admin/log-level", "X-API-Key: dev-api-kez\r\n", NULL, &r));
     assert_error(&r, 401, "unauthorized", "Invalid API key");
     resp_free(&r);
-    cr_assert(h_request(srv.port, "GET", "/admin/log-level", "X-API-Key: dev-api-key\r\n", NULL, &r));
+    cr_assert(
+        h_request(srv.port, "GET", "/admin/log-level", "X-API-Key: dev-api-key\r\n", NULL, &r));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
 }
@@ -144,7 +149,8 @@ Test(http, auth_missing_and_invalid_keys_are_401) {
 Test(http, json_routes_check_type_then_syntax_then_fields) {
     struct resp r;
     const char *key = "X-API-Key: dev-api-key\r\n";
-    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", "X-API-Key: dev-api-key\r\nContent-Type: text/plain\r\n",
+    cr_assert(h_request(srv.port, "PUT", "/admin/log-level",
+                        "X-API-Key: dev-api-key\r\nContent-Type: text/plain\r\n",
                         "{\"level\":\"debug\"}", &r));
     assert_error(&r, 415, "unsupported_media_type", NULL);
     resp_free(&r);
@@ -156,7 +162,8 @@ Test(http, json_routes_check_type_then_syntax_then_fields) {
     cr_assert(h_request(srv.port, "PUT", "/admin/log-level", h, "[1,2]", &r));
     assert_error(&r, 400, "invalid_json", NULL);
     resp_free(&r);
-    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", h, "{\"level\":\"loud\",\"x\":1}", &r));
+    cr_assert(
+        h_request(srv.port, "PUT", "/admin/log-level", h, "{\"level\":\"loud\",\"x\":1}", &r));
     assert_error(&r, 422, "validation_error", NULL);
     json_t *j = body_json(&r);
     json_t *f = json_array_get(json_object_get(j, "fields"), 0);
@@ -164,11 +171,13 @@ Test(http, json_routes_check_type_then_syntax_then_fields) {
     json_decref(j);
     resp_free(&r);
     /* auth comes before JSON: a bad body without a key is a 401 */
-    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", "Content-Type: application/json\r\n", "{", &r));
+    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", "Content-Type: application/json\r\n",
+                        "{", &r));
     assert_error(&r, 401, "unauthorized", NULL);
     resp_free(&r);
     /* and a valid one is applied; unknown fields are ignored */
-    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", h, "{\"level\":\"warn\",\"extra\":true}", &r));
+    cr_assert(h_request(srv.port, "PUT", "/admin/log-level", h,
+                        "{\"level\":\"warn\",\"extra\":true}", &r));
     cr_assert_eq(r.status, 200, "%s", r.body);
     resp_free(&r);
     cr_assert(h_request(srv.port, "GET", "/admin/log-level", key, NULL, &r));
@@ -234,7 +243,8 @@ Test(http, pipelined_requests_are_answered_in_order) {
     size_t n = 0;
     const char *paths[] = {"/health", "/nope", "/health/db", "/openapi.json", "/health"};
     for (int i = 0; i < 5; i++)
-        n += (size_t)snprintf(all + n, sizeof all - n, "GET %s HTTP/1.1\r\nHost: t\r\nX-Request-ID: req-%d\r\n\r\n",
+        n += (size_t)snprintf(all + n, sizeof all - n,
+                              "GET %s HTTP/1.1\r\nHost: t\r\nX-Request-ID: req-%d\r\n\r\n",
                               paths[i], i);
     cr_assert(h_send(fd, all, n), "one write with five requests");
     for (int i = 0; i < 5; i++) {
@@ -280,8 +290,10 @@ Test(http, metrics_use_route_patterns_and_openapi_is_the_repository_file) {
     resp_free(&r);
     cr_assert(h_request(srv.port, "GET", "/metrics", NULL, NULL, &r));
     cr_assert_eq(r.status, 200);
-    cr_assert(strstr(r.body, "myloware_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"), "%s",
-              r.body);
+    cr_assert(
+        strstr(r.body,
+               "myloware_http_requests_total{method=\"GET\",route=\"/health\",status=\"200\"} 1"),
+        "%s", r.body);
     cr_assert(strstr(r.body, "route=\"unmatched\",status=\"404\"} 1"));
     cr_assert_null(strstr(r.body, "secret-path"), "raw paths never become labels");
     cr_assert(strstr(r.body, "# TYPE myloware_http_request_duration_seconds histogram"));
@@ -392,8 +404,9 @@ Test(http, thousand_idle_keepalive_connections_are_held, .timeout = 120) {
 Test(http, sigterm_finishes_the_request_in_flight_then_exits_0) {
     int fd = h_connect(srv.port);
     const char *body = "{\"level\":\"info\"}";
-    cr_assert(h_sendf(fd, "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
-                          "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n{\"level\"",
+    cr_assert(h_sendf(fd,
+                      "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
+                      "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n{\"level\"",
                       strlen(body)));
     /* an idle keep-alive connection is closed by the drain */
     int idle = h_connect(srv.port);
@@ -468,7 +481,8 @@ Test(http, a_client_that_never_reads_cannot_grow_server_memory, .timeout = 120) 
     static char reqs[5000 * 48];
     size_t n = 0;
     for (int i = 0; i < 5000; i++)
-        n += (size_t)snprintf(reqs + n, sizeof reqs - n, "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
+        n += (size_t)snprintf(reqs + n, sizeof reqs - n,
+                              "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
     struct timeval tv = {2, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     size_t sent = 0;
@@ -484,7 +498,8 @@ Test(http, a_client_that_never_reads_cannot_grow_server_memory, .timeout = 120) 
     cr_assert_eq(r.status, 200);
     resp_free(&r);
     long after = server_rss_kb(srv.pid);
-    cr_assert_lt(after - before, 16 * 1024, "server grew by %ld KiB for one slow reader", after - before);
+    cr_assert_lt(after - before, 16 * 1024, "server grew by %ld KiB for one slow reader",
+                 after - before);
     close(fd);
 }
 
@@ -492,8 +507,11 @@ Test(http, a_client_that_never_reads_cannot_grow_server_memory, .timeout = 120) 
 
 Test(http, chunked_trailers_do_not_disturb_the_parsed_head) {
     int fd = h_connect(srv.port);
-    cr_assert(h_sendf(fd, "GET /admin/log-level HTTP/1.1\r\nX-API-Key: dev-api-key\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "0\r\nX-Trailer-One: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nX-Trailer-Two: b\r\n\r\n"));
+    cr_assert(
+        h_sendf(fd, "GET /admin/log-level HTTP/1.1\r\nX-API-Key: dev-api-key\r\nTransfer-Encoding: "
+                    "chunked\r\n\r\n"
+                    "0\r\nX-Trailer-One: "
+                    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nX-Trailer-Two: b\r\n\r\n"));
     struct resp r;
     cr_assert(h_read(fd, &r, 5000));
     cr_assert_eq(r.status, 200, "%s", r.body);
@@ -519,7 +537,9 @@ Test(http, an_error_before_the_head_is_complete_still_has_a_request_id) {
 
 Test(http, upgrade_requests_get_a_plain_answer_then_the_connection_ends) {
     int fd = h_connect(srv.port);
-    cr_assert(h_sendf(fd, "GET /health HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nrest of bytes"));
+    cr_assert(h_sendf(
+        fd,
+        "GET /health HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nrest of bytes"));
     struct resp r;
     cr_assert(h_read(fd, &r, 5000));
     cr_assert_eq(r.status, 200);
@@ -539,7 +559,8 @@ Test(http, eof_in_the_middle_of_a_request_still_delivers_the_earlier_answers) {
     char buf[4096];
     size_t n = 0;
     for (int i = 0; i < 3; i++)
-        n += (size_t)snprintf(buf + n, sizeof buf - n, "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
+        n += (size_t)snprintf(buf + n, sizeof buf - n,
+                              "GET /openapi.json HTTP/1.1\r\nHost: t\r\n\r\n");
     n += (size_t)snprintf(buf + n, sizeof buf - n, "GET /openapi.json HTTP/1.1\r\nHo");
     cr_assert(h_send(fd, buf, n));
     shutdown(fd, SHUT_WR);
@@ -559,10 +580,11 @@ Test(http, requests_on_one_connection_share_nothing) {
     struct resp r;
     char v[200];
     const char *body = "{\"level\":\"info\"}";
-    cr_assert(h_sendf(fd,
-                      "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
-                      "X-Request-ID: first-1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-                      strlen(body), body));
+    cr_assert(h_sendf(
+        fd,
+        "PUT /admin/log-level HTTP/1.1\r\nHost: t\r\nX-API-Key: dev-api-key\r\n"
+        "X-Request-ID: first-1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+        strlen(body), body));
     cr_assert(h_read(fd, &r, 5000));
     cr_assert_eq(r.status, 200, "%s", r.body);
     resp_free(&r);

@@ -17,8 +17,8 @@
 #include "support/harness.h"
 
 static struct server srv;
-static unsigned char *big; /* BIG_SIZE bytes of a pattern no shifted copy matches */
-#define BIG_SIZE (5u << 20)  /* larger than the server's write high-water mark (1 MiB) */
+static unsigned char *big;  /* BIG_SIZE bytes of a pattern no shifted copy matches */
+#define BIG_SIZE (5u << 20) /* larger than the server's write high-water mark (1 MiB) */
 
 static void write_file(const char *rel, const void *data, size_t n) {
     char path[600], dir[600];
@@ -135,10 +135,12 @@ Test(media, whole_file_larger_than_the_write_buffer_is_sent_byte_exact_with_vali
     header_is(&r, "Cache-Control", "public, max-age=3600");
     char etag[128], lm[128];
     cr_assert(resp_header(&r, "ETag", etag, sizeof etag));
-    cr_assert(etag[0] == '"' && etag[strlen(etag) - 1] == '"' && strchr(etag, '-'), "strong ETag: %s", etag);
+    cr_assert(etag[0] == '"' && etag[strlen(etag) - 1] == '"' && strchr(etag, '-'),
+              "strong ETag: %s", etag);
     char want_size[32];
     snprintf(want_size, sizeof want_size, "\"%x-", BIG_SIZE);
-    cr_assert(strncmp(etag, want_size, strlen(want_size)) == 0, "ETag starts with the size: %s", etag);
+    cr_assert(strncmp(etag, want_size, strlen(want_size)) == 0, "ETag starts with the size: %s",
+              etag);
     cr_assert(resp_header(&r, "Last-Modified", lm, sizeof lm));
     struct stat st;
     char path[600];
@@ -175,12 +177,13 @@ Test(media, every_range_form) {
         {"bytes=5-5", 206, "5", "bytes 5-5/20"},
         {"bytes=10-", 206, "abcdefghij", "bytes 10-19/20"},
         {"bytes=-3", 206, "hij", "bytes 17-19/20"},
-        {"bytes=-50", 206, "0123456789abcdefghij", "bytes 0-19/20"}, /* suffix longer than the file */
-        {"bytes=15-99", 206, "fghij", "bytes 15-19/20"},             /* last past the end: clamped */
+        {"bytes=-50", 206, "0123456789abcdefghij",
+         "bytes 0-19/20"},                               /* suffix longer than the file */
+        {"bytes=15-99", 206, "fghij", "bytes 15-19/20"}, /* last past the end: clamped */
         {"bytes=19-19", 206, "j", "bytes 19-19/20"},
-        {"bytes=0-1,5-6", 200, "0123456789abcdefghij", NULL},        /* several ranges: whole file */
-        {"items=0-1", 200, "0123456789abcdefghij", NULL},            /* other unit: ignored */
-        {"bytes=abc", 200, "0123456789abcdefghij", NULL},            /* garbage: ignored */
+        {"bytes=0-1,5-6", 200, "0123456789abcdefghij", NULL}, /* several ranges: whole file */
+        {"items=0-1", 200, "0123456789abcdefghij", NULL},     /* other unit: ignored */
+        {"bytes=abc", 200, "0123456789abcdefghij", NULL},     /* garbage: ignored */
         {"bytes=20-", 416, NULL, "bytes */20"},
         {"bytes=25-30", 416, NULL, "bytes */20"},
         {"bytes=-0", 416, NULL, "bytes */20"},
@@ -194,7 +197,8 @@ Test(media, every_range_form) {
         cr_assert_eq(r.status, cases[i].status, "%s: status %d", cases[i].range, r.status);
         char v[128];
         if (cases[i].content_range) {
-            cr_assert(resp_header(&r, "Content-Range", v, sizeof v), "%s: no Content-Range", cases[i].range);
+            cr_assert(resp_header(&r, "Content-Range", v, sizeof v), "%s: no Content-Range",
+                      cases[i].range);
             cr_assert_str_eq(v, cases[i].content_range, "%s", cases[i].range);
         } else {
             cr_assert_not(resp_header(&r, "Content-Range", v, sizeof v), "%s", cases[i].range);
@@ -260,9 +264,11 @@ Test(media, conditional_requests_give_304_without_a_body) {
     for (int i = 0; i < 4; i++) {
         int fd = h_connect(srv.port);
         /* a second request behind it proves the 304 carried no body */
-        h_sendf(fd, "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\n%s\r\n"
-                    "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes=0-2\r\n\r\n",
-                matching[i]);
+        h_sendf(
+            fd,
+            "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\n%s\r\n"
+            "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes=0-2\r\n\r\n",
+            matching[i]);
         cr_assert(read_head(fd, &r, 30000));
         cr_assert_eq(r.status, 304, "%s", matching[i]);
         header_is(&r, "ETag", etag);
@@ -277,16 +283,18 @@ Test(media, conditional_requests_give_304_without_a_body) {
     get("/v1/media/transcoded/small.mp4", "If-None-Match: \"something-else\"\r\n", &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
-    get("/v1/media/transcoded/small.mp4", "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n", &r);
+    get("/v1/media/transcoded/small.mp4", "If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT\r\n",
+        &r);
     cr_assert_eq(r.status, 200);
     resp_free(&r);
 }
 
 Test(media, head_gives_the_headers_without_the_body) {
     int fd = h_connect(srv.port);
-    h_sendf(fd, "HEAD /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\n\r\n"
-                "HEAD /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n"
-                "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\n\r\n");
+    h_sendf(fd,
+            "HEAD /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\n\r\n"
+            "HEAD /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes=2-4\r\n\r\n"
+            "GET /v1/media/transcoded/small.mp4 HTTP/1.1\r\nHost: t\r\n\r\n");
     struct resp r;
     cr_assert(read_head(fd, &r, 30000));
     cr_assert_eq(r.status, 200);
@@ -308,11 +316,15 @@ Test(media, head_gives_the_headers_without_the_body) {
 
 Test(media, pipelined_requests_after_a_file_answer_keep_their_order) {
     int fd = h_connect(srv.port);
-    h_sendf(fd, "GET /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\nX-Request-ID: one\r\n\r\n"
-                "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-ID: two\r\n\r\n"
-                "GET /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\nRange: bytes=-10\r\nX-Request-ID: three\r\n\r\n"
-                "GET /v1/media/transcoded/missing.mp4 HTTP/1.1\r\nHost: t\r\nX-Request-ID: four\r\n\r\n"
-                "GET /v1/media/thumbnails/thumb_r1_0.jpg HTTP/1.1\r\nHost: t\r\nX-Request-ID: five\r\n\r\n");
+    h_sendf(
+        fd,
+        "GET /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\nX-Request-ID: one\r\n\r\n"
+        "GET /health HTTP/1.1\r\nHost: t\r\nX-Request-ID: two\r\n\r\n"
+        "GET /v1/media/transcoded/clip_r1_0.mp4 HTTP/1.1\r\nHost: t\r\nRange: "
+        "bytes=-10\r\nX-Request-ID: three\r\n\r\n"
+        "GET /v1/media/transcoded/missing.mp4 HTTP/1.1\r\nHost: t\r\nX-Request-ID: four\r\n\r\n"
+        "GET /v1/media/thumbnails/thumb_r1_0.jpg HTTP/1.1\r\nHost: t\r\nX-Request-ID: "
+        "five\r\n\r\n");
     static const char *ids[] = {"one", "two", "three", "four", "five"};
     static const int statuses[] = {200, 200, 206, 404, 200};
     for (int i = 0; i < 5; i++) {
@@ -392,7 +404,7 @@ Test(media, names_never_leave_the_media_directory) {
         "/v1/media/transcoded/a\\b.mp4",
         "/v1/media/transcoded/-lead.mp4",
         "/v1/media/transcoded/_lead.mp4",
-        "/v1/media/transcoded/link.mp4",     /* a symlink out of the media directory */
+        "/v1/media/transcoded/link.mp4", /* a symlink out of the media directory */
         "/v1/media/video/..",
         "/v1/media/video/%2e%2e%2fsecret",
         "/v1/media/thumbnails/.hidden.mp4",
@@ -420,8 +432,9 @@ Test(media, names_never_leave_the_media_directory) {
     assert_error(&r, 404, "not_found", "Video not found");
     resp_free(&r);
     /* dot segments never reach a media handler: the router sees other paths */
-    static const char *other[] = {"/v1/media/transcoded/../../secret.mp4", "/v1/media/transcoded/./small.mp4",
-                                  "/v1/media/transcoded/a/b.mp4", "/v1/media/transcoded//small.mp4"};
+    static const char *other[] = {
+        "/v1/media/transcoded/../../secret.mp4", "/v1/media/transcoded/./small.mp4",
+        "/v1/media/transcoded/a/b.mp4", "/v1/media/transcoded//small.mp4"};
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++) {
         get(other[i], NULL, &r);
         cr_assert(r.status == 404 || r.status == 400, "%s: %d", other[i], r.status);
@@ -474,8 +487,8 @@ static void sign(const char *path, long long expires, char hex[65]) {
     int n = snprintf(msg, sizeof msg, "%s%lld", path, expires);
     unsigned char mac[32];
     static const char key[] = "s3cr3t-media-token";
-    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key, sizeof key - 1,
-                    (const unsigned char *)msg, (size_t)n, mac);
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key,
+                    sizeof key - 1, (const unsigned char *)msg, (size_t)n, mac);
     for (int i = 0; i < 32; i++)
         sprintf(hex + 2 * i, "%02x", mac[i]);
 }

@@ -16,14 +16,14 @@
 #include "support/harness.h"
 #include "support/mediajobs.h"
 
-
-static const char *test_env[] = {"ENVIRONMENT=test", "QUEUE_POLL_MS=50", "JOB_MAX_ATTEMPTS=1", NULL};
+static const char *test_env[] = {"ENVIRONMENT=test", "QUEUE_POLL_MS=50", "JOB_MAX_ATTEMPTS=1",
+                                 NULL};
 
 static void synth_into(const struct server *s, const char *name, double seconds) {
     char p[400];
     snprintf(p, sizeof p, "%s/media/%s", s->dir, name);
-    struct media_synth_opts o = {.output = p, .width = 120, .height = 212, .fps = 30, .seconds = seconds,
-                                 .clip_number = 1};
+    struct media_synth_opts o = {
+        .output = p, .width = 120, .height = 212, .fps = 30, .seconds = seconds, .clip_number = 1};
     buf_t err;
     buf_init(&err, 1024);
     cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
@@ -35,9 +35,10 @@ Test(media_it, transcode_job_runs_on_the_pool_and_reports_progress, .timeout = 1
     server_start(&s, test_env);
     synth_into(&s, "in.mp4", 2);
     char id[64];
-    mj_enqueue(s.port, json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "thumbnail",
-                              "out.jpg", "width", 90, "height", 160, "fps", 25),
-            id, sizeof id);
+    mj_enqueue(s.port,
+               json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4",
+                         "thumbnail", "out.jpg", "width", 90, "height", 160, "fps", 25),
+               id, sizeof id);
     json_t *j = mj_wait_job(s.port, id, 90000);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
                      json_string_value(json_object_get(j, "last_error")));
@@ -71,9 +72,10 @@ Test(media_it, two_transcodes_at_once, .timeout = 180) {
     for (int i = 0; i < 2; i++) {
         char out[32];
         snprintf(out, sizeof out, "out%d.mp4", i);
-        mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", out, "width", 64, "height", 112,
-                                  "fps", 30),
-                id[i], sizeof id[i]);
+        mj_enqueue(s.port,
+                   json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", out, "width", 64,
+                             "height", 112, "fps", 30),
+                   id[i], sizeof id[i]);
     }
     for (int i = 0; i < 2; i++) {
         json_t *j = mj_wait_job(s.port, id[i], 150000);
@@ -97,19 +99,19 @@ Test(media_it, bad_transcode_jobs_die_with_the_reason, .timeout = 120) {
         json_t *payload;
         const char *reason;
     } cases[] = {
-        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "../db.sqlite", "output", "o.mp4", "width", 90, "height", 160,
-                   "fps", 30),
+        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "../db.sqlite", "output", "o.mp4", "width", 90,
+                   "height", 160, "fps", 30),
          "inside the media directory"},
-        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "../o.mp4", "width", 90, "height", 160,
-                   "fps", 30),
+        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "../o.mp4", "width", 90,
+                   "height", 160, "fps", 30),
          "inside the media directory"},
-        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "o.mp4", "width", 91, "height", 160, "fps",
-                   30),
+        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "o.mp4", "width", 91,
+                   "height", 160, "fps", 30),
          "even integers"},
         {json_pack("{s:s,s:i,s:i,s:i}", "input", "junk.mp4", "width", 90, "height", 160, "fps", 30),
          "required"},
-        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "o.mp4", "width", 90, "height", 160, "fps",
-                   30),
+        {json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "junk.mp4", "output", "o.mp4", "width", 90,
+                   "height", 160, "fps", 30),
          "cannot open"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -118,8 +120,8 @@ Test(media_it, bad_transcode_jobs_die_with_the_reason, .timeout = 120) {
         json_t *j = mj_wait_job(s.port, id, 60000);
         cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "dead", "case %zu", i);
         const char *e = json_string_value(json_object_get(j, "last_error"));
-        cr_expect(e && strstr(e, cases[i].reason), "case %zu: '%s' should mention '%s'", i, e ? e : "",
-                  cases[i].reason);
+        cr_expect(e && strstr(e, cases[i].reason), "case %zu: '%s' should mention '%s'", i,
+                  e ? e : "", cases[i].reason);
         json_decref(j);
     }
     snprintf(p, sizeof p, "%s/media/o.mp4", s.dir);

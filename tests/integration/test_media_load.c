@@ -39,7 +39,8 @@ static bool maps_have(pid_t pid, const char *name) {
 static void synth_into(const struct server *s, const char *name) {
     char p[400];
     snprintf(p, sizeof p, "%s/media/%s", s->dir, name);
-    struct media_synth_opts o = {.output = p, .width = 64, .height = 64, .fps = 10, .seconds = 0.5, .clip_number = 3};
+    struct media_synth_opts o = {
+        .output = p, .width = 64, .height = 64, .fps = 10, .seconds = 0.5, .clip_number = 3};
     buf_t err;
     buf_init(&err, 1024);
     cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
@@ -58,15 +59,16 @@ Test(media_load, an_idle_server_maps_no_ffmpeg_library_until_a_media_job_runs, .
     struct server s;
     server_start(&s, env);
     health_ok(s.port);
-    const char *libs[] = {"libavcodec.so", "libavformat.so", "libavfilter.so", "libavutil.so", "libswscale.so",
-                          "libswresample.so"};
+    const char *libs[] = {"libavcodec.so", "libavformat.so", "libavfilter.so",
+                          "libavutil.so",  "libswscale.so",  "libswresample.so"};
     for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++)
         cr_expect(!maps_have(s.pid, libs[i]), "%s is mapped by an idle server", libs[i]);
     synth_into(&s, "in.mp4");
     char id[64];
-    mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
-                              32, "fps", 10),
-            id, sizeof id);
+    mj_enqueue(s.port,
+               json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width",
+                         32, "height", 32, "fps", 10),
+               id, sizeof id);
     json_t *j = mj_wait_job(s.port, id, 90000);
     cr_assert_str_eq(json_string_value(json_object_get(j, "state")), "succeeded", "%s",
                      json_string_value(json_object_get(j, "last_error")));
@@ -105,13 +107,15 @@ Test(media_load, a_library_that_cannot_be_loaded_fails_the_job_with_its_name, .t
     health_ok(s.port);
     synth_into(&s, "in.mp4"); /* in this process: the libraries load fine here */
     char id[64];
-    mj_enqueue(s.port, json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width", 32, "height",
-                              32, "fps", 10),
-            id, sizeof id);
+    mj_enqueue(s.port,
+               json_pack("{s:s,s:s,s:i,s:i,s:i}", "input", "in.mp4", "output", "out.mp4", "width",
+                         32, "height", 32, "fps", 10),
+               id, sizeof id);
     json_t *j = mj_wait_job(s.port, id, 60000);
     cr_expect_str_eq(json_string_value(json_object_get(j, "state")), "dead");
     const char *e = json_string_value(json_object_get(j, "last_error"));
-    cr_expect(e && strstr(e, "cannot load the FFmpeg library " AVFILTER_SONAME), "last_error: %s", e ? e : "(none)");
+    cr_expect(e && strstr(e, "cannot load the FFmpeg library " AVFILTER_SONAME), "last_error: %s",
+              e ? e : "(none)");
     json_decref(j);
     char p[400];
     snprintf(p, sizeof p, "%s/media/out.mp4", s.dir);

@@ -100,8 +100,10 @@ static void serve_one(int fd) {
         if (f)
             fclose(f);
         char h[200];
-        int k = snprintf(h, sizeof h, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %zu\r\n"
-                                      "Connection: close\r\n\r\n", n);
+        int k = snprintf(h, sizeof h,
+                         "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %zu\r\n"
+                         "Connection: close\r\n\r\n",
+                         n);
         send_all(fd, h, (size_t)k);
         send_all(fd, data, n);
         free(data);
@@ -117,8 +119,9 @@ static void serve_one(int fd) {
             c->body[c->body_len] = '\0';
         }
         pthread_mutex_unlock(&cap_mu);
-        const char *ok = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n"
-                         "Connection: close\r\n\r\n{\"status\":\"accepted\"}\n";
+        const char *ok =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n"
+            "Connection: close\r\n\r\n{\"status\":\"accepted\"}\n";
         send_all(fd, ok, strlen(ok));
     }
 out:
@@ -167,7 +170,8 @@ static bool cap_wait(const char *prefix, const char *needle, int ms, struct capt
     while (h_now_ms() < until) {
         pthread_mutex_lock(&cap_mu);
         for (int i = 0; i < ncaps; i++) {
-            if (strncmp(caps[i].path, prefix, strlen(prefix)) == 0 && (!needle || strstr(caps[i].body, needle))) {
+            if (strncmp(caps[i].path, prefix, strlen(prefix)) == 0 &&
+                (!needle || strstr(caps[i].body, needle))) {
                 *out = caps[i];
                 out->body = strdup(caps[i].body);
                 pthread_mutex_unlock(&cap_mu);
@@ -214,17 +218,29 @@ static config_t cfg;
 static char self[128];
 static char env_webhook[128];
 
-static const char *fake_env[] = {
-    "OPENAI_WEBHOOK_SECRET=" SECRET, "REMOTION_WEBHOOK_SECRET=" RM_SECRET, env_webhook,
-    "FAKE_CLIP_SIZE=64x112", "FAKE_CLIP_SECONDS=0.5", "FAKE_VIDEO_DELAY_MS=20", "FAKE_VIDEO_FAIL_INDEX=1",
-    "ALLOW_PRIVATE_URLS=true", "TRANSCODE_PRESET=ultrafast", "RENDER_SCALE=0.1", "LOG_LEVEL=info", NULL};
+static const char *fake_env[] = {"OPENAI_WEBHOOK_SECRET=" SECRET,
+                                 "REMOTION_WEBHOOK_SECRET=" RM_SECRET,
+                                 env_webhook,
+                                 "FAKE_CLIP_SIZE=64x112",
+                                 "FAKE_CLIP_SECONDS=0.5",
+                                 "FAKE_VIDEO_DELAY_MS=20",
+                                 "FAKE_VIDEO_FAIL_INDEX=1",
+                                 "ALLOW_PRIVATE_URLS=true",
+                                 "TRANSCODE_PRESET=ultrafast",
+                                 "RENDER_SCALE=0.1",
+                                 "LOG_LEVEL=info",
+                                 NULL};
 
 static void make_providers(const char *const *extra) {
     config_init(&cfg);
     buf_t err;
     buf_init(&err, 1024);
-    const char *base[] = {"PROVIDERS=fake", "SAFETY_PROVIDER=openai", "RENDER_PROVIDER=remotion",
-                          "TELEGRAM_BOT_TOKEN=123456:secret-bot-token", "UPLOAD_POST_USER=mylo_test", NULL};
+    const char *base[] = {"PROVIDERS=fake",
+                          "SAFETY_PROVIDER=openai",
+                          "RENDER_PROVIDER=remotion",
+                          "TELEGRAM_BOT_TOKEN=123456:secret-bot-token",
+                          "UPLOAD_POST_USER=mylo_test",
+                          NULL};
     for (int pass = 0; pass < 2; pass++) {
         const char *const *list = pass == 0 ? base : extra;
         for (const char *const *e = list; e && *e; e++) {
@@ -237,7 +253,8 @@ static void make_providers(const char *const *extra) {
     cr_assert_eq(config_finish(&cfg, &err), 0, "%s", err.data ? err.data : "");
     uv_loop_init(&loop);
     cr_assert_eq(http_client_new(&loop, &(struct http_client_opts){0}, &client), 0);
-    cr_assert_eq(providers_new(&loop, &cfg, client, self, &prov, &err), 0, "%s", err.data ? err.data : "");
+    cr_assert_eq(providers_new(&loop, &cfg, client, self, &prov, &err), 0, "%s",
+                 err.data ? err.data : "");
     buf_release(&err);
 }
 
@@ -313,18 +330,20 @@ static struct llm_got chat(json_t *messages, json_t *tools) {
 
 static json_t *ideator_messages(const char *brief, const char *project, int count) {
     char sys[400];
-    snprintf(sys, sizeof sys, "You are the ideator.\n```json\n{\"project\": \"%s\", \"video_count\": %d}\n```", project,
-             count);
+    snprintf(sys, sizeof sys,
+             "You are the ideator.\n```json\n{\"project\": \"%s\", \"video_count\": %d}\n```",
+             project, count);
     char user[2000];
     snprintf(user, sizeof user, "Brief:\n%s", brief);
-    return json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content", sys, "role", "user", "content", user);
+    return json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content", sys, "role", "user",
+                     "content", user);
 }
 
 static json_t *tool(const char *name, const char *params_json) {
     json_t *params = json_loads(params_json, 0, NULL);
     cr_assert_not_null(params);
-    return json_pack("[{s:s,s:{s:s,s:s,s:o}}]", "type", "function", "function", "name", name, "description", "tool",
-                     "parameters", params);
+    return json_pack("[{s:s,s:{s:s,s:s,s:o}}]", "type", "function", "function", "name", name,
+                     "description", "tool", "parameters", params);
 }
 
 /* The fenced JSON block of an ideator answer. */
@@ -340,10 +359,12 @@ static json_t *ideas_block(const char *content) {
 }
 
 Test(providers, llm_ideator_aismr_is_deterministic) {
-    static const char *signs[] = {"Aries", "Taurus", "Gemini", "Cancer", "Leo", "Virgo", "Libra", "Scorpio",
+    static const char *signs[] = {"Aries",       "Taurus",    "Gemini",   "Cancer",
+                                  "Leo",         "Virgo",     "Libra",    "Scorpio",
                                   "Sagittarius", "Capricorn", "Aquarius", "Pisces"};
-    const char *brief = "Gentle ASMR clips of crystals and soft fabrics, one for each zodiac sign, calm and slow, "
-                        "whispered voice over";
+    const char *brief =
+        "Gentle ASMR clips of crystals and soft fabrics, one for each zodiac sign, calm and slow, "
+        "whispered voice over";
     json_t *m = ideator_messages(brief, "aismr", 12);
     struct llm_got a = chat(m, NULL), b = chat(m, NULL);
     cr_assert_eq(a.outcome, PROV_OK, "%s", a.error);
@@ -360,7 +381,8 @@ Test(providers, llm_ideator_aismr_is_deterministic) {
     json_t *block = ideas_block(a.content);
     char topic[81];
     snprintf(topic, sizeof topic, "%.80s", brief);
-    cr_assert_str_eq(json_string_value(json_object_get(block, "topic")), topic, "topic is the brief's first 80 chars");
+    cr_assert_str_eq(json_string_value(json_object_get(block, "topic")), topic,
+                     "topic is the brief's first 80 chars");
     json_t *ideas = json_object_get(block, "ideas");
     cr_assert_eq(json_array_size(ideas), 12);
     for (size_t i = 0; i < 12; i++) {
@@ -389,8 +411,10 @@ Test(providers, llm_ideator_aismr_is_deterministic) {
 }
 
 static const char *SORA_SCHEMA =
-    "{\"type\":\"object\",\"properties\":{\"videos\":{\"type\":\"array\",\"items\":{\"type\":\"object\","
-    "\"properties\":{\"video_index\":{\"type\":\"integer\"},\"visual_prompt\":{\"type\":\"string\"},"
+    "{\"type\":\"object\",\"properties\":{\"videos\":{\"type\":\"array\",\"items\":{\"type\":"
+    "\"object\","
+    "\"properties\":{\"video_index\":{\"type\":\"integer\"},\"visual_prompt\":{\"type\":\"string\"}"
+    ","
     "\"voice_over\":{\"type\":\"string\"}},\"required\":[\"video_index\",\"visual_prompt\"]}}},"
     "\"required\":[\"videos\"]}";
 
@@ -404,9 +428,10 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
     /* producer: sora_generate with one video per idea, pruned to the tool's schema */
     char user[60000];
     snprintf(user, sizeof user, "Produce the clips for these ideas:\n```json\n%s\n```", ideas_text);
-    json_t *pm = json_pack("[{s:s,s:s},{s:s,s:s}]", "role", "system", "content",
-                           "```json\n{\"project\":\"aismr\",\"video_count\":12,\"aspect_ratio\":\"9:16\"}\n```", "role",
-                           "user", "content", user);
+    json_t *pm = json_pack(
+        "[{s:s,s:s},{s:s,s:s}]", "role", "system", "content",
+        "```json\n{\"project\":\"aismr\",\"video_count\":12,\"aspect_ratio\":\"9:16\"}\n```",
+        "role", "user", "content", user);
     json_t *ptools = tool("sora_generate", SORA_SCHEMA);
     struct llm_got p = chat(pm, ptools);
     cr_assert_eq(p.outcome, PROV_OK, "%s", p.error);
@@ -415,7 +440,8 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
     json_t *args = json_loads(p.args, 0, NULL);
     json_t *videos = json_object_get(args, "videos");
     cr_assert_eq(json_array_size(videos), 12);
-    cr_assert_null(json_object_get(args, "aspect_ratio"), "properties the schema lacks are dropped");
+    cr_assert_null(json_object_get(args, "aspect_ratio"),
+                   "properties the schema lacks are dropped");
     for (size_t i = 0; i < 12; i++) {
         json_t *v = json_array_get(videos, i);
         cr_assert_eq(json_integer_value(json_object_get(v, "video_index")), (json_int_t)i);
@@ -426,8 +452,8 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
     /* after the tool result: text only */
     json_t *after = json_deep_copy(pm);
     json_array_append(after, p.message);
-    json_array_append_new(after, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", "call_x", "content",
-                                           "{\"submitted\":12}"));
+    json_array_append_new(after, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id",
+                                           "call_x", "content", "{\"submitted\":12}"));
     struct llm_got done = chat(after, ptools);
     cr_assert_eq(done.outcome, PROV_OK);
     cr_assert_eq(done.ncalls, 0);
@@ -442,32 +468,38 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
     /* editor: remotion_render with the clips and the overlays */
     char euser[60000];
     snprintf(euser, sizeof euser,
-             "```json\n%s\n```\n```json\n{\"project\":\"aismr\",\"clip_seconds\":8,\"clips\":[\"http://x/c0.mp4\","
+             "```json\n%s\n```\n```json\n{\"project\":\"aismr\",\"clip_seconds\":8,\"clips\":["
+             "\"http://x/c0.mp4\","
              "\"http://x/c1.mp4\"]}\n```",
              ideas_text);
     json_t *em = json_pack("[{s:s,s:s}]", "role", "user", "content", euser);
-    json_t *etools = tool("remotion_render", "{\"type\":\"object\",\"properties\":{\"clips\":{\"type\":\"array\"},"
-                                             "\"template\":{\"type\":\"string\"},\"texts\":{\"type\":\"array\"},"
-                                             "\"duration_seconds\":{\"type\":\"number\"}}}");
+    json_t *etools = tool("remotion_render",
+                          "{\"type\":\"object\",\"properties\":{\"clips\":{\"type\":\"array\"},"
+                          "\"template\":{\"type\":\"string\"},\"texts\":{\"type\":\"array\"},"
+                          "\"duration_seconds\":{\"type\":\"number\"}}}");
     struct llm_got e = chat(em, etools);
     cr_assert_eq(e.ncalls, 1);
     cr_assert_str_eq(e.tool, "remotion_render");
     json_t *eargs = json_loads(e.args, 0, NULL);
     cr_assert_eq(json_array_size(json_object_get(eargs, "clips")), 2);
     cr_assert_str_eq(json_string_value(json_object_get(eargs, "template")), "aismr");
-    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(eargs, "texts"), 0)), "Aries");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(eargs, "texts"), 0)),
+                     "Aries");
     cr_assert_eq(json_number_value(json_object_get(eargs, "duration_seconds")), 16.0);
     json_decref(eargs);
 
     /* publisher: caption from the template, at most 150 characters, 3-8 tags without '#' */
-    json_t *um = json_pack(
-        "[{s:s,s:s}]", "role", "user", "content",
-        "```json\n{\"video_url\":\"http://127.0.0.1:1/v1/media/video/r.mp4\",\"topic\":\"Soft rain on a window at night, "
-        "recorded close with binaural microphones for deep relaxation and sleep\",\"caption_template\":\"{topic} — "
-        "watch till the end for the calmest moment of your day, and follow for more every single night\","
-        "\"tags\":[\"#asmr\",\"rain\"]}\n```");
-    json_t *utools = tool("upload_post", "{\"type\":\"object\",\"properties\":{\"video_url\":{\"type\":\"string\"},"
-                                         "\"caption\":{\"type\":\"string\"},\"tags\":{\"type\":\"array\"}}}");
+    json_t *um = json_pack("[{s:s,s:s}]", "role", "user", "content",
+                           "```json\n{\"video_url\":\"http://127.0.0.1:1/v1/media/video/"
+                           "r.mp4\",\"topic\":\"Soft rain on a window at night, "
+                           "recorded close with binaural microphones for deep relaxation and "
+                           "sleep\",\"caption_template\":\"{topic} — "
+                           "watch till the end for the calmest moment of your day, and follow for "
+                           "more every single night\","
+                           "\"tags\":[\"#asmr\",\"rain\"]}\n```");
+    json_t *utools = tool(
+        "upload_post", "{\"type\":\"object\",\"properties\":{\"video_url\":{\"type\":\"string\"},"
+                       "\"caption\":{\"type\":\"string\"},\"tags\":{\"type\":\"array\"}}}");
     struct llm_got u = chat(um, utools);
     cr_assert_eq(u.ncalls, 1);
     cr_assert_str_eq(u.tool, "upload_post");
@@ -482,7 +514,8 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
     json_t *tags = json_object_get(uargs, "tags");
     cr_assert(json_array_size(tags) >= 3 && json_array_size(tags) <= 8);
     cr_assert_str_eq(json_string_value(json_array_get(tags, 0)), "asmr", "no '#'");
-    cr_assert_str_eq(json_string_value(json_object_get(uargs, "video_url")), "http://127.0.0.1:1/v1/media/video/r.mp4");
+    cr_assert_str_eq(json_string_value(json_object_get(uargs, "video_url")),
+                     "http://127.0.0.1:1/v1/media/video/r.mp4");
     json_decref(uargs);
 
     free(ideas_text);
@@ -507,7 +540,8 @@ Test(providers, llm_agents_answer_with_their_one_tool_call) {
 Test(providers, llm_bad_requests) {
     struct llm_got g = {0};
     struct llm_request req = {.messages = json_array()};
-    cr_assert_eq(provider_llm_chat(prov, &req, on_llm, &g, NULL), ERR_INVAL, "an empty conversation");
+    cr_assert_eq(provider_llm_chat(prov, &req, on_llm, &g, NULL), ERR_INVAL,
+                 "an empty conversation");
     json_decref(req.messages);
     /* the fake refuses a message without a role: a permanent error with its message */
     json_t *m = json_pack("[{s:s}]", "content", "hi");
@@ -515,7 +549,8 @@ Test(providers, llm_bad_requests) {
     cr_assert_eq(b.outcome, PROV_PERMANENT);
     cr_assert(strstr(b.error, "llm: ") == b.error, "%s", b.error);
     cr_assert(strstr(b.error, "HTTP 400"), "%s", b.error);
-    cr_assert(strstr(b.error, "must be an object with a role"), "the provider's message: %s", b.error);
+    cr_assert(strstr(b.error, "must be an object with a role"), "the provider's message: %s",
+              b.error);
     json_decref(m);
     llm_got_free(&b);
 }
@@ -544,8 +579,11 @@ static void on_sora(const struct sora_result *r, void *ud) {
 
 static struct sora_got sora_create(int index, const char *key) {
     struct sora_got g = {0};
-    struct sora_create_req req = {.prompt = "A calm macro shot of rain drops", .seconds = 8, .size = "720x1280",
-                                  .idempotency_key = key, .video_index = index};
+    struct sora_create_req req = {.prompt = "A calm macro shot of rain drops",
+                                  .seconds = 8,
+                                  .size = "720x1280",
+                                  .idempotency_key = key,
+                                  .video_index = index};
     cr_assert_eq(provider_sora_create(prov, &req, on_sora, &g, NULL), 0);
     cr_assert(run_until(&g.done, WAIT_MS));
     return g;
@@ -589,12 +627,14 @@ static void verify_event(const struct captured *c, const char *type, const char 
     head_value(c->head, "webhook-timestamp", ts, sizeof ts);
     head_value(c->head, "webhook-signature", sig, sizeof sig);
     const char *why = "";
-    cr_assert_eq(webhook_verify_standard(SECRET, id, ts, sig, c->body, c->body_len, clock_now_ms() / 1000, &why), 0,
-                 "the event verifies: %s", why);
+    cr_assert_eq(webhook_verify_standard(SECRET, id, ts, sig, c->body, c->body_len,
+                                         clock_now_ms() / 1000, &why),
+                 0, "the event verifies: %s", why);
     json_t *j = json_loads(c->body, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(j, "object")), "event");
     cr_assert_str_eq(json_string_value(json_object_get(j, "type")), type);
-    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "data"), "id")), video_id);
+    cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "data"), "id")),
+                     video_id);
     cr_assert_str_eq(json_string_value(json_object_get(j, "id")), id, "webhook-id is the event id");
     json_decref(j);
 }
@@ -660,9 +700,11 @@ Test(providers, sora_errors) {
     cr_assert_eq(g.outcome, PROV_PERMANENT);
     cr_assert_eq(g.http_status, 404);
     cr_assert(strstr(g.error, "Video not found"), "%s", g.error);
-    struct sora_create_req bad = {.prompt = "x", .seconds = 5, .size = "720x1280", .video_index = -1};
+    struct sora_create_req bad = {
+        .prompt = "x", .seconds = 5, .size = "720x1280", .video_index = -1};
     cr_assert_eq(provider_sora_create(prov, &bad, on_sora, &g, NULL), ERR_INVAL);
-    cr_assert_eq(provider_sora_status(prov, "../../etc/passwd", on_sora, &g, NULL), ERR_INVAL, "ids go into paths");
+    cr_assert_eq(provider_sora_status(prov, "../../etc/passwd", on_sora, &g, NULL), ERR_INVAL,
+                 "ids go into paths");
 }
 
 /* ---- safety, publish, notify ---------------------------------------------------------------- */
@@ -690,7 +732,9 @@ Test(providers, safety_flags_the_test_phrase) {
     cr_assert(run_until(&a.done, WAIT_MS));
     cr_assert_eq(a.outcome, PROV_OK, "%s", a.error);
     cr_assert(!a.flagged);
-    cr_assert_eq(provider_safety_check(prov, "this has a FORBIDDEN-TEST-PHRASE in it", on_safety, &b, NULL), 0);
+    cr_assert_eq(
+        provider_safety_check(prov, "this has a FORBIDDEN-TEST-PHRASE in it", on_safety, &b, NULL),
+        0);
     cr_assert(run_until(&b.done, WAIT_MS));
     cr_assert_eq(b.outcome, PROV_OK);
     cr_assert(b.flagged);
@@ -710,14 +754,17 @@ static void on_publish(const struct publish_result *r, void *ud) {
 Test(providers, publish_upload_gives_a_tiktok_url) {
     const char *tags[] = {"asmr", "rain", "sleep"};
     struct publish_req req = {.video_url = "https://media.example.com/v1/media/video/run.mp4",
-                              .caption = "Soft rain for sleep", .tags = tags, .ntags = 3};
+                              .caption = "Soft rain for sleep",
+                              .tags = tags,
+                              .ntags = 3};
     struct misc_got a = {0}, b = {0};
     cr_assert_eq(provider_publish_upload(prov, &req, on_publish, &a, NULL), 0);
     cr_assert(run_until(&a.done, WAIT_MS));
     cr_assert_eq(a.outcome, PROV_OK, "%s", a.error);
     cr_assert_str_eq(a.status, "published");
     regex_t re;
-    regcomp(&re, "^https://www\\.tiktok\\.com/@mylo_test/video/[1-9][0-9]{18}$", REG_EXTENDED | REG_NOSUB);
+    regcomp(&re, "^https://www\\.tiktok\\.com/@mylo_test/video/[1-9][0-9]{18}$",
+            REG_EXTENDED | REG_NOSUB);
     cr_assert_eq(regexec(&re, a.url, 0, NULL, 0), 0, "%s", a.url);
     regfree(&re);
     cr_assert_eq(provider_publish_upload(prov, &req, on_publish, &b, NULL), 0);
@@ -741,7 +788,9 @@ static void on_notify(const struct notify_result *r, void *ud) {
 Test(providers, notify_telegram_without_leaking_the_token) {
     cr_assert(providers_notify_enabled(prov));
     struct misc_got a = {0}, b = {0};
-    cr_assert_eq(provider_notify_send(prov, "42", "Run abc waits for your approval", on_notify, &a, NULL), 0);
+    cr_assert_eq(
+        provider_notify_send(prov, "42", "Run abc waits for your approval", on_notify, &a, NULL),
+        0);
     cr_assert(run_until(&a.done, WAIT_MS));
     cr_assert_eq(a.outcome, PROV_OK, "%s", a.error);
     char big[5000];
@@ -779,7 +828,11 @@ Test(providers, remotion_render_with_signed_callback) {
     snprintf(clip_path, sizeof clip_path, "%s/src.mp4", fk.dir);
     buf_t err;
     buf_init(&err, 512);
-    struct media_synth_opts so = {.output = clip_path, .width = 64, .height = 112, .fps = 30, .seconds = 0.5,
+    struct media_synth_opts so = {.output = clip_path,
+                                  .width = 64,
+                                  .height = 112,
+                                  .fps = 30,
+                                  .seconds = 0.5,
                                   .clip_number = 3};
     cr_assert_eq(media_synth_clip(&so, &err), 0, "%s", err.data ? err.data : "");
     char c0[128], c1[128], cb[160];
@@ -787,9 +840,17 @@ Test(providers, remotion_render_with_signed_callback) {
     snprintf(c1, sizeof c1, "http://127.0.0.1:%d/clip1.mp4", cap_port);
     snprintf(cb, sizeof cb, "http://127.0.0.1:%d/v1/webhooks/remotion?run_id=r-1", cap_port);
     const char *clips[] = {c0, c1}, *texts[] = {"One", "Two"};
-    struct render_submit_req req = {.run_id = "r-1", .clips = clips, .nclips = 2, .duration_frames = 30,
-                                    .fps = 30, .width = 1080, .height = 1920, .callback_url = cb,
-                                    .template_name = "aismr", .texts = texts, .ntexts = 2};
+    struct render_submit_req req = {.run_id = "r-1",
+                                    .clips = clips,
+                                    .nclips = 2,
+                                    .duration_frames = 30,
+                                    .fps = 30,
+                                    .width = 1080,
+                                    .height = 1920,
+                                    .callback_url = cb,
+                                    .template_name = "aismr",
+                                    .texts = texts,
+                                    .ntexts = 2};
     struct render_got s = {0};
     cr_assert_eq(provider_render_submit(prov, &req, on_render, &s, NULL), 0);
     cr_assert(run_until(&s.done, WAIT_MS));
@@ -798,11 +859,13 @@ Test(providers, remotion_render_with_signed_callback) {
     cr_assert_str_eq(s.status, "queued");
 
     struct captured ev;
-    cr_assert(cap_wait("/v1/webhooks/remotion", s.job_id, WAIT_MS, &ev), "the render callback arrived");
+    cr_assert(cap_wait("/v1/webhooks/remotion", s.job_id, WAIT_MS, &ev),
+              "the render callback arrived");
     char sig[300];
     head_value(ev.head, "X-Remotion-Signature", sig, sizeof sig);
     const char *why = "";
-    cr_assert_eq(webhook_verify_remotion(RM_SECRET, sig, ev.body, ev.body_len, &why), 0, "signed: %s", why);
+    cr_assert_eq(webhook_verify_remotion(RM_SECRET, sig, ev.body, ev.body_len, &why), 0,
+                 "signed: %s", why);
     json_t *j = json_loads(ev.body, 0, NULL);
     cr_assert_str_eq(json_string_value(json_object_get(j, "status")), "done", "%s", ev.body);
     cr_assert_str_eq(json_string_value(json_object_get(j, "run_id")), "r-1");
@@ -826,7 +889,8 @@ Test(providers, remotion_render_with_signed_callback) {
     cr_assert_str_eq(info.video_codec, "h264");
     cr_assert_eq(info.width, 108, "RENDER_SCALE 0.1 of 1080");
     cr_assert_eq(info.height, 192);
-    cr_assert(info.duration > 0.8 && info.duration < 1.3, "two clips of 0.5 s: %.2f", info.duration);
+    cr_assert(info.duration > 0.8 && info.duration < 1.3, "two clips of 0.5 s: %.2f",
+              info.duration);
     buf_release(&err);
 
     struct render_got nf = {0};
@@ -836,21 +900,24 @@ Test(providers, remotion_render_with_signed_callback) {
     cr_assert_str_eq(nf.error, "render: Job not found: rjob_0000");
 }
 
-/* ---- durability and production ---------------------------------------------------------------- */
+/* ---- durability and production ----------------------------------------------------------------
+ */
 
 Test(providers, video_jobs_survive_kill_9) {
     /* a second fakes server whose events wait 3 s: killed before it sends anything */
     struct server slow;
-    const char *env[] = {"OPENAI_WEBHOOK_SECRET=" SECRET, env_webhook, "FAKE_CLIP_SIZE=64x112",
-                         "FAKE_CLIP_SECONDS=0.5", "FAKE_VIDEO_DELAY_MS=3000", NULL};
+    const char *env[] = {"OPENAI_WEBHOOK_SECRET=" SECRET, env_webhook,
+                         "FAKE_CLIP_SIZE=64x112",         "FAKE_CLIP_SECONDS=0.5",
+                         "FAKE_VIDEO_DELAY_MS=3000",      NULL};
     fakes_start_in(&slow, NULL, env);
     char req[200];
     snprintf(req, sizeof req, "{\"prompt\":\"durable\",\"seconds\":\"4\",\"size\":\"720x1280\"}");
     struct resp r;
-    cr_assert(h_request(slow.port, "POST", "/_fake/openai/v1/videos",
-                        "Content-Type: application/json\r\nAuthorization: Bearer x\r\nIdempotency-Key: dur-1\r\n"
-                        "X-Myloware-Video-Index: 4\r\n",
-                        req, &r));
+    cr_assert(h_request(
+        slow.port, "POST", "/_fake/openai/v1/videos",
+        "Content-Type: application/json\r\nAuthorization: Bearer x\r\nIdempotency-Key: dur-1\r\n"
+        "X-Myloware-Video-Index: 4\r\n",
+        req, &r));
     cr_assert_eq(r.status, 200, "%s", r.body);
     json_t *j = json_loads(r.body, 0, NULL);
     char id[64];
@@ -875,7 +942,8 @@ Test(providers, video_jobs_survive_kill_9) {
     }
     cr_assert(completed);
     struct captured ev;
-    cr_assert(cap_wait("/v1/webhooks/sora", id, WAIT_MS, &ev), "the event is sent after the restart");
+    cr_assert(cap_wait("/v1/webhooks/sora", id, WAIT_MS, &ev),
+              "the event is sent after the restart");
     verify_event(&ev, "video.completed", id);
     free(ev.body);
     cr_assert_eq(server_stop(&slow, SIGTERM, 30000), 0);
@@ -883,12 +951,14 @@ Test(providers, video_jobs_survive_kill_9) {
 
 Test(providers, production_mounts_no_fakes) {
     struct server prod;
-    const char *env[] = {"ENVIRONMENT=production", "API_KEY=prod-key-123", "PUBLIC_BASE_URL=https://mylo.example.com",
+    const char *env[] = {"ENVIRONMENT=production", "API_KEY=prod-key-123",
+                         "PUBLIC_BASE_URL=https://mylo.example.com",
                          "OPENAI_WEBHOOK_SECRET=" SECRET, NULL};
     server_start(&prod, env);
     struct resp r;
     cr_assert(h_request(prod.port, "POST", "/_fake/openai/v1/moderations",
-                        "Content-Type: application/json\r\nAuthorization: Bearer x\r\n", "{\"input\":\"hi\"}", &r));
+                        "Content-Type: application/json\r\nAuthorization: Bearer x\r\n",
+                        "{\"input\":\"hi\"}", &r));
     cr_assert_eq(r.status, 404, "%s", r.body);
     resp_free(&r);
     cr_assert_eq(server_stop(&prod, SIGTERM, 30000), 0);
@@ -896,7 +966,8 @@ Test(providers, production_mounts_no_fakes) {
     char out[2000];
     const char *args[] = {"fakes", "serve", "--port=0", NULL};
     const char *penv[] = {"ENVIRONMENT=production", "API_KEY=prod-key-123",
-                          "PUBLIC_BASE_URL=https://mylo.example.com", "OPENAI_WEBHOOK_SECRET=" SECRET, NULL};
+                          "PUBLIC_BASE_URL=https://mylo.example.com",
+                          "OPENAI_WEBHOOK_SECRET=" SECRET, NULL};
     cr_assert_eq(run_cmd(args, penv, out, sizeof out), 1, "%s", out);
     cr_assert(strstr(out, "never run with ENVIRONMENT=production"), "%s", out);
 }

@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/webhook.h"
@@ -52,12 +52,13 @@ Test(runs, start_validates_every_field, .timeout = 60) {
     strcpy(big + 10040, "\"}");
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, big, 422, "validation_error", NULL);
     free(big);
-    RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":\"x\",\"workflow\":\"nope\"}", 404, "not_found", "Workflow 'nope' not found");
-    RA_ERR(s.port, "POST", "/v1/runs/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 401,
-           "unauthorized", "Missing API key");
+    RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":\"x\",\"workflow\":\"nope\"}",
+           404, "not_found", "Workflow 'nope' not found");
+    RA_ERR(s.port, "POST", "/v1/runs/start", "Content-Type: application/json\r\n",
+           "{\"brief\":\"x\"}", 401, "unauthorized", "Missing API key");
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"brief\":", 400, "invalid_json", NULL);
     RA_ERR(s.port, "POST", "/v1/runs/start", KEY "Content-Type: text/plain\r\n", "x", 415,
-                 "unsupported_media_type", NULL);
+           "unsupported_media_type", NULL);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 0, "refused requests created a run");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
@@ -85,9 +86,11 @@ Test(runs, budget_and_idempotency_keys, .timeout = 60) {
     int st;
     const char *body = "{\"project\":\"motivational\",\"brief\":\"first\"}";
     struct resp r1, r2;
-    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body, &r1));
+    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body,
+                        &r1));
     cr_assert_eq(r1.status, 200);
-    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body, &r2));
+    cr_assert(h_request(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n", body,
+                        &r2));
     cr_assert_eq(r2.status, 200);
     char v[16];
     cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v));
@@ -98,12 +101,14 @@ Test(runs, budget_and_idempotency_keys, .timeout = 60) {
     resp_free(&r2);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1, "a replay creates nothing");
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-1\r\n",
-                          "{\"project\":\"motivational\",\"brief\":\"other\"}", 422, "idempotency_key_reused", NULL);
+           "{\"project\":\"motivational\",\"brief\":\"other\"}", 422, "idempotency_key_reused",
+           NULL);
     /* keys are per API key: the same key from another API key is a new request */
-    json_decref(ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-2\r\n", body, &st));
+    json_decref(
+        ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY "Idempotency-Key: k-2\r\n", body, &st));
     cr_assert_eq(st, 200);
     RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, body, 429, "budget_exceeded",
-                 "Run budget exceeded (max_runs_last_24h). Please retry later.");
+           "Run budget exceeded (max_runs_last_24h). Please retry later.");
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 2);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
@@ -113,23 +118,25 @@ Test(runs, cost_budget, .timeout = 60) {
     const char *env[] = {"DAILY_COST_BUDGET_USD=1", "ESTIMATED_COST_PER_RUN_USD=0.6", NULL};
     ra_start(&s, env);
     int st;
-    json_decref(ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"x\"}",
-                         &st));
+    json_decref(ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                        "{\"project\":\"motivational\",\"brief\":\"x\"}", &st));
     cr_assert_eq(st, 200, "0.6 of 1 USD");
-    RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"y\"}", 429, "budget_exceeded", "Daily cost budget exceeded; try again tomorrow.");
+    RA_ERR(s.port, "POST", "/v1/runs/start", JSON_KEY,
+           "{\"project\":\"motivational\",\"brief\":\"y\"}", 429, "budget_exceeded",
+           "Daily cost budget exceeded; try again tomorrow.");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- reading, cancel, feedback ---------------------------------------------------------------- */
+/* ---- reading, cancel, feedback ----------------------------------------------------------------
+ */
 
 Test(runs, get_list_cancel_feedback, .timeout = 60) {
     struct server s;
     ra_start(&s, NULL);
     int st;
-    RA_ERR(s.port, "GET", "/v1/runs/not-a-uuid", KEY, NULL, 404, "not_found",
-                 "Run not found");
+    RA_ERR(s.port, "GET", "/v1/runs/not-a-uuid", KEY, NULL, 404, "not_found", "Run not found");
     RA_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000", KEY, NULL, 404,
-                 "not_found", "Run not found");
+           "not_found", "Run not found");
     char *a = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one\"}");
     char *b = ra_start_run(s.port, "{\"project\":\"aismr\",\"brief\":\"two\"}");
     json_t *l = ra_call(s.port, "GET", "/v1/runs?limit=1", KEY, NULL, &st);
@@ -137,7 +144,8 @@ Test(runs, get_list_cancel_feedback, .timeout = 60) {
     json_t *runs = json_object_get(l, "runs");
     cr_assert_eq(json_array_size(runs), 1);
     cr_assert_str_eq(ra_str(json_array_get(runs, 0), "run_id"), b, "newest first");
-    cr_assert_null(json_object_get(json_array_get(runs, 0), "artifacts"), "the listing has no artifacts");
+    cr_assert_null(json_object_get(json_array_get(runs, 0), "artifacts"),
+                   "the listing has no artifacts");
     char path[256];
     snprintf(path, sizeof path, "/v1/runs?limit=1&cursor=%s", ra_str(l, "next_cursor"));
     json_decref(l);
@@ -156,11 +164,10 @@ Test(runs, get_list_cancel_feedback, .timeout = 60) {
     char msg[200];
     snprintf(msg, sizeof msg, "Run %s is not awaiting publish approval", a);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"publish\"}", 409, "conflict", msg);
-    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"nope\"}", 422, "validation_error",
-                 NULL);
+    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"nope\"}", 422, "validation_error", NULL);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
-    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"ideation\",\"approved\":\"yes\"}",
-                 422, "validation_error", NULL);
+    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"gate\":\"ideation\",\"approved\":\"yes\"}", 422,
+           "validation_error", NULL);
 
     /* cancel, then cancel again */
     snprintf(path, sizeof path, "/v1/runs/%s/cancel", a);
@@ -170,17 +177,20 @@ Test(runs, get_list_cancel_feedback, .timeout = 60) {
     json_decref(c);
     snprintf(msg, sizeof msg, "Run %s is already cancelled", a);
     RA_ERR(s.port, "POST", path, JSON_KEY, NULL, 409, "conflict", msg);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'run.cancelled'"), 1);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM jobs j JOIN runs r ON r.id = j.run_id "
-                              "WHERE r.status = 'cancelled' AND j.state IN ('queued', 'running')"),
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'run.cancelled'"),
+                 1);
+    cr_assert_eq(ra_db_count(&s,
+                             "SELECT count(*) FROM jobs j JOIN runs r ON r.id = j.run_id "
+                             "WHERE r.status = 'cancelled' AND j.state IN ('queued', 'running')"),
                  0, "a cancelled run's jobs are cancelled");
 
     /* feedback */
     snprintf(path, sizeof path, "/v1/runs/%s/feedback", a);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"rating\":3}", 422, "validation_error", NULL);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"rating\":5,\"artifact_id\":\"x\"}", 422,
-                 "validation_error", NULL);
-    json_t *f = ra_call(s.port, "POST", path, JSON_KEY, "{\"rating\":5,\"comment\":\"great\"}", &st);
+           "validation_error", NULL);
+    json_t *f =
+        ra_call(s.port, "POST", path, JSON_KEY, "{\"rating\":5,\"comment\":\"great\"}", &st);
     cr_assert_eq(st, 201);
     cr_assert_eq(json_integer_value(json_object_get(f, "rating")), 5);
     cr_assert_str_eq(ra_str(f, "run_id"), a);
@@ -190,11 +200,12 @@ Test(runs, get_list_cancel_feedback, .timeout = 60) {
     f = ra_call(s.port, "GET", path, KEY, NULL, &st);
     cr_assert_eq(st, 200);
     cr_assert_eq(json_integer_value(json_object_get(f, "count")), 2);
-    cr_assert_eq(json_integer_value(json_object_get(json_array_get(json_object_get(f, "feedback"), 0), "rating")), 1,
-                 "newest first");
+    cr_assert_eq(json_integer_value(
+                     json_object_get(json_array_get(json_object_get(f, "feedback"), 0), "rating")),
+                 1, "newest first");
     json_decref(f);
     RA_ERR(s.port, "POST", "/v1/runs/00000000-0000-4000-8000-000000000000/feedback", JSON_KEY,
-                          "{\"rating\":5}", 404, "not_found", "Run not found");
+           "{\"rating\":5}", 404, "not_found", "Run not found");
     snprintf(path, sizeof path, "/v1/runs/%s/artifacts", b);
     json_t *arts = ra_call(s.port, "GET", path, KEY, NULL, &st);
     cr_assert_eq(st, 200);
@@ -207,12 +218,14 @@ Test(runs, get_list_cancel_feedback, .timeout = 60) {
 
 /* ---- the video webhook ---------------------------------------------------------------------- */
 
-static int deliver(int port, const char *secret, const char *id, long long ts, const char *body, json_t **out) {
+static int deliver(int port, const char *secret, const char *id, long long ts, const char *body,
+                   json_t **out) {
     char sig[WEBHOOK_STD_SIG_LEN];
     cr_assert_eq(webhook_sign_standard(secret, id, ts, body, strlen(body), sig), 0);
     char headers[600];
     snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: v1,AAAA "
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: "
+             "%lld\r\nwebhook-signature: v1,AAAA "
              "%s\r\n",
              id, ts, sig);
     int st;
@@ -235,10 +248,12 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     struct server s;
     ra_start(&s, NULL);
     long long now = (long long)time(NULL);
-    const char *body = "{\"id\":\"evt_1\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
-                       "\"data\":{\"id\":\"video_unknown\"}}";
+    const char *body =
+        "{\"id\":\"evt_1\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+        "\"data\":{\"id\":\"video_unknown\"}}";
     json_t *j;
-    cr_assert_eq(deliver(s.port, "whsec_d3Jvbmcgc2VjcmV0IGtleSBoZXJl", "msg_1", now, body, &j), 401);
+    cr_assert_eq(deliver(s.port, "whsec_d3Jvbmcgc2VjcmV0IGtleSBoZXJl", "msg_1", now, body, &j),
+                 401);
     ra_expect_error(j, 401, 401, "invalid_signature", "Invalid webhook signature");
     cr_assert_eq(deliver(s.port, SECRET, "msg_1", now - 301, body, &j), 401, "stale");
     json_decref(j);
@@ -246,9 +261,11 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     cr_assert_eq(deliver(s.port, SECRET, "msg_1", now + 310, body, &j), 401, "future");
     json_decref(j);
     int st;
-    j = ra_call(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", body, &st);
+    j = ra_call(s.port, "POST", "/v1/webhooks/sora", "Content-Type: application/json\r\n", body,
+                &st);
     ra_expect_error(j, st, 401, "invalid_signature", "Invalid webhook signature");
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox"), 0, "refused deliveries are not stored");
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox"), 0,
+                 "refused deliveries are not stored");
 
     cr_assert_eq(deliver(s.port, SECRET, "msg_1", now, body, &j), 200);
     expect_ack_keys(j);
@@ -256,18 +273,20 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     cr_assert_str_eq(ra_str(j, "task_id"), "video_unknown");
     cr_assert_str_eq(ra_str(j, "error"), "Unknown task_id (no run mapping)");
     json_decref(j);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1, "kept for later");
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1,
+                 "kept for later");
     cr_assert_eq(deliver(s.port, SECRET, "msg_1", now, body, &j), 200);
     cr_assert_str_eq(ra_str(j, "status"), "duplicate");
     expect_ack_keys(j);
     json_decref(j);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox"), 1);
 
-    cr_assert_eq(deliver(s.port, SECRET, "msg_2", now, "{\"object\":\"event\",\"type\":\"video.completed\",\"data\":{}}",
-                         &j),
+    cr_assert_eq(deliver(s.port, SECRET, "msg_2", now,
+                         "{\"object\":\"event\",\"type\":\"video.completed\",\"data\":{}}", &j),
                  400);
     ra_expect_error(j, 400, 400, "bad_request", "Missing data.id");
-    cr_assert_eq(deliver(s.port, SECRET, "msg_3", now, "{\"object\":\"event\",\"type\":\"batch.done\",\"data\":{}}", &j),
+    cr_assert_eq(deliver(s.port, SECRET, "msg_3", now,
+                         "{\"object\":\"event\",\"type\":\"batch.done\",\"data\":{}}", &j),
                  200);
     cr_assert_str_eq(ra_str(j, "status"), "ignored");
     expect_ack_keys(j);
@@ -277,16 +296,17 @@ Test(runs, webhook_signatures_and_unknown_tasks, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- whole runs with the fakes ------------------------------------------------------------------- */
+/* ---- whole runs with the fakes
+ * ------------------------------------------------------------------- */
 
-static const char *small_media[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
-                                    "FAKE_VIDEO_DELAY_MS=30", NULL};
+static const char *small_media[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1",
+                                    "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30", NULL};
 
 static json_t *approve(int port, const char *id, const char *gate, bool approved, int *status) {
     char path[128], body[128];
     snprintf(path, sizeof path, "/v1/runs/%s/approve", id);
-    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":%s,\"comment\":\"looks good\"}", gate,
-             approved ? "true" : "false");
+    snprintf(body, sizeof body, "{\"gate\":\"%s\",\"approved\":%s,\"comment\":\"looks good\"}",
+             gate, approved ? "true" : "false");
     return ra_call(port, "POST", path, JSON_KEY, body, status);
 }
 
@@ -303,13 +323,15 @@ static bool has_type(json_t *arts, const char *type, int *count) {
 Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     struct server s;
     ra_start(&s, small_media);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"Keep going when it rains\"}");
+    char *id = ra_start_run(
+        s.port, "{\"project\":\"motivational\",\"brief\":\"Keep going when it rains\"}");
     json_t *r = ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000);
     cr_assert_str_eq(ra_str(r, "current_step"), "ideation");
     cr_assert_str_eq(ra_str(r, "pending_gate"), "ideation");
     json_t *art = json_object_get(r, "artifacts");
     cr_assert(strstr(ra_str(art, "ideas"), "## Topic"), "ideas markdown");
-    cr_assert_eq(json_array_size(json_object_get(json_object_get(art, "ideas_structured"), "ideas")), 2);
+    cr_assert_eq(
+        json_array_size(json_object_get(json_object_get(art, "ideas_structured"), "ideas")), 2);
     cr_assert_eq(json_array_size(json_object_get(art, "overlays")), 2);
     json_decref(r);
     int st;
@@ -326,7 +348,8 @@ Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     cr_assert_eq(json_integer_value(json_object_get(json_array_get(clips, 1), "video_index")), 1);
     cr_assert(strstr(ra_str(art, "video_url"), "/v1/media/video/"));
     cr_assert_not_null(ra_str(art, "thumbnail_url"));
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "progress"), "clips_ready")), 2);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(r, "progress"), "clips_ready")),
+                 2);
     json_decref(r);
     r = approve(s.port, id, "publish", true, &st);
     cr_assert_eq(st, 200);
@@ -354,8 +377,9 @@ Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     snprintf(path, sizeof path, "/v1/runs/%s/artifacts", id);
     json_t *a = ra_call(s.port, "GET", path, KEY, NULL, &st);
     json_t *arts = json_object_get(a, "artifacts");
-    const char *types[] = {"ideas", "ideas_structured", "producer_output", "clip_manifest", "editor_output",
-                           "rendered_video", "publisher_output", "published_url"};
+    const char *types[] = {
+        "ideas",         "ideas_structured", "producer_output",  "clip_manifest",
+        "editor_output", "rendered_video",   "publisher_output", "published_url"};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         cr_assert(has_type(arts, types[i], NULL), "artifact %s", types[i]);
     int nclips;
@@ -363,21 +387,27 @@ Test(runs, whole_motivational_run_through_v1, .timeout = 120) {
     cr_assert_eq(nclips, 2);
     json_decref(a);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "the last clip moved the run exactly once");
     /* the render burns the ideas' overlay lines, one per clip, in order */
     char osql[800];
     snprintf(osql, sizeof osql,
-             "SELECT count(*) FROM jobs j, artifacts a WHERE j.run_id = '%s' AND j.type = 'render.local' "
-             "AND a.run_id = j.run_id AND a.type = 'overlays' AND json_array_length(j.payload, '$.texts') = 2 "
+             "SELECT count(*) FROM jobs j, artifacts a WHERE j.run_id = '%s' AND j.type = "
+             "'render.local' "
+             "AND a.run_id = j.run_id AND a.type = 'overlays' AND json_array_length(j.payload, "
+             "'$.texts') = 2 "
              "AND json_extract(j.payload, '$.texts[0]') = json_extract(a.content, '$[0].text') "
              "AND json_extract(j.payload, '$.texts[1]') = json_extract(a.content, '$[1].text') "
              "AND json_extract(a.content, '$[0].text') <> ''",
              id);
     cr_assert_eq(ra_db_count(&s, osql), 1, "overlay texts reach the render");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
     cr_assert_eq(ra_db_count(&s, sql), 2, "both decisions audited");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = 'awaiting_render'",
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = "
+             "'awaiting_render'",
              id);
     cr_assert_eq(ra_db_count(&s, sql), 1);
     free(id);
@@ -409,9 +439,11 @@ Test(runs, reject_at_each_gate, .timeout = 120) {
     json_decref(r);
     json_t *g = ra_get_run(s.port, b);
     cr_assert_str_eq(ra_str(g, "status"), "rejected");
-    cr_assert_null(json_object_get(json_object_get(g, "artifacts"), "published_url"), "nothing published");
+    cr_assert_null(json_object_get(json_object_get(g, "artifacts"), "published_url"),
+                   "nothing published");
     json_decref(g);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'gate.rejected'"), 2);
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM audit_log WHERE action = 'gate.rejected'"),
+                 2);
     free(a);
     free(b);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -455,7 +487,8 @@ Test(runs, ten_concurrent_approvals_one_wins, .timeout = 120) {
     cr_assert_eq(ok, 1, "exactly one approval wins (%d)", ok);
     cr_assert_eq(conflict, 9, "the others get 409 (%d)", conflict);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.produce'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.produce'", id);
     cr_assert_eq(ra_db_count(&s, sql), 1);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -463,7 +496,8 @@ Test(runs, ten_concurrent_approvals_one_wins, .timeout = 120) {
 
 Test(runs, a_failing_clip_fails_the_run, .timeout = 120) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+    const char *env[] = {"RENDER_SCALE=0.1",        "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",   "FAKE_VIDEO_DELAY_MS=30",
                          "FAKE_VIDEO_FAIL_INDEX=1", NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"one clip fails\"}");
@@ -474,7 +508,8 @@ Test(runs, a_failing_clip_fails_the_run, .timeout = 120) {
     cr_assert(strstr(ra_str(r, "error"), "video.failed"), "error: %s", ra_str(r, "error"));
     json_decref(r);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 0, "nothing else runs");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -483,7 +518,8 @@ Test(runs, a_failing_clip_fails_the_run, .timeout = 120) {
 Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
     struct server s;
     ra_start(&s, small_media);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"cancel while clips render\"}");
+    char *id = ra_start_run(
+        s.port, "{\"project\":\"motivational\",\"brief\":\"cancel while clips render\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     int st;
     json_decref(approve(s.port, id, "ideation", true, &st));
@@ -506,7 +542,8 @@ Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
     sqlite3_close(db);
     char body[300];
     snprintf(body, sizeof body,
-             "{\"id\":\"evt_x\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\",\"data\":{\"id\":\"%s\"}}",
+             "{\"id\":\"evt_x\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+             "\"data\":{\"id\":\"%s\"}}",
              task);
     json_t *j;
     cr_assert_eq(deliver(s.port, SECRET, "msg_after_cancel", (long long)time(NULL), body, &j), 200);
@@ -514,9 +551,11 @@ Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
     cr_assert_str_eq(ra_str(j, "status"), "ignored");
     cr_assert_str_eq(ra_str(j, "run_id"), id);
     json_decref(j);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE delivery_id = 'msg_after_cancel' AND "
-                              "status = 'ignored'"),
-                 1);
+    cr_assert_eq(
+        ra_db_count(&s,
+                    "SELECT count(*) FROM webhook_inbox WHERE delivery_id = 'msg_after_cancel' AND "
+                    "status = 'ignored'"),
+        1);
     json_t *r = ra_get_run(s.port, id);
     cr_assert_str_eq(ra_str(r, "status"), "cancelled");
     json_decref(r);
@@ -524,7 +563,8 @@ Test(runs, webhooks_for_a_finished_run_are_stored_and_ignored, .timeout = 120) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- v2 ----------------------------------------------------------------------------------------- */
+/* ---- v2 -----------------------------------------------------------------------------------------
+ */
 
 static json_t *v2_state_until(int port, const char *id, const char *want, int ms) {
     json_decref(ra_wait_status(port, id, want, ms));
@@ -553,7 +593,8 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
     cr_assert_str_eq(ra_str(r, "thread_id"), id);
     json_t *state = json_object_get(r, "state");
-    cr_assert_str_eq(ra_str(state, "status"), "awaiting_ideation_approval", "v2 start waits for the gate");
+    cr_assert_str_eq(ra_str(state, "status"), "awaiting_ideation_approval",
+                     "v2 start waits for the gate");
     json_t *in = json_object_get(r, "interrupt");
     cr_assert_str_eq(ra_str(in, "id"), "gate:ideation");
     cr_assert(json_is_true(json_object_get(in, "resumable")));
@@ -566,27 +607,31 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
 
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
-    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", 400,
-           "bad_request", "Unknown interrupt_id: gate:publish");
+    RA_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}",
+           400, "bad_request", "Unknown interrupt_id: gate:publish");
     RA_ERR(s.port, "POST", path, JSON_KEY, "{}", 422, "validation_error", NULL);
-    r = ra_call(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
+    r = ra_call(s.port, "POST", path, JSON_KEY,
+                "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
     cr_assert_eq(st, 200);
     const char *after = ra_str(json_object_get(r, "state"), "status");
-    cr_assert(strcmp(after, "running") != 0 && strcmp(after, "pending") != 0, "approve waits for the next wait: %s",
-              after);
+    cr_assert(strcmp(after, "running") != 0 && strcmp(after, "pending") != 0,
+              "approve waits for the next wait: %s", after);
     cr_assert(json_is_array(json_object_get(r, "interrupts")));
     json_decref(r);
 
     r = v2_state_until(s.port, id, "awaiting_publish_approval", 60000);
-    cr_assert_str_eq(ra_str(json_array_get(json_object_get(r, "interrupts"), 0), "id"), "gate:publish");
-    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "next"), 0)), "publish_approval");
+    cr_assert_str_eq(ra_str(json_array_get(json_object_get(r, "interrupts"), 0), "id"),
+                     "gate:publish");
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(r, "next"), 0)),
+                     "publish_approval");
     cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "video_clips")), 2);
     cr_assert_not_null(ra_str(json_object_get(r, "state"), "final_video_url"));
     json_decref(r);
     r = resume(s.port, id, "{\"action\":\"publish\"}", &st);
     cr_assert_eq(st, 200);
     cr_assert_str_eq(ra_str(r, "action"), "publish");
-    cr_assert_str_eq(ra_str(r, "message"), "Publish gate awaiting approval (set approve_publish=true)");
+    cr_assert_str_eq(ra_str(r, "message"),
+                     "Publish gate awaiting approval (set approve_publish=true)");
     json_decref(r);
     RA_ERR(s.port, "POST", path, JSON_KEY, "{\"approved\":1}", 422, "validation_error", NULL);
     char rpath[128];
@@ -598,7 +643,8 @@ Test(runs, whole_run_through_v2_with_interrupts_and_resume_publish, .timeout = 1
     cr_assert_str_eq(ra_str(r, "message"), "Publish approved");
     json_decref(r);
     r = v2_state_until(s.port, id, "completed", 30000);
-    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")), 1);
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")),
+                 1);
     cr_assert(json_is_null(json_object_get(r, "next")));
     cr_assert(json_is_null(json_object_get(r, "interrupts")));
     json_decref(r);
@@ -634,13 +680,15 @@ Test(runs, v2_reject_ends_the_run, .timeout = 60) {
     cr_assert(json_is_null(json_object_get(r, "next")));
     cr_assert(json_is_null(json_object_get(r, "interrupts")));
     json_decref(r);
-    RA_ERR(s.port, "POST", path, JSON_KEY, "{}", 409, "conflict", "No pending interrupts for this run");
+    RA_ERR(s.port, "POST", path, JSON_KEY, "{}", 409, "conflict",
+           "No pending interrupts for this run");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
 Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
+    const char *env[] = {"RENDER_SCALE=0.1",        "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",   "FAKE_VIDEO_DELAY_MS=30",
                          "FAKE_VIDEO_FAIL_INDEX=1", NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"try again\"}");
@@ -649,7 +697,8 @@ Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
     json_decref(approve(s.port, id, "ideation", true, &st));
     json_decref(ra_wait_status(s.port, id, "failed", 60000));
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
     long long have = ra_db_count(&s, sql); /* clip 0 may have come in before clip 1 failed */
     cr_assert(have == 0 || have == 1);
     json_t *r = resume(s.port, id, "{\"action\":\"auto\"}", &st);
@@ -665,21 +714,26 @@ Test(runs, resume_after_a_failed_clip_resubmits_it, .timeout = 120) {
     r = ra_wait_status(s.port, id, "failed", 60000);
     cr_assert(strstr(ra_str(r, "error"), "video.failed"));
     json_decref(r);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 1", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 1", id);
     cr_assert_eq(ra_db_count(&s, sql), 2);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
     cr_assert_eq(ra_db_count(&s, sql), have ? 1 : 2, "a clip that came in is not asked again");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- the render callback ---------------------------------------------------------------------- */
+/* ---- the render callback ----------------------------------------------------------------------
+ */
 
 #define REMOTION_SECRET "remotion-test-secret"
 
-static int callback(int port, const char *query, const char *sig_header, const char *body, json_t **out) {
+static int callback(int port, const char *query, const char *sig_header, const char *body,
+                    json_t **out) {
     char headers[600];
-    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s", sig_header ? sig_header : "");
+    snprintf(headers, sizeof headers, "Content-Type: application/json\r\n%s",
+             sig_header ? sig_header : "");
     char path[200];
     snprintf(path, sizeof path, "/v1/webhooks/remotion%s", query);
     int st;
@@ -696,10 +750,16 @@ static void signed_header(const char *body, char *out, size_t cap) {
 
 Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
-                         "RENDER_PROVIDER=remotion", "REMOTION_WEBHOOK_SECRET=" REMOTION_SECRET, NULL};
+    const char *env[] = {"RENDER_SCALE=0.1",
+                         "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=30",
+                         "RENDER_PROVIDER=remotion",
+                         "REMOTION_WEBHOOK_SECRET=" REMOTION_SECRET,
+                         NULL};
     ra_start(&s, env);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render it remotely\"}");
+    char *id =
+        ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render it remotely\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     int st;
     json_decref(approve(s.port, id, "ideation", true, &st));
@@ -709,7 +769,8 @@ Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120
     char path[600];
     snprintf(path, sizeof path, "%s/media/renders/%s.mp4", s.dir, id);
     struct media_info info;
-    cr_assert_eq(media_probe(path, &info, NULL), 0, "the service's output is stored as the final render");
+    cr_assert_eq(media_probe(path, &info, NULL), 0,
+                 "the service's output is stored as the final render");
     cr_assert_str_eq(info.video_codec, "h264");
 
     /* the render job id, from the editor's artifact */
@@ -718,11 +779,14 @@ Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120
     const char *job = NULL;
     size_t i;
     json_t *x;
-    json_array_foreach(json_object_get(a, "artifacts"), i, x) if (strcmp(ra_str(x, "type"), "editor_output") == 0) job =
+    json_array_foreach(json_object_get(a, "artifacts"), i,
+                       x) if (strcmp(ra_str(x, "type"), "editor_output") == 0) job =
         ra_str(json_object_get(x, "metadata"), "render_job_id");
     cr_assert_not_null(job);
     char body[400], hdr[300], q[100];
-    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://elsewhere/x.mp4\"}", job);
+    snprintf(body, sizeof body,
+             "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://elsewhere/x.mp4\"}",
+             job);
     json_decref(a);
     snprintf(q, sizeof q, "?run_id=%s", id);
     signed_header(body, hdr, sizeof hdr);
@@ -730,8 +794,8 @@ Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120
     cr_assert_eq(callback(s.port, q, hdr, body, &j), 200, "a repeat is idempotent");
     cr_assert_eq(json_object_size(j), 4);
     cr_assert_str_eq(ra_str(j, "status"), "accepted");
-    cr_assert(strstr(ra_str(j, "output_url"), "/_fake/remotion/output/"), "the stored URL, not the new one: %s",
-              ra_str(j, "output_url"));
+    cr_assert(strstr(ra_str(j, "output_url"), "/_fake/remotion/output/"),
+              "the stored URL, not the new one: %s", ra_str(j, "output_url"));
     json_decref(j);
 
     /* refusals */
@@ -741,9 +805,11 @@ Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120
     ra_expect_error(j, 401, 401, "invalid_signature", "Invalid webhook signature");
     cr_assert_eq(callback(s.port, "", hdr, body, &j), 400);
     ra_expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
-    cr_assert_eq(callback(s.port, "?run_id=00000000-0000-4000-8000-000000000000", hdr, body, &j), 404);
+    cr_assert_eq(callback(s.port, "?run_id=00000000-0000-4000-8000-000000000000", hdr, body, &j),
+                 404);
     ra_expect_error(j, 404, 404, "not_found", "Run not found");
-    const char *other = "{\"job_id\":\"nope\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}";
+    const char *other =
+        "{\"job_id\":\"nope\",\"status\":\"done\",\"output_url\":\"http://x/y.mp4\"}";
     signed_header(other, hdr, sizeof hdr);
     cr_assert_eq(callback(s.port, q, hdr, other, &j), 400);
     ra_expect_error(j, 400, 400, "bad_request", "Unknown job_id: nope");
@@ -753,7 +819,8 @@ Test(runs, whole_run_with_the_remotion_renderer_and_its_callback, .timeout = 120
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- stuck runs ---------------------------------------------------------------------------------- */
+/* ---- stuck runs
+ * ---------------------------------------------------------------------------------- */
 
 Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
     struct server s;
@@ -773,9 +840,10 @@ Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
     cr_assert_eq(json_integer_value(json_object_get(j, "count")), 1);
     cr_assert_str_eq(ra_str(json_array_get(json_object_get(j, "stuck_runs"), 0), "id"), id);
     json_decref(j);
-    RA_ERR(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", "", NULL, 401, "unauthorized",
-           "Missing API key");
-    RA_ERR(s.port, "GET", "/health/stuck-runs?timeout_minutes=-1", "", NULL, 422, "validation_error", NULL);
+    RA_ERR(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", "", NULL, 401,
+           "unauthorized", "Missing API key");
+    RA_ERR(s.port, "GET", "/health/stuck-runs?timeout_minutes=-1", "", NULL, 422,
+           "validation_error", NULL);
     j = ra_call(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0", KEY, NULL, &st);
     cr_assert_eq(st, 200);
     cr_assert(json_is_true(json_object_get(j, "dry_run")));
@@ -784,19 +852,23 @@ Test(runs, stuck_runs_are_listed_and_cleaned_up, .timeout = 120) {
     json_t *r = ra_get_run(s.port, id);
     cr_assert_str_eq(ra_str(r, "status"), "awaiting_video_generation", "a dry run changes nothing");
     json_decref(r);
-    j = ra_call(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0&dry_run=false", KEY, NULL, &st);
+    j = ra_call(s.port, "POST", "/health/cleanup-stuck-runs?timeout_minutes=0&dry_run=false", KEY,
+                NULL, &st);
     cr_assert_eq(st, 200);
-    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "timed_out_run_ids"), 0)), id);
+    cr_assert_str_eq(json_string_value(json_array_get(json_object_get(j, "timed_out_run_ids"), 0)),
+                     id);
     json_decref(j);
     r = ra_get_run(s.port, id);
     cr_assert_str_eq(ra_str(r, "status"), "failed");
-    cr_assert(strstr(ra_str(r, "error"), "Run timed out after 0 minutes waiting in awaiting_video_generation"));
+    cr_assert(strstr(ra_str(r, "error"),
+                     "Run timed out after 0 minutes waiting in awaiting_video_generation"));
     json_decref(r);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- server-sent events ------------------------------------------------------------------------- */
+/* ---- server-sent events -------------------------------------------------------------------------
+ */
 
 Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .timeout = 60) {
     struct server s;
@@ -805,7 +877,8 @@ Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .tim
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     int fd = h_connect(s.port);
     cr_assert(fd >= 0);
-    cr_assert(h_sendf(fd, "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\n" KEY "Last-Event-ID: 1\r\n\r\n", id));
+    cr_assert(h_sendf(
+        fd, "GET /v1/runs/%s/events HTTP/1.1\r\nHost: x\r\n" KEY "Last-Event-ID: 1\r\n\r\n", id));
     static char buf[65536];
     cr_assert(h_recv_until(fd, buf, sizeof buf, "awaiting_ideation_approval", 10000), "%s", buf);
     cr_assert(strstr(buf, "Content-Type: text/event-stream"));
@@ -819,17 +892,19 @@ Test(runs, events_stream_replays_after_last_event_id_and_ends_with_the_run, .tim
     int st;
     json_decref(ra_call(s.port, "POST", path, JSON_KEY, "{}", &st));
     cr_assert_eq(st, 200);
-    cr_assert(h_recv_until(fd, buf, sizeof buf, "\r\n0\r\n\r\n", 10000), "the stream ends after a terminal status");
+    cr_assert(h_recv_until(fd, buf, sizeof buf, "\r\n0\r\n\r\n", 10000),
+              "the stream ends after a terminal status");
     cr_assert(strstr(buf, "\"status\":\"cancelled\""));
     close(fd);
-    RA_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000/events", KEY, NULL, 404, "not_found",
-           "Run not found");
+    RA_ERR(s.port, "GET", "/v1/runs/00000000-0000-4000-8000-000000000000/events", KEY, NULL, 404,
+           "not_found", "Run not found");
     RA_ERR(s.port, "GET", "/v1/runs/nope/events", KEY, NULL, 404, "not_found", "Run not found");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- the runs client commands ------------------------------------------------------------------- */
+/* ---- the runs client commands -------------------------------------------------------------------
+ */
 
 Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
     struct server s;
@@ -851,7 +926,8 @@ Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
     cr_assert_eq(run_cmd(approve_args, env, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "publish approved"), "%s", out);
     const char *watch_args[] = {"runs", "watch", id, NULL};
-    cr_assert_eq(run_cmd(watch_args, env, out, sizeof out), 0, "watch ends with the completed run: %s", out);
+    cr_assert_eq(run_cmd(watch_args, env, out, sizeof out), 0,
+                 "watch ends with the completed run: %s", out);
     cr_assert(strstr(out, "completed / completed"), "%s", out);
     cr_assert(strstr(out, "artifact video_clip"), "%s", out);
     const char *list_args[] = {"runs", "list", NULL};
@@ -864,7 +940,8 @@ Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
     cr_assert_eq(run_cmd(get_args, env, out, sizeof out), 0, "%s", out);
     cr_assert(strstr(out, "\"status\": \"completed\""), "%s", out);
     const char *cancel_args[] = {"runs", "cancel", id, NULL};
-    cr_assert_eq(run_cmd(cancel_args, env, out, sizeof out), 1, "a completed run cannot be cancelled: %s", out);
+    cr_assert_eq(run_cmd(cancel_args, env, out, sizeof out), 1,
+                 "a completed run cannot be cancelled: %s", out);
     cr_assert(strstr(out, "already completed"), "%s", out);
     const char *resume_args[] = {"runs", "resume", id, NULL};
     cr_assert_eq(run_cmd(resume_args, env, out, sizeof out), 0, "%s", out);
@@ -874,7 +951,8 @@ Test(runs, runs_commands_drive_a_whole_run, .timeout = 120) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- durability, the aismr project, early deliveries -------------------------------------------- */
+/* ---- durability, the aismr project, early deliveries --------------------------------------------
+ */
 
 Test(runs, kill_9_in_the_middle_of_a_run_loses_nothing, .timeout = 180) {
     struct server s;
@@ -899,7 +977,8 @@ Test(runs, kill_9_in_the_middle_of_a_run_loses_nothing, .timeout = 180) {
     json_decref(approve(s.port, id, "publish", true, &st));
     json_decref(ra_wait_status(s.port, id, "completed", 60000));
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
     cr_assert_eq(ra_db_count(&s, sql), 2, "each clip exactly once");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -907,12 +986,13 @@ Test(runs, kill_9_in_the_middle_of_a_run_loses_nothing, .timeout = 180) {
 
 Test(runs, whole_aismr_run_has_twelve_zodiac_clips, .timeout = 180) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.05", "FAKE_CLIP_SECONDS=0.5", "FAKE_CLIP_SIZE=64x112", "FAKE_VIDEO_DELAY_MS=10",
-                         NULL};
+    const char *env[] = {"RENDER_SCALE=0.05", "FAKE_CLIP_SECONDS=0.5", "FAKE_CLIP_SIZE=64x112",
+                         "FAKE_VIDEO_DELAY_MS=10", NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"aismr\",\"brief\":\"glass objects\"}");
     json_t *r = ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000);
-    json_t *ideas = json_object_get(json_object_get(json_object_get(r, "artifacts"), "ideas_structured"), "ideas");
+    json_t *ideas = json_object_get(
+        json_object_get(json_object_get(r, "artifacts"), "ideas_structured"), "ideas");
     cr_assert_eq(json_array_size(ideas), 12);
     cr_assert_str_eq(ra_str(json_array_get(ideas, 0), "title"), "Aries");
     cr_assert_str_eq(ra_str(json_array_get(ideas, 11), "title"), "Pisces");
@@ -943,8 +1023,10 @@ void fake_hash_id(const char *prefix, const char *text, size_t n, char *out, siz
 
 Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 120) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30000",
-                         "JOB_RETRY_BASE_S=0.2", NULL}; /* the fake's own deliveries come far too late */
+    const char *env[] = {
+        "RENDER_SCALE=0.1",      "FAKE_CLIP_SECONDS=1",
+        "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30000",
+        "JOB_RETRY_BASE_S=0.2",  NULL}; /* the fake's own deliveries come far too late */
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"early birds\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
@@ -953,10 +1035,11 @@ Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 12
         char key[80], task[80], body[300], msg[40];
         snprintf(key, sizeof key, "%s:%d", id, i);
         fake_hash_id("video_", key, 32, task, sizeof task);
-        snprintf(body, sizeof body,
-                 "{\"id\":\"evt_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
-                 "\"data\":{\"id\":\"%s\"}}",
-                 i, task);
+        snprintf(
+            body, sizeof body,
+            "{\"id\":\"evt_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+            "\"data\":{\"id\":\"%s\"}}",
+            i, task);
         snprintf(msg, sizeof msg, "msg_early_%d", i);
         json_t *j;
         cr_assert_eq(deliver(s.port, SECRET, msg, now, body, &j), 200);
@@ -976,7 +1059,8 @@ Test(runs, a_webhook_before_its_task_is_known_is_kept_and_applied, .timeout = 12
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- the public demo ----------------------------------------------------------------------------- */
+/* ---- the public demo
+ * ----------------------------------------------------------------------------- */
 
 static json_t *demo_view_until(int port, const char *token, const char *want, int ms) {
     char path[160];
@@ -988,7 +1072,8 @@ static json_t *demo_view_until(int port, const char *token, const char *want, in
         cr_assert_eq(st, 200);
         if (strcmp(ra_str(j, "status"), want) == 0)
             return j;
-        cr_assert(h_now_ms() < deadline, "demo run is %s, waited for %s", ra_str(j, "status"), want);
+        cr_assert(h_now_ms() < deadline, "demo run is %s, waited for %s", ra_str(j, "status"),
+                  want);
         json_decref(j);
         struct timespec ts = {0, 30 * 1000 * 1000};
         nanosleep(&ts, NULL);
@@ -998,18 +1083,24 @@ static json_t *demo_view_until(int port, const char *token, const char *want, in
 Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     struct server s;
     ra_start(&s, NULL);
-    RA_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{\"brief\":\"x\"}", 404,
+    RA_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
+           "{\"brief\":\"x\"}", 404, "not_found", "Public demo is disabled");
+    RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404,
            "not_found", "Public demo is disabled");
-    RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
-           "Public demo is disabled");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
-                         "PUBLIC_DEMO_ENABLED=true", "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example", NULL};
+    const char *env[] = {"RENDER_SCALE=0.1",
+                         "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=30",
+                         "PUBLIC_DEMO_ENABLED=true",
+                         "PUBLIC_DEMO_CORS_ORIGINS=https://demo.example",
+                         NULL};
     ra_start(&s, env);
     const char *cj = "Content-Type: application/json\r\nOrigin: https://demo.example\r\n";
     struct resp r;
-    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", cj, "{\"brief\":\"a public one\",\"name\":\"Ann\"}", &r));
+    cr_assert(h_request(s.port, "POST", "/v1/public/demo/start", cj,
+                        "{\"brief\":\"a public one\",\"name\":\"Ann\"}", &r));
     cr_assert_eq(r.status, 200, "%s", r.body);
     char v[128];
     cr_assert(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
@@ -1023,14 +1114,17 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     json_decref(j);
     RA_ERR(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n", "{}", 422,
            "validation_error", NULL);
-    RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404, "not_found",
-           "Run not found");
-    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://demo.example\r\n", NULL, &r));
+    RA_ERR(s.port, "GET", "/v1/public/demo/runs/abcdefghijklmnopqrstuvwxyz012345", "", NULL, 404,
+           "not_found", "Run not found");
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start",
+                        "Origin: https://demo.example\r\n", NULL, &r));
     cr_assert_eq(r.status, 204);
     cr_assert(resp_header(&r, "Access-Control-Allow-Methods", v, sizeof v));
     resp_free(&r);
-    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start", "Origin: https://evil.example\r\n", NULL, &r));
-    cr_assert_not(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v), "only the listed origins");
+    cr_assert(h_request(s.port, "OPTIONS", "/v1/public/demo/start",
+                        "Origin: https://evil.example\r\n", NULL, &r));
+    cr_assert_not(resp_header(&r, "Access-Control-Allow-Origin", v, sizeof v),
+                  "only the listed origins");
     resp_free(&r);
 
     char path[200];
@@ -1054,7 +1148,8 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     cr_assert_eq(r.status, 206);
     cr_assert_eq(r.body_len, 100);
     resp_free(&r);
-    json_decref(ra_call(s.port, "POST", path, "Content-Type: application/json\r\n", "{\"comment\":\"ship it\"}", &st));
+    json_decref(ra_call(s.port, "POST", path, "Content-Type: application/json\r\n",
+                        "{\"comment\":\"ship it\"}", &st));
     cr_assert_eq(st, 200);
     j = demo_view_until(s.port, token, "completed", 30000);
     cr_assert(strncmp(ra_str(j, "published_url"), "https://www.tiktok.com/", 23) == 0);
@@ -1064,16 +1159,18 @@ Test(runs, public_demo_disabled_then_a_whole_run, .timeout = 120) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- moderation (SAFETY_PROVIDER=openai, the fake flags forbidden-test-phrase) -------------------- */
+/* ---- moderation (SAFETY_PROVIDER=openai, the fake flags forbidden-test-phrase)
+ * -------------------- */
 
 Test(runs, moderation_blocks_inputs_and_agent_outputs, .timeout = 120) {
     struct server s;
-    const char *env[] = {"SAFETY_PROVIDER=openai", "RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
-                         NULL};
+    const char *env[] = {"SAFETY_PROVIDER=openai", "RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160", NULL};
     ra_start(&s, env);
     int st;
-    json_t *j = ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
-                        "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
+    json_t *j =
+        ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                "{\"project\":\"motivational\",\"brief\":\"say forbidden-test-phrase now\"}", &st);
     const char *reason = ra_str(j, "reason");
     cr_assert(reason && strncmp(reason, "moderation:", 11) == 0, "reason %s", reason);
     ra_expect_error(j, st, 400, "content_blocked", NULL);
@@ -1102,10 +1199,15 @@ Test(runs, a_safety_hit_on_an_agent_output_fails_the_run, .timeout = 120) {
     char pd[500];
     snprintf(pd, sizeof pd, "PROJECTS_DIR=%s", dir);
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=30",
-                         pd, NULL};
+    const char *env[] = {"RENDER_SCALE=0.1",
+                         "FAKE_CLIP_SECONDS=1",
+                         "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=30",
+                         pd,
+                         NULL};
     ra_start(&s, env);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a careful caption\"}");
+    char *id =
+        ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"a careful caption\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     int st;
     json_decref(approve(s.port, id, "ideation", true, &st));
@@ -1113,7 +1215,8 @@ Test(runs, a_safety_hit_on_an_agent_output_fails_the_run, .timeout = 120) {
     json_decref(approve(s.port, id, "publish", true, &st));
     json_t *r = ra_wait_status(s.port, id, "failed", 30000);
     cr_assert_str_eq(ra_str(r, "error"), "Safety check failed at publishing: matched_keyword:kill");
-    cr_assert_null(json_object_get(json_object_get(r, "artifacts"), "published_url"), "nothing published");
+    cr_assert_null(json_object_get(json_object_get(r, "artifacts"), "published_url"),
+                   "nothing published");
     json_decref(r);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -1154,7 +1257,8 @@ static int deliver_q(int port, const char *query, const char *id, const char *bo
     cr_assert_eq(webhook_sign_standard(SECRET, id, ts, body, strlen(body), sig), 0);
     char headers[600], path[200];
     snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: %s\r\n",
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: "
+             "%lld\r\nwebhook-signature: %s\r\n",
              id, ts, sig);
     snprintf(path, sizeof path, "/v1/webhooks/sora%s", query);
     int st;
@@ -1164,8 +1268,8 @@ static int deliver_q(int port, const char *query, const char *id, const char *bo
 
 Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
     struct server s;
-    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160", "FAKE_VIDEO_DELAY_MS=600000",
-                         NULL};
+    const char *env[] = {"RENDER_SCALE=0.1", "FAKE_CLIP_SECONDS=1", "FAKE_CLIP_SIZE=96x160",
+                         "FAKE_VIDEO_DELAY_MS=600000", NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"old style\"}");
     char *other = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"someone else\"}");
@@ -1178,14 +1282,17 @@ Test(runs, legacy_envelope_needs_its_run_and_fails_the_clip, .timeout = 120) {
     sqlite3 *db;
     cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
     sqlite3_stmt *q;
-    snprintf(sql, sizeof sql, "SELECT task_id FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
+    snprintf(sql, sizeof sql,
+             "SELECT task_id FROM run_tasks WHERE run_id = '%s' AND video_index = 0", id);
     cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
     cr_assert_eq(sqlite3_step(q), SQLITE_ROW);
     snprintf(task, sizeof task, "%s", sqlite3_column_text(q, 0));
     sqlite3_finalize(q);
     sqlite3_close(db);
     char body[400], query[100];
-    snprintf(body, sizeof body, "{\"code\":200,\"msg\":\"failed\",\"data\":{\"taskId\":\"%s\",\"state\":\"fail\"}}", task);
+    snprintf(body, sizeof body,
+             "{\"code\":200,\"msg\":\"failed\",\"data\":{\"taskId\":\"%s\",\"state\":\"fail\"}}",
+             task);
     json_t *j;
     cr_assert_eq(deliver_q(s.port, "", "msg_l1", body, &j), 400);
     ra_expect_error(j, 400, 400, "bad_request", "Missing run_id query parameter");
@@ -1212,19 +1319,24 @@ Test(runs, telegram_messages_at_the_gates, .timeout = 60) {
     struct server s;
     const char *env[] = {"TELEGRAM_BOT_TOKEN=123:test-token", NULL};
     ra_start(&s, env);
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tell me\",\"telegram_chat_id\":\"4242\"}");
+    char *id = ra_start_run(
+        s.port,
+        "{\"project\":\"motivational\",\"brief\":\"tell me\",\"telegram_chat_id\":\"4242\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     int64_t deadline = h_now_ms() + 20000;
     long long sent = 0;
-    while (h_now_ms() < deadline &&
-           (sent = ra_db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'notify.send' AND state = 'succeeded' AND "
-                                "payload LIKE '%ideas are ready for review%' AND payload LIKE '%4242%'")) < 1) {
+    while (
+        h_now_ms() < deadline &&
+        (sent = ra_db_count(
+             &s, "SELECT count(*) FROM jobs WHERE type = 'notify.send' AND state = 'succeeded' AND "
+                 "payload LIKE '%ideas are ready for review%' AND payload LIKE '%4242%'")) < 1) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     cr_assert_eq(sent, 1, "one message for the ideation gate");
     char *log = server_log(&s);
-    cr_assert(strstr(log, "sendMessage\",\"status\":200"), "the message reached the (fake) Bot API");
+    cr_assert(strstr(log, "sendMessage\",\"status\":200"),
+              "the message reached the (fake) Bot API");
     cr_assert_null(strstr(log, "123:test-token"), "the bot token is never logged");
     free(log);
     free(id);

@@ -45,15 +45,20 @@
 
 /* ---- processes ---------------------------------------------------------------------------- */
 
-static bool have_node(void) { return system("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") == 0; }
+static bool have_node(void) {
+    return system("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") == 0;
+}
 
 /* npm ci once (a lock: Criterion runs tests in parallel processes). */
 static void need_node_modules(void) {
     if (!have_node())
-        cr_skip_test("node/npm not installed: the S3 tests need them (scripts/bootstrap.sh installs nodejs and npm)");
-    int rc = system("mkdir -p '" MYLOWARE_SRCDIR "/build' && flock '" MYLOWARE_SRCDIR "/build/.npm-s3.lock' sh -c "
-                    "'cd \"" S3DIR "\" && { [ node_modules/.package-lock.json -nt package-lock.json ] && "
-                    "[ -d node_modules/s3rver ] || npm ci --no-audit --no-fund --silent >/dev/null; }'");
+        cr_skip_test("node/npm not installed: the S3 tests need them (scripts/bootstrap.sh "
+                     "installs nodejs and npm)");
+    int rc = system(
+        "mkdir -p '" MYLOWARE_SRCDIR "/build' && flock '" MYLOWARE_SRCDIR
+        "/build/.npm-s3.lock' sh -c "
+        "'cd \"" S3DIR "\" && { [ node_modules/.package-lock.json -nt package-lock.json ] && "
+        "[ -d node_modules/s3rver ] || npm ci --no-audit --no-fund --silent >/dev/null; }'");
     cr_assert_eq(rc, 0, "npm ci in tests/s3 failed");
 }
 
@@ -165,8 +170,8 @@ static void s3rver_stop(void) {
 
 /* ---- storage under test ------------------------------------------------------------------- */
 
-static storage_t *open_s3_with(const char *endpoint, const char *akid, const char *secret, const char *prefix,
-                              const char *region) {
+static storage_t *open_s3_with(const char *endpoint, const char *akid, const char *secret,
+                               const char *prefix, const char *region) {
     config_t cfg;
     buf_t err;
     config_init(&cfg);
@@ -175,10 +180,11 @@ static storage_t *open_s3_with(const char *endpoint, const char *akid, const cha
         snprintf(media_dir, sizeof media_dir, "/tmp/myloware-s3media-XXXXXX");
         cr_assert(mkdtemp(media_dir));
     }
-    const char *kv[][2] = {{"STORAGE_BACKEND", "s3"}, {"S3_BUCKET", "media"}, {"S3_ENDPOINT", endpoint},
-                           {"S3_REGION", region ? region : "us-east-1"}, {"AWS_ACCESS_KEY_ID", akid},
-                           {"AWS_SECRET_ACCESS_KEY", secret}, {"S3_PREFIX", prefix ? prefix : ""},
-                           {"MEDIA_DIR", media_dir}};
+    const char *kv[][2] = {
+        {"STORAGE_BACKEND", "s3"},           {"S3_BUCKET", "media"},
+        {"S3_ENDPOINT", endpoint},           {"S3_REGION", region ? region : "us-east-1"},
+        {"AWS_ACCESS_KEY_ID", akid},         {"AWS_SECRET_ACCESS_KEY", secret},
+        {"S3_PREFIX", prefix ? prefix : ""}, {"MEDIA_DIR", media_dir}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0]; i++)
         cr_assert_eq(config_set(&cfg, kv[i][0], kv[i][1], CS_FLAG, &err), 0, "%s", err.data);
     cr_assert_eq(config_finish(&cfg, &err), 0, "%s", err.data);
@@ -189,7 +195,8 @@ static storage_t *open_s3_with(const char *endpoint, const char *akid, const cha
     return s;
 }
 
-static storage_t *open_s3(const char *endpoint, const char *akid, const char *prefix, const char *region) {
+static storage_t *open_s3(const char *endpoint, const char *akid, const char *prefix,
+                          const char *region) {
     return open_s3_with(endpoint, akid, SECRET, prefix, region);
 }
 
@@ -217,7 +224,8 @@ static bool same_files(const char *a, const char *b) {
 /* Fetches url with the curl command line into path; returns the HTTP status. */
 static int curl_get(const char *url, const char *path) {
     char out[64];
-    const char *argv[] = {"curl", "-s", "-o", path, "-w", "%{http_code}", "--max-time", "30", url, NULL};
+    const char *argv[] = {"curl",         "-s",         "-o", path, "-w",
+                          "%{http_code}", "--max-time", "30", url,  NULL};
     cr_assert_eq(run_argv(argv, out, sizeof out, false), 0, "curl failed for %s", url);
     return atoi(out);
 }
@@ -249,13 +257,15 @@ static void round_trip(bool vhost) {
 
     /* the presigned GET URL, fetched by another client */
     cr_assert_eq(storage_url(s, key, time(NULL), url, sizeof url), 0);
-    cr_assert(strstr(url, vhost ? "http://media.s3.localhost:" : "/media/myloware/v1/transcoded/"), "%s", url);
+    cr_assert(strstr(url, vhost ? "http://media.s3.localhost:" : "/media/myloware/v1/transcoded/"),
+              "%s", url);
     cr_assert_eq(curl_get(url, fetched), 200, "%s", url);
     cr_assert(same_files(src, fetched), "presigned download differs");
 
     /* the object lives where S3 puts it: <bucket>/<prefix>/<key> on s3rver's disk */
     char ondisk[512];
-    snprintf(ondisk, sizeof ondisk, "ls '%s/media/myloware/v1/transcoded/' | grep -q clip_run1_0.mp4", s3r.dir);
+    snprintf(ondisk, sizeof ondisk,
+             "ls '%s/media/myloware/v1/transcoded/' | grep -q clip_run1_0.mp4", s3r.dir);
     cr_assert_eq(system(ondisk), 0, "object not under the prefix");
 
     /* a move upload consumes the source */
@@ -322,8 +332,8 @@ Test(s3, retention_lists_and_deletes_old_objects) {
     storage_t *s = open_s3(ep, AKID, "pfx", NULL);
     tmp_file(src, sizeof src, "r.mp4");
     write_bytes(src, 100, 3);
-    const char *keys[] = {"transcoded/clip_a_0.mp4", "transcoded/clip_a_1.mp4", "transcoded/clip_keep_0.mp4",
-                          "thumbnails/thumb_a_0.jpg"};
+    const char *keys[] = {"transcoded/clip_a_0.mp4", "transcoded/clip_a_1.mp4",
+                          "transcoded/clip_keep_0.mp4", "thumbnails/thumb_a_0.jpg"};
     for (int i = 0; i < 4; i++)
         cr_assert_eq(storage_put_file(s, keys[i], src, NULL, 0), 0);
     int removed = -1;
@@ -331,7 +341,8 @@ Test(s3, retention_lists_and_deletes_old_objects) {
     cr_assert_eq(storage_cleanup(s, "transcoded", time(NULL) - 3600, NULL, NULL, &removed), 0);
     cr_assert_eq(removed, 0);
     /* everything is older than a minute from now */
-    cr_assert_eq(storage_cleanup(s, "transcoded/", time(NULL) + 60, keep_marked, NULL, &removed), 0);
+    cr_assert_eq(storage_cleanup(s, "transcoded/", time(NULL) + 60, keep_marked, NULL, &removed),
+                 0);
     cr_assert_eq(removed, 2);
     cr_assert_not(storage_exists(s, keys[0]));
     cr_assert_not(storage_exists(s, keys[1]));
@@ -353,8 +364,12 @@ Test(s3, the_media_routes_redirect_to_presigned_urls) {
 
     char e1[200];
     snprintf(e1, sizeof e1, "S3_ENDPOINT=%s", ep);
-    const char *env[] = {"STORAGE_BACKEND=s3", "S3_BUCKET=media", e1, "AWS_ACCESS_KEY_ID=" AKID,
-                         "AWS_SECRET_ACCESS_KEY=" SECRET, NULL};
+    const char *env[] = {"STORAGE_BACKEND=s3",
+                         "S3_BUCKET=media",
+                         e1,
+                         "AWS_ACCESS_KEY_ID=" AKID,
+                         "AWS_SECRET_ACCESS_KEY=" SECRET,
+                         NULL};
     struct server srv;
     server_start(&srv, env);
     struct resp r;
@@ -423,23 +438,32 @@ Test(sigv4, presigned_urls_equal_the_sdk_presigner) {
     } cases[] = {
         {"", NULL, false, "us-east-1", "", "transcoded/clip_a_0.mp4", 1700000000, 86400},
         {"", NULL, false, "eu-west-3", "myloware/media", "renders/r-1.mp4", 1767225600, 3600},
-        {"http://127.0.0.1:9000", "http://127.0.0.1:9000", true, "us-east-1", "", "thumbnails/t.jpg", 1700000123, 60},
-        {"http://127.0.0.1:9000", "http://127.0.0.1:9000", true, "ap-southeast-2", "a/b", "x/y_z.mp4", 1999999999, 604800},
-        {"https://minio.example.com:8443", "https://minio.example.com:8443", true, "us-east-1", "p", "k.mp4", 1700000000, 900},
-        {"http://{bucket}.s3.localhost:4568", "http://s3.localhost:4568", false, "us-east-1", "", "transcoded/v.mp4", 1700000000, 120},
-        {"https://{bucket}.objects.example.com", "https://objects.example.com", false, "eu-central-1", "pre", "a.mp4", 1800000000, 7200},
+        {"http://127.0.0.1:9000", "http://127.0.0.1:9000", true, "us-east-1", "",
+         "thumbnails/t.jpg", 1700000123, 60},
+        {"http://127.0.0.1:9000", "http://127.0.0.1:9000", true, "ap-southeast-2", "a/b",
+         "x/y_z.mp4", 1999999999, 604800},
+        {"https://minio.example.com:8443", "https://minio.example.com:8443", true, "us-east-1", "p",
+         "k.mp4", 1700000000, 900},
+        {"http://{bucket}.s3.localhost:4568", "http://s3.localhost:4568", false, "us-east-1", "",
+         "transcoded/v.mp4", 1700000000, 120},
+        {"https://{bucket}.objects.example.com", "https://objects.example.com", false,
+         "eu-central-1", "pre", "a.mp4", 1800000000, 7200},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        storage_t *s = open_s3_with(cases[i].endpoint, SDK_AKID, SDK_SECRET, cases[i].prefix, cases[i].region);
+        storage_t *s =
+            open_s3_with(cases[i].endpoint, SDK_AKID, SDK_SECRET, cases[i].prefix, cases[i].region);
         char ours[STORAGE_URL_MAX];
-        cr_assert_eq(storage_presign(s, cases[i].key, cases[i].now, cases[i].expires, ours, sizeof ours), 0);
+        cr_assert_eq(
+            storage_presign(s, cases[i].key, cases[i].now, cases[i].expires, ours, sizeof ours), 0);
         storage_free(s);
         char full_key[600];
-        snprintf(full_key, sizeof full_key, "%s%s%s", cases[i].prefix, cases[i].prefix[0] ? "/" : "", cases[i].key);
-        json_t *req = json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I}", "op", "presign", "region",
-                                cases[i].region, "forcePathStyle", cases[i].path_style, "bucket", "media",
-                                "key", full_key, "accessKeyId", SDK_AKID, "secretAccessKey", SDK_SECRET, "now",
-                                (json_int_t)cases[i].now, "expires", (json_int_t)cases[i].expires);
+        snprintf(full_key, sizeof full_key, "%s%s%s", cases[i].prefix,
+                 cases[i].prefix[0] ? "/" : "", cases[i].key);
+        json_t *req =
+            json_pack("{s:s,s:s,s:b,s:s,s:s,s:s,s:s,s:I,s:I}", "op", "presign", "region",
+                      cases[i].region, "forcePathStyle", cases[i].path_style, "bucket", "media",
+                      "key", full_key, "accessKeyId", SDK_AKID, "secretAccessKey", SDK_SECRET,
+                      "now", (json_int_t)cases[i].now, "expires", (json_int_t)cases[i].expires);
         if (cases[i].sdk_endpoint)
             json_object_set_new(req, "endpoint", json_string(cases[i].sdk_endpoint));
         json_t *j = sdk(req);
@@ -454,7 +478,7 @@ Test(sigv4, presigned_urls_equal_the_sdk_presigner) {
 struct capture {
     int lfd, port;
     pthread_t th;
-    int want;       /* requests to take */
+    int want; /* requests to take */
     char head[8][8192];
     buf_t body[8];
     const char *answer[8];
@@ -551,7 +575,8 @@ static void assert_sdk_agrees(const char *head, const char *region) {
     char method[16], target[4096];
     cr_assert_eq(sscanf(head, "%15s %4095s", method, target), 2, "%s", head);
     char auth[1024], date[64], host[256];
-    cr_assert(cap_header(head, "Authorization", auth, sizeof auth), "no Authorization in:\n%s", head);
+    cr_assert(cap_header(head, "Authorization", auth, sizeof auth), "no Authorization in:\n%s",
+              head);
     cr_assert(cap_header(head, "x-amz-date", date, sizeof date), "no x-amz-date in:\n%s", head);
     cr_assert(cap_header(head, "Host", host, sizeof host));
     const char *sh = strstr(auth, "SignedHeaders=");
@@ -566,7 +591,8 @@ static void assert_sdk_agrees(const char *head, const char *region) {
     json_t *headers = json_object();
     char copy[512];
     snprintf(copy, sizeof copy, "%s", signed_list);
-    for (char *save = NULL, *name = strtok_r(copy, ";", &save); name; name = strtok_r(NULL, ";", &save)) {
+    for (char *save = NULL, *name = strtok_r(copy, ";", &save); name;
+         name = strtok_r(NULL, ";", &save)) {
         char v[1024];
         cr_assert(cap_header(head, name, v, sizeof v), "signed header %s not sent", name);
         json_object_set_new(headers, name, json_string(v));
@@ -575,7 +601,8 @@ static void assert_sdk_agrees(const char *head, const char *region) {
     char *q = strchr(target, '?');
     if (q) {
         *q++ = '\0';
-        for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+        for (char *save = NULL, *kv = strtok_r(q, "&", &save); kv;
+             kv = strtok_r(NULL, "&", &save)) {
             char *eq = strchr(kv, '=');
             char k[512], v[1024];
             pct_decode(kv, eq ? (size_t)(eq - kv) : strlen(kv), k);
@@ -591,10 +618,11 @@ static void assert_sdk_agrees(const char *head, const char *region) {
         *colon = '\0';
         port = atoi(colon + 1);
     }
-    json_t *req = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:o,s:o,s:s}", "op", "sign", "region", region,
-                            "accessKeyId", SDK_AKID, "secretAccessKey", SDK_SECRET, "method", method, "protocol",
-                            "http:", "hostname", hostname, "port", port, "path", target, "query", query, "headers",
-                            headers, "date", date);
+    json_t *req =
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:s,s:o,s:o,s:s}", "op", "sign", "region",
+                  region, "accessKeyId", SDK_AKID, "secretAccessKey", SDK_SECRET, "method", method,
+                  "protocol", "http:", "hostname", hostname, "port", port, "path", target, "query",
+                  query, "headers", headers, "date", date);
     json_t *j = sdk(req);
     const char *theirs = json_string_value(json_object_get(j, "authorization"));
     cr_assert(theirs);
@@ -607,9 +635,12 @@ static void headers_of_our_requests(bool vhost) {
     c.answer[0] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nETag: \"abc\"\r\n\r\n";
     c.answer[1] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\nETag: \"abc\"\r\n\r\n";
     c.answer[2] = "HTTP/1.1 204 No Content\r\n\r\n";
-    static const char list[] = "<?xml version=\"1.0\"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+    static const char list[] =
+        "<?xml "
+        "version=\"1.0\"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
     char list_answer[512];
-    snprintf(list_answer, sizeof list_answer, "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n\r\n%s",
+    snprintf(list_answer, sizeof list_answer,
+             "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: %zu\r\n\r\n%s",
              sizeof list - 1, list);
     c.answer[3] = list_answer;
     capture_start(&c);
@@ -635,7 +666,8 @@ static void headers_of_our_requests(bool vhost) {
 
     /* the upload: its body is the file, and x-amz-content-sha256 is that body's hash */
     cr_assert(strncmp(c.head[0], "PUT /", 5) == 0, "%s", c.head[0]);
-    cr_assert(strstr(c.head[0], vhost ? "PUT /my/prefix/transcoded/clip_s_0.mp4 " : "PUT /media/my/prefix/transcoded/clip_s_0.mp4 "),
+    cr_assert(strstr(c.head[0], vhost ? "PUT /my/prefix/transcoded/clip_s_0.mp4 "
+                                      : "PUT /media/my/prefix/transcoded/clip_s_0.mp4 "),
               "%s", c.head[0]);
     cr_assert_eq(c.body[0].len, 300000);
     uint8_t h[32];
@@ -648,7 +680,8 @@ static void headers_of_our_requests(bool vhost) {
     cr_assert_str_eq(sent, "video/mp4");
     cr_assert(strncmp(c.head[1], "HEAD /", 6) == 0, "%s", c.head[1]);
     cr_assert(strncmp(c.head[2], "DELETE /", 8) == 0, "%s", c.head[2]);
-    cr_assert(strstr(c.head[3], "GET /") && strstr(c.head[3], "list-type=2&prefix=my%2Fprefix%2Ftranscoded%2F"),
+    cr_assert(strstr(c.head[3], "GET /") &&
+                  strstr(c.head[3], "list-type=2&prefix=my%2Fprefix%2Ftranscoded%2F"),
               "%s", c.head[3]);
     for (int i = 0; i < 4; i++) {
         assert_sdk_agrees(c.head[i], "eu-west-3");
@@ -656,5 +689,9 @@ static void headers_of_our_requests(bool vhost) {
     }
 }
 
-Test(sigv4, libcurl_authorization_headers_equal_the_sdk_signer_path_style) { headers_of_our_requests(false); }
-Test(sigv4, libcurl_authorization_headers_equal_the_sdk_signer_virtual_host) { headers_of_our_requests(true); }
+Test(sigv4, libcurl_authorization_headers_equal_the_sdk_signer_path_style) {
+    headers_of_our_requests(false);
+}
+Test(sigv4, libcurl_authorization_headers_equal_the_sdk_signer_virtual_host) {
+    headers_of_our_requests(true);
+}

@@ -37,11 +37,13 @@ Test(service, unit_has_the_required_options) {
     const char *u = read_all(UNIT);
     cr_assert(has_line(u, "Type=simple") || has_line(u, "Type=notify"));
     cr_assert(has_line(u, "Restart=on-failure"));
-    cr_assert(has_line(u, "DynamicUser=yes") || strstr(u, "\nUser="), "DynamicUser or a dedicated user");
+    cr_assert(has_line(u, "DynamicUser=yes") || strstr(u, "\nUser="),
+              "DynamicUser or a dedicated user");
     cr_assert(has_line(u, "StateDirectory=myloware"));
     cr_assert(has_line(u, "KillSignal=SIGTERM"), "SIGTERM drains (runtime.md)");
-    static const char *hardening[] = {"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes",
-                                      "PrivateTmp=yes", "CapabilityBoundingSet="};
+    static const char *hardening[] = {"NoNewPrivileges=yes", "ProtectSystem=strict",
+                                      "ProtectHome=yes", "PrivateTmp=yes",
+                                      "CapabilityBoundingSet="};
     for (size_t i = 0; i < sizeof hardening / sizeof hardening[0]; i++)
         cr_assert(has_line(u, hardening[i]), "%s", hardening[i]);
     cr_assert(has_line(u, "ExecStart=/usr/local/bin/myloware serve"));
@@ -62,7 +64,8 @@ Test(service, unit_settings_pass_config_check) {
     cr_assert_geq(n, 3, "the unit sets the database, the media dir and the address");
     static char out[1 << 14];
     const char *check[] = {"config", "check", NULL};
-    cr_assert_eq(run_cmd(check, env, out, sizeof out), 0, "config check with the unit's settings: %s", out);
+    cr_assert_eq(run_cmd(check, env, out, sizeof out), 0,
+                 "config check with the unit's settings: %s", out);
     bool db = false;
     for (int i = 0; i < n; i++)
         db |= strncmp(env[i], "DATABASE_URL=sqlite:/var/lib/myloware/", 38) == 0;
@@ -81,7 +84,8 @@ Test(service, systemd_analyze_verify_is_clean) {
     const char *bin = getenv("MYLOWARE_BIN");
     cr_assert_not_null(bin, "MYLOWARE_BIN is set by make test");
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "sed 's|^ExecStart=/usr/local/bin/myloware |ExecStart=%s |' '%s' > '%s'", bin, UNIT,
+    snprintf(cmd, sizeof cmd,
+             "sed 's|^ExecStart=/usr/local/bin/myloware |ExecStart=%s |' '%s' > '%s'", bin, UNIT,
              path);
     cr_assert_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "systemd-analyze verify '%s' 2>&1", path);

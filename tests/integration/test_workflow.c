@@ -14,8 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/webhook.h"
@@ -57,7 +57,8 @@ static int deliver(int port, const char *id, const char *body, json_t **out) {
     cr_assert_eq(webhook_sign_standard(SECRET, id, ts, body, strlen(body), sig), 0);
     char headers[600];
     snprintf(headers, sizeof headers,
-             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: %lld\r\nwebhook-signature: %s\r\n",
+             "Content-Type: application/json\r\nwebhook-id: %s\r\nwebhook-timestamp: "
+             "%lld\r\nwebhook-signature: %s\r\n",
              id, ts, sig);
     int st;
     json_t *j = ra_call(port, "POST", "/v1/webhooks/sora", headers, body, &st);
@@ -75,7 +76,8 @@ static void task_of(const char *run_id, int index, char *out, size_t cap) {
     fake_hash_id("video_", key, 32, out, cap);
 }
 
-/* ---- sora.poll: a real video provider that never sends its webhook ------------------------------ */
+/* ---- sora.poll: a real video provider that never sends its webhook ------------------------------
+ */
 
 /* A server whose video provider is real (SORA_PROVIDER=openai) and is a separate fakes process
  * that sends no webhooks: only the status polls can find the clips. */
@@ -84,14 +86,16 @@ static void start_polling_pair(struct server *fk, struct server *s, const char *
     fakes_start_in(fk, NULL, fenv);
     static char base[120];
     snprintf(base, sizeof base, "OPENAI_BASE_URL=http://127.0.0.1:%d/_fake/openai", fk->port);
-    const char *env[] = {"SORA_PROVIDER=openai", base, "OPENAI_API_KEY=sk-test-poll", "SORA_POLL_MS=250", SMALL, NULL};
+    const char *env[] = {"SORA_PROVIDER=openai", base,  "OPENAI_API_KEY=sk-test-poll",
+                         "SORA_POLL_MS=250",     SMALL, NULL};
     ra_start(s, env);
 }
 
 Test(workflow, sora_poll_finds_the_clips_when_no_webhook_comes, .timeout = 120) {
     struct server fk, s;
     start_polling_pair(&fk, &s, "FAKE_VIDEO_FAIL_INDEX=-1");
-    char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"nobody calls back\"}");
+    char *id =
+        ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"nobody calls back\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     json_decref(ra_approve(s.port, id, "ideation"));
     json_t *r = ra_wait_status(s.port, id, "awaiting_publish_approval", 60000);
@@ -100,14 +104,16 @@ Test(workflow, sora_poll_finds_the_clips_when_no_webhook_comes, .timeout = 120) 
     json_decref(r);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox"), 0, "no webhook came");
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'sora.poll'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'sora.poll'", id);
     cr_assert_geq(ra_db_count(&s, sql), 1);
     snprintf(sql, sizeof sql,
              "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip' "
              "AND json_extract(metadata, '$.task_id') LIKE 'video_%%'",
              id);
     cr_assert_eq(ra_db_count(&s, sql), 2, "one clip per task, counted once");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "the last clip moved the run exactly once");
     json_decref(ra_approve(s.port, id, "publish"));
     json_decref(ra_wait_status(s.port, id, "completed", 30000));
@@ -123,23 +129,30 @@ Test(workflow, sora_poll_fails_the_run_on_a_failed_video, .timeout = 120) {
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
     json_decref(ra_approve(s.port, id, "ideation"));
     json_t *r = ra_wait_status(s.port, id, "failed", 60000);
-    cr_assert_str_eq(ra_str(r, "error"), "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
+    cr_assert_str_eq(
+        ra_str(r, "error"),
+        "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
     json_decref(r);
-    /* resume retries the clips (the failed step was the poll): the missing ones are submitted again */
+    /* resume retries the clips (the failed step was the poll): the missing ones are submitted again
+     */
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/resume", id);
     int st;
     r = ra_call(s.port, "POST", path, JSON_KEY, "{\"action\":\"retry\"}", &st);
     cr_assert_eq(st, 200);
     cr_assert_str_eq(ra_str(r, "action"), "videos");
-    cr_assert_str_eq(ra_str(r, "message"), "Videos re-submitted (2)", "the failure stopped the run before any clip");
+    cr_assert_str_eq(ra_str(r, "message"), "Videos re-submitted (2)",
+                     "the failure stopped the run before any clip");
     json_decref(r);
     /* the fake fails that index again: the poll of the resubmitted task fails the run again */
     r = ra_wait_status(s.port, id, "failed", 60000);
-    cr_assert_str_eq(ra_str(r, "error"), "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
+    cr_assert_str_eq(
+        ra_str(r, "error"),
+        "OpenAI Sora error: Video generation failed for clip 1 (FAKE_VIDEO_FAIL_INDEX)");
     json_decref(r);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'sora.poll'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'sora.poll'", id);
     cr_assert_geq(ra_db_count(&s, sql), 2, "the resubmitted task is polled too");
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -156,16 +169,19 @@ Test(workflow, no_sora_poll_with_the_fake_video_provider, .timeout = 120) {
     json_decref(ra_approve(s.port, id, "ideation"));
     json_decref(ra_wait_status(s.port, id, "awaiting_publish_approval", 60000));
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM jobs WHERE type = 'sora.poll'"), 0);
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'accepted'"), 2);
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'accepted'"),
+                 2);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- publish.poll ---------------------------------------------------------------------------------- */
+/* ---- publish.poll
+ * ---------------------------------------------------------------------------------- */
 
 Test(workflow, publish_poll_waits_for_the_upload_then_completes, .timeout = 120) {
     struct server s;
-    const char *env[] = {"FAKE_PUBLISH_PENDING_POLLS=2", "PUBLISH_POLL_MS=100", "FAKE_VIDEO_DELAY_MS=30", SMALL, NULL};
+    const char *env[] = {"FAKE_PUBLISH_PENDING_POLLS=2", "PUBLISH_POLL_MS=100",
+                         "FAKE_VIDEO_DELAY_MS=30", SMALL, NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"slow uploads\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
@@ -178,20 +194,25 @@ Test(workflow, publish_poll_waits_for_the_upload_then_completes, .timeout = 120)
     json_decref(r);
     char sql[300];
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = 'awaiting_publish'", id);
+             "SELECT count(*) FROM run_events WHERE run_id = '%s' AND kind = 'run' AND status = "
+             "'awaiting_publish'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "the run waited for the publisher");
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'publish.poll' AND state = 'succeeded' "
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'publish.poll' AND state = "
+             "'succeeded' "
              "AND attempts <= 1",
              id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "one poll job, its reschedules used no attempt");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'published_url'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'published_url'", id);
     cr_assert_eq(ra_db_count(&s, sql), 1);
     free(id);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- a missing tool call ------------------------------------------------------------------------ */
+/* ---- a missing tool call ------------------------------------------------------------------------
+ */
 
 Test(workflow, an_agent_without_its_tool_call_fails_the_run, .timeout = 180) {
     static const struct {
@@ -208,7 +229,8 @@ Test(workflow, an_agent_without_its_tool_call_fails_the_run, .timeout = 180) {
         const char *env[] = {knob, "FAKE_VIDEO_DELAY_MS=30", SMALL, NULL};
         struct server s;
         ra_start(&s, env);
-        char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"tools are optional, right?\"}");
+        char *id = ra_start_run(
+            s.port, "{\"project\":\"motivational\",\"brief\":\"tools are optional, right?\"}");
         json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
         json_decref(ra_approve(s.port, id, "ideation"));
         if (cases[i].past_publish_gate) {
@@ -219,55 +241,65 @@ Test(workflow, an_agent_without_its_tool_call_fails_the_run, .timeout = 180) {
         cr_assert_str_eq(ra_str(r, "error"), cases[i].error);
         json_decref(r);
         char sql[300];
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND state IN ('queued', 'running')",
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM jobs WHERE run_id = '%s' AND state IN ('queued', 'running')",
                  id);
         cr_assert_eq(ra_db_count(&s, sql), 0, "nothing else runs");
-        snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = '%s'", id,
-                 i == 0 ? "clip_manifest" : i == 1 ? "rendered_video" : "published_url");
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = '%s'", id,
+                 i == 0   ? "clip_manifest"
+                 : i == 1 ? "rendered_video"
+                          : "published_url");
         cr_assert_eq(ra_db_count(&s, sql), 0, "the step's effects are not committed");
         free(id);
         cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
     }
 }
 
-/* ---- the run budget comes before the moderation call (api.md §1 processing order) -------------------- */
+/* ---- the run budget comes before the moderation call (api.md §1 processing order)
+ * -------------------- */
 
 #define SAFETY_CALLS "myloware_provider_requests_total{provider=\"safety\""
 
 Test(workflow, a_budget_refusal_makes_no_moderation_call, .timeout = 60) {
     struct server s;
     /* the LLM never answers, so the run makes no agent output to moderate meanwhile */
-    const char *env[] = {"SAFETY_PROVIDER=openai", "MAX_RUNS_LAST_24H=1", "LLM_PROVIDER=openai",
-                         "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x", "JOB_RETRY_BASE_S=600",
-                         "JOB_RETRY_MAX_S=600", NULL};
+    const char *env[] = {"SAFETY_PROVIDER=openai", "MAX_RUNS_LAST_24H=1",
+                         "LLM_PROVIDER=openai",    "LLM_BASE_URL=http://127.0.0.1:1/v1",
+                         "LLM_API_KEY=sk-x",       "JOB_RETRY_BASE_S=600",
+                         "JOB_RETRY_MAX_S=600",    NULL};
     ra_start(&s, env);
     int st;
-    json_decref(ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY, "{\"project\":\"motivational\",\"brief\":\"one\"}",
-                         &st));
+    json_decref(ra_call(s.port, "POST", "/v1/runs/start", JSON_KEY,
+                        "{\"project\":\"motivational\",\"brief\":\"one\"}", &st));
     cr_assert_eq(st, 200);
     double calls = metric_sum(s.port, SAFETY_CALLS);
     cr_assert_eq(calls, 1, "the first start was moderated");
     /* a brief the moderation would flag: the budget answers first */
     const char *paths[] = {"/v1/runs/start", "/v2/runs/start"};
     for (size_t i = 0; i < 2; i++) {
-        json_t *j = ra_call(s.port, "POST", paths[i], JSON_KEY,
-                            "{\"project\":\"motivational\",\"brief\":\"forbidden-test-phrase\"}", &st);
-        ra_expect_error(j, st, 429, "budget_exceeded", "Run budget exceeded (max_runs_last_24h). Please retry later.");
+        json_t *j =
+            ra_call(s.port, "POST", paths[i], JSON_KEY,
+                    "{\"project\":\"motivational\",\"brief\":\"forbidden-test-phrase\"}", &st);
+        ra_expect_error(j, st, 429, "budget_exceeded",
+                        "Run budget exceeded (max_runs_last_24h). Please retry later.");
     }
     cr_assert_eq(metric_sum(s.port, SAFETY_CALLS), calls, "no moderation call for refused starts");
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- the public demo brief goes through the moderation API too ---------------------------------- */
+/* ---- the public demo brief goes through the moderation API too ----------------------------------
+ */
 
 Test(workflow, the_public_demo_brief_is_moderated, .timeout = 60) {
     struct server s;
     const char *env[] = {"SAFETY_PROVIDER=openai", "PUBLIC_DEMO_ENABLED=true", NULL};
     ra_start(&s, env);
     int st;
-    json_t *j = ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
-                        "{\"brief\":\"please say forbidden-test-phrase\"}", &st);
+    json_t *j =
+        ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
+                "{\"brief\":\"please say forbidden-test-phrase\"}", &st);
     cr_assert_str_eq(ra_str(j, "reason"), "moderation:violence");
     ra_expect_error(j, st, 400, "content_blocked", NULL);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 0, "a blocked brief makes no run");
@@ -281,9 +313,16 @@ Test(workflow, the_public_demo_brief_is_moderated, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 
     /* fail-closed: a moderation API that does not answer is 503 */
-    const char *down[] = {"SAFETY_PROVIDER=openai", "PUBLIC_DEMO_ENABLED=true", "PROVIDERS=real",
-                          "LLM_PROVIDER=fake", "SORA_PROVIDER=fake", "PUBLISH_PROVIDER=fake",
-                          "OPENAI_BASE_URL=http://127.0.0.1:1", "OPENAI_API_KEY=sk-x", "SAFETY_TIMEOUT_MS=2000", NULL};
+    const char *down[] = {"SAFETY_PROVIDER=openai",
+                          "PUBLIC_DEMO_ENABLED=true",
+                          "PROVIDERS=real",
+                          "LLM_PROVIDER=fake",
+                          "SORA_PROVIDER=fake",
+                          "PUBLISH_PROVIDER=fake",
+                          "OPENAI_BASE_URL=http://127.0.0.1:1",
+                          "OPENAI_API_KEY=sk-x",
+                          "SAFETY_TIMEOUT_MS=2000",
+                          NULL};
     ra_start(&s, down);
     j = ra_call(s.port, "POST", "/v1/public/demo/start", "Content-Type: application/json\r\n",
                 "{\"brief\":\"a calm sunrise\"}", &st);
@@ -292,13 +331,15 @@ Test(workflow, the_public_demo_brief_is_moderated, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- an early delivery older than WEBHOOK_EARLY_TTL_S is not applied ------------------------------ */
+/* ---- an early delivery older than WEBHOOK_EARLY_TTL_S is not applied
+ * ------------------------------ */
 
 Test(workflow, an_expired_early_delivery_is_not_applied, .timeout = 120) {
     struct server s;
     /* TTL 0: every early delivery has expired by the time its task appears; the fake's own
      * deliveries come far too late, the test delivers the clips itself */
-    const char *env[] = {"WEBHOOK_EARLY_TTL_S=0", "FAKE_VIDEO_DELAY_MS=60000", "JOB_RETRY_BASE_S=0.2", SMALL, NULL};
+    const char *env[] = {"WEBHOOK_EARLY_TTL_S=0", "FAKE_VIDEO_DELAY_MS=60000",
+                         "JOB_RETRY_BASE_S=0.2", SMALL, NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"late news\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
@@ -307,7 +348,8 @@ Test(workflow, an_expired_early_delivery_is_not_applied, .timeout = 120) {
     task_of(id, 1, task[1], sizeof task[1]);
     /* an early video.failed for clip 0: applied, it would fail the run */
     snprintf(body, sizeof body,
-             "{\"id\":\"evt_old\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.failed\",\"data\":{\"id\":\"%s\"}}",
+             "{\"id\":\"evt_old\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.failed\","
+             "\"data\":{\"id\":\"%s\"}}",
              task[0]);
     json_t *j;
     cr_assert_eq(deliver(s.port, "msg_expired", body, &j), 200);
@@ -317,13 +359,16 @@ Test(workflow, an_expired_early_delivery_is_not_applied, .timeout = 120) {
     json_decref(ra_approve(s.port, id, "ideation"));
     json_decref(ra_wait_status(s.port, id, "awaiting_video_generation", 30000));
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.sora'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.sora'", id);
     cr_assert_eq(ra_db_count(&s, sql), 0, "the expired delivery made no job");
-    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1, "kept, not applied");
+    cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM webhook_inbox WHERE status = 'early'"), 1,
+                 "kept, not applied");
     for (int i = 0; i < 2; i++) {
         char msg[40];
         snprintf(body, sizeof body,
-                 "{\"id\":\"evt_new_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video.completed\","
+                 "{\"id\":\"evt_new_%d\",\"object\":\"event\",\"created_at\":1,\"type\":\"video."
+                 "completed\","
                  "\"data\":{\"id\":\"%s\"}}",
                  i, task[i]);
         snprintf(msg, sizeof msg, "msg_fresh_%d", i);
@@ -339,7 +384,8 @@ Test(workflow, an_expired_early_delivery_is_not_applied, .timeout = 120) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- v2 idempotency keys (api.md §3) ------------------------------------------------------------ */
+/* ---- v2 idempotency keys (api.md §3) ------------------------------------------------------------
+ */
 
 Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
     struct server s;
@@ -347,10 +393,12 @@ Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
     ra_start(&s, env);
     const char *body = "{\"workflow\":\"motivational\",\"brief\":\"once only\"}";
     struct resp r1, r2;
-    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-a\r\n", body, &r1));
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-a\r\n",
+                        body, &r1));
     cr_assert_eq(r1.status, 200);
     /* retried right after the answer: the stored answer, not 409 */
-    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-a\r\n", body, &r2));
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-a\r\n",
+                        body, &r2));
     cr_assert_eq(r2.status, 200, "%s", r2.body);
     char v[16];
     cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v));
@@ -373,18 +421,22 @@ Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
     /* a v2 approve with a key: replayed after its wait, refused with another body */
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
-    cr_assert(h_request(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n", "{\"approved\":true}", &r1));
+    cr_assert(h_request(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n",
+                        "{\"approved\":true}", &r1));
     cr_assert_eq(r1.status, 200, "%s", r1.body);
-    cr_assert(h_request(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n", "{\"approved\":true}", &r2));
+    cr_assert(h_request(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n",
+                        "{\"approved\":true}", &r2));
     cr_assert_eq(r2.status, 200, "%s", r2.body);
     cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v));
     cr_assert_str_eq(r1.body, r2.body);
     resp_free(&r1);
     resp_free(&r2);
-    j = ra_call(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n", "{\"approved\":false}", &st);
+    j = ra_call(s.port, "POST", path, JSON_KEY "Idempotency-Key: v2-b\r\n", "{\"approved\":false}",
+                &st);
     ra_expect_error(j, st, 422, "idempotency_key_reused", NULL);
     char sql[200];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM audit_log WHERE target = '%s' AND action = 'gate.approved'", id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "one decision");
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
@@ -393,8 +445,13 @@ Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
  * long retry delay), so the v2 start waits its whole V2_WAIT_MS with the run in `running`. */
 Test(workflow, v2_retry_while_the_first_waits_is_a_conflict, .timeout = 60) {
     struct server s;
-    const char *env[] = {"LLM_PROVIDER=openai", "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x",
-                         "JOB_RETRY_BASE_S=600", "JOB_RETRY_MAX_S=600", "V2_WAIT_MS=3000", NULL};
+    const char *env[] = {"LLM_PROVIDER=openai",
+                         "LLM_BASE_URL=http://127.0.0.1:1/v1",
+                         "LLM_API_KEY=sk-x",
+                         "JOB_RETRY_BASE_S=600",
+                         "JOB_RETRY_MAX_S=600",
+                         "V2_WAIT_MS=3000",
+                         NULL};
     ra_start(&s, env);
     const char *body = "{\"workflow\":\"motivational\",\"brief\":\"patience\"}";
     int fd = h_connect(s.port);
@@ -410,7 +467,8 @@ Test(workflow, v2_retry_while_the_first_waits_is_a_conflict, .timeout = 60) {
     }
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1, "the first request made its run");
     int st;
-    json_t *j = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-wait\r\n", body, &st);
+    json_t *j = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-wait\r\n",
+                        body, &st);
     ra_expect_error(j, st, 409, "conflict", NULL);
     struct resp r1;
     cr_assert(h_read(fd, &r1, 15000), "the first answer comes after V2_WAIT_MS");
@@ -420,7 +478,8 @@ Test(workflow, v2_retry_while_the_first_waits_is_a_conflict, .timeout = 60) {
     cr_assert_str_eq(ra_str(json_object_get(first, "state"), "status"), "running");
     json_decref(first);
     struct resp r2;
-    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-wait\r\n", body, &r2));
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-wait\r\n",
+                        body, &r2));
     cr_assert_eq(r2.status, 200);
     cr_assert_str_eq(r1.body, r2.body, "after the wait: the stored first answer");
     resp_free(&r1);
@@ -429,7 +488,8 @@ Test(workflow, v2_retry_while_the_first_waits_is_a_conflict, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- a whole aismr run through v2 ---------------------------------------------------------------- */
+/* ---- a whole aismr run through v2
+ * ---------------------------------------------------------------- */
 
 Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
     struct server s;
@@ -437,8 +497,8 @@ Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
                          "FAKE_CLIP_SIZE=64x112", NULL};
     ra_start(&s, env);
     int st;
-    json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"aismr\",\"brief\":\"stars at night\"}",
-                        &st);
+    json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                        "{\"workflow\":\"aismr\",\"brief\":\"stars at night\"}", &st);
     cr_assert_eq(st, 200);
     char id[64];
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
@@ -453,7 +513,8 @@ Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
     json_decref(r);
     char path[128];
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
-    r = ra_call(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
+    r = ra_call(s.port, "POST", path, JSON_KEY,
+                "{\"approved\":true,\"interrupt_id\":\"gate:ideation\"}", &st);
     cr_assert_eq(st, 200);
     json_decref(r);
     /* the v2 approve answers at the next wait; the clips and the render follow */
@@ -471,24 +532,31 @@ Test(workflow, whole_aismr_run_through_v2, .timeout = 240) {
         nanosleep(&ts, NULL);
     }
     cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "video_clips")), 12);
-    cr_assert_str_eq(ra_str(json_array_get(json_object_get(r, "interrupts"), 0), "id"), "gate:publish");
+    cr_assert_str_eq(ra_str(json_array_get(json_object_get(r, "interrupts"), 0), "id"),
+                     "gate:publish");
     json_decref(r);
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
-    r = ra_call(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", &st);
+    r = ra_call(s.port, "POST", path, JSON_KEY,
+                "{\"approved\":true,\"interrupt_id\":\"gate:publish\"}", &st);
     cr_assert_eq(st, 200);
-    cr_assert_str_eq(ra_str(json_object_get(r, "state"), "status"), "completed", "v2 approve waits for the end");
-    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")), 1);
+    cr_assert_str_eq(ra_str(json_object_get(r, "state"), "status"), "completed",
+                     "v2 approve waits for the end");
+    cr_assert_eq(json_array_size(json_object_get(json_object_get(r, "state"), "published_urls")),
+                 1);
     cr_assert(json_is_null(json_object_get(r, "interrupts")));
     json_decref(r);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM artifacts WHERE run_id = '%s' AND type = 'video_clip'", id);
     cr_assert_eq(ra_db_count(&s, sql), 12);
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'", id);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'run.edit'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 1);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
-/* ---- a render callback for a cancelled run: stored, answered "ignored", changes nothing ------------ */
+/* ---- a render callback for a cancelled run: stored, answered "ignored", changes nothing
+ * ------------ */
 
 Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120) {
     /* a separate Remotion fake whose URL guard refuses our loopback media and callback URLs: the
@@ -498,9 +566,16 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     fakes_start_in(&fk, NULL, fenv);
     char svc[120];
     snprintf(svc, sizeof svc, "REMOTION_SERVICE_URL=http://127.0.0.1:%d/_fake/remotion", fk.port);
-    const char *env[] = {"PROVIDERS=real", "LLM_PROVIDER=fake", "SORA_PROVIDER=fake", "PUBLISH_PROVIDER=fake",
-                         "RENDER_PROVIDER=remotion", svc, "REMOTION_WEBHOOK_SECRET=rsecret", "FAKE_VIDEO_DELAY_MS=30",
-                         SMALL, NULL};
+    const char *env[] = {"PROVIDERS=real",
+                         "LLM_PROVIDER=fake",
+                         "SORA_PROVIDER=fake",
+                         "PUBLISH_PROVIDER=fake",
+                         "RENDER_PROVIDER=remotion",
+                         svc,
+                         "REMOTION_WEBHOOK_SECRET=rsecret",
+                         "FAKE_VIDEO_DELAY_MS=30",
+                         SMALL,
+                         NULL};
     ra_start(&s, env);
     char *id = ra_start_run(s.port, "{\"project\":\"motivational\",\"brief\":\"render me later\"}");
     json_decref(ra_wait_status(s.port, id, "awaiting_ideation_approval", 30000));
@@ -512,15 +587,17 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
         r = ra_get_run(s.port, id);
         if (ra_str(r, "current_step") && strcmp(ra_str(r, "current_step"), "wait_for_render") == 0)
             break;
-        cr_assert(h_now_ms() < deadline && strcmp(ra_str(r, "status"), "failed") != 0, "run is %s/%s",
-                  ra_str(r, "status"), ra_str(r, "current_step"));
+        cr_assert(h_now_ms() < deadline && strcmp(ra_str(r, "status"), "failed") != 0,
+                  "run is %s/%s", ra_str(r, "status"), ra_str(r, "current_step"));
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     json_decref(r);
     char sql[300];
-    snprintf(sql, sizeof sql, "SELECT json_extract(metadata, '$.render_job_id') FROM artifacts WHERE run_id = '%s' "
-             "AND type = 'editor_output'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT json_extract(metadata, '$.render_job_id') FROM artifacts WHERE run_id = '%s' "
+             "AND type = 'editor_output'",
+             id);
     char path[400];
     snprintf(path, sizeof path, "%s/db.sqlite", s.dir);
     sqlite3 *db;
@@ -538,10 +615,12 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     json_decref(ra_call(s.port, "POST", path, JSON_KEY, "{\"reason\":\"changed my mind\"}", &st));
     cr_assert_eq(st, 200);
     char body[400], sig[WEBHOOK_REMOTION_SIG_LEN], headers[400];
-    snprintf(body, sizeof body, "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://127.0.0.1:1/x.mp4\"}",
+    snprintf(body, sizeof body,
+             "{\"job_id\":\"%s\",\"status\":\"done\",\"output_url\":\"http://127.0.0.1:1/x.mp4\"}",
              job);
     cr_assert_eq(webhook_sign_remotion("rsecret", body, strlen(body), sig), 0);
-    snprintf(headers, sizeof headers, "Content-Type: application/json\r\nX-Remotion-Signature: %s\r\n", sig);
+    snprintf(headers, sizeof headers,
+             "Content-Type: application/json\r\nX-Remotion-Signature: %s\r\n", sig);
     snprintf(path, sizeof path, "/v1/webhooks/remotion?run_id=%s", id);
     json_t *j = ra_call(s.port, "POST", path, headers, body, &st);
     cr_assert_eq(st, 200);
@@ -549,9 +628,12 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     cr_assert_eq(json_object_size(j), 4, "status, run_id, error, output_url");
     json_decref(j);
     snprintf(sql, sizeof sql,
-             "SELECT count(*) FROM webhook_inbox WHERE provider = 'remotion' AND run_id = '%s' AND status = 'ignored'", id);
+             "SELECT count(*) FROM webhook_inbox WHERE provider = 'remotion' AND run_id = '%s' AND "
+             "status = 'ignored'",
+             id);
     cr_assert_eq(ra_db_count(&s, sql), 1, "stored");
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.remotion'", id);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM jobs WHERE run_id = '%s' AND type = 'webhook.remotion'", id);
     cr_assert_eq(ra_db_count(&s, sql), 0, "no work");
     r = ra_get_run(s.port, id);
     cr_assert_str_eq(ra_str(r, "status"), "cancelled");
@@ -561,15 +643,16 @@ Test(workflow, a_render_callback_for_a_cancelled_run_is_ignored, .timeout = 120)
     cr_assert_eq(server_stop(&fk, SIGTERM, 20000), 0);
 }
 
-/* ---- v2 approve: content_override and data strings go to the moderation API too (api.md §3) -------- */
+/* ---- v2 approve: content_override and data strings go to the moderation API too (api.md §3)
+ * -------- */
 
 Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
     struct server s;
     const char *env[] = {"SAFETY_PROVIDER=openai", NULL};
     ra_start(&s, env);
     int st;
-    json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY, "{\"workflow\":\"motivational\",\"brief\":\"calm\"}",
-                        &st);
+    json_t *r = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY,
+                        "{\"workflow\":\"motivational\",\"brief\":\"calm\"}", &st);
     cr_assert_eq(st, 200);
     char id[64], path[128];
     snprintf(id, sizeof id, "%s", ra_str(r, "run_id"));
@@ -578,7 +661,8 @@ Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
     snprintf(path, sizeof path, "/v2/runs/%s/approve", id);
     const char *bodies[] = {
         "{\"approved\":true,\"content_override\":\"use forbidden-test-phrase instead\"}",
-        "{\"approved\":true,\"data\":{\"note\":\"fine\",\"extra\":\"a forbidden-test-phrase here\"}}",
+        "{\"approved\":true,\"data\":{\"note\":\"fine\",\"extra\":\"a forbidden-test-phrase "
+        "here\"}}",
     };
     for (size_t i = 0; i < 2; i++) {
         json_t *j = ra_call(s.port, "POST", path, JSON_KEY, bodies[i], &st);
@@ -586,9 +670,11 @@ Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
         ra_expect_error(j, st, 400, "content_blocked", NULL);
     }
     r = ra_get_run(s.port, id);
-    cr_assert_str_eq(ra_str(r, "status"), "awaiting_ideation_approval", "refused approvals change nothing");
+    cr_assert_str_eq(ra_str(r, "status"), "awaiting_ideation_approval",
+                     "refused approvals change nothing");
     json_decref(r);
-    r = ra_call(s.port, "POST", path, JSON_KEY, "{\"approved\":true,\"data\":{\"note\":\"all good\"}}", &st);
+    r = ra_call(s.port, "POST", path, JSON_KEY,
+                "{\"approved\":true,\"data\":{\"note\":\"all good\"}}", &st);
     cr_assert_eq(st, 200);
     json_decref(r);
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
@@ -598,8 +684,13 @@ Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
  * first request is gone with its process); it waits on the same run and records its answer. */
 Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
     struct server s;
-    const char *env[] = {"LLM_PROVIDER=openai", "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x",
-                         "JOB_RETRY_BASE_S=600", "JOB_RETRY_MAX_S=600", "V2_WAIT_MS=20000", NULL};
+    const char *env[] = {"LLM_PROVIDER=openai",
+                         "LLM_BASE_URL=http://127.0.0.1:1/v1",
+                         "LLM_API_KEY=sk-x",
+                         "JOB_RETRY_BASE_S=600",
+                         "JOB_RETRY_MAX_S=600",
+                         "V2_WAIT_MS=20000",
+                         NULL};
     ra_start(&s, env);
     const char *body = "{\"workflow\":\"motivational\",\"brief\":\"crash in the middle\"}";
     int fd = h_connect(s.port);
@@ -621,12 +712,19 @@ Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
     close(fd);
     char dir[256];
     snprintf(dir, sizeof dir, "%s", s.dir);
-    const char *more[] = {"LLM_PROVIDER=openai", "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x",
-                          "JOB_RETRY_BASE_S=600", "JOB_RETRY_MAX_S=600", "V2_WAIT_MS=300", NULL}, *env2[40];
+    const char *more[] = {"LLM_PROVIDER=openai",
+                          "LLM_BASE_URL=http://127.0.0.1:1/v1",
+                          "LLM_API_KEY=sk-x",
+                          "JOB_RETRY_BASE_S=600",
+                          "JOB_RETRY_MAX_S=600",
+                          "V2_WAIT_MS=300",
+                          NULL},
+               *env2[40];
     ra_env(env2, 40, more);
     server_start_in(&s, dir, env2);
     struct resp r1, r2;
-    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n", body, &r1));
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n",
+                        body, &r1));
     cr_assert_eq(r1.status, 200, "%s", r1.body);
     json_t *j = json_loads(r1.body, 0, NULL);
     char sql[200];
@@ -634,7 +732,8 @@ Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
     cr_assert_eq(ra_db_count(&s, sql), 1, "the run the first request made");
     json_decref(j);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1, "no second run");
-    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n", body, &r2));
+    cr_assert(h_request(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-crash\r\n",
+                        body, &r2));
     cr_assert_eq(r2.status, 200);
     char v[16];
     cr_assert(resp_header(&r2, "Idempotent-Replayed", v, sizeof v), "now the answer is stored");

@@ -49,7 +49,9 @@ json_t *ae_error(int port, const char *method, const char *path, const char *hea
 
 long long ae_db_count(const struct server *s, const char *sql) { return ra_db_count(s, sql); }
 
-void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap) { ra_db_text(s, sql, out, cap); }
+void ae_db_text(const struct server *s, const char *sql, char *out, size_t cap) {
+    ra_db_text(s, sql, out, cap);
+}
 
 char *ae_start_run(int port, const char *body) { return ra_start_run(port, body); }
 

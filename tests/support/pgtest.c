@@ -43,7 +43,8 @@ void pgtest_isolate(const char *url, char *out, size_t cap) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     char schema[64], sql[128];
-    snprintf(schema, sizeof schema, "t_%ld_%u_%ld", (long)getpid(), counter++, (long)(ts.tv_nsec % 1000000));
+    snprintf(schema, sizeof schema, "t_%ld_%u_%ld", (long)getpid(), counter++,
+             (long)(ts.tv_nsec % 1000000));
     snprintf(sql, sizeof sql, "CREATE SCHEMA %s", schema);
     PGconn *c = connect_or_fail(url);
     PGresult *r = PQexec(c, sql);
@@ -69,7 +70,8 @@ void pgtest_text(const char *url, const char *sql, char *out, size_t cap) {
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
         snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
     else
-        snprintf(out, cap, "(%s)", PQresultStatus(r) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(r));
+        snprintf(out, cap, "(%s)",
+                 PQresultStatus(r) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(r));
     PQclear(r);
     PQfinish(c);
 #else
@@ -86,7 +88,9 @@ long long pgtest_scalar(const char *url, const char *sql) {
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     char msg[512];
     snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
-    long long v = ok && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    long long v = ok && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)
+                      ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+                      : -1;
     PQclear(r);
     PQfinish(c);
     cr_assert(ok, "%s: %s", sql, msg);

@@ -12,8 +12,8 @@
 /* True for a postgres:// or postgresql:// URL. */
 bool pgtest_is_pg(const char *url);
 /* For a Postgres URL: creates a new empty schema on that server and writes to out the URL whose
- * connections use it (options=-csearch_path=..., application_name=the schema); asserts on failure. Other URLs are copied.
- * In a build without Postgres, a Postgres URL fails the test. */
+ * connections use it (options=-csearch_path=..., application_name=the schema); asserts on failure.
+ * Other URLs are copied. In a build without Postgres, a Postgres URL fails the test. */
 void pgtest_isolate(const char *url, char *out, size_t cap);
 /* The schema the last pgtest_isolate made; also the application_name of the connections of
  * its URL (to find them in pg_stat_activity). */

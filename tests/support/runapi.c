@@ -27,8 +27,8 @@ void ra_start(struct server *s, const char *const *extra) {
     server_start(s, env);
 }
 
-json_t *ra_call(int port, const char *method, const char *path, const char *headers, const char *body,
-                int *status) {
+json_t *ra_call(int port, const char *method, const char *path, const char *headers,
+                const char *body, int *status) {
     struct resp r;
     cr_assert(h_request(port, method, path, headers, body, &r), "%s %s: no answer", method, path);
     *status = r.status;
@@ -37,7 +37,9 @@ json_t *ra_call(int port, const char *method, const char *path, const char *head
     return j;
 }
 
-const char *ra_str(const json_t *j, const char *key) { return json_string_value(json_object_get(j, key)); }
+const char *ra_str(const json_t *j, const char *key) {
+    return json_string_value(json_object_get(j, key));
+}
 
 void ra_expect_error(json_t *j, int status, int want_status, const char *code, const char *detail) {
     char *dump = j ? json_dumps(j, 0) : strdup("(no JSON)");
@@ -98,7 +100,8 @@ json_t *ra_wait_status_diag(int port, const char *id, const char *want, int ms,
             if (diag)
                 diag(id, more, sizeof more);
             char *d = json_dumps(j, 0);
-            cr_assert_fail("run %s is %s, waited for %s: %s%s%s", id, s, want, d, *more ? "\n" : "", more);
+            cr_assert_fail("run %s is %s, waited for %s: %s%s%s", id, s, want, d, *more ? "\n" : "",
+                           more);
         }
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */

@@ -23,14 +23,14 @@ void ra_env(const char **env, size_t cap, const char *const *extra);
 /* server_start with ra_env's entries. */
 void ra_start(struct server *s, const char *const *extra);
 /* One request; the body parsed as JSON (NULL when it is not JSON) and the status. */
-json_t *ra_call(int port, const char *method, const char *path, const char *headers, const char *body,
-                int *status);
+json_t *ra_call(int port, const char *method, const char *path, const char *headers,
+                const char *body, int *status);
 /* j's string member key (NULL when absent or not a string). */
 const char *ra_str(const json_t *j, const char *key);
 /* Asserts status, the error code (and detail when not NULL) and a request_id of an answer;
  * frees it. */
 void ra_expect_error(json_t *j, int status, int want_status, const char *code, const char *detail);
-#define RA_ERR(port, method, path, headers, body, want, code, detail)                             \
+#define RA_ERR(port, method, path, headers, body, want, code, detail)                              \
     do {                                                                                           \
         int st_;                                                                                   \
         json_t *j_ = ra_call(port, method, path, headers, body, &st_);                             \

@@ -79,7 +79,8 @@ Test(breaker, stale_tickets_decide_nothing) {
     breaker_t b;
     breaker_init(&b, 2, 100);
     uint32_t slow_gen, g;
-    cr_assert_eq(breaker_acquire(&b, 0, &slow_gen), BT_CALL); /* a slow call, started while closed */
+    cr_assert_eq(breaker_acquire(&b, 0, &slow_gen),
+                 BT_CALL); /* a slow call, started while closed */
     call(&b, 1, BV_FAILURE);
     call(&b, 2, BV_FAILURE); /* opens */
     cr_assert_eq(breaker_state(&b, 2), BREAKER_OPEN);

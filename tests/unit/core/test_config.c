@@ -368,16 +368,27 @@ Test(config, cross_setting_checks) {
 }
 
 Test(config, x264_options_are_checked) {
-    const char *good[] = {"", "rc-lookahead=1:bframes=1", "sliced-threads=1:rc-lookahead=0:bframes=0",
-                          "deblock=-1,-1:ref=2", "b-pyramid=none:me=hex"};
+    const char *good[] = {"", "rc-lookahead=1:bframes=1",
+                          "sliced-threads=1:rc-lookahead=0:bframes=0", "deblock=-1,-1:ref=2",
+                          "b-pyramid=none:me=hex"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
-        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", good[i]), 0, "'%s' refused: %s", good[i], msg());
+        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", good[i]), 0, "'%s' refused: %s", good[i],
+                     msg());
     /* x264 would only warn (silently, FFmpeg's log is off) about these: refused at start */
-    const char *bad[] = {"bframes", "bframes=", "=1", "foo=1", "rc-lookahead=1:", ":bframes=1",
-                         "bframes=1:threads=64", "preset=slow", "bframes=1;rm", "bframes=1 ",
+    const char *bad[] = {"bframes",
+                         "bframes=",
+                         "=1",
+                         "foo=1",
+                         "rc-lookahead=1:",
+                         ":bframes=1",
+                         "bframes=1:threads=64",
+                         "preset=slow",
+                         "bframes=1;rm",
+                         "bframes=1 ",
                          "me=aaaaaaaaaaaaaaaaa"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", bad[i]), ERR_INVAL, "'%s' accepted", bad[i]);
+        cr_assert_eq(try_value("TRANSCODE_X264_PARAMS", bad[i]), ERR_INVAL, "'%s' accepted",
+                     bad[i]);
         cr_assert_not_null(strstr(msg(), "TRANSCODE_X264_PARAMS: x264 options"), "%s", msg());
     }
     char lng[300];

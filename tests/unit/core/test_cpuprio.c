@@ -35,7 +35,8 @@ static void runs_lowered(enum cpuprio p) {
     _Atomic int calls = 0;
     cr_assert_eq(cpuprio_self(), CPUPRIO_NORMAL);
     cr_assert_eq(cpuprio_run(p, work, &calls), 0);
-    cr_assert_eq(atomic_load(&calls), 1, "the work ran once, and had ended when cpuprio_run returned");
+    cr_assert_eq(atomic_load(&calls), 1,
+                 "the work ran once, and had ended when cpuprio_run returned");
     cr_assert_eq(atomic_load(&seen), (int)p, "the work ran at the class asked");
     cr_assert_eq(atomic_load(&seen_child), (int)p, "threads it created inherited it");
     cr_assert_neq(atomic_load(&ran_on), (long)pthread_self(), "on a thread of its own");

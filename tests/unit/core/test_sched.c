@@ -47,7 +47,8 @@ static void *slice_test(void *arg) {
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, child_slice, &child), 0);
     pthread_join(t, NULL);
-    cr_expect_eq(child, before, "a thread created afterwards gets the default back (%llu)", (unsigned long long)child);
+    cr_expect_eq(child, before, "a thread created afterwards gets the default back (%llu)",
+                 (unsigned long long)child);
     return NULL;
 }
 

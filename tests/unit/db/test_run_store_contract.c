@@ -90,13 +90,19 @@ static run_t new_run(const char *workflow, const char *status, int64_t created) 
 }
 
 static int f_insert(store_tx_t *tx, struct call *c) { return tx->s->ops->run_insert(tx, &c->run); }
-static int f_get(store_tx_t *tx, struct call *c) { return tx->s->ops->run_get(tx, c->s1, true, &c->run); }
-static int f_update(store_tx_t *tx, struct call *c) { return tx->s->ops->run_update(tx, &c->run, c->s1); }
+static int f_get(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->run_get(tx, c->s1, true, &c->run);
+}
+static int f_update(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->run_update(tx, &c->run, c->s1);
+}
 static int f_list(store_tx_t *tx, struct call *c) {
     c->n = 16;
     return tx->s->ops->run_list(tx, &c->f, c->runs, &c->n);
 }
-static int f_count(store_tx_t *tx, struct call *c) { return tx->s->ops->run_count_since(tx, c->i1, &c->i2); }
+static int f_count(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->run_count_since(tx, c->i1, &c->i2);
+}
 
 static void insert(run_t *r) {
     struct call c = {.fn = f_insert, .run = *r};
@@ -167,7 +173,8 @@ Test(run_store, list_is_newest_first_with_filters_and_a_cursor) {
     int64_t t = clock_now_ms();
     char ids[5][RUN_ID_LEN];
     for (int i = 0; i < 5; i++) {
-        run_t r = new_run(i % 2 ? "motivational" : "aismr", i == 4 ? "completed" : "pending", t + i);
+        run_t r =
+            new_run(i % 2 ? "motivational" : "aismr", i == 4 ? "completed" : "pending", t + i);
         memcpy(ids[i], r.id, RUN_ID_LEN);
         insert(&r);
     }
@@ -181,7 +188,8 @@ Test(run_store, list_is_newest_first_with_filters_and_a_cursor) {
     int64_t cursor_at = c.runs[1].created_at;
     for (int i = 0; i < c.n; i++)
         run_release(&c.runs[i]);
-    struct call d = {.fn = f_list, .f = {.limit = 10, .before_id = cursor_id, .before_created = cursor_at}};
+    struct call d = {.fn = f_list,
+                     .f = {.limit = 10, .before_id = cursor_id, .before_created = cursor_at}};
     cr_assert_eq(call(&d), 0);
     cr_assert_eq(d.n, 3);
     cr_assert_str_eq(d.runs[0].id, ids[2]);
@@ -242,7 +250,9 @@ Test(run_store, events_are_numbered_and_replayed_after_an_id) {
         run_event_release(&n.evs[i]);
 }
 
-static int f_art(store_tx_t *tx, struct call *c) { return tx->s->ops->artifact_add(tx, &c->art, &c->flag); }
+static int f_art(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->artifact_add(tx, &c->art, &c->flag);
+}
 static int f_arts(store_tx_t *tx, struct call *c) {
     c->n = 16;
     return tx->s->ops->artifact_list(tx, c->s1, c->s2, c->arts, &c->n);
@@ -314,12 +324,16 @@ Test(run_store, tasks_map_to_their_run_once) {
     cr_assert_eq(call(&u), ERR_NOTFOUND);
 }
 
-static int f_inbox_add(store_tx_t *tx, struct call *c) { return tx->s->ops->inbox_add(tx, &c->w, &c->flag); }
+static int f_inbox_add(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->inbox_add(tx, &c->w, &c->flag);
+}
 static int f_inbox_early(store_tx_t *tx, struct call *c) {
     c->n = 8;
     return tx->s->ops->inbox_early(tx, "sora", c->s1, c->i1, c->ws, &c->n);
 }
-static int f_inbox_set(store_tx_t *tx, struct call *c) { return tx->s->ops->inbox_set(tx, c->i1, c->s1, c->s2); }
+static int f_inbox_set(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->inbox_set(tx, c->i1, c->s1, c->s2);
+}
 
 static struct call delivery(const char *id, const char *task, const char *status, int64_t at) {
     struct call c = {.fn = f_inbox_add};
@@ -366,9 +380,12 @@ static int f_idem_begin(store_tx_t *tx, struct call *c) {
 static int f_idem_finish(store_tx_t *tx, struct call *c) {
     return tx->s->ops->idem_finish(tx, c->s1, c->s2, 200, "{\"ok\":true}");
 }
-static int f_idem_abort(store_tx_t *tx, struct call *c) { return tx->s->ops->idem_abort(tx, c->s1, c->s2); }
+static int f_idem_abort(store_tx_t *tx, struct call *c) {
+    return tx->s->ops->idem_abort(tx, c->s1, c->s2);
+}
 
-static enum idem_state idem(const char *scope, const char *key, const char *hash, int64_t now, struct call *out) {
+static enum idem_state idem(const char *scope, const char *key, const char *hash, int64_t now,
+                            struct call *out) {
     struct call c = {.fn = f_idem_begin, .s1 = scope, .s2 = key, .s3 = hash, .i1 = now};
     cr_assert_eq(call(&c), 0);
     if (out)
@@ -391,10 +408,12 @@ Test(run_store, idempotency_keys_replay_refuse_and_expire) {
     cr_assert_eq(r.idem.status, 200);
     cr_assert_str_eq(r.idem.body, "{\"ok\":true}");
     free(r.idem.body);
-    cr_assert_eq(idem("key:a", "k1", "h2", now + 2000, NULL), IDEM_NEW, "an expired key is free again");
+    cr_assert_eq(idem("key:a", "k1", "h2", now + 2000, NULL), IDEM_NEW,
+                 "an expired key is free again");
     struct call a = {.fn = f_idem_abort, .s1 = "key:a", .s2 = "k1"};
     cr_assert_eq(call(&a), 0);
-    cr_assert_eq(idem("key:a", "k1", "h3", now + 2000, NULL), IDEM_NEW, "an aborted key is free again");
+    cr_assert_eq(idem("key:a", "k1", "h3", now + 2000, NULL), IDEM_NEW,
+                 "an aborted key is free again");
 }
 
 static int f_fb_add(store_tx_t *tx, struct call *c) { return tx->s->ops->feedback_add(tx, &c->fb); }
@@ -456,7 +475,8 @@ Test(run_store, a_commit_reported_is_a_commit_made) {
     int grc = call(&g);
     if (grc == 0)
         run_release(&g.run);
-    cr_assert_eq(rc == 0, grc == 0, "store_call said %d but the run is %s", rc, grc == 0 ? "there" : "missing");
+    cr_assert_eq(rc == 0, grc == 0, "store_call said %d but the run is %s", rc,
+                 grc == 0 ? "there" : "missing");
     /* and the store goes on working afterwards */
     run_t r2 = new_run("aismr", "pending", clock_now_ms());
     insert(&r2);
@@ -497,7 +517,8 @@ static int f_stale(store_tx_t *tx, struct call *c) {
 
 Test(run_store, stale_runs_are_the_oldest_first_and_at_most_the_room_given) {
     int64_t t0 = clock_now_ms() - 100000;
-    const char *statuses[] = {"awaiting_render", "completed", "awaiting_publish", "awaiting_render"};
+    const char *statuses[] = {"awaiting_render", "completed", "awaiting_publish",
+                              "awaiting_render"};
     run_t rs[4];
     for (int i = 0; i < 4; i++) {
         rs[i] = new_run("aismr", statuses[i], t0 + i);

@@ -25,10 +25,16 @@ static config_t cfg;
 static store_t *st;
 static char dir[64], db_path[128], wal_path[136];
 
-static const struct sqlite_wal_tuning small = {
-    .ckpt_frames = 50, .restart_frames = 200, .tail_frames = 16, .hard_frames = 800, .idle_ms = 200};
-static const struct sqlite_wal_tuning normal = {
-    .ckpt_frames = 1000, .restart_frames = 4000, .tail_frames = 128, .hard_frames = 16000, .idle_ms = 1000};
+static const struct sqlite_wal_tuning small = {.ckpt_frames = 50,
+                                               .restart_frames = 200,
+                                               .tail_frames = 16,
+                                               .hard_frames = 800,
+                                               .idle_ms = 200};
+static const struct sqlite_wal_tuning normal = {.ckpt_frames = 1000,
+                                                .restart_frames = 4000,
+                                                .tail_frames = 128,
+                                                .hard_frames = 16000,
+                                                .idle_ms = 1000};
 
 static void open_store(const char *sync) {
     config_init(&cfg);
@@ -141,7 +147,8 @@ static void steady_writes(const char *sync) {
     struct sqlite_wal_stats s = stats();
     cr_assert_geq(s.restarts, 1, "the WAL never started over (longest %d frames)", s.max_frames);
     cr_assert_leq(s.max_frames, small.hard_frames + 64, "the WAL grew to %d frames", s.max_frames);
-    for (int64_t deadline = clock_now_ms() + 20000; stats().passes == 0 && clock_now_ms() < deadline;)
+    for (int64_t deadline = clock_now_ms() + 20000;
+         stats().passes == 0 && clock_now_ms() < deadline;)
         nap_ms(5);
     cr_assert_geq(stats().passes, 1, "the checkpointer thread never ran");
     close_store();
@@ -190,7 +197,8 @@ Test(store_sqlite, a_reader_on_an_old_snapshot_holds_the_wal_back_until_it_ends)
     write_runs(300, 4); /* the writer is never blocked by the pinned WAL */
     cr_assert_eq(stats().restarts, restarts, "the WAL started over under a reader's snapshot");
     cr_assert_gt(stats().max_frames, small.hard_frames);
-    cr_assert_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK); /* the snapshot is released */
+    cr_assert_eq(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL),
+                 SQLITE_OK); /* the snapshot is released */
     sqlite3_close(reader);
     int more = 0;
     for (; more < 200 && stats().restarts == restarts; more++)
@@ -246,14 +254,17 @@ Test(store_sqlite, the_run_budget_count_matches_count_star) {
     sqlite3 *db = NULL;
     cr_assert_eq(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *c = NULL;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE created_at >= ?", -1, &c, NULL), SQLITE_OK);
+    cr_assert_eq(
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM runs WHERE created_at >= ?", -1, &c, NULL),
+        SQLITE_OK);
     for (int64_t at = base - 5; at <= base + 1005; at += 7) {
         q.at = at;
         cr_assert_eq(store_call(st, since_unit, &q), 0);
         sqlite3_bind_int64(c, 1, at);
         cr_assert_eq(sqlite3_step(c), SQLITE_ROW);
-        cr_assert_eq(q.count, sqlite3_column_int64(c, 0), "since %lld: %lld, count(*) %lld", (long long)(at - base),
-                     (long long)q.count, (long long)sqlite3_column_int64(c, 0));
+        cr_assert_eq(q.count, sqlite3_column_int64(c, 0), "since %lld: %lld, count(*) %lld",
+                     (long long)(at - base), (long long)q.count,
+                     (long long)sqlite3_column_int64(c, 0));
         sqlite3_reset(c);
     }
     sqlite3_finalize(c);

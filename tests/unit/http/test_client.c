@@ -108,7 +108,9 @@ static void *conn_thread(void *arg) {
         sendf(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n"
                   "Connection: close\r\n\r\n{\"ok\":true}");
     } else if (strcmp(path, "/echo") == 0) {
-        sendf(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+        sendf(fd,
+              "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: "
+              "close\r\n\r\n",
               strlen(req));
         send_all(fd, req, strlen(req));
     } else if (strcmp(path, "/slow") == 0) {
@@ -120,16 +122,20 @@ static void *conn_thread(void *arg) {
         char date[64];
         time_t t = time(NULL) + 120;
         strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime(&t));
-        sendf(fd, "HTTP/1.1 503 Unavailable\r\nRetry-After: %s\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        sendf(fd,
+              "HTTP/1.1 503 Unavailable\r\nRetry-After: %s\r\nContent-Length: 0\r\nConnection: "
+              "close\r\n\r\n",
               date);
     } else if (strcmp(path, "/flaky") == 0) {
         if (atomic_fetch_add(&flaky_count, 1) == 0)
-            sendf(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: close\r\n\r\noops!");
+            sendf(fd, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 5\r\nConnection: "
+                      "close\r\n\r\noops!");
         else
             sendf(fd, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
     } else if (strcmp(path, "/400") == 0) {
-        sendf(fd, "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 27\r\n"
-                  "Connection: close\r\n\r\n{\"error\":{\"message\":\"bad\"}}");
+        sendf(fd,
+              "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 27\r\n"
+              "Connection: close\r\n\r\n{\"error\":{\"message\":\"bad\"}}");
     } else if (strcmp(path, "/big") == 0) {
         size_t n = 2u << 20;
         sendf(fd, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
@@ -140,7 +146,8 @@ static void *conn_thread(void *arg) {
         }
     } else if (strcmp(path, "/bigerror") == 0) {
         size_t n = 200000;
-        sendf(fd, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+        sendf(fd, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+              n);
         char *b = malloc(n);
         fill_pattern(b, n, 0);
         send_all(fd, b, n);
@@ -150,7 +157,10 @@ static void *conn_thread(void *arg) {
     } else if (strcmp(path, "/download") == 0 || strcmp(path, "/cut") == 0) {
         size_t n = 3u << 20, sent = 0;
         bool cut = strcmp(path, "/cut") == 0;
-        sendf(fd, "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n", n);
+        sendf(fd,
+              "HTTP/1.1 200 OK\r\nContent-Type: video/mp4\r\nContent-Length: %zu\r\nConnection: "
+              "close\r\n\r\n",
+              n);
         char chunk[65536];
         for (size_t off = 0; off < n; off += sizeof chunk) {
             if (cut && off >= n / 3)
@@ -161,10 +171,13 @@ static void *conn_thread(void *arg) {
         }
         (void)sent;
     } else if (strcmp(path, "/redirect-same") == 0) {
-        sendf(fd, "HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        sendf(fd, "HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\nConnection: "
+                  "close\r\n\r\n");
     } else if (strcmp(path, "/redirect-other") == 0) {
-        sendf(fd, "HTTP/1.1 302 Found\r\nLocation: http://localhost:%d/ok\r\nContent-Length: 0\r\n"
-                  "Connection: close\r\n\r\n", port);
+        sendf(fd,
+              "HTTP/1.1 302 Found\r\nLocation: http://localhost:%d/ok\r\nContent-Length: 0\r\n"
+              "Connection: close\r\n\r\n",
+              port);
     } else {
         sendf(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     }
@@ -290,7 +303,9 @@ static bool run_until(struct got *g, int ms) {
     return g->calls > 0;
 }
 
-static void url(char *out, size_t cap, const char *path) { snprintf(out, cap, "http://127.0.0.1:%d%s", port, path); }
+static void url(char *out, size_t cap, const char *path) {
+    snprintf(out, cap, "http://127.0.0.1:%d%s", port, path);
+}
 
 static struct got fetch(const char *path, struct http_request *base) {
     char u[256];
@@ -332,8 +347,11 @@ Test(client, post_body_and_headers_arrive) {
 }
 
 Test(client, multipart_form_fields) {
-    struct http_form_field f[] = {{"video", "https://x.test/v.mp4"}, {"title", "Hello"},
-                                  {"platform[]", "tiktok"}, {"tags[]", "a"}, {"tags[]", "b"}};
+    struct http_form_field f[] = {{"video", "https://x.test/v.mp4"},
+                                  {"title", "Hello"},
+                                  {"platform[]", "tiktok"},
+                                  {"tags[]", "a"},
+                                  {"tags[]", "b"}};
     struct http_request r = {.method = "POST", .form = f, .nform = 5};
     struct got g = fetch("/echo", &r);
     cr_assert_eq(g.outcome, HC_OK);
@@ -535,7 +553,8 @@ Test(client, guard_refuses_redirects_to_other_hosts) {
 Test(client, guard_allowed_domains) {
     http_client_close(client, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
-    struct http_client_opts o = {.allow_private = true, .allowed_domains = "cdn.example.com, .media.test"};
+    struct http_client_opts o = {.allow_private = true,
+                                 .allowed_domains = "cdn.example.com, .media.test"};
     cr_assert_eq(http_client_new(&loop, &o, &client), 0);
     struct got g = {0};
     struct http_request r = {.url = "http://127.0.0.1:1/x", .guard = true};
@@ -662,12 +681,28 @@ static bool priv(const char *ip) {
 }
 
 Test(client_pure, private_addresses) {
-    const char *yes[] = {"127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.0.1", "172.31.255.255",
-                         "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "224.0.0.1",
-                         "::1", "::", "fe80::1", "fd00::1", "fc00::2", "::ffff:127.0.0.1",
-                         "::ffff:10.1.2.3", "::ffff:169.254.169.254", "ff02::1"};
-    const char *no[] = {"8.8.8.8", "172.32.0.1", "172.15.255.255", "192.169.0.1", "100.128.0.1",
-                        "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8", "169.255.0.1"};
+    const char *yes[] = {"127.0.0.1",
+                         "127.1.2.3",
+                         "10.0.0.1",
+                         "172.16.0.1",
+                         "172.31.255.255",
+                         "192.168.1.1",
+                         "169.254.169.254",
+                         "100.64.0.1",
+                         "0.0.0.0",
+                         "224.0.0.1",
+                         "::1",
+                         "::",
+                         "fe80::1",
+                         "fd00::1",
+                         "fc00::2",
+                         "::ffff:127.0.0.1",
+                         "::ffff:10.1.2.3",
+                         "::ffff:169.254.169.254",
+                         "ff02::1"};
+    const char *no[] = {"8.8.8.8",         "172.32.0.1",     "172.15.255.255",
+                        "192.169.0.1",     "100.128.0.1",    "1.1.1.1",
+                        "2606:4700::1111", "::ffff:8.8.8.8", "169.255.0.1"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
         cr_assert(priv(yes[i]), "%s is private", yes[i]);
     for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)

@@ -19,7 +19,8 @@ Test(file, single_ranges) {
     cr_assert(a == 7 && b == 9);
     cr_assert_eq(range("bytes=-4", 10, &a, &b), 1);
     cr_assert(a == 6 && b == 9);
-    cr_assert_eq(range("bytes=-40", 10, &a, &b), 1, "a suffix longer than the file is the whole file");
+    cr_assert_eq(range("bytes=-40", 10, &a, &b), 1,
+                 "a suffix longer than the file is the whole file");
     cr_assert(a == 0 && b == 9);
     cr_assert_eq(range("bytes=3-1000", 10, &a, &b), 1);
     cr_assert(a == 3 && b == 9);
@@ -42,8 +43,12 @@ Test(file, unsatisfiable_ranges) {
 
 Test(file, ranges_that_are_ignored) {
     uint64_t a = 77, b = 77;
-    const char *ignored[] = {"", "bytes", "bytes=", "bytes=-", "bytes=a-b", "bytes=1-2,4-5", "bytes=1-2x",
-                             "items=1-2", "bytes=1", "bytes=99999999999999999999999-", "bytes= -", "bytes=--1",
+    const char *ignored[] = {"",           "bytes",
+                             "bytes=",     "bytes=-",
+                             "bytes=a-b",  "bytes=1-2,4-5",
+                             "bytes=1-2x", "items=1-2",
+                             "bytes=1",    "bytes=99999999999999999999999-",
+                             "bytes= -",   "bytes=--1",
                              "bytes=+1-2"};
     for (size_t i = 0; i < sizeof ignored / sizeof ignored[0]; i++)
         cr_assert_eq(range(ignored[i], 10, &a, &b), 0, "'%s'", ignored[i]);

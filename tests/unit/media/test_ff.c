@@ -1,4 +1,5 @@
-/* media/ff: the FFmpeg libraries loaded with dlopen, every function the media code calls resolved. */
+/* media/ff: the FFmpeg libraries loaded with dlopen, every function the media code calls resolved.
+ */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,13 +16,14 @@ Test(ff, loads_every_library_and_resolves_every_function) {
     cr_assert_eq(ff_load(&err), 0, "a second call gives the first result");
     buf_release(&err);
     size_t n = 0;
-#define CHECK(lib, name)                                                                                       \
-    cr_expect(ff_api.name != NULL, "%s from %s", #name, ff_soname(lib));                                       \
+#define CHECK(lib, name)                                                                           \
+    cr_expect(ff_api.name != NULL, "%s from %s", #name, ff_soname(lib));                           \
     n++;
     FF_FUNCS(CHECK)
 #undef CHECK
     cr_expect_gt(n, 50u);
-    /* the pointers are the libraries' own functions: they report the versions the headers describe */
+    /* the pointers are the libraries' own functions: they report the versions the headers describe
+     */
     cr_expect_eq(ff_api.avcodec_version() >> 16, (unsigned)LIBAVCODEC_VERSION_MAJOR);
     cr_expect_eq(ff_api.avformat_version() >> 16, (unsigned)LIBAVFORMAT_VERSION_MAJOR);
     cr_expect_eq(ff_api.avutil_version() >> 16, (unsigned)LIBAVUTIL_VERSION_MAJOR);

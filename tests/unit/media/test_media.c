@@ -26,7 +26,9 @@
 static char dir[64];
 static buf_t err;
 
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f) { return remove(p); }
+static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f) {
+    return remove(p);
+}
 
 static void setup(void) {
     snprintf(dir, sizeof dir, "/tmp/myloware-media-XXXXXX");
@@ -65,9 +67,17 @@ static int count_files(void) {
     return n;
 }
 
-static void synth(const char *name, int w, int h, int fps, double s, const char *codec, bool no_audio, bool vfr) {
-    struct media_synth_opts o = {.output = path(name), .width = w, .height = h, .fps = fps, .seconds = s,
-                                 .clip_number = 7, .video_codec = codec, .no_audio = no_audio, .variable_fps = vfr};
+static void synth(const char *name, int w, int h, int fps, double s, const char *codec,
+                  bool no_audio, bool vfr) {
+    struct media_synth_opts o = {.output = path(name),
+                                 .width = w,
+                                 .height = h,
+                                 .fps = fps,
+                                 .seconds = s,
+                                 .clip_number = 7,
+                                 .video_codec = codec,
+                                 .no_audio = no_audio,
+                                 .variable_fps = vfr};
     buf_reset(&err);
     cr_assert_eq(media_synth_clip(&o, &err), 0, "synth %s: %s", name, err.data);
 }
@@ -92,10 +102,14 @@ static void check_output(const char *p, int w, int h, int fps, double seconds) {
     cr_expect_eq(mi.height, h);
     cr_expect(fabs(mi.fps - fps) < 0.01, "fps %f, want %d", mi.fps, fps);
     double frame = 1.0 / fps;
-    cr_expect(fabs(mi.video_duration - seconds) <= frame + 1e-6, "video %f s, want %f", mi.video_duration, seconds);
-    cr_expect(fabs(mi.duration - seconds) <= frame + 1e-6, "duration %f s, want %f", mi.duration, seconds);
-    cr_expect(fabs(mi.audio_duration - seconds) <= frame + 1e-6, "audio %f s, want %f", mi.audio_duration, seconds);
-    cr_expect(fabs((double)mi.video_frames - seconds * fps) <= 1.0, "%lld frames", (long long)mi.video_frames);
+    cr_expect(fabs(mi.video_duration - seconds) <= frame + 1e-6, "video %f s, want %f",
+              mi.video_duration, seconds);
+    cr_expect(fabs(mi.duration - seconds) <= frame + 1e-6, "duration %f s, want %f", mi.duration,
+              seconds);
+    cr_expect(fabs(mi.audio_duration - seconds) <= frame + 1e-6, "audio %f s, want %f",
+              mi.audio_duration, seconds);
+    cr_expect(fabs((double)mi.video_frames - seconds * fps) <= 1.0, "%lld frames",
+              (long long)mi.video_frames);
     cr_expect(mi.faststart, "moov must come before mdat in %s", p);
 }
 
@@ -116,8 +130,13 @@ static int on_progress(double done, void *ud) {
 }
 
 static int transcode(const char *in, const char *out, int w, int h, int fps, struct prog *pr) {
-    struct media_transcode_opts o = {.input = path(in), .output = path(out), .width = w, .height = h, .fps = fps,
-                                     .preset = "veryfast", .crf = 23};
+    struct media_transcode_opts o = {.input = path(in),
+                                     .output = path(out),
+                                     .width = w,
+                                     .height = h,
+                                     .fps = fps,
+                                     .preset = "veryfast",
+                                     .crf = 23};
     buf_reset(&err);
     return media_transcode(&o, pr ? on_progress : NULL, pr, &err);
 }
@@ -151,7 +170,8 @@ static struct picture decode_at(const char *p, double t) {
                     pic.h = f->height;
                     pic.y = malloc((size_t)pic.w * pic.h);
                     for (int r = 0; r < pic.h; r++)
-                        memcpy(pic.y + (size_t)r * pic.w, f->data[0] + (size_t)r * f->linesize[0], (size_t)pic.w);
+                        memcpy(pic.y + (size_t)r * pic.w, f->data[0] + (size_t)r * f->linesize[0],
+                               (size_t)pic.w);
                     got = true;
                 }
                 av_frame_unref(f);
@@ -222,7 +242,8 @@ Test(media, synth_clip_is_the_fake_providers_h264_aac_mp4) {
 }
 
 Test(media, synth_rejects_bad_options) {
-    struct media_synth_opts o = {.output = path("x.mp4"), .width = 8, .height = 320, .fps = 30, .seconds = 1};
+    struct media_synth_opts o = {
+        .output = path("x.mp4"), .width = 8, .height = 320, .fps = 30, .seconds = 1};
     cr_expect_eq(media_synth_clip(&o, &err), ERR_INVAL);
     o.width = 180;
     o.fps = 0;
@@ -242,8 +263,12 @@ Test(media, synth_rejects_bad_options) {
 Test(media, transcode_h264_with_progress_and_thumbnail) {
     synth("in.mp4", 180, 320, 30, 2, NULL, false, false);
     struct prog pr = {.monotonic = true};
-    struct media_transcode_opts o = {.input = path("in.mp4"), .output = path("out.mp4"),
-                                     .thumbnail = path("out.jpg"), .width = 90, .height = 160, .fps = 24,
+    struct media_transcode_opts o = {.input = path("in.mp4"),
+                                     .output = path("out.mp4"),
+                                     .thumbnail = path("out.jpg"),
+                                     .width = 90,
+                                     .height = 160,
+                                     .fps = 24,
                                      .crf = 23};
     cr_assert_eq(media_transcode(&o, on_progress, &pr, &err), 0, "%s", err.data);
     check_output(path("out.mp4"), 90, 160, 24, 2.0);
@@ -329,8 +354,13 @@ Test(media, transcode_variable_frame_rate_input_to_constant_rate) {
 }
 
 static void synth_audio(const char *name, double video_s, double audio_s) {
-    struct media_synth_opts o = {.output = path(name), .width = 96, .height = 160, .fps = 30, .seconds = video_s,
-                                 .clip_number = 2, .audio_seconds = audio_s};
+    struct media_synth_opts o = {.output = path(name),
+                                 .width = 96,
+                                 .height = 160,
+                                 .fps = 30,
+                                 .seconds = video_s,
+                                 .clip_number = 2,
+                                 .audio_seconds = audio_s};
     buf_reset(&err);
     cr_assert_eq(media_synth_clip(&o, &err), 0, "synth %s: %s", name, err.data);
     struct media_info mi = probe(path(name));
@@ -353,7 +383,11 @@ Test(media, audio_longer_or_shorter_than_the_video_is_cut_or_padded) {
 
 Test(media, long_video_with_short_audio_gets_silence_to_the_end) {
     /* 35 s of video (longer than the 30 s the audio queue holds) with 1 s of tone */
-    struct media_synth_opts o = {.output = path("in.mp4"), .width = 64, .height = 112, .fps = 5, .seconds = 35,
+    struct media_synth_opts o = {.output = path("in.mp4"),
+                                 .width = 64,
+                                 .height = 112,
+                                 .fps = 5,
+                                 .seconds = 35,
                                  .audio_seconds = 1};
     cr_assert_eq(media_synth_clip(&o, &err), 0, "%s", err.data);
     cr_assert_eq(transcode("in.mp4", "out.mp4", 64, 112, 5, NULL), 0, "%s", err.data);
@@ -365,8 +399,13 @@ Test(media, transcode_rejects_odd_or_out_of_range_output) {
     cr_expect_eq(transcode("in.mp4", "out.mp4", 63, 112, 30, NULL), ERR_INVAL);
     cr_expect_eq(transcode("in.mp4", "out.mp4", 64, 112, 0, NULL), ERR_INVAL);
     cr_expect_eq(transcode("in.mp4", "out.mp4", 8192, 112, 30, NULL), ERR_INVAL);
-    struct media_transcode_opts o = {.input = path("in.mp4"), .output = path("out.mp4"), .width = 64, .height = 112,
-                                     .fps = 30, .preset = "warp-speed", .crf = 23};
+    struct media_transcode_opts o = {.input = path("in.mp4"),
+                                     .output = path("out.mp4"),
+                                     .width = 64,
+                                     .height = 112,
+                                     .fps = 30,
+                                     .preset = "warp-speed",
+                                     .crf = 23};
     cr_expect_eq(media_transcode(&o, NULL, NULL, &err), ERR_INVAL);
     o.preset = NULL;
     o.crf = 52;
@@ -398,8 +437,14 @@ Test(media, transcode_bounds_x264_memory_by_default_and_takes_other_options) {
     cr_assert(strstr(opts, " rc_lookahead=1 "), "%s", opts);
     cr_assert(strstr(opts, " bframes=1 "), "%s", opts);
     cr_assert(strstr(opts, " b_pyramid=0 "), "%s", opts);
-    struct media_transcode_opts o = {.input = path("in.mp4"), .output = path("out2.mp4"), .width = 64, .height = 112,
-                                     .fps = 30, .preset = "veryfast", .crf = 23, .threads = 1,
+    struct media_transcode_opts o = {.input = path("in.mp4"),
+                                     .output = path("out2.mp4"),
+                                     .width = 64,
+                                     .height = 112,
+                                     .fps = 30,
+                                     .preset = "veryfast",
+                                     .crf = 23,
+                                     .threads = 1,
                                      .x264_params = "rc-lookahead=0:bframes=0"};
     buf_reset(&err);
     cr_assert_eq(media_transcode(&o, NULL, NULL, &err), 0, "%s", err.data);
@@ -437,7 +482,8 @@ static void expect_clean_failure(const char *in, int want, const char *needle) {
 }
 
 Test(media, truncated_inputs_fail_cleanly) {
-    synth("in.mp4", 96, 160, 30, 2, NULL, false, false); /* faststart: moov first, so a cut keeps it */
+    synth("in.mp4", 96, 160, 30, 2, NULL, false,
+          false); /* faststart: moov first, so a cut keeps it */
     truncate_copy(path("in.mp4"), path("half.mp4"), 0.5);
     expect_clean_failure("half.mp4", ERR_MEDIATYPE, "truncated");
     truncate_copy(path("in.mp4"), path("head.mp4"), 0.02);
@@ -464,7 +510,8 @@ Test(media, garbage_and_non_video_inputs_fail_cleanly) {
     /* a playlist pointing at another file is not followed */
     synth("real.mp4", 64, 112, 30, 0.5, NULL, false, false);
     char m3u[512];
-    snprintf(m3u, sizeof m3u, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n%s\n#EXT-X-ENDLIST\n", path("real.mp4"));
+    snprintf(m3u, sizeof m3u, "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXTINF:1,\n%s\n#EXT-X-ENDLIST\n",
+             path("real.mp4"));
     write_file(path("list.m3u8"), m3u, strlen(m3u));
     expect_clean_failure("list.m3u8", ERR_MEDIATYPE, "unsupported input format");
     /* a ffmpeg concat script neither */
@@ -577,16 +624,24 @@ Test(media, thumbnail_of_short_and_long_clips) {
 
 Test(media, render_concatenates_clips_durations_add_up) {
     synth("a.mp4", 180, 320, 30, 1, NULL, false, false);
-    synth("b.mp4", 320, 180, 25, 0.8, NULL, true, false);    /* other rate, 16:9, no audio */
+    synth("b.mp4", 320, 180, 25, 0.8, NULL, true, false); /* other rate, 16:9, no audio */
     synth("c.webm", 160, 90, 30, 0.6, "libvpx-vp9", false, false);
-    struct media_render_clip clips[] = {{path("a.mp4"), "first clip: 100% \"quoted\" text that wraps"},
-                                        {path("b.mp4"), NULL},
-                                        {path("c.webm"), "third"}};
+    struct media_render_clip clips[] = {
+        {path("a.mp4"), "first clip: 100% \"quoted\" text that wraps"},
+        {path("b.mp4"), NULL},
+        {path("c.webm"), "third"}};
     bool drawn = true;
     struct prog pr = {.monotonic = true};
-    struct media_render_opts o = {.clips = clips, .nclips = 3, .output = path("r.mp4"), .thumbnail = path("r.jpg"),
-                                  .width = 90, .height = 160, .fps = 30, .crf = 23,
-                                  .font = "/nonexistent/font.ttf", .overlays_drawn = &drawn};
+    struct media_render_opts o = {.clips = clips,
+                                  .nclips = 3,
+                                  .output = path("r.mp4"),
+                                  .thumbnail = path("r.jpg"),
+                                  .width = 90,
+                                  .height = 160,
+                                  .fps = 30,
+                                  .crf = 23,
+                                  .font = "/nonexistent/font.ttf",
+                                  .overlays_drawn = &drawn};
     cr_assert_eq(media_render(&o, on_progress, &pr, &err), 0, "%s", err.data);
     cr_expect_not(drawn, "no font: no overlay, and no failure");
     check_output(path("r.mp4"), 90, 160, 30, 1.0 + 0.8 + 0.6);
@@ -600,10 +655,18 @@ Test(media, render_burns_overlays_when_the_font_exists) {
     if (access(font, R_OK) != 0)
         cr_skip_test("no DejaVu font installed");
     synth("a.mp4", 90, 160, 30, 0.5, NULL, false, false);
-    struct media_render_clip plain[] = {{path("a.mp4"), NULL}}, text[] = {{path("a.mp4"), "HELLO WORLD"}};
+    struct media_render_clip plain[] = {{path("a.mp4"), NULL}},
+                             text[] = {{path("a.mp4"), "HELLO WORLD"}};
     bool drawn = false;
-    struct media_render_opts o = {.clips = plain, .nclips = 1, .output = path("plain.mp4"), .width = 90,
-                                  .height = 160, .fps = 30, .crf = 23, .font = font, .overlays_drawn = &drawn};
+    struct media_render_opts o = {.clips = plain,
+                                  .nclips = 1,
+                                  .output = path("plain.mp4"),
+                                  .width = 90,
+                                  .height = 160,
+                                  .fps = 30,
+                                  .crf = 23,
+                                  .font = font,
+                                  .overlays_drawn = &drawn};
     cr_assert_eq(media_render(&o, NULL, NULL, &err), 0, "%s", err.data);
     cr_expect_not(drawn);
     o.clips = text;
@@ -629,8 +692,14 @@ Test(media, render_fails_whole_on_a_bad_clip_and_names_it) {
     synth("a.mp4", 64, 112, 30, 0.5, NULL, false, false);
     write_file(path("bad.mp4"), "not a video, really not", 23);
     struct media_render_clip clips[] = {{path("a.mp4"), NULL}, {path("bad.mp4"), NULL}};
-    struct media_render_opts o = {.clips = clips, .nclips = 2, .output = path("r.mp4"), .thumbnail = path("r.jpg"),
-                                  .width = 64, .height = 112, .fps = 30, .crf = 23};
+    struct media_render_opts o = {.clips = clips,
+                                  .nclips = 2,
+                                  .output = path("r.mp4"),
+                                  .thumbnail = path("r.jpg"),
+                                  .width = 64,
+                                  .height = 112,
+                                  .fps = 30,
+                                  .crf = 23};
     cr_expect_eq(media_render(&o, NULL, NULL, &err), ERR_MEDIATYPE);
     cr_expect(strstr(err.data, "clip 1: "), "%s", err.data);
     cr_expect_not(exists(path("r.mp4")));
@@ -661,7 +730,8 @@ Test(media, scaled_size_keeps_aspect_and_even_sizes) {
     cr_expect(w == MEDIA_MIN_DIM && h >= MEDIA_MIN_DIM, "%dx%d", w, h);
     cr_expect_eq(media_parse_size("360x640", &w, &h), 0);
     cr_expect(w == 360 && h == 640);
-    const char *bad[] = {"", "360", "360x", "x640", "360x640x", "-360x640", "1x1", "99999x640", "360X640", " 360x640"};
+    const char *bad[] = {"",         "360", "360x",      "x640",    "360x640x",
+                         "-360x640", "1x1", "99999x640", "360X640", " 360x640"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         cr_expect_eq(media_parse_size(bad[i], &w, &h), ERR_INVAL, "'%s'", bad[i]);
     cr_expect(strstr(media_versions(), "libavcodec "));
@@ -685,20 +755,30 @@ Test(media, job_paths_stay_inside_the_media_directory) {
     cr_expect_eq(media_resolve_path(root, want, true, out, sizeof out), 0, "absolute inside");
     cr_expect_eq(media_resolve_path(root, "clips/new.mp4", false, out, sizeof out), 0);
     cr_expect_eq(media_resolve_path(root, "new.mp4", false, out, sizeof out), 0);
-    cr_expect_eq(media_resolve_path(root, "clips/missing.mp4", true, out, sizeof out), ERR_NOTFOUND);
-    const char *inputs[] = {"../secret.txt", "clips/../../secret.txt", "link.mp4", "up/secret.txt", "/etc/passwd",
-                            path("secret.txt"), "", "clips/a.mp4\n", ".", "clips"};
+    cr_expect_eq(media_resolve_path(root, "clips/missing.mp4", true, out, sizeof out),
+                 ERR_NOTFOUND);
+    const char *inputs[] = {"../secret.txt",
+                            "clips/../../secret.txt",
+                            "link.mp4",
+                            "up/secret.txt",
+                            "/etc/passwd",
+                            path("secret.txt"),
+                            "",
+                            "clips/a.mp4\n",
+                            ".",
+                            "clips"};
     for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
         int rc = media_resolve_path(root, inputs[i], true, out, sizeof out);
         bool is_dir_ok = strcmp(inputs[i], "clips") == 0; /* a directory below root resolves */
         if (!is_dir_ok)
             cr_expect_neq(rc, 0, "input '%s' must be refused", inputs[i]);
     }
-    const char *outputs[] = {"../x.mp4",   "up/x.mp4",  "clips/../../x.mp4", "/tmp/x.mp4", "clips/.hidden.mp4",
-                             "clips/",     "clips/..",  ".",                 "nodir/x.mp4", "clips"};
+    const char *outputs[] = {"../x.mp4",          "up/x.mp4", "clips/../../x.mp4", "/tmp/x.mp4",
+                             "clips/.hidden.mp4", "clips/",   "clips/..",          ".",
+                             "nodir/x.mp4",       "clips"};
     for (size_t i = 0; i < sizeof outputs / sizeof outputs[0]; i++)
-        cr_expect_neq(media_resolve_path(root, outputs[i], false, out, sizeof out), 0, "output '%s' must be refused",
-                      outputs[i]);
+        cr_expect_neq(media_resolve_path(root, outputs[i], false, out, sizeof out), 0,
+                      "output '%s' must be refused", outputs[i]);
     char longp[1100];
     memset(longp, 'a', sizeof longp - 1);
     longp[sizeof longp - 1] = '\0';
@@ -718,11 +798,11 @@ Test(media, sweep_removes_only_stale_temp_files) {
     cr_assert_eq(mkdir(path("m/sub"), 0755), 0);
     cr_assert_eq(mkdir(path("outside"), 0755), 0);
     const char *stale[] = {"m/.a.mp4.tmp-0123456789abcdef", "m/sub/.t.jpg.tmp-fedcba9876543210"};
-    const char *kept[] = {"m/.b.mp4.tmp-00112233445566ff",  /* fresh: maybe a live encode */
-                          "m/clip.mp4",                     /* not a temp file */
-                          "m/.a.mp4.tmp-0123456789abcdeg",  /* not our pattern */
-                          "m/.hidden",
-                          "outside/.c.mp4.tmp-0123456789abcdef"}; /* only reachable through a symlink */
+    const char *kept[] = {
+        "m/.b.mp4.tmp-00112233445566ff",                     /* fresh: maybe a live encode */
+        "m/clip.mp4",                                        /* not a temp file */
+        "m/.a.mp4.tmp-0123456789abcdeg",                     /* not our pattern */
+        "m/.hidden", "outside/.c.mp4.tmp-0123456789abcdef"}; /* only reachable through a symlink */
     for (size_t i = 0; i < 2; i++) {
         write_file(path(stale[i]), "x", 1);
         age(path(stale[i]), 7200);

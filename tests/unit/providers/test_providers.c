@@ -66,7 +66,8 @@ static void *srv(void *arg) {
         snprintf(last_request, sizeof last_request, "%s", req);
         char out[9000];
         int n = snprintf(out, sizeof out,
-                         "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                         "HTTP/1.1 %s\r\nContent-Type: application/json\r\nContent-Length: "
+                         "%zu\r\nConnection: close\r\n\r\n%s",
                          answer_status, strlen(answer_body), answer_body);
         pthread_mutex_unlock(&mu);
         if (send(fd, out, (size_t)n, MSG_NOSIGNAL) < 0)
@@ -128,8 +129,17 @@ static void setup(void) {
     snprintf(openai, sizeof openai, "OPENAI_BASE_URL=http://127.0.0.1:%d", port);
     snprintf(remotion, sizeof remotion, "REMOTION_SERVICE_URL=http://127.0.0.1:%d/", port);
     snprintf(up, sizeof up, "UPLOAD_POST_API_URL=http://127.0.0.1:%d", port);
-    const char *s[] = {"PROVIDERS=real", "SAFETY_PROVIDER=openai", "RENDER_PROVIDER=remotion", llm, openai, remotion, up,
-                       "LLM_API_KEY=" KEY, "OPENAI_API_KEY=" KEY, "UPLOAD_POST_API_KEY=up-key-123456", NULL};
+    const char *s[] = {"PROVIDERS=real",
+                       "SAFETY_PROVIDER=openai",
+                       "RENDER_PROVIDER=remotion",
+                       llm,
+                       openai,
+                       remotion,
+                       up,
+                       "LLM_API_KEY=" KEY,
+                       "OPENAI_API_KEY=" KEY,
+                       "UPLOAD_POST_API_KEY=up-key-123456",
+                       NULL};
     make(s);
 }
 
@@ -191,7 +201,8 @@ static void on_llm(const struct llm_result *r, void *ud) {
     snprintf(g->error, sizeof g->error, "%s", r->st.error);
     g->n = r->ntool_calls;
     if (r->ntool_calls)
-        snprintf(g->text, sizeof g->text, "%s(%s)", r->tool_calls[0].name, r->tool_calls[0].arguments);
+        snprintf(g->text, sizeof g->text, "%s(%s)", r->tool_calls[0].name,
+                 r->tool_calls[0].arguments);
     else
         snprintf(g->text, sizeof g->text, "%s", r->content ? r->content : "(null)");
 }
@@ -208,9 +219,12 @@ static struct got llm(void) {
 }
 
 Test(real, llm_request_shape_and_answer) {
-    answer("200 OK", "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":null,\"tool_calls\":"
-                     "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"sora_generate\",\"arguments\":"
-                     "\"{\\\"videos\\\":[]}\"}}]},\"finish_reason\":\"tool_calls\"}],\"usage\":{\"prompt_tokens\":3}}");
+    answer("200 OK", "{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                     "null,\"tool_calls\":"
+                     "[{\"id\":\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"sora_"
+                     "generate\",\"arguments\":"
+                     "\"{\\\"videos\\\":[]}\"}}]},\"finish_reason\":\"tool_calls\"}],\"usage\":{"
+                     "\"prompt_tokens\":3}}");
     struct got g = llm();
     cr_assert_eq(g.outcome, PROV_OK, "%s", g.error);
     cr_assert_eq(g.n, 1);
@@ -230,9 +244,12 @@ Test(real, llm_bad_answers_are_permanent_with_a_clear_message) {
         {"not json at all", "llm: answer is not JSON"},
         {"[1,2]", "llm: answer is not a JSON object"},
         {"{\"choices\":[]}", "llm: answer has no choices[0].message"},
-        {"{\"choices\":[{\"message\":{\"content\":5}}]}", "llm: message content is neither a string nor null"},
-        {"{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":{}}}]}", "llm: tool_calls is not an array"},
-        {"{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":\"function\","
+        {"{\"choices\":[{\"message\":{\"content\":5}}]}",
+         "llm: message content is neither a string nor null"},
+        {"{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":{}}}]}",
+         "llm: tool_calls is not an array"},
+        {"{\"choices\":[{\"message\":{\"content\":null,\"tool_calls\":[{\"id\":\"c\",\"type\":"
+         "\"function\","
          "\"function\":{\"name\":\"x\",\"arguments\":{}}}]}}]}",
          "llm: tool call 0 is not {id, type: function, function: {name, arguments}}"},
     };
@@ -240,7 +257,8 @@ Test(real, llm_bad_answers_are_permanent_with_a_clear_message) {
         answer("200 OK", cases[i].body);
         struct got g = llm();
         cr_assert_eq(g.outcome, PROV_PERMANENT, "case %zu", i);
-        cr_assert(strncmp(g.error, cases[i].want, strlen(cases[i].want)) == 0, "case %zu: %s", i, g.error);
+        cr_assert(strncmp(g.error, cases[i].want, strlen(cases[i].want)) == 0, "case %zu: %s", i,
+                  g.error);
     }
 }
 
@@ -263,13 +281,16 @@ static void on_sora(const struct sora_result *r, void *ud) {
     g->done++;
     g->outcome = r->st.outcome;
     snprintf(g->error, sizeof g->error, "%s", r->st.error);
-    snprintf(g->text, sizeof g->text, "%s/%s/%d", r->video.id ? r->video.id : "", r->video.status ? r->video.status : "",
-             r->video.progress);
+    snprintf(g->text, sizeof g->text, "%s/%s/%d", r->video.id ? r->video.id : "",
+             r->video.status ? r->video.status : "", r->video.progress);
 }
 
 Test(real, sora_request_and_validation) {
     answer("200 OK", "{\"id\":\"video_abc\",\"status\":\"in_progress\",\"progress\":33}");
-    struct sora_create_req req = {.prompt = "p", .seconds = 12, .size = "1280x720", .idempotency_key = "r:1",
+    struct sora_create_req req = {.prompt = "p",
+                                  .seconds = 12,
+                                  .size = "1280x720",
+                                  .idempotency_key = "r:1",
                                   .video_index = 1};
     struct got g = {0};
     cr_assert_eq(provider_sora_create(prov, &req, on_sora, &g, NULL), 0);
@@ -278,8 +299,10 @@ Test(real, sora_request_and_validation) {
     cr_assert_str_eq(g.text, "video_abc/in_progress/33");
     pthread_mutex_lock(&mu);
     cr_assert(strstr(last_request, "POST /v1/videos HTTP/1.1"));
-    cr_assert(strstr(last_request, "{\"model\":\"sora-2\",\"prompt\":\"p\",\"seconds\":\"12\",\"size\":\"1280x720\"}"),
-              "%s", last_request);
+    cr_assert(
+        strstr(last_request,
+               "{\"model\":\"sora-2\",\"prompt\":\"p\",\"seconds\":\"12\",\"size\":\"1280x720\"}"),
+        "%s", last_request);
     cr_assert(strstr(last_request, "Idempotency-Key: r:1"));
     cr_assert(strstr(last_request, "X-Myloware-Video-Index: 1"));
     pthread_mutex_unlock(&mu);
@@ -297,7 +320,8 @@ static void on_render(const struct render_result *r, void *ud) {
     g->outcome = r->st.outcome;
     snprintf(g->error, sizeof g->error, "%s", r->st.error);
     snprintf(g->text, sizeof g->text, "%s/%s/%.2f/%s", r->job.job_id ? r->job.job_id : "",
-             r->job.status ? r->job.status : "", r->job.progress, r->job.output_url ? r->job.output_url : "");
+             r->job.status ? r->job.status : "", r->job.progress,
+             r->job.output_url ? r->job.output_url : "");
 }
 
 Test(real, remotion_status_and_not_found) {
@@ -308,7 +332,8 @@ Test(real, remotion_status_and_not_found) {
     cr_assert_eq(g.outcome, PROV_OK, "%s", g.error);
     cr_assert_str_eq(g.text, "j1/rendering/0.50/");
     pthread_mutex_lock(&mu);
-    cr_assert(strstr(last_request, "GET /api/render/j1 HTTP/1.1"), "the trailing '/' of the base is dropped");
+    cr_assert(strstr(last_request, "GET /api/render/j1 HTTP/1.1"),
+              "the trailing '/' of the base is dropped");
     pthread_mutex_unlock(&mu);
     answer("404 Not Found", "{\"error\":\"Job not found\"}");
     struct got n = {0};
@@ -323,20 +348,24 @@ static void on_publish(const struct publish_result *r, void *ud) {
     g->done++;
     g->outcome = r->st.outcome;
     snprintf(g->error, sizeof g->error, "%s", r->st.error);
-    snprintf(g->text, sizeof g->text, "%s/%s/%s", r->status, r->url ? r->url : "", r->request_id ? r->request_id : "");
+    snprintf(g->text, sizeof g->text, "%s/%s/%s", r->status, r->url ? r->url : "",
+             r->request_id ? r->request_id : "");
 }
 
 Test(real, uploadpost_answers) {
     const char *tags[] = {"a", "b", "c"};
-    struct publish_req req = {.video_url = "https://x.test/v.mp4", .caption = "Hi", .tags = tags, .ntags = 3};
+    struct publish_req req = {
+        .video_url = "https://x.test/v.mp4", .caption = "Hi", .tags = tags, .ntags = 3};
     struct {
         const char *body, *text, *error;
     } cases[] = {
-        {"{\"success\":true,\"results\":{\"tiktok\":{\"url\":\"https://www.tiktok.com/@u/video/1\"}}}",
+        {"{\"success\":true,\"results\":{\"tiktok\":{\"url\":\"https://www.tiktok.com/@u/video/"
+         "1\"}}}",
          "published/https://www.tiktok.com/@u/video/1/", NULL},
         {"{\"success\":true,\"request_id\":\"abc123\"}", "processing//abc123", NULL},
         {"{\"data\":{\"post_url\":\"https://t.test/p\"}}", "published/https://t.test/p/", NULL},
-        {"{\"success\":false,\"message\":\"quota exceeded\"}", NULL, "publish: upload failed: quota exceeded"},
+        {"{\"success\":false,\"message\":\"quota exceeded\"}", NULL,
+         "publish: upload failed: quota exceeded"},
         {"{\"success\":true}", NULL, "publish: answer has neither a post URL nor a request_id"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -354,7 +383,8 @@ Test(real, uploadpost_answers) {
     }
     pthread_mutex_lock(&mu);
     cr_assert(strstr(last_request, "Authorization: Apikey up-key-123456"));
-    cr_assert(strstr(last_request, "name=\"user\"\r\n\r\nmyloware\r\n"), "UPLOAD_POST_USER empty: myloware");
+    cr_assert(strstr(last_request, "name=\"user\"\r\n\r\nmyloware\r\n"),
+              "UPLOAD_POST_USER empty: myloware");
     pthread_mutex_unlock(&mu);
 }
 
@@ -367,7 +397,8 @@ static void on_safety(const struct safety_result *r, void *ud) {
 }
 
 Test(real, moderation_answers) {
-    answer("200 OK", "{\"results\":[{\"flagged\":true,\"categories\":{\"hate\":false,\"violence\":true}}]}");
+    answer("200 OK",
+           "{\"results\":[{\"flagged\":true,\"categories\":{\"hate\":false,\"violence\":true}}]}");
     struct got g = {0};
     cr_assert_eq(provider_safety_check(prov, "x", on_safety, &g, NULL), 0);
     run_until(&g.done);
@@ -413,7 +444,8 @@ Test(real, cancel_means_no_callback) {
     json_t *m = json_pack("[{s:s,s:s}]", "role", "user", "content", "hi");
     struct got g = {0};
     prov_call_t *call;
-    cr_assert_eq(provider_llm_chat(prov, &(struct llm_request){.messages = m}, on_llm, &g, &call), 0);
+    cr_assert_eq(provider_llm_chat(prov, &(struct llm_request){.messages = m}, on_llm, &g, &call),
+                 0);
     prov_call_cancel(call);
     struct got early = {0};
     prov_call_t *ecall;
@@ -432,8 +464,8 @@ Test(real, modes_and_base_urls) {
     cr_assert_eq(providers_render_mode(prov), RENDER_REMOTION);
     providers_free(prov);
     config_release(&cfg);
-    const char *s[] = {"PROVIDERS=fake", "RENDER_PROVIDER=remotion", "SAFETY_PROVIDER=openai", "TELEGRAM_BOT_TOKEN=t:1",
-                       NULL};
+    const char *s[] = {"PROVIDERS=fake", "RENDER_PROVIDER=remotion", "SAFETY_PROVIDER=openai",
+                       "TELEGRAM_BOT_TOKEN=t:1", NULL};
     make(s);
     cr_assert_str_eq(providers_base_url(prov, PK_LLM), "http://127.0.0.1:9/_fake/openai/v1");
     cr_assert_str_eq(providers_base_url(prov, PK_SORA), "http://127.0.0.1:9/_fake/openai");
@@ -442,7 +474,8 @@ Test(real, modes_and_base_urls) {
     cr_assert_str_eq(providers_base_url(prov, PK_PUBLISH), "http://127.0.0.1:9/_fake/upload-post");
     cr_assert_str_eq(providers_base_url(prov, PK_NOTIFY), "http://127.0.0.1:9/_fake/telegram");
     for (int k = 0; k < PK__COUNT; k++)
-        cr_assert(providers_is_fake(prov, (enum provider_kind)k), "%s is fake", provider_kind_names[k]);
+        cr_assert(providers_is_fake(prov, (enum provider_kind)k), "%s is fake",
+                  provider_kind_names[k]);
     char self[128];
     config_t c2;
     config_init(&c2);

@@ -47,7 +47,8 @@ static void note_start(void) {
         start_ms[i] = mono_ms();
 }
 
-/* ---- job types ---------------------------------------------------------------------------------- */
+/* ---- job types ----------------------------------------------------------------------------------
+ */
 
 struct hold {
     uv_timer_t t;
@@ -101,12 +102,25 @@ static int effect_then_fail(store_tx_t *tx, struct job_ctx *ctx) {
     return atomic_fetch_add(&effects_tried, 1) % 3 == 2 ? ERR_INVAL : 0;
 }
 
-static const struct job_type t_effect = {.name = "t.effect", .kind = JK_LOOP, .concurrency = 64, .run_loop = run_now,
+static const struct job_type t_effect = {.name = "t.effect",
+                                         .kind = JK_LOOP,
+                                         .concurrency = 64,
+                                         .run_loop = run_now,
                                          .on_complete = effect_then_fail};
-static const struct job_type t_hold_a = {.name = "t.hold-a", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
-static const struct job_type t_hold_b = {.name = "t.hold-b", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
-static const struct job_type t_media_a = {.name = "t.media-a", .kind = JK_POOL, .concurrency = 4, .run_pool = run_media, .cap_group = "g"};
-static const struct job_type t_media_b = {.name = "t.media-b", .kind = JK_POOL, .concurrency = 4, .run_pool = run_media, .cap_group = "g"};
+static const struct job_type t_hold_a = {
+    .name = "t.hold-a", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
+static const struct job_type t_hold_b = {
+    .name = "t.hold-b", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "tp"};
+static const struct job_type t_media_a = {.name = "t.media-a",
+                                          .kind = JK_POOL,
+                                          .concurrency = 4,
+                                          .run_pool = run_media,
+                                          .cap_group = "g"};
+static const struct job_type t_media_b = {.name = "t.media-b",
+                                          .kind = JK_POOL,
+                                          .concurrency = 4,
+                                          .run_pool = run_media,
+                                          .cap_group = "g"};
 /* Pool: records the CPU class it ran at, and that of a thread it creates (codec threads). */
 static _Atomic int seen_prio = -1, seen_child_prio = -1, seen_plain_prio = -1;
 static void *child_main(void *arg) {
@@ -115,7 +129,8 @@ static void *child_main(void *arg) {
     return NULL;
 }
 static void run_prio(struct job_ctx *ctx) {
-    atomic_store(strcmp(ctx->type->name, "t.plain") == 0 ? &seen_plain_prio : &seen_prio, (int)cpuprio_self());
+    atomic_store(strcmp(ctx->type->name, "t.plain") == 0 ? &seen_plain_prio : &seen_prio,
+                 (int)cpuprio_self());
     if (strcmp(ctx->type->name, "t.plain") != 0) {
         pthread_t t;
         cr_assert_eq(pthread_create(&t, NULL, child_main, NULL), 0);
@@ -123,12 +138,17 @@ static void run_prio(struct job_ctx *ctx) {
     }
     atomic_fetch_add(&finished_ok, 1);
 }
-static const struct job_type t_idle = {.name = "t.idle", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio, .cap_group = "bg"};
-static const struct job_type t_plain = {.name = "t.plain", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio};
-static const struct job_type t_rate = {.name = "t.rate", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "rp"};
-static const struct job_type t_flaky = {.name = "t.flaky", .kind = JK_LOOP, .concurrency = 8, .run_loop = run_hold, .provider = "fp"};
+static const struct job_type t_idle = {
+    .name = "t.idle", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio, .cap_group = "bg"};
+static const struct job_type t_plain = {
+    .name = "t.plain", .kind = JK_POOL, .concurrency = 1, .run_pool = run_prio};
+static const struct job_type t_rate = {
+    .name = "t.rate", .kind = JK_LOOP, .concurrency = 50, .run_loop = run_hold, .provider = "rp"};
+static const struct job_type t_flaky = {
+    .name = "t.flaky", .kind = JK_LOOP, .concurrency = 8, .run_loop = run_hold, .provider = "fp"};
 
-/* ---- harness ------------------------------------------------------------------------------------ */
+/* ---- harness ------------------------------------------------------------------------------------
+ */
 
 static void open_all(const char *const *settings) {
     atomic_store(&inflight, 0);
@@ -148,7 +168,8 @@ static void open_all(const char *const *settings) {
     cr_assert_eq(config_set(&cfg, "DATABASE_URL", url, CS_FLAG, &err), 0);
     cr_assert_eq(config_set(&cfg, "QUEUE_POLL_MS", "20", CS_FLAG, &err), 0);
     for (int i = 0; settings && settings[i]; i += 2)
-        cr_assert_eq(config_set(&cfg, settings[i], settings[i + 1], CS_FLAG, &err), 0, "%s", err.data);
+        cr_assert_eq(config_set(&cfg, settings[i], settings[i + 1], CS_FLAG, &err), 0, "%s",
+                     err.data);
     cr_assert_eq(config_finish(&cfg, &err), 0, "%s", err.data);
     cr_assert_eq(store_open(&cfg, &st, &err), 0, "%s", err.data);
     int from, to;
@@ -203,7 +224,9 @@ static void enqueue(const char *type, int n, int max_attempts) {
     cr_assert_eq(store_call(st, u_enqueue, &e), 0);
 }
 
-static int u_counts(store_tx_t *tx, void *arg) { return tx->s->ops->job_counts(tx, clock_now_ms(), arg); }
+static int u_counts(store_tx_t *tx, void *arg) {
+    return tx->s->ops->job_counts(tx, clock_now_ms(), arg);
+}
 
 /* Succeeded jobs: none is ready, scheduled, running or dead. */
 static struct queue_counts counts(void) {
@@ -217,13 +240,14 @@ static void run_until_ok(int n, int64_t ms) {
     int64_t deadline = mono_ms() + ms;
     while (atomic_load(&finished_ok) < n && mono_ms() < deadline)
         uv_run(&loop, UV_RUN_ONCE);
-    cr_assert_eq(atomic_load(&finished_ok), n, "%d of %d jobs done in %lld ms", atomic_load(&finished_ok), n,
-                 (long long)ms);
+    cr_assert_eq(atomic_load(&finished_ok), n, "%d of %d jobs done in %lld ms",
+                 atomic_load(&finished_ok), n, (long long)ms);
 }
 
 TestSuite(dispatcher, .timeout = 60);
 
-/* ---- tests -------------------------------------------------------------------------------------- */
+/* ---- tests --------------------------------------------------------------------------------------
+ */
 
 Test(dispatcher, provider_cap_is_shared_by_its_types) {
     const char *s[] = {"PROVIDER_MAX_INFLIGHT", "3", NULL};
@@ -234,7 +258,8 @@ Test(dispatcher, provider_cap_is_shared_by_its_types) {
     enqueue("t.hold-b", 15, 0);
     dispatcher_start(disp, false, NULL, NULL);
     run_until_ok(30, 20000);
-    cr_assert_eq(atomic_load(&max_inflight), 3, "never more than PROVIDER_MAX_INFLIGHT at once, and it is reached");
+    cr_assert_eq(atomic_load(&max_inflight), 3,
+                 "never more than PROVIDER_MAX_INFLIGHT at once, and it is reached");
     cr_assert_eq(atomic_load(&started), 30, "each job ran once");
     close_all();
 }
@@ -274,7 +299,8 @@ Test(dispatcher, a_group_priority_applies_to_its_pool_jobs_and_their_threads_onl
     run_until_ok(2, 20000);
     cr_assert_eq(atomic_load(&seen_prio), CPUPRIO_IDLE, "the group's job ran at SCHED_IDLE");
     cr_assert_eq(atomic_load(&seen_child_prio), CPUPRIO_IDLE, "a thread it created inherited it");
-    cr_assert_eq(atomic_load(&seen_plain_prio), CPUPRIO_NORMAL, "the pool thread kept its own priority");
+    cr_assert_eq(atomic_load(&seen_plain_prio), CPUPRIO_NORMAL,
+                 "the pool thread kept its own priority");
     close_all();
 }
 
@@ -290,8 +316,8 @@ Test(dispatcher, limiter_allows_max_starts_per_window) {
     int n = atomic_load(&started);
     cr_assert_eq(n, 20);
     for (int i = 0; i + 5 < n; i++)
-        cr_assert_geq(start_ms[i + 5] - start_ms[i], 200, "starts %d and %d are %lld ms apart", i, i + 5,
-                      (long long)(start_ms[i + 5] - start_ms[i]));
+        cr_assert_geq(start_ms[i + 5] - start_ms[i], 200, "starts %d and %d are %lld ms apart", i,
+                      i + 5, (long long)(start_ms[i + 5] - start_ms[i]));
     /* 20 starts at 5 per 200 ms: the last one no sooner than 600 ms after the first */
     cr_assert_geq(start_ms[19] - t0, 600);
     /* and the limiter wakes the dispatcher, not the 20 ms poll alone: at most ~1 s overall */
@@ -300,8 +326,17 @@ Test(dispatcher, limiter_allows_max_starts_per_window) {
 }
 
 Test(dispatcher, open_circuit_makes_jobs_wait_then_a_trial_closes_it) {
-    const char *s[] = {"CIRCUIT_BREAKER_FAILURE_THRESHOLD", "2", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S", "1",
-                       "PROVIDER_MAX_INFLIGHT", "1", "JOB_RETRY_BASE_S", "0.01", "JOB_RETRY_MAX_S", "0.02", NULL};
+    const char *s[] = {"CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                       "2",
+                       "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S",
+                       "1",
+                       "PROVIDER_MAX_INFLIGHT",
+                       "1",
+                       "JOB_RETRY_BASE_S",
+                       "0.01",
+                       "JOB_RETRY_MAX_S",
+                       "0.02",
+                       NULL};
     open_all(s);
     hold_ms = 30;
     atomic_store(&failing, true);
@@ -320,7 +355,8 @@ Test(dispatcher, open_circuit_makes_jobs_wait_then_a_trial_closes_it) {
     /* open: nothing starts, the jobs stay queued with their attempts */
     while (mono_ms() < opened + 700)
         uv_run(&loop, UV_RUN_ONCE);
-    cr_assert_eq(atomic_load(&started), starts_at_open, "no job started while the circuit was open");
+    cr_assert_eq(atomic_load(&started), starts_at_open,
+                 "no job started while the circuit was open");
     struct queue_counts c = counts();
     cr_assert_eq(c.ready + c.scheduled, 6, "every job waits in the queue (none dead)");
     cr_assert_eq(c.dead, 0);
@@ -339,8 +375,17 @@ Test(dispatcher, open_circuit_makes_jobs_wait_then_a_trial_closes_it) {
 
 /* Half-open lets exactly one trial go even when the provider could take many. */
 Test(dispatcher, half_open_runs_one_trial_at_a_time) {
-    const char *s[] = {"CIRCUIT_BREAKER_FAILURE_THRESHOLD", "1", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S", "1",
-                       "PROVIDER_MAX_INFLIGHT", "8", "JOB_RETRY_BASE_S", "0.01", "JOB_RETRY_MAX_S", "0.02", NULL};
+    const char *s[] = {"CIRCUIT_BREAKER_FAILURE_THRESHOLD",
+                       "1",
+                       "CIRCUIT_BREAKER_RECOVERY_TIMEOUT_S",
+                       "1",
+                       "PROVIDER_MAX_INFLIGHT",
+                       "8",
+                       "JOB_RETRY_BASE_S",
+                       "0.01",
+                       "JOB_RETRY_MAX_S",
+                       "0.02",
+                       NULL};
     open_all(s);
     hold_ms = 100;
     atomic_store(&failing, true);
@@ -376,7 +421,8 @@ static long long effects_recorded(void) {
     sqlite3 *db;
     cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     sqlite3_stmt *q;
-    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM test_effects", -1, &q, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM test_effects", -1, &q, NULL),
+                 SQLITE_OK);
     long long n = sqlite3_step(q) == SQLITE_ROW ? sqlite3_column_int64(q, 0) : -1;
     sqlite3_finalize(q);
     sqlite3_close(db);
@@ -398,6 +444,7 @@ Test(dispatcher, a_failing_completion_in_a_batch_rolls_back_alone) {
     struct queue_counts c = counts();
     cr_assert_eq(c.running, 10, "the failed ones stay running (their lease will expire)");
     cr_assert_eq(c.ready, 0);
-    cr_assert_eq(effects_recorded(), 20, "the failed ones' effects were rolled back, the others kept");
+    cr_assert_eq(effects_recorded(), 20,
+                 "the failed ones' effects were rolled back, the others kept");
     close_all();
 }

@@ -62,7 +62,7 @@ struct op {
     job_t jobs[16]; /* claim / rescue out */
     int count;
     const char *type;
-    bool flag;       /* existed / dead / permanent */
+    bool flag; /* existed / dead / permanent */
     int retry_after;
     int64_t when;
     const char *id;
@@ -77,7 +77,9 @@ static int u_claim(store_tx_t *tx, void *a) {
     struct op *o = a;
     return queue_claim(tx, &pol, o->type, o->count, o->jobs, &o->count);
 }
-static int u_complete(store_tx_t *tx, void *a) { return queue_complete(tx, &((struct op *)a)->job, "file://x"); }
+static int u_complete(store_tx_t *tx, void *a) {
+    return queue_complete(tx, &((struct op *)a)->job, "file://x");
+}
 static int u_fail(store_tx_t *tx, void *a) {
     struct op *o = a;
     bool permanent = o->flag;
@@ -87,7 +89,9 @@ static int u_resched(store_tx_t *tx, void *a) {
     struct op *o = a;
     return queue_reschedule(tx, &o->job, o->when);
 }
-static int u_handback(store_tx_t *tx, void *a) { return queue_hand_back(tx, &((struct op *)a)->job); }
+static int u_handback(store_tx_t *tx, void *a) {
+    return queue_hand_back(tx, &((struct op *)a)->job);
+}
 static int u_renew(store_tx_t *tx, void *a) {
     struct op *o = a;
     return queue_renew(tx, &pol, &o->job, o->progress);
@@ -107,13 +111,16 @@ static int u_rescue(store_tx_t *tx, void *a) {
     o->count = 16;
     return queue_rescue(tx, o->jobs, &o->count);
 }
-static int u_purge(store_tx_t *tx, void *a) { return queue_purge(tx, &pol, &((struct op *)a)->count); }
+static int u_purge(store_tx_t *tx, void *a) {
+    return queue_purge(tx, &pol, &((struct op *)a)->count);
+}
 static int u_counts(store_tx_t *tx, void *a) {
     return tx->s->ops->job_counts(tx, clock_now_ms(), (struct queue_counts *)a);
 }
 
 static job_t enqueue(const char *type, int priority, const char *key) {
-    struct op o = {.n = {.type = type, .priority = priority, .idempotency_key = key, .payload = "{\"a\":1}"}};
+    struct op o = {
+        .n = {.type = type, .priority = priority, .idempotency_key = key, .payload = "{\"a\":1}"}};
     cr_assert_eq(store_call(st, u_enqueue, &o), 0);
     return o.job;
 }
@@ -305,8 +312,8 @@ Test(queue, retryable_failure_backs_off_with_jitter_within_bounds) {
     int64_t t0 = clock_now_ms();
     cr_assert_eq(store_call(st, u_fail, &o), 0);
     job_t g = get(f.id);
-    cr_assert(g.run_at >= t0 + 4000 && g.run_at <= clock_now_ms() + 8000, "attempt 3: 8 s x [0.5, 1], got %lld",
-              (long long)(g.run_at - t0));
+    cr_assert(g.run_at >= t0 + 4000 && g.run_at <= clock_now_ms() + 8000,
+              "attempt 3: 8 s x [0.5, 1], got %lld", (long long)(g.run_at - t0));
     job_release(&g);
     job_release(&o.job);
     job_release(&f);

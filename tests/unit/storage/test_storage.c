@@ -141,7 +141,8 @@ Test(storage, opens_the_local_backend_and_creates_the_media_directory) {
     cr_assert_str_eq(p, want);
     cr_assert_eq(storage_local_path(st, "../a.mp4", p, sizeof p), ERR_INVAL);
     cr_assert_eq(storage_local_path(st, "transcoded/a.mp4", p, 10), ERR_TOOBIG);
-    cr_assert_eq(storage_presign(st, "transcoded/a.mp4", 0, 60, p, sizeof p), ERR_INVAL, "no presign on local");
+    cr_assert_eq(storage_presign(st, "transcoded/a.mp4", 0, 60, p, sizeof p), ERR_INVAL,
+                 "no presign on local");
 }
 
 Test(storage, put_copies_atomically_and_replaces) {
@@ -188,12 +189,14 @@ Test(storage, failed_puts_change_nothing) {
     char src[256];
     snprintf(src, sizeof src, "%s/missing.mp4", dir);
     cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", src, NULL, 0), ERR_NOTFOUND);
-    cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", src, NULL, STORAGE_PUT_MOVE), ERR_NOTFOUND);
+    cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", src, NULL, STORAGE_PUT_MOVE),
+                 ERR_NOTFOUND);
     cr_assert_not(storage_exists(st, "transcoded/x.mp4"));
     write_at(src, "x");
     cr_assert_eq(storage_put_file(st, "../escape.mp4", src, NULL, 0), ERR_INVAL);
     cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", "", NULL, 0), ERR_INVAL);
-    cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", dir, NULL, 0), ERR_INVAL, "a directory is no file");
+    cr_assert_eq(storage_put_file(st, "transcoded/x.mp4", dir, NULL, 0), ERR_INVAL,
+                 "a directory is no file");
     char esc[256];
     snprintf(esc, sizeof esc, "%s/escape.mp4", dir);
     cr_assert_eq(access(esc, F_OK), -1);
@@ -277,15 +280,21 @@ Test(storage, retention_removes_old_clips_but_keeps_what_keep_says_and_new_ones)
 
 Test(storage, run_ids_of_intermediate_keys) {
     char id[37] = "untouched";
-    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_3.mp4", id), 0);
+    cr_assert_eq(
+        storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_3.mp4", id), 0);
     cr_assert_str_eq(id, "0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b");
-    cr_assert_eq(storage_key_run_id("thumbnails/thumb_0B9E6F3A-1C2D-4E5F-8A9B-0C1D2E3F4A5B_0.jpg", id), 0);
+    cr_assert_eq(
+        storage_key_run_id("thumbnails/thumb_0B9E6F3A-1C2D-4E5F-8A9B-0C1D2E3F4A5B_0.jpg", id), 0);
     cr_assert_str_eq(id, "0B9E6F3A-1C2D-4E5F-8A9B-0C1D2E3F4A5B");
     strcpy(id, "untouched");
-    cr_assert_eq(storage_key_run_id("renders/0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b.mp4", id), ERR_INVAL);
+    cr_assert_eq(storage_key_run_id("renders/0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b.mp4", id),
+                 ERR_INVAL);
     cr_assert_eq(storage_key_run_id("transcoded/clip_r1_0.mp4", id), ERR_INVAL);
-    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5bX3.mp4", id), ERR_INVAL);
-    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_/x", id), ERR_INVAL);
+    cr_assert_eq(
+        storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5bX3.mp4", id),
+        ERR_INVAL);
+    cr_assert_eq(storage_key_run_id("transcoded/clip_0b9e6f3a-1c2d-4e5f-8a9b-0c1d2e3f4a5b_/x", id),
+                 ERR_INVAL);
     cr_assert_str_eq(id, "untouched");
 }
 
@@ -328,9 +337,11 @@ Test(storage, local_urls_use_the_base_url_and_are_signed_with_the_token) {
     cr_assert_eq(storage_url(st, "renders/r1.mp4", 1700000000, url, sizeof url), 0);
     char sig[65], want[1024];
     storage_media_sign("tok", 3, "/v1/media/video/r1", 1700000600, sig);
-    snprintf(want, sizeof want, "https://media.example.com/v1/media/video/r1?expires=1700000600&sig=%s", sig);
+    snprintf(want, sizeof want,
+             "https://media.example.com/v1/media/video/r1?expires=1700000600&sig=%s", sig);
     cr_assert_str_eq(url, want);
-    cr_assert_eq(storage_media_verify("tok", 3, "/v1/media/video/r1", "1700000600", sig, 1700000000), 0);
+    cr_assert_eq(
+        storage_media_verify("tok", 3, "/v1/media/video/r1", "1700000600", sig, 1700000000), 0);
 }
 
 Test(storage, default_base_url_is_the_listening_address) {
@@ -349,7 +360,8 @@ Test(storage, media_signatures) {
      * -sha256 -hmac key */
     char sig[65];
     storage_media_sign("key", 3, "/v1/media/transcoded/a.mp4", 1700000000, sig);
-    FILE *p = popen("printf %s '/v1/media/transcoded/a.mp41700000000' | openssl dgst -sha256 -hmac key", "r");
+    FILE *p = popen(
+        "printf %s '/v1/media/transcoded/a.mp41700000000' | openssl dgst -sha256 -hmac key", "r");
     cr_assert(p);
     char line[256] = "";
     cr_assert(fgets(line, sizeof line, p));
@@ -361,15 +373,21 @@ Test(storage, media_signatures) {
 
     const char *path = "/v1/media/transcoded/a.mp4";
     cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", sig, 1699999999), 0);
-    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", sig, 1700000000), 0, "valid through its second");
-    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", sig, 1700000001), ERR_UNAUTH, "expired");
-    cr_assert_eq(storage_media_verify("kez", 3, path, "1700000000", sig, 0), ERR_UNAUTH, "another token");
-    cr_assert_eq(storage_media_verify("key", 3, "/v1/media/transcoded/b.mp4", "1700000000", sig, 0), ERR_UNAUTH);
-    cr_assert_eq(storage_media_verify("key", 3, path, "1700000001", sig, 0), ERR_UNAUTH, "another expiry");
+    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", sig, 1700000000), 0,
+                 "valid through its second");
+    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", sig, 1700000001), ERR_UNAUTH,
+                 "expired");
+    cr_assert_eq(storage_media_verify("kez", 3, path, "1700000000", sig, 0), ERR_UNAUTH,
+                 "another token");
+    cr_assert_eq(storage_media_verify("key", 3, "/v1/media/transcoded/b.mp4", "1700000000", sig, 0),
+                 ERR_UNAUTH);
+    cr_assert_eq(storage_media_verify("key", 3, path, "1700000001", sig, 0), ERR_UNAUTH,
+                 "another expiry");
     char upper[65];
     for (int i = 0; i < 65; i++)
         upper[i] = (sig[i] >= 'a' && sig[i] <= 'f') ? (char)(sig[i] - 32) : sig[i];
-    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", upper, 0), 0, "hex case is free");
+    cr_assert_eq(storage_media_verify("key", 3, path, "1700000000", upper, 0), 0,
+                 "hex case is free");
     char bad[65];
     memcpy(bad, sig, 65);
     bad[63] = bad[63] == '0' ? '1' : '0';
@@ -380,7 +398,8 @@ Test(storage, media_signatures) {
     cr_assert_eq(storage_media_verify("key", 3, path, "", sig, 0), ERR_UNAUTH);
     cr_assert_eq(storage_media_verify("key", 3, path, "17e8", sig, 0), ERR_UNAUTH);
     cr_assert_eq(storage_media_verify("key", 3, path, "-1", sig, 0), ERR_UNAUTH);
-    cr_assert_eq(storage_media_verify("key", 3, path, "99999999999999999999999", sig, 0), ERR_UNAUTH);
+    cr_assert_eq(storage_media_verify("key", 3, path, "99999999999999999999999", sig, 0),
+                 ERR_UNAUTH);
     cr_assert_eq(storage_media_verify(NULL, 0, path, "1", sig, 0), ERR_UNAUTH);
 }
 
@@ -457,9 +476,12 @@ Test(storage, s3_presigned_url_shape_for_each_addressing_style) {
     cr_assert_str_eq(url + strlen(want_prefix) + 64, want_suffix);
     char url2[4096];
     cr_assert_eq(storage_url(st, "transcoded/c.mp4", 1700000000, url2, sizeof url2), 0);
-    cr_assert(strstr(url2, "X-Amz-Expires=86400&"), "S3_PRESIGN_S is the default lifetime: %s", url2);
-    cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 0, url, sizeof url), ERR_INVAL);
-    cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 604801, url, sizeof url), ERR_INVAL);
+    cr_assert(strstr(url2, "X-Amz-Expires=86400&"), "S3_PRESIGN_S is the default lifetime: %s",
+              url2);
+    cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 0, url, sizeof url),
+                 ERR_INVAL);
+    cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 604801, url, sizeof url),
+                 ERR_INVAL);
     cr_assert_eq(storage_presign(st, "../c.mp4", 1700000000, 60, url, sizeof url), ERR_INVAL);
     cr_assert_eq(storage_presign(st, "transcoded/c.mp4", 1700000000, 60, url, 40), ERR_TOOBIG);
     storage_free(st);
@@ -467,11 +489,15 @@ Test(storage, s3_presigned_url_shape_for_each_addressing_style) {
 
     cr_assert_eq(s3_open_err("S3_ENDPOINT", "http://127.0.0.1:9000"), 0, "%s", err.data);
     cr_assert_eq(storage_presign(st, "renders/r.mp4", 1700000000, 60, url, sizeof url), 0);
-    cr_assert(strncmp(url, "http://127.0.0.1:9000/media-bucket/myloware/media/renders/r.mp4?X-Amz-", 70) == 0, "%s", url);
+    cr_assert(strncmp(url, "http://127.0.0.1:9000/media-bucket/myloware/media/renders/r.mp4?X-Amz-",
+                      70) == 0,
+              "%s", url);
     storage_free(st);
     st = NULL;
-    cr_assert_eq(s3_open_err("S3_ENDPOINT", "https://{bucket}.objects.example.com:443/"), 0, "%s", err.data);
+    cr_assert_eq(s3_open_err("S3_ENDPOINT", "https://{bucket}.objects.example.com:443/"), 0, "%s",
+                 err.data);
     cr_assert_eq(storage_presign(st, "renders/r.mp4", 1700000000, 60, url, sizeof url), 0);
-    cr_assert(strncmp(url, "https://media-bucket.objects.example.com/myloware/media/renders/r.mp4?", 69) == 0,
+    cr_assert(strncmp(url, "https://media-bucket.objects.example.com/myloware/media/renders/r.mp4?",
+                      69) == 0,
               "the default port is dropped: %s", url);
 }

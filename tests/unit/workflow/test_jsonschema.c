@@ -25,7 +25,9 @@ static bool valid(const char *value, char *err) {
 
 Test(jsonschema, accepts_a_valid_value) {
     char err[200];
-    cr_assert(valid("{\"videos\":[{\"video_index\":0,\"visual_prompt\":\"héllo\",\"tag\":\"x\",\"kind\":\"a\"}]}", err),
+    cr_assert(valid("{\"videos\":[{\"video_index\":0,\"visual_prompt\":\"héllo\",\"tag\":\"x\","
+                    "\"kind\":\"a\"}]}",
+                    err),
               "%s", err);
 }
 
@@ -37,7 +39,8 @@ Test(jsonschema, names_the_failing_path) {
         {"{}", "videos: is required"},
         {"{\"videos\":[]}", "videos: must have at least 1 items"},
         {"{\"videos\":[{\"video_index\":0}]}", "videos[0].visual_prompt: is required"},
-        {"{\"videos\":[{\"video_index\":-1,\"visual_prompt\":\"a\"}]}", "videos[0].video_index: must be at least 0"},
+        {"{\"videos\":[{\"video_index\":-1,\"visual_prompt\":\"a\"}]}",
+         "videos[0].video_index: must be at least 0"},
         {"{\"videos\":[{\"video_index\":\"0\",\"visual_prompt\":\"a\"}]}",
          "videos[0].video_index: must be of type integer"},
         {"{\"videos\":[{\"video_index\":0,\"visual_prompt\":\"toolong\"}]}",
@@ -56,7 +59,8 @@ Test(jsonschema, names_the_failing_path) {
 }
 
 Test(jsonschema, closed_objects_refuse_unknown_keys) {
-    json_t *s = json_loads("{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{}}}", 0, NULL);
+    json_t *s = json_loads(
+        "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"a\":{}}}", 0, NULL);
     json_t *ok = json_loads("{\"a\":1}", 0, NULL), *bad = json_loads("{\"a\":1,\"b\":2}", 0, NULL);
     char err[200];
     cr_assert(jsonschema_validate(s, ok, err, sizeof err));

@@ -58,24 +58,28 @@ static const char *parse_error(const char *text) {
 #define BASE                                                                                       \
     "\"title\":\"t\",\"description\":\"d\",\"clip_seconds\":8,\"aspect_ratio\":\"9:16\","          \
     "\"resolution\":\"1080x1920\",\"fps\":30,\"hitl_gates\":[\"ideation\"],"                       \
-    "\"overlay\":{\"position\":\"top\",\"style\":\"s\"},\"caption_template\":\"{topic}\","          \
-    "\"tags\":[\"a\",\"b\",\"c\"],\"agents\":{\"ideator\":{\"instructions\":\"i\"},"                \
-    "\"producer\":{\"instructions\":\"p\"},\"editor\":{\"instructions\":\"e\"},"                    \
+    "\"overlay\":{\"position\":\"top\",\"style\":\"s\"},\"caption_template\":\"{topic}\","         \
+    "\"tags\":[\"a\",\"b\",\"c\"],\"agents\":{\"ideator\":{\"instructions\":\"i\"},"               \
+    "\"producer\":{\"instructions\":\"p\"},\"editor\":{\"instructions\":\"e\"},"                   \
     "\"publisher\":{\"instructions\":\"u\"}}"
 
 Test(project, invalid_fields_are_named) {
     cr_assert_str_eq(parse_error("{\"name\":\"x\",\"video_count\":2," BASE "}"), "");
     cr_assert_str_eq(parse_error("{\"name\":\"x\"," BASE "}"), "video_count: is required");
-    cr_assert_str_eq(parse_error("{\"name\":\"x\",\"video_count\":0," BASE "}"), "video_count: must be at least 1");
+    cr_assert_str_eq(parse_error("{\"name\":\"x\",\"video_count\":0," BASE "}"),
+                     "video_count: must be at least 1");
     cr_assert_str_eq(parse_error("{\"name\":\"y\",\"video_count\":2," BASE "}"),
                      "name: 'y' does not match the file name 'x'");
-    const char *bad_res = "{\"name\":\"x\",\"video_count\":2,\"title\":\"t\",\"description\":\"d\",\"clip_seconds\":8,"
-                          "\"aspect_ratio\":\"16:9\",\"resolution\":\"1080x1920\",\"fps\":30,\"hitl_gates\":[],"
-                          "\"overlay\":{\"position\":\"top\",\"style\":\"s\"},\"caption_template\":\"c\","
-                          "\"tags\":[\"a\",\"b\",\"c\"],\"agents\":{\"ideator\":{\"instructions\":\"i\"},"
-                          "\"producer\":{\"instructions\":\"p\"},\"editor\":{\"instructions\":\"e\"},"
-                          "\"publisher\":{\"instructions\":\"\"}}}";
-    cr_assert_str_eq(parse_error(bad_res), "agents.publisher.instructions: must be at least 1 characters");
+    const char *bad_res =
+        "{\"name\":\"x\",\"video_count\":2,\"title\":\"t\",\"description\":\"d\",\"clip_seconds\":"
+        "8,"
+        "\"aspect_ratio\":\"16:9\",\"resolution\":\"1080x1920\",\"fps\":30,\"hitl_gates\":[],"
+        "\"overlay\":{\"position\":\"top\",\"style\":\"s\"},\"caption_template\":\"c\","
+        "\"tags\":[\"a\",\"b\",\"c\"],\"agents\":{\"ideator\":{\"instructions\":\"i\"},"
+        "\"producer\":{\"instructions\":\"p\"},\"editor\":{\"instructions\":\"e\"},"
+        "\"publisher\":{\"instructions\":\"\"}}}";
+    cr_assert_str_eq(parse_error(bad_res),
+                     "agents.publisher.instructions: must be at least 1 characters");
 }
 
 Test(project, a_bad_file_stops_loading_with_its_path) {

@@ -98,9 +98,9 @@ Test(retention, finished_runs_lose_their_intermediate_media_after_the_retention)
     char old_done[37], old_failed[37], recent_done[37], live[37], gone[37];
     add_run("completed", 5, old_done);
     add_run("failed", 3, old_failed);
-    add_run("completed", 1, recent_done);            /* finished after the cutoff */
-    add_run("awaiting_ideation_approval", 9, live);  /* not terminal, however old */
-    crypto_uuid4(gone);                              /* no such run */
+    add_run("completed", 1, recent_done);           /* finished after the cutoff */
+    add_run("awaiting_ideation_approval", 9, live); /* not terminal, however old */
+    crypto_uuid4(gone);                             /* no such run */
     const char *ids[] = {old_done, old_failed, recent_done, live, gone};
     char clips[5][128], thumbs[5][128];
     for (int i = 0; i < 5; i++) {

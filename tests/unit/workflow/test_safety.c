@@ -12,8 +12,16 @@ static const char *hit(const char *text) {
 }
 
 Test(safety, whole_words_pass_when_they_only_contain_an_entry) {
-    const char *ok[] = {"a skill to learn", "the photoshoot went well", "bombastic claims", "Skills",
-                        "killjoy", "overshoot", "shootout", "hateful speech", "", "nothing here",
+    const char *ok[] = {"a skill to learn",
+                        "the photoshoot went well",
+                        "bombastic claims",
+                        "Skills",
+                        "killjoy",
+                        "overshoot",
+                        "shootout",
+                        "hateful speech",
+                        "",
+                        "nothing here",
                         "bombe glacée"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         cr_assert_null(hit(ok[i]), "'%s' should pass (matched %s)", ok[i], hit(ok[i]));
@@ -22,10 +30,18 @@ Test(safety, whole_words_pass_when_they_only_contain_an_entry) {
 Test(safety, entries_and_their_suffixes_match) {
     struct {
         const char *text, *entry;
-    } cases[] = {{"killing time", "kill"}, {"two bombs", "bomb"},     {"a shooting star", "shoot"},
-                 {"KILL", "kill"},         {"he was murdered", "murder"}, {"bombers", "bomb"},
-                 {"shooter", "shoot"},     {"kill.", "kill"},         {"(bomb)", "bomb"},
-                 {"x-kills-y", "kill"},    {"bombed", "bomb"},        {"punches", NULL}};
+    } cases[] = {{"killing time", "kill"},
+                 {"two bombs", "bomb"},
+                 {"a shooting star", "shoot"},
+                 {"KILL", "kill"},
+                 {"he was murdered", "murder"},
+                 {"bombers", "bomb"},
+                 {"shooter", "shoot"},
+                 {"kill.", "kill"},
+                 {"(bomb)", "bomb"},
+                 {"x-kills-y", "kill"},
+                 {"bombed", "bomb"},
+                 {"punches", NULL}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *h = hit(cases[i].text);
         if (cases[i].entry) {
@@ -56,7 +72,8 @@ Test(safety, first_entry_in_list_order_and_the_reason) {
 
 Test(safety, entries_are_trimmed_and_empty_ones_skipped) {
     char entry[64];
-    cr_assert(safety_blocked(" , Forbidden Words ,", "some forbidden words here", entry, sizeof entry));
+    cr_assert(
+        safety_blocked(" , Forbidden Words ,", "some forbidden words here", entry, sizeof entry));
     cr_assert_str_eq(entry, "forbidden words");
     cr_assert_not(safety_blocked("", "kill", entry, sizeof entry));
     cr_assert_not(safety_blocked(",,", "kill", entry, sizeof entry));
