@@ -441,30 +441,37 @@ Test(workflow, v2_idempotency_keys_replay_refuse_and_conflict, .timeout = 60) {
     cr_assert_eq(server_stop(&s, SIGTERM, 20000), 0);
 }
 
+/* A server whose LLM never answers (connection refused, a long retry delay), so that a v2 start
+ * waits its whole V2_WAIT_MS (wait_env: "V2_WAIT_MS=<ms>") with its run in `running`; env_out
+ * keeps the LLM settings for a restart. Sends a v2 start of brief with Idempotency-Key key on a
+ * connection of its own and returns that connection once the run exists. */
+#define NO_LLM_ENV                                                                                 \
+    "LLM_PROVIDER=openai", "LLM_BASE_URL=http://127.0.0.1:1/v1", "LLM_API_KEY=sk-x",               \
+        "JOB_RETRY_BASE_S=600", "JOB_RETRY_MAX_S=600"
+static int keyed_v2_start_that_waits(struct server *s, const char *wait_env, const char *key,
+                                     const char *body) {
+    const char *env[] = {NO_LLM_ENV, wait_env, NULL};
+    ra_start(s, env);
+    int fd = h_connect(s->port);
+    cr_assert_geq(fd, 0);
+    cr_assert(h_sendf(fd,
+                      "POST /v2/runs/start HTTP/1.1\r\nHost: x\r\n" JSON_KEY
+                      "Idempotency-Key: %s\r\nContent-Length: %zu\r\n\r\n%s",
+                      key, strlen(body), body));
+    int64_t deadline = h_now_ms() + 10000;
+    while (ra_db_count(s, "SELECT count(*) FROM runs") < 1 && h_now_ms() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return fd;
+}
+
 /* A retry while the first request still waits: 409. The LLM never answers (connection refused,
  * long retry delay), so the v2 start waits its whole V2_WAIT_MS with the run in `running`. */
 Test(workflow, v2_retry_while_the_first_waits_is_a_conflict, .timeout = 60) {
     struct server s;
-    const char *env[] = {"LLM_PROVIDER=openai",
-                         "LLM_BASE_URL=http://127.0.0.1:1/v1",
-                         "LLM_API_KEY=sk-x",
-                         "JOB_RETRY_BASE_S=600",
-                         "JOB_RETRY_MAX_S=600",
-                         "V2_WAIT_MS=3000",
-                         NULL};
-    ra_start(&s, env);
     const char *body = "{\"workflow\":\"motivational\",\"brief\":\"patience\"}";
-    int fd = h_connect(s.port);
-    cr_assert_geq(fd, 0);
-    cr_assert(h_sendf(fd,
-                      "POST /v2/runs/start HTTP/1.1\r\nHost: x\r\n" JSON_KEY
-                      "Idempotency-Key: v2-wait\r\nContent-Length: %zu\r\n\r\n%s",
-                      strlen(body), body));
-    int64_t deadline = h_now_ms() + 10000;
-    while (ra_db_count(&s, "SELECT count(*) FROM runs") < 1 && h_now_ms() < deadline) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    int fd = keyed_v2_start_that_waits(&s, "V2_WAIT_MS=3000", "v2-wait", body);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1, "the first request made its run");
     int st;
     json_t *j = ra_call(s.port, "POST", "/v2/runs/start", JSON_KEY "Idempotency-Key: v2-wait\r\n",
@@ -684,26 +691,8 @@ Test(workflow, v2_approve_moderates_content_override_and_data, .timeout = 60) {
  * first request is gone with its process); it waits on the same run and records its answer. */
 Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
     struct server s;
-    const char *env[] = {"LLM_PROVIDER=openai",
-                         "LLM_BASE_URL=http://127.0.0.1:1/v1",
-                         "LLM_API_KEY=sk-x",
-                         "JOB_RETRY_BASE_S=600",
-                         "JOB_RETRY_MAX_S=600",
-                         "V2_WAIT_MS=20000",
-                         NULL};
-    ra_start(&s, env);
     const char *body = "{\"workflow\":\"motivational\",\"brief\":\"crash in the middle\"}";
-    int fd = h_connect(s.port);
-    cr_assert_geq(fd, 0);
-    cr_assert(h_sendf(fd,
-                      "POST /v2/runs/start HTTP/1.1\r\nHost: x\r\n" JSON_KEY
-                      "Idempotency-Key: v2-crash\r\nContent-Length: %zu\r\n\r\n%s",
-                      strlen(body), body));
-    int64_t deadline = h_now_ms() + 10000;
-    while (ra_db_count(&s, "SELECT count(*) FROM runs") < 1 && h_now_ms() < deadline) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    int fd = keyed_v2_start_that_waits(&s, "V2_WAIT_MS=20000", "v2-crash", body);
     cr_assert_eq(ra_db_count(&s, "SELECT count(*) FROM runs"), 1);
     kill(s.pid, SIGKILL);
     int status;
@@ -712,14 +701,7 @@ Test(workflow, v2_keyed_start_survives_kill_9_during_its_wait, .timeout = 90) {
     close(fd);
     char dir[256];
     snprintf(dir, sizeof dir, "%s", s.dir);
-    const char *more[] = {"LLM_PROVIDER=openai",
-                          "LLM_BASE_URL=http://127.0.0.1:1/v1",
-                          "LLM_API_KEY=sk-x",
-                          "JOB_RETRY_BASE_S=600",
-                          "JOB_RETRY_MAX_S=600",
-                          "V2_WAIT_MS=300",
-                          NULL},
-               *env2[40];
+    const char *more[] = {NO_LLM_ENV, "V2_WAIT_MS=300", NULL}, *env2[40];
     ra_env(env2, 40, more);
     server_start_in(&s, dir, env2);
     struct resp r1, r2;
