@@ -11,6 +11,12 @@
  * queue gauges of /metrics (myloware_queue_jobs, myloware_queue_oldest_ready_age_seconds), and
  * /metrics waits for it the same way (health_then).
  *
+ * The queue counts scan every unfinished job (130 ms at a million queued runs): they run on a
+ * reader store of their own (store_open_reader: its own connection and thread, SQLite's WAL
+ * lets it read beside the writer), after the write, so that no request waits behind them on
+ * the database thread. Without a reader (Postgres, an in-memory database) they run in the
+ * probe's transaction, as before.
+ *
  * Circuits (checks.providers.*.circuit) are the dispatcher's of this process, read when the
  * body is rendered; `serve --role api` runs no jobs, so its circuits are always closed. An open
  * or half-open circuit makes the status "degraded" (200), like storage trouble.
@@ -38,6 +44,7 @@ struct waiter {
 
 struct health {
     app_t *app;
+    store_t *reader; /* the queue counts' store; NULL: they go to the main store */
     uv_timer_t deadline;
     bool running, timer_open;
     int64_t probed_ms;
@@ -47,7 +54,7 @@ struct health {
     struct queue_counts counts;
     /* written by the database thread, read in probe_done on the loop */
     int w_schema;
-    bool w_storage_ok;
+    bool w_storage_ok, w_counts_ok;
     struct queue_counts w_counts;
     struct waiter *waiting;
     size_t nwaiting, cap;
@@ -63,11 +70,25 @@ struct health *health_new(app_t *app) {
     uv_timer_init(&app->loop, &h->deadline);
     h->deadline.data = h;
     h->timer_open = true;
+    buf_t err;
+    buf_init(&err, 256);
+    int rc = store_open_reader(app->cfg, &h->reader, &err);
+    if (rc == 0 && store_attach_loop(h->reader, &app->loop) != 0) {
+        store_close(h->reader);
+        h->reader = NULL;
+        buf_puts(&err, "cannot attach it to the loop");
+        rc = ERR_IO;
+    }
+    if (rc && rc != ERR_NOTSUP)
+        log_warn("health", "no reader connection: the queue counts run on the database thread",
+                 LF_S("error", err.data ? err.data : ""));
+    buf_release(&err);
     return h;
 }
 
 static void free_after_close(uv_handle_t *t) {
     struct health *h = t->data;
+    store_close(h->reader); /* waits for a count still running; its answer is dropped */
     free(h->waiting);
     free(h->body);
     free(h);
@@ -76,19 +97,33 @@ static void free_after_close(uv_handle_t *t) {
 void health_close(struct health *h) {
     if (h && h->timer_open) {
         h->timer_open = false;
+        if (h->reader)
+            store_detach_loop(h->reader); /* now: before the app closes every handle left */
         uv_close((uv_handle_t *)&h->deadline, free_after_close);
     }
 }
 
-/* Database thread: the write, the schema version, the queue counts and the media directory. */
+/* Database thread: the write, the schema version, the media directory; and the queue counts
+ * when there is no reader store. */
 static int probe_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;
     h->w_storage_ok = access(config_str(h->app->cfg, S_MEDIA_DIR), W_OK) == 0;
+    h->w_counts_ok = false;
     int rc = tx->s->ops->probe_write(tx);
     if (rc == 0)
         rc = tx->s->ops->schema_version(tx, &h->w_schema);
-    if (rc == 0)
+    if (rc == 0 && !h->reader) {
         rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
+        h->w_counts_ok = rc == 0;
+    }
+    return rc;
+}
+
+/* The reader store's thread. */
+static int counts_unit(store_tx_t *tx, void *arg) {
+    struct health *h = arg;
+    int rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
+    h->w_counts_ok = rc == 0;
     return rc;
 }
 
@@ -116,6 +151,26 @@ static void deadline_cb(uv_timer_t *t) {
     answer_waiters(h);
 }
 
+static void probe_done(void *arg, int rc);
+
+static void counts_done(void *arg, int rc) {
+    if (rc)
+        log_warn("health", "queue counts failed", LF_S("error", err_name(rc)));
+    probe_done(arg, 0); /* the database took the write: up, whatever the counts did */
+}
+
+/* The write is done: then the counts, on the reader. */
+static void written(void *arg, int rc) {
+    struct health *h = arg;
+    if (rc || !h->reader) {
+        probe_done(h, rc);
+        return;
+    }
+    uv_timer_stop(
+        &h->deadline); /* the database is up: the deadline is the write's, not the counts' */
+    store_submit(h->reader, counts_unit, h, counts_done);
+}
+
 static void probe_done(void *arg, int rc) {
     struct health *h = arg;
     h->running = false;
@@ -126,7 +181,7 @@ static void probe_done(void *arg, int rc) {
     h->db_rc = rc;
     h->schema_version = h->w_schema;
     h->storage_ok = h->w_storage_ok;
-    if (rc == 0) {
+    if (rc == 0 && h->w_counts_ok) {
         h->counts = h->w_counts;
         set_queue_gauges(&h->counts);
     }
@@ -214,7 +269,7 @@ void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
     if (!h->running && age >= PROBE_EVERY_MS) {
         h->running = true;
         uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
-        store_submit(app->store, probe_unit, h, probe_done);
+        store_submit(app->store, probe_unit, h, written);
     }
     if (overdue || age < PROBE_EVERY_MS + PROBE_DEADLINE_MS) {
         fn(req);

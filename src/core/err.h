@@ -35,7 +35,8 @@
     X(NOMEM, -23, 500, "internal_error")                                                           \
     X(RANGE, -24, 416, "range_not_satisfiable")                                                    \
     X(BUSY, -25, 503, "unavailable")                                                               \
-    X(SCHEMA, -26, 500, "internal_error")
+    X(SCHEMA, -26, 500, "internal_error")                                                          \
+    X(NOTSUP, -27, 500, "internal_error") /* not in this backend or build */
 
 enum {
 #define X(name, val, status, code) ERR_##name = (val),

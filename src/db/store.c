@@ -308,7 +308,17 @@ int store_backup(const config_t *cfg, const char *dest, struct store_backup_info
     return ops->backup(cfg, dest, info, err);
 }
 
+static int open_with(const config_t *cfg, store_t **out, buf_t *err, bool reader);
+
 int store_open(const config_t *cfg, store_t **out, buf_t *err) {
+    return open_with(cfg, out, err, false);
+}
+
+int store_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
+    return open_with(cfg, out, err, true);
+}
+
+static int open_with(const config_t *cfg, store_t **out, buf_t *err, bool reader) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const struct store_ops *ops = NULL;
     if (strncmp(url, "sqlite:", 7) == 0)
@@ -333,8 +343,10 @@ int store_open(const config_t *cfg, store_t **out, buf_t *err) {
         trim_set = true;
         mallopt(M_TRIM_THRESHOLD, 32 << 20);
     }
+    if (reader && !ops->open_reader)
+        return ERR_NOTSUP;
     store_t *s = NULL;
-    int rc = ops->open(cfg, &s, err);
+    int rc = reader ? ops->open_reader(cfg, &s, err) : ops->open(cfg, &s, err);
     if (rc)
         return rc;
     struct store_thread *t = xcalloc(1, sizeof *t);

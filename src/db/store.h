@@ -171,6 +171,9 @@ struct store_backup_info {
 struct store_ops {
     const char *name; /* "sqlite", "postgres" */
     int (*open)(const config_t *cfg, store_t **out, buf_t *err);
+    /* a connection for read-only units beside the writer's (store_open_reader); NULL or
+     * ERR_NOTSUP: none, read on the main store */
+    int (*open_reader)(const config_t *cfg, store_t **out, buf_t *err);
     int (*migrate)(store_t *s, int *from, int *to, buf_t *err);
     void (*close)(store_t *s);
     /* online copy of the database to a new file (store_backup); NULL: not supported */
@@ -271,6 +274,10 @@ struct store_tx {
 
 /* Opens the database named by DATABASE_URL (does not migrate) and starts its thread. */
 int store_open(const config_t *cfg, store_t **out, buf_t *err);
+/* A second store on the same database for read-only units (their own thread and connection),
+ * so that a long read never holds the writer's thread up. ERR_NOTSUP when the backend has none
+ * (Postgres, an in-memory SQLite database): use the main store. Writes through it fail. */
+int store_open_reader(const config_t *cfg, store_t **out, buf_t *err);
 /* Applies every pending migration in one transaction; *from and *to get the versions. */
 int store_migrate(store_t *s, int *from, int *to, buf_t *err);
 const char *store_backend(const store_t *s);

@@ -39,6 +39,7 @@ static const struct row spec[] = {
     {ERR_DB, "ERR_DB", 500, "internal_error"},
     {ERR_NOMEM, "ERR_NOMEM", 500, "internal_error"},
     {ERR_SCHEMA, "ERR_SCHEMA", 500, "internal_error"},
+    {ERR_NOTSUP, "ERR_NOTSUP", 500, "internal_error"},
     {ERR_UNAVAIL, "ERR_UNAVAIL", 503, "unavailable"},
     {ERR_BUSY, "ERR_BUSY", 503, "unavailable"},
     {ERR_SAFETYDOWN, "ERR_SAFETYDOWN", 503, "safety_unavailable"},
@@ -73,7 +74,7 @@ Test(err, the_table_here_covers_every_code) {
 }
 
 Test(err, unknown_codes_are_internal_errors) {
-    const int unknown[] = {1, 42, -27, -100, -999999, 2147483647, -2147483647 - 1};
+    const int unknown[] = {1, 42, -28, -100, -999999, 2147483647, -2147483647 - 1};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         cr_assert_eq(err_http_status(unknown[i]), 500, "%d", unknown[i]);
         cr_assert_str_eq(err_code_name(unknown[i]), "internal_error");

@@ -6,7 +6,9 @@
  * keep the writes small; a real SQLite file in a temporary directory.
  */
 #include <criterion/criterion.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,6 +181,108 @@ Test(store_sqlite, an_idle_wal_is_truncated) {
     cr_assert_eq(count_rows(&intact), 50);
 }
 
+/* A VFS over the default one that counts the syncs of main database files (every connection
+ * opened while it is the default goes through it, the checkpointer's included). */
+struct cfile {
+    const sqlite3_io_methods *methods;
+    int flags;
+    sqlite3_file *real; /* right after this struct, in the same allocation */
+};
+static sqlite3_vfs counting_vfs, *real_vfs;
+static atomic_int db_syncs;
+#define REAL(f) (((struct cfile *)(f))->real)
+static int c_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int c_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o) {
+    return REAL(f)->pMethods->xRead(REAL(f), b, n, o);
+}
+static int c_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o) {
+    return REAL(f)->pMethods->xWrite(REAL(f), b, n, o);
+}
+static int c_truncate(sqlite3_file *f, sqlite3_int64 n) {
+    return REAL(f)->pMethods->xTruncate(REAL(f), n);
+}
+static int c_sync(sqlite3_file *f, int flags) {
+    if (((struct cfile *)f)->flags & SQLITE_OPEN_MAIN_DB)
+        atomic_fetch_add(&db_syncs, 1);
+    return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int c_size(sqlite3_file *f, sqlite3_int64 *n) {
+    return REAL(f)->pMethods->xFileSize(REAL(f), n);
+}
+static int c_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int c_reserved(sqlite3_file *f, int *r) {
+    return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
+}
+static int c_fcntl(sqlite3_file *f, int op, void *a) {
+    if (op == SQLITE_FCNTL_FILE_POINTER) { /* the caller gets this file, as SQLite's own would */
+        *(sqlite3_file **)a = f;
+        return SQLITE_OK;
+    }
+    return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
+}
+static int c_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int c_dev(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int c_shmmap(sqlite3_file *f, int i, int sz, int ext, void volatile **pp) {
+    return REAL(f)->pMethods->xShmMap(REAL(f), i, sz, ext, pp);
+}
+static int c_shmlock(sqlite3_file *f, int o, int n, int fl) {
+    return REAL(f)->pMethods->xShmLock(REAL(f), o, n, fl);
+}
+static void c_shmbarrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int c_shmunmap(sqlite3_file *f, int del) {
+    return REAL(f)->pMethods->xShmUnmap(REAL(f), del);
+}
+static int c_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **pp) {
+    return REAL(f)->pMethods->xFetch(REAL(f), o, n, pp);
+}
+static int c_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p) {
+    return REAL(f)->pMethods->xUnfetch(REAL(f), o, p);
+}
+static const sqlite3_io_methods counting_io = {
+    3,         c_close,      c_read,     c_write, c_truncate, c_sync, c_size,
+    c_lock,    c_unlock,     c_reserved, c_fcntl, c_sector,   c_dev,  c_shmmap,
+    c_shmlock, c_shmbarrier, c_shmunmap, c_fetch, c_unfetch};
+static int c_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out) {
+    (void)v;
+    struct cfile *c = (struct cfile *)f;
+    c->real = (sqlite3_file *)(c + 1);
+    c->flags = flags;
+    c->methods = NULL;
+    int rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out);
+    if (c->real->pMethods)
+        c->methods = &counting_io;
+    return rc;
+}
+#undef REAL
+
+/* A PASSIVE checkpoint syncs the database file only when it copied the whole WAL, which steady
+ * writes seldom let it do: the checkpointer syncs it after every pass of its own, so that the
+ * writer's short copy before the WAL starts over has only its own pages to write out (it had
+ * every page of every pass since the last restart: an 80 ms stall under webhook load). */
+Test(store_sqlite, the_checkpointer_syncs_the_database_file_after_each_pass) {
+    real_vfs = sqlite3_vfs_find(NULL);
+    counting_vfs = *real_vfs;
+    counting_vfs.zName = "myloware-counting";
+    counting_vfs.szOsFile = (int)sizeof(struct cfile) + real_vfs->szOsFile;
+    counting_vfs.xOpen = c_open;
+    cr_assert_eq(sqlite3_vfs_register(&counting_vfs, 1), SQLITE_OK);
+    open_store("normal");
+    write_runs(300, 4);
+    for (int64_t deadline = clock_now_ms() + 20000;
+         stats().passes == 0 && clock_now_ms() < deadline;)
+        nap_ms(5);
+    struct sqlite_wal_stats s = stats(); /* every pass counted here has made its sync */
+    close_store();
+    sqlite3_vfs_unregister(&counting_vfs);
+    int syncs = atomic_load(&db_syncs);
+    cr_assert_geq(s.passes, 1, "the checkpointer thread never ran");
+    /* the writer's tail copies each copy the whole WAL: SQLite syncs after those itself */
+    cr_assert_geq(syncs, s.passes + s.writer_checkpoints,
+                  "%d syncs of the database file for %lld passes and %lld tail copies", syncs,
+                  (long long)s.passes, (long long)s.writer_checkpoints);
+}
+
 Test(store_sqlite, a_reader_on_an_old_snapshot_holds_the_wal_back_until_it_ends) {
     struct sqlite_wal_tuning t = small;
     t.idle_ms = 600000; /* no idle truncation before the reader's snapshot: it must be in the WAL */
@@ -269,4 +373,84 @@ Test(store_sqlite, the_run_budget_count_matches_count_star) {
     }
     sqlite3_finalize(c);
     sqlite3_close(db);
+}
+
+/* The reader store (store_open_reader): its own connection and thread beside the writer's. A
+ * read transaction held open on it does not hold up a write on the main store (the health
+ * probe's queue counts, a scan of every unfinished job, run there); it sees what was
+ * committed; nothing can be written through it. */
+struct held_read {
+    atomic_int reading, written;
+    int64_t rows_seen;
+    int rc;
+};
+
+static int held_read_unit(store_tx_t *tx, void *arg) {
+    struct held_read *h = arg;
+    struct queue_counts c;
+    h->rc = tx->s->ops->job_counts(tx, clock_now_ms(), &c); /* a read transaction is open */
+    h->rows_seen = c.ready;
+    atomic_store(&h->reading, 1);
+    for (int64_t deadline = clock_now_ms() + 10000;
+         !atomic_load(&h->written) && clock_now_ms() < deadline;)
+        nap_ms(2);
+    return 0;
+}
+
+static void *held_read_main(void *arg) {
+    store_t *reader = ((void **)arg)[0];
+    struct held_read *h = ((void **)arg)[1];
+    int rc = store_call(reader, held_read_unit, h);
+    if (rc && !h->rc)
+        h->rc = rc;
+    return NULL;
+}
+
+static int insert_job_unit(store_tx_t *tx, void *arg) {
+    (void)arg;
+    job_t j;
+    memset(&j, 0, sizeof j);
+    int64_t now = clock_now_ms();
+    crypto_uuid7(j.id, now);
+    snprintf(j.type, sizeof j.type, "test.reader");
+    j.payload = (char *)"{}";
+    j.state = JOB_QUEUED;
+    j.max_attempts = 1;
+    j.run_at = j.created_at = j.updated_at = now;
+    bool existed = false;
+    return tx->s->ops->job_insert(tx, &j, &existed);
+}
+
+Test(store_sqlite, a_read_on_the_reader_store_does_not_hold_up_the_writer) {
+    open_store("normal");
+    cr_assert_eq(store_call(st, insert_job_unit, NULL), 0);
+    store_t *reader = NULL;
+    buf_t err;
+    buf_init(&err, 256);
+    cr_assert_eq(store_open_reader(&cfg, &reader, &err), 0, "%s", err.data ? err.data : "");
+    buf_release(&err);
+    struct held_read h = {0};
+    void *args[2] = {reader, &h};
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, held_read_main, args), 0);
+    for (int64_t deadline = clock_now_ms() + 10000;
+         !atomic_load(&h.reading) && clock_now_ms() < deadline;)
+        nap_ms(2);
+    cr_assert(atomic_load(&h.reading), "the reader's unit never ran");
+    /* the write commits while the reader's transaction is open */
+    cr_assert_eq(store_call(st, insert_job_unit, NULL), 0);
+    cr_assert_eq(store_call(st, insert_job_unit, NULL), 0);
+    cr_assert(!atomic_load(&h.written));
+    atomic_store(&h.written, 1);
+    pthread_join(t, NULL);
+    cr_assert_eq(h.rc, 0);
+    cr_assert_eq(h.rows_seen, 1, "the reader saw %lld ready jobs", (long long)h.rows_seen);
+    /* a later read sees the writes; a write through the reader fails and changes nothing */
+    struct held_read again = {0};
+    atomic_store(&again.written, 1);
+    cr_assert_eq(store_call(reader, held_read_unit, &again), 0);
+    cr_assert_eq(again.rows_seen, 3);
+    cr_assert_neq(store_call(reader, insert_job_unit, NULL), 0);
+    store_close(reader);
+    close_store();
 }
