@@ -29,8 +29,15 @@ tmp=$(mktemp -d /tmp/myloware-bench-api-XXXXXX)
 # The load generator's own input (~250 MiB of signed deliveries per webhook round) goes to
 # memory when /dev/shm is there: written to the disk, its writeback came during a later round
 # and the server's syncs queued behind it (a 30-50 ms stall, the whole p99 of that round).
+# It needs ~700 bytes per delivery (WEBHOOK_RATE_MAX x DURATION of them per round); when
+# /dev/shm is missing or smaller (a container's 64 MiB), the disk it is.
+WEBHOOK_RATE_MAX=${WEBHOOK_RATE_MAX:-40000}
 gen=$tmp
-[ -d /dev/shm ] && [ -w /dev/shm ] && gen=$(mktemp -d /dev/shm/myloware-bench-api-XXXXXX)
+shm_need=$((WEBHOOK_RATE_MAX * DURATION * 700))
+shm_free=$(df --output=avail -B1 /dev/shm 2>/dev/null | tail -1)
+if [ -n "$shm_free" ] && [ "$shm_free" -gt "$shm_need" ] 2>/dev/null; then
+  gen=$(mktemp -d /dev/shm/myloware-bench-api-XXXXXX 2>/dev/null) || gen=$tmp
+fi
 pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp" "$gen"; }
 trap cleanup EXIT INT TERM
@@ -77,7 +84,6 @@ EOF
 # the latencies of that start were the round's p99. There are enough for WEBHOOK_RATE_MAX/s;
 # past the end a thread wraps around and repeats (answered "duplicate"): the stored count
 # printed at the end shows it.
-WEBHOOK_RATE_MAX=${WEBHOOK_RATE_MAX:-40000}
 make_deliveries() { # $1 round tag, $2 count, $3 file (FILE.1 and FILE.2 are written)
   python3 - "$SECRET" "$1" "$2" "$3" <<'PY'
 import base64, hmac, hashlib, sys, time, uuid
@@ -136,7 +142,8 @@ bench() { # $1 label, $2 lua, $3 conns: prints "req/s p50 p99" of the median run
   for r in $(seq 1 "$RUNS"); do
     args=("c$conns.$r") # the round's tag (bench runs in a subshell: no counter survives it)
     if [ "$label" = webhooks ]; then
-      make_deliveries "${args[0]}" $((WEBHOOK_RATE_MAX * DURATION)) "$gen/deliveries.txt"
+      make_deliveries "${args[0]}" $((WEBHOOK_RATE_MAX * DURATION)) "$gen/deliveries.txt" ||
+        { echo "cannot write the deliveries to $gen" >&2; exit 2; }
       args+=("$gen/deliveries.txt")
     fi
     sync # each round starts with nothing of the last one (or of the generator) left to write back

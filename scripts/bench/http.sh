@@ -22,7 +22,9 @@
 #      scripts/bench/idle_conns.c, compiled into the temporary dir), cross-checked with the
 #      myloware_http_connections gauge of GET /metrics.
 #   5. prints a summary with the targets and PASS/FAIL, and the median of the per-round ratios
-#      (each round's myloware req/s over the nginx req/s of the same round).
+#      (each round's myloware req/s, and p99, over nginx's in the same round). The p99 target is
+#      2 ms; when nginx's own p99 is above it (the load generator shares the 2 cores), it is
+#      matching nginx: the median of the per-round p99 ratios at most 1.
 # Each run also shows the CPU used by the server, by wrk and by every other process (user time,
 # from /proc/stat); when other processes used more than 15% of a CPU in a run the summary says
 # the machine was not quiet and the figures are not comparable with the reference.
@@ -499,7 +501,7 @@ echo
 
 # ---- 4. summary --------------------------------------------------------------------------
 
-declare -A M_RPS M_P50 M_P99 M_ERR M_RANGE M_OTHER M_USREQ
+declare -A M_RPS M_P50 M_P99 M_ERR M_RANGE M_OTHER M_USREQ P99_RATIO MED_P99
 MAX_OTHER=0
 for key in "${KEYS[@]}"; do
     median "$key"
@@ -531,7 +533,17 @@ for key in "${KEYS[@]}"; do
         awk -v a="${RPS[$key:$r]}" -v b="${RPS[nginx:$r]}" 'BEGIN {printf "%.3f\n", a / b}'
     done | sort -g)
     echo "  $key / nginx per round: $(echo $rr | tr ' ' ' '); median $(echo "$rr" | awk -v n="$RUNS" 'NR == int((n + 1) / 2)')x"
+    pr=$(for ((r = 1; r <= RUNS; r++)); do
+        awk -v a="${P99[$key:$r]}" -v b="${P99[nginx:$r]}" 'BEGIN {printf "%.3f\n", a / b}'
+    done | sort -g)
+    P99_RATIO[$key]=$(echo "$pr" | awk -v n="$RUNS" 'NR == int((n + 1) / 2)')
+    echo "  $key p99 / nginx p99 per round: $(echo $pr); median ${P99_RATIO[$key]}x"
 done
+for key in "${KEYS[@]}"; do
+    MED_P99[$key]=$(for ((r = 1; r <= RUNS; r++)); do echo "${P99[$key:$r]}"; done | sort -g |
+        awk -v n="$RUNS" 'NR == int((n + 1) / 2)')
+done
+echo "  median p99 of the $RUNS rounds: $(for key in "${KEYS[@]}"; do printf '%s %s ms; ' "$key" "${MED_P99[$key]}"; done)"
 ((REPEATED > 0)) && echo "  ($REPEATED round(s) measured again because other processes were busy; see the runs above)"
 if ((MAX_OTHER > 15)); then
     echo "  WARNING: other processes used up to $MAX_OTHER% of a CPU during a run (2 CPUs = 200%): the machine"
@@ -545,11 +557,11 @@ verdict() { # condition (awk expression, 1 = pass)
 }
 NG_P99=${M_P99[nginx]}
 if [[ $(awk -v p="$NG_P99" -v t="$T_P99_MS" 'BEGIN {print (p > t)}') == 1 ]]; then
-    P99_TARGET="<= nginx p99 ($NG_P99 ms; nginx's own p99 > $T_P99_MS ms)"
-    P99_OP="<="; P99_LIM=$NG_P99
+    P99_TARGET="p99 <= nginx's round by round (nginx's own p99 $NG_P99 ms > $T_P99_MS ms): median ratio <= 1"
+    P99_OP="<="; P99_LIM=$NG_P99; P99_BY_RATIO=1
 else
     P99_TARGET="< $T_P99_MS ms"
-    P99_OP="<"; P99_LIM=$T_P99_MS
+    P99_OP="<"; P99_LIM=$T_P99_MS; P99_BY_RATIO=0
 fi
 
 row() { printf '  %-42s %-48s %-26s %s\n' "$1" "$2" "$3" "$4"; }
@@ -559,7 +571,15 @@ check_http() { # key label counts(1/0)
     local key=$1 label=$2 counts=$3 ratio v1 v2
     ratio=$(awk -v a="${M_RPS[$key]}" -v b="${M_RPS[nginx]}" 'BEGIN {printf "%.3f", a / b}')
     v1=$(verdict "$ratio >= $T_RATIO")
-    v2=$(verdict "${M_P99[$key]} $P99_OP $P99_LIM")
+    local p99m="${M_P99[$key]} ms"
+    if ((P99_BY_RATIO)); then
+        # Each round's p99 against nginx's in the same round: one round's p99 is a few samples
+        # at the scheduler's 4 ms tick, and the median run (by req/s) picks one of them.
+        v2=$(verdict "${P99_RATIO[$key]} <= 1")
+        p99m="${M_P99[$key]} ms; median ratio ${P99_RATIO[$key]}x"
+    else
+        v2=$(verdict "${M_P99[$key]} $P99_OP $P99_LIM")
+    fi
     if [[ ${M_ERR[$key]} != 0 ]]; then v1=FAIL; fi
     if [[ $counts == 1 ]]; then
         [[ $v1 == FAIL ]] && ((FAILS++))
@@ -569,7 +589,7 @@ check_http() { # key label counts(1/0)
     fi
     row "req/s vs nginx $label" ">= ${T_RATIO}x nginx, no errors" \
         "$(printf '%.0f / %.0f = %.2fx' "${M_RPS[$key]}" "${M_RPS[nginx]}" "$ratio")" "$v1"
-    row "p99 latency $label" "$P99_TARGET" "${M_P99[$key]} ms" "$v2"
+    row "p99 latency $label" "$P99_TARGET" "$p99m" "$v2"
 }
 check_http myloware "(default, LOG_LEVEL=info)" 1
 v=$(verdict "$IDLE_RSS < $T_IDLE_MIB * 1024")

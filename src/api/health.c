@@ -13,9 +13,10 @@
  *
  * The queue counts scan every unfinished job (130 ms at a million queued runs): they run on a
  * reader store of their own (store_open_reader: its own connection and thread, SQLite's WAL
- * lets it read beside the writer), after the write, so that no request waits behind them on
- * the database thread. Without a reader (Postgres, an in-memory database) they run in the
- * probe's transaction, as before.
+ * lets it read beside the writer) once the write is done, so that no request waits behind
+ * them on the database thread; the probe does not wait for them either (/health shows the last
+ * counts meanwhile, and a count still running is not started again). Without a reader
+ * (Postgres, an in-memory database) they run in the probe's transaction.
  *
  * Circuits (checks.providers.*.circuit) are the dispatcher's of this process, read when the
  * body is rendered; `serve --role api` runs no jobs, so its circuits are always closed. An open
@@ -56,6 +57,9 @@ struct health {
     int w_schema;
     bool w_storage_ok, w_counts_ok;
     struct queue_counts w_counts;
+    /* written by the reader's thread, read in counts_done on the loop */
+    bool counting, r_counts_ok;
+    struct queue_counts r_counts;
     struct waiter *waiting;
     size_t nwaiting, cap;
     char *body; /* cached /health body */
@@ -122,8 +126,8 @@ static int probe_unit(store_tx_t *tx, void *arg) {
 /* The reader store's thread. */
 static int counts_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;
-    int rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
-    h->w_counts_ok = rc == 0;
+    int rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->r_counts);
+    h->r_counts_ok = rc == 0;
     return rc;
 }
 
@@ -151,28 +155,28 @@ static void deadline_cb(uv_timer_t *t) {
     answer_waiters(h);
 }
 
-static void probe_done(void *arg, int rc);
-
+/* Loop thread: the reader's counts are in (they do not hold the probe up: /health answers from
+ * the write's result meanwhile, with the last counts). */
 static void counts_done(void *arg, int rc) {
-    if (rc)
-        log_warn("health", "queue counts failed", LF_S("error", err_name(rc)));
-    probe_done(arg, 0); /* the database took the write: up, whatever the counts did */
-}
-
-/* The write is done: then the counts, on the reader. */
-static void written(void *arg, int rc) {
     struct health *h = arg;
-    if (rc || !h->reader) {
-        probe_done(h, rc);
+    h->counting = false;
+    if (rc || !h->r_counts_ok) {
+        log_warn("health", "queue counts failed", LF_S("error", err_name(rc ? rc : ERR_DB)));
         return;
     }
-    uv_timer_stop(
-        &h->deadline); /* the database is up: the deadline is the write's, not the counts' */
-    store_submit(h->reader, counts_unit, h, counts_done);
+    h->counts = h->r_counts;
+    set_queue_gauges(&h->counts);
+    free(h->body); /* the cached /health body shows the counts */
+    h->body = NULL;
 }
 
 static void probe_done(void *arg, int rc) {
     struct health *h = arg;
+    /* the counts on the reader: one at a time, never while the app stops */
+    if (rc == 0 && h->reader && !h->counting && !h->app->stopping) {
+        h->counting = true;
+        store_submit(h->reader, counts_unit, h, counts_done);
+    }
     h->running = false;
     uv_timer_stop(&h->deadline);
     h->probed_ms = clock_now_ms();
@@ -269,7 +273,7 @@ void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
     if (!h->running && age >= PROBE_EVERY_MS) {
         h->running = true;
         uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
-        store_submit(app->store, probe_unit, h, written);
+        store_submit(app->store, probe_unit, h, probe_done);
     }
     if (overdue || age < PROBE_EVERY_MS + PROBE_DEADLINE_MS) {
         fn(req);

@@ -36,7 +36,7 @@ struct ckpt {
     pthread_cond_t cv;      /* the checkpointer waits here */
     pthread_cond_t done_cv; /* a writer past hard_frames waits here for a pass to end */
     sqlite3 *db;            /* the checkpointer's own connection */
-    bool stop, want, in_pass, tail_done, idle_done;
+    bool stop, want, in_pass, tail_done, tail_partial, idle_done;
     int wal_frames; /* frames in the WAL after the writer's last commit */
     int backfilled; /* of those, copied into the database file (as last known) */
     int64_t last_commit_ms;
@@ -1424,7 +1424,7 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
     pthread_mutex_lock(&k->mu);
     if (frames < k->wal_frames) { /* the WAL started over */
         k->backfilled = 0;
-        k->tail_done = false;
+        k->tail_done = k->tail_partial = false;
         k->stats.restarts++;
     }
     if (frames > k->stats.max_frames)
@@ -1458,6 +1458,9 @@ static int wal_hook(void *ud, sqlite3 *db, const char *name, int frames) {
         k->stats.writer_checkpoints++;
         if (rc == SQLITE_OK && done >= 0)
             k->backfilled = done;
+        /* a reader's snapshot stopped the copy short (the health counts on their own
+         * connection): the WAL cannot start over yet; try again after the next pass */
+        k->tail_partial = !(rc == SQLITE_OK && done >= 0 && done >= log);
         pthread_mutex_unlock(&k->mu);
     }
     return SQLITE_OK;
@@ -1482,15 +1485,20 @@ static void *ckpt_main(void *arg) {
         if (k->want) {
             k->want = false;
             k->in_pass = true;
+            int before = k->backfilled;
             pthread_mutex_unlock(&k->mu);
             int log, done;
             int rc = checkpoint(k->db, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
-            if (rc == SQLITE_OK) /* synchronous is NORMAL or FULL, never OFF */
+            bool copied = rc == SQLITE_OK && done > before;
+            if (copied) /* synchronous is NORMAL or FULL, never OFF */
                 sync_db_file(k->db);
             metrics_add(M_DB_CHECKPOINTS, "by=\"checkpointer\"", 1);
             pthread_mutex_lock(&k->mu);
             k->in_pass = false;
             k->stats.passes++;
+            k->stats.synced_passes += copied;
+            if (k->tail_partial) /* the writer may copy the tail again */
+                k->tail_done = k->tail_partial = false;
             if (rc == SQLITE_OK && done >= 0 &&
                 k->wal_frames >= log) /* the same WAL as when it began */
                 k->backfilled = done;
@@ -1676,8 +1684,8 @@ static int sq_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
     const char *path = config_str(cfg, S_DATABASE_URL) + 7;
     if (strncmp(path, "//", 2) == 0)
         path += 2;
-    if (strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
-        return ERR_NOTSUP;
+    if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
+        return ERR_NOTSUP; /* "" and ":memory:" are private databases, a second one would differ */
     struct sqlite_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_sqlite_ops;
     s->path = xstrdup(path);
@@ -1694,6 +1702,14 @@ static int sq_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
     }
     sqlite3_busy_handler(s->db, busy_wait, NULL);
     int rc = exec(s->db, "PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;", err);
+    /* only in WAL mode does a long read leave the writer alone (a rollback journal's SHARED
+     * lock would hold its commits up) */
+    sqlite3_stmt *jm = NULL;
+    if (rc == 0 && !(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK &&
+                     sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) &&
+                     strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0))
+        rc = ERR_NOTSUP;
+    sqlite3_finalize(jm);
     if (rc) {
         sqlite3_close_v2(s->db);
         free(s->path);

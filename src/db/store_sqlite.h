@@ -21,9 +21,10 @@ struct sqlite_wal_tuning {
 
 struct sqlite_wal_stats {
     int wal_frames,
-        backfilled; /* now: the WAL's length after the last commit, and how much is copied */
-    int max_frames; /* the longest the WAL was after a commit */
-    int64_t passes; /* checkpoints by the checkpointer thread */
+        backfilled;        /* now: the WAL's length after the last commit, and how much is copied */
+    int max_frames;        /* the longest the WAL was after a commit */
+    int64_t passes;        /* checkpoints by the checkpointer thread */
+    int64_t synced_passes; /* of those, the ones that copied frames (the database file synced) */
     int64_t
         writer_checkpoints; /* checkpoints by the database thread (the tail, or past hard_frames) */
     int64_t restarts;       /* times the WAL started over from its beginning */
