@@ -95,7 +95,33 @@ static void close_walk(uv_handle_t *h, void *arg) {
 static void store_idle(void *ud);
 static bool close_providers(app_t *app);
 
-static void flush_logs(uv_prepare_t *p) { log_flush(); } /* once per loop turn, before it sleeps */
+/* Batched log lines (info and debug: the access lines) reach stderr at most LOG_FLUSH_MS after
+ * they were made, in one write: a write per loop turn was 10,000 syscalls a second on the loop
+ * thread under load, and the p99 of GET /health with the access log on was nginx's plus 1-2%
+ * (without it, 3% under). Warnings and errors are written at once (core/log.c); the rest are
+ * flushed when the loop ends. */
+#define LOG_FLUSH_MS 10
+static void flush_timer_cb(uv_timer_t *t) {
+    (void)t;
+    log_flush();
+}
+static void flush_logs(uv_prepare_t *p) { /* before the loop polls */
+    app_t *app = p->data;
+    if (log_pending() && !uv_is_active((uv_handle_t *)&app->log_timer))
+        uv_timer_start(&app->log_timer, flush_timer_cb, LOG_FLUSH_MS, 0);
+}
+static void log_flusher_start(app_t *app) {
+    uv_prepare_init(&app->loop, &app->log_prepare);
+    app->log_prepare.data = app;
+    uv_prepare_start(&app->log_prepare, flush_logs);
+    uv_timer_init(&app->loop, &app->log_timer);
+    uv_unref((uv_handle_t *)&app->log_timer); /* it never keeps the loop alive */
+}
+static void log_flusher_close(app_t *app) {
+    log_flush();
+    uv_close((uv_handle_t *)&app->log_prepare, NULL);
+    uv_close((uv_handle_t *)&app->log_timer, NULL);
+}
 
 /* Every piece that was running has stopped: close the rest so the loop ends. */
 static void finish(app_t *app) {
@@ -124,7 +150,7 @@ static void finish(app_t *app) {
     }
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
-    uv_close((uv_handle_t *)&app->log_prepare, NULL);
+    log_flusher_close(app);
     health_close(app->health); /* freed in its close callback */
     app->health = NULL;
 }
@@ -369,8 +395,7 @@ int app_run(const config_t *cfg, const struct app_opts *opts) {
     buf_release(&werr);
     uv_loop_init(&app->loop);
     log_batch_begin();
-    uv_prepare_init(&app->loop, &app->log_prepare);
-    uv_prepare_start(&app->log_prepare, flush_logs);
+    log_flusher_start(app);
     app->health = health_new(app);
     store_attach_loop(app->store, &app->loop);
 
@@ -449,7 +474,7 @@ static void fakes_finish(app_t *app) {
     app->finished = true;
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
-    uv_close((uv_handle_t *)&app->log_prepare, NULL);
+    log_flusher_close(app);
 }
 
 static void on_fakes_http_drained(http_server_t *s, void *ud) {
@@ -492,8 +517,7 @@ int app_fakes_serve(const config_t *cfg, int port) {
             fake_routes[nfake_routes++] = api_routes[i];
     uv_loop_init(&app->loop);
     log_batch_begin();
-    uv_prepare_init(&app->loop, &app->log_prepare);
-    uv_prepare_start(&app->log_prepare, flush_logs);
+    log_flusher_start(app);
     http_server_opts_t o;
     memset(&o, 0, sizeof o);
     o.host = config_str(cfg, S_HOST);

@@ -38,6 +38,7 @@ typedef struct app {
     struct workflow *workflow;     /* the run engine and the projects (workflow/workflow.h) */
     uv_signal_t sigterm, sigint;
     uv_prepare_t log_prepare;
+    uv_timer_t log_timer;
     int signals_seen;
     const char *role;     /* all, api, worker */
     bool stopping, finished, dispatcher_drained;

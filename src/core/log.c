@@ -219,6 +219,8 @@ void log_flush(void) {
     }
 }
 
+bool log_pending(void) { return batch && batch->len; }
+
 void log_batch_end(void) {
     log_flush();
     if (batch) {

@@ -35,10 +35,12 @@ bool log_enabled(enum log_level level);
 /* Changes the threshold; any thread. */
 void log_set_level(enum log_level level);
 /* Batching for the calling thread (the loop): debug and info lines are kept and written
- * together by log_flush() (call it once per loop turn) or when 64 KiB have piled up; warn and
- * error lines flush at once. log_batch_end() flushes and stops. */
+ * together by log_flush() (the app calls it at most 10 ms after a line) or when 64 KiB have
+ * piled up; warn and error lines flush at once. log_batch_end() flushes and stops. */
 void log_batch_begin(void);
 void log_flush(void);
+/* Whether batched lines wait for log_flush(). */
+bool log_pending(void);
 void log_batch_end(void);
 /* Writes one line. fields ends with an LFT_END entry; a NULL string value is skipped. */
 void log_write(enum log_level level, const char *module, const char *msg,

@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support/harness.h"
@@ -73,6 +74,40 @@ Test(http, health_answers_with_a_real_probe_and_the_common_headers) {
     cr_assert_eq(json_integer_value(json_object_get(j, "schema_version")), latest_schema_version());
     json_decref(j);
     resp_free(&r);
+}
+
+/* The access line of a request (batched with the loop's other info lines) reaches the log
+ * within its flush delay, also when nothing else happens afterwards. */
+Test(http, the_access_line_reaches_the_log_while_the_server_idles) {
+    struct resp r;
+    cr_assert(
+        h_request(srv.port, "GET", "/health", "X-Request-ID: access-line-idle-1\r\n", NULL, &r));
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+    int64_t deadline = h_now_ms() + 5000;
+    char *log = NULL, *line = NULL;
+    for (;;) {
+        free(log);
+        log = server_log(&srv);
+        line = strstr(log, "\"request_id\":\"access-line-idle-1\"");
+        if (line || h_now_ms() > deadline)
+            break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert(line, "no access line for the request in:\n%s", log);
+    char *start = line;
+    while (start > log && start[-1] != '\n')
+        start--;
+    char *end = strchr(line, '\n');
+    cr_assert(end, "the access line is not whole");
+    *end = '\0';
+    cr_assert(strstr(start, "\"msg\":\"request\""), "%s", start);
+    cr_assert(strstr(start, "\"method\":\"GET\""), "%s", start);
+    cr_assert(strstr(start, "\"route\":\"/health\""), "%s", start);
+    cr_assert(strstr(start, "\"status\":200"), "%s", start);
+    cr_assert(strstr(start, "\"duration_ms\":"), "%s", start);
+    free(log);
 }
 
 Test(http, request_id_is_echoed_only_when_valid) {
