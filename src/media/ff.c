@@ -33,19 +33,10 @@ static char load_err[512]; /* the reason of a failed load, given to every caller
 
 const char *ff_soname(enum ff_lib lib) { return lib >= 0 && lib < FF_NLIBS ? sonames[lib] : "?"; }
 
-/* A failed load closes the libraries it had opened, the last first (dependants before what
- * they depend on). Not in AddressSanitizer builds: LeakSanitizer cannot trace what the unloaded
- * libraries' constructors allocated (it reports it as leaks of an "unknown module"). */
-static void close_all(void *h[FF_NLIBS]) {
-    for (int i = FF_NLIBS - 1; i >= 0; i--)
-        if (h[i]) {
-#ifndef __SANITIZE_ADDRESS__
-            dlclose(h[i]);
-#endif
-            h[i] = NULL;
-        }
-}
-
+/* A failed load leaves the libraries it had opened loaded: the failure is final for the process
+ * (pthread_once; every caller gets load_err), and unloading them would gain nothing
+ * (LeakSanitizer would report what their constructors allocated as leaks of an "unknown
+ * module"). */
 static void load(void) {
     void *h[FF_NLIBS] = {0};
     for (int i = 0; i < FF_NLIBS; i++) {
@@ -56,7 +47,6 @@ static void load(void) {
             snprintf(load_err, sizeof load_err, "cannot load the FFmpeg library %s: %s", sonames[i],
                      why ? why : "unknown error");
             load_rc = ERR_INTERNAL;
-            close_all(h);
             return;
         }
     }
@@ -70,7 +60,6 @@ static void load(void) {
                      "cannot load the FFmpeg library %s: it has no function %s", sonames[lib],     \
                      #name);                                                                       \
             load_rc = ERR_INTERNAL;                                                                \
-            close_all(h);                                                                          \
             return;                                                                                \
         }                                                                                          \
         memcpy(&api.name, &p, sizeof p);                                                           \
