@@ -117,8 +117,7 @@ static void log_flusher_start(app_t *app) {
     uv_timer_init(&app->loop, &app->log_timer);
     uv_unref((uv_handle_t *)&app->log_timer); /* it never keeps the loop alive */
 }
-static void log_flusher_close(app_t *app) {
-    log_flush();
+static void log_flusher_close(app_t *app) { /* what is left is written by log_batch_end() */
     uv_close((uv_handle_t *)&app->log_prepare, NULL);
     uv_close((uv_handle_t *)&app->log_timer, NULL);
 }

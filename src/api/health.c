@@ -12,9 +12,9 @@
  * /metrics waits for it the same way (health_then).
  *
  * The queue counts scan every unfinished job (130 ms at a million queued runs): they run on a
- * reader store of their own (store_open_reader: its own connection and thread, SQLite's WAL
- * lets it read beside the writer) once the write is done, so that no request waits behind
- * them on the database thread; the probe does not wait for them either (/health shows the last
+ * reader store of their own (store_open_reader, at the first probe: its own connection and
+ * thread, SQLite's WAL lets it read beside the writer) once the write is done, so that no
+ * request waits behind them on the database thread; the probe does not wait for them either (/health shows the last
  * counts meanwhile, and a count still running is not started again). Without a reader
  * (Postgres, an in-memory database) they run in the probe's transaction.
  *
@@ -45,7 +45,9 @@ struct waiter {
 
 struct health {
     app_t *app;
-    store_t *reader; /* the queue counts' store; NULL: they go to the main store */
+    store_t *reader;   /* the queue counts' store; NULL: they go to the main store */
+    bool reader_tried; /* opened at the first probe (a worker never probes) */
+    bool counting;     /* the reader's counts are running */
     uv_timer_t deadline;
     bool running, timer_open;
     int64_t probed_ms;
@@ -55,11 +57,8 @@ struct health {
     struct queue_counts counts;
     /* written by the database thread, read in probe_done on the loop */
     int w_schema;
-    bool w_storage_ok, w_counts_ok;
-    struct queue_counts w_counts;
-    /* written by the reader's thread, read in counts_done on the loop */
-    bool counting, r_counts_ok;
-    struct queue_counts r_counts;
+    bool w_storage_ok;
+    struct queue_counts w_counts; /* by the reader's thread instead when there is a reader */
     struct waiter *waiting;
     size_t nwaiting, cap;
     char *body; /* cached /health body */
@@ -74,10 +73,16 @@ struct health *health_new(app_t *app) {
     uv_timer_init(&app->loop, &h->deadline);
     h->deadline.data = h;
     h->timer_open = true;
+    return h;
+}
+
+/* Opens the reader store, once (loop thread, before the first probe is submitted). */
+static void open_reader(struct health *h) {
+    h->reader_tried = true;
     buf_t err;
     buf_init(&err, 256);
-    int rc = store_open_reader(app->cfg, &h->reader, &err);
-    if (rc == 0 && store_attach_loop(h->reader, &app->loop) != 0) {
+    int rc = store_open_reader(h->app->cfg, &h->reader, &err);
+    if (rc == 0 && store_attach_loop(h->reader, &h->app->loop) != 0) {
         store_close(h->reader);
         h->reader = NULL;
         buf_puts(&err, "cannot attach it to the loop");
@@ -87,7 +92,6 @@ struct health *health_new(app_t *app) {
         log_warn("health", "no reader connection: the queue counts run on the database thread",
                  LF_S("error", err.data ? err.data : ""));
     buf_release(&err);
-    return h;
 }
 
 static void free_after_close(uv_handle_t *t) {
@@ -112,23 +116,18 @@ void health_close(struct health *h) {
 static int probe_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;
     h->w_storage_ok = access(config_str(h->app->cfg, S_MEDIA_DIR), W_OK) == 0;
-    h->w_counts_ok = false;
     int rc = tx->s->ops->probe_write(tx);
     if (rc == 0)
         rc = tx->s->ops->schema_version(tx, &h->w_schema);
-    if (rc == 0 && !h->reader) {
+    if (rc == 0 && !h->reader)
         rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
-        h->w_counts_ok = rc == 0;
-    }
     return rc;
 }
 
 /* The reader store's thread. */
 static int counts_unit(store_tx_t *tx, void *arg) {
     struct health *h = arg;
-    int rc = tx->s->ops->job_counts(tx, clock_now_ms(), &h->r_counts);
-    h->r_counts_ok = rc == 0;
-    return rc;
+    return tx->s->ops->job_counts(tx, clock_now_ms(), &h->w_counts);
 }
 
 static void answer_waiters(struct health *h) {
@@ -146,6 +145,12 @@ static void set_queue_gauges(const struct queue_counts *c) {
     metrics_set(M_QUEUE_OLDEST, "", c->oldest_ready_age_s);
 }
 
+/* Loop thread: w_counts holds new counts. */
+static void take_counts(struct health *h) {
+    h->counts = h->w_counts;
+    set_queue_gauges(&h->counts);
+}
+
 /* The probe is still on the database thread (a lock held elsewhere): answer "down" now. */
 static void deadline_cb(uv_timer_t *t) {
     struct health *h = t->data;
@@ -160,12 +165,11 @@ static void deadline_cb(uv_timer_t *t) {
 static void counts_done(void *arg, int rc) {
     struct health *h = arg;
     h->counting = false;
-    if (rc || !h->r_counts_ok) {
-        log_warn("health", "queue counts failed", LF_S("error", err_name(rc ? rc : ERR_DB)));
+    if (rc) {
+        log_warn("health", "queue counts failed", LF_S("error", err_name(rc)));
         return;
     }
-    h->counts = h->r_counts;
-    set_queue_gauges(&h->counts);
+    take_counts(h);
     free(h->body); /* the cached /health body shows the counts */
     h->body = NULL;
 }
@@ -185,10 +189,8 @@ static void probe_done(void *arg, int rc) {
     h->db_rc = rc;
     h->schema_version = h->w_schema;
     h->storage_ok = h->w_storage_ok;
-    if (rc == 0 && h->w_counts_ok) {
-        h->counts = h->w_counts;
-        set_queue_gauges(&h->counts);
-    }
+    if (rc == 0 && !h->reader) /* counted in the probe */
+        take_counts(h);
     answer_waiters(h);
     app_health_idle(h->app);
 }
@@ -271,6 +273,8 @@ void health_then(http_req_t *req, void (*fn)(http_req_t *req)) {
     int64_t age = clock_now_ms() - h->probed_ms;
     bool overdue = h->running && !uv_is_active((uv_handle_t *)&h->deadline);
     if (!h->running && age >= PROBE_EVERY_MS) {
+        if (!h->reader_tried)
+            open_reader(h);
         h->running = true;
         uv_timer_start(&h->deadline, deadline_cb, PROBE_DEADLINE_MS, 0);
         store_submit(app->store, probe_unit, h, probe_done);

@@ -308,16 +308,6 @@ int store_backup(const config_t *cfg, const char *dest, struct store_backup_info
     return ops->backup(cfg, dest, info, err);
 }
 
-static int open_with(const config_t *cfg, store_t **out, buf_t *err, bool reader);
-
-int store_open(const config_t *cfg, store_t **out, buf_t *err) {
-    return open_with(cfg, out, err, false);
-}
-
-int store_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
-    return open_with(cfg, out, err, true);
-}
-
 static int open_with(const config_t *cfg, store_t **out, buf_t *err, bool reader) {
     const char *url = config_str(cfg, S_DATABASE_URL);
     const struct store_ops *ops = NULL;
@@ -363,6 +353,14 @@ static int open_with(const config_t *cfg, store_t **out, buf_t *err, bool reader
     }
     *out = s;
     return 0;
+}
+
+int store_open(const config_t *cfg, store_t **out, buf_t *err) {
+    return open_with(cfg, out, err, false);
+}
+
+int store_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
+    return open_with(cfg, out, err, true);
 }
 
 void store_close(store_t *s) {

@@ -1674,6 +1674,21 @@ static int busy_wait(void *ud, int count) {
     return 1;
 }
 
+/* The file DATABASE_URL names: what follows "sqlite:" (or "sqlite://", for sqlite:///abs/path). */
+static const char *db_path(const config_t *cfg) {
+    const char *path = config_str(cfg, S_DATABASE_URL) + 7;
+    return strncmp(path, "//", 2) == 0 ? path + 2 : path;
+}
+
+static bool in_wal_mode(sqlite3 *db) {
+    sqlite3_stmt *jm = NULL;
+    bool wal = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK &&
+               sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) &&
+               strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
+    sqlite3_finalize(jm);
+    return wal;
+}
+
 /* A second connection to the same file for read-only work that would hold the writer up: the
  * queue counts of the health probe scan every unfinished job (130 ms at a million queued runs,
  * every request behind it waiting on the database thread). In WAL mode a reader never blocks
@@ -1681,39 +1696,31 @@ static int busy_wait(void *ud, int count) {
  * transactions are deferred (BEGIN), so they take no write lock. ERR_NOTSUP for an in-memory
  * database (a second connection would be another database). */
 static int sq_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
-    const char *path = config_str(cfg, S_DATABASE_URL) + 7;
-    if (strncmp(path, "//", 2) == 0)
-        path += 2;
+    const char *path = db_path(cfg);
     if (!*path || strcmp(path, ":memory:") == 0 || strncmp(path, "file:", 5) == 0)
         return ERR_NOTSUP; /* "" and ":memory:" are private databases, a second one would differ */
     struct sqlite_store *s = xcalloc(1, sizeof *s);
     s->base.ops = &store_sqlite_ops;
     s->path = xstrdup(path);
     s->reader = true;
+    int rc = 0;
     /* read-write without create: a WAL reader needs the shared-memory file */
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) {
         buf_printf(err, "cannot open database '%s' for reading: %s", path,
                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        sqlite3_close_v2(s->db);
-        free(s->path);
-        free(s);
-        return ERR_DB;
+        rc = ERR_DB;
     }
-    sqlite3_busy_handler(s->db, busy_wait, NULL);
-    int rc = exec(s->db, "PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;", err);
+    if (rc == 0) {
+        sqlite3_busy_handler(s->db, busy_wait, NULL);
+        rc = exec(s->db, "PRAGMA query_only = 1; PRAGMA temp_store = MEMORY;", err);
+    }
     /* only in WAL mode does a long read leave the writer alone (a rollback journal's SHARED
      * lock would hold its commits up) */
-    sqlite3_stmt *jm = NULL;
-    if (rc == 0 && !(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK &&
-                     sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) &&
-                     strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0))
+    if (rc == 0 && !in_wal_mode(s->db))
         rc = ERR_NOTSUP;
-    sqlite3_finalize(jm);
     if (rc) {
-        sqlite3_close_v2(s->db);
-        free(s->path);
-        free(s);
+        sq_close(&s->base); /* no checkpointer was started */
         return rc;
     }
     *out = &s->base;
@@ -1721,10 +1728,7 @@ static int sq_open_reader(const config_t *cfg, store_t **out, buf_t *err) {
 }
 
 static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
-    const char *url = config_str(cfg, S_DATABASE_URL);
-    const char *path = url + 7; /* after "sqlite:" */
-    if (strncmp(path, "//", 2) == 0)
-        path += 2; /* sqlite:///abs/path */
+    const char *path = db_path(cfg);
     /* No memory statistics (nobody reads them): without them SQLite's allocator takes no global
      * mutex per malloc and free. Only possible before SQLite's first use (else SQLITE_MISUSE,
      * harmless). */
@@ -1761,12 +1765,7 @@ static int sq_open(const config_t *cfg, store_t **out, buf_t *err) {
              sync);
     if ((rc = exec(s->db, pragmas, err)) != 0)
         goto fail;
-    sqlite3_stmt *jm = NULL;
-    bool wal = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK &&
-               sqlite3_step(jm) == SQLITE_ROW && sqlite3_column_text(jm, 0) &&
-               strcmp((const char *)sqlite3_column_text(jm, 0), "wal") == 0;
-    sqlite3_finalize(jm);
-    if (wal)
+    if (in_wal_mode(s->db))
         ckpt_start(s, sync);
     *out = &s->base;
     return 0;
@@ -1791,9 +1790,7 @@ static int sync_path(const char *path, bool dir) {
 
 static int sq_backup(const config_t *cfg, const char *dest, struct store_backup_info *info,
                      buf_t *err) {
-    const char *path = config_str(cfg, S_DATABASE_URL) + 7; /* after "sqlite:" */
-    if (strncmp(path, "//", 2) == 0)
-        path += 2;
+    const char *path = db_path(cfg);
     sqlite3 *src = NULL, *dst = NULL;
     sqlite3_backup *b = NULL;
     sqlite3_stmt *st = NULL;

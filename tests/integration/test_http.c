@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "support/harness.h"
@@ -84,17 +83,8 @@ Test(http, the_access_line_reaches_the_log_while_the_server_idles) {
         h_request(srv.port, "GET", "/health", "X-Request-ID: access-line-idle-1\r\n", NULL, &r));
     cr_assert_eq(r.status, 200);
     resp_free(&r);
-    int64_t deadline = h_now_ms() + 5000;
-    char *log = NULL, *line = NULL;
-    for (;;) {
-        free(log);
-        log = server_log(&srv);
-        line = strstr(log, "\"request_id\":\"access-line-idle-1\"");
-        if (line || h_now_ms() > deadline)
-            break;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    char *log = server_log_wait(&srv, "\"request_id\":\"access-line-idle-1\"", 5000);
+    char *line = strstr(log, "\"request_id\":\"access-line-idle-1\"");
     cr_assert(line, "no access line for the request in:\n%s", log);
     char *start = line;
     while (start > log && start[-1] != '\n')

@@ -1335,15 +1335,7 @@ Test(runs, telegram_messages_at_the_gates, .timeout = 60) {
     }
     cr_assert_eq(sent, 1, "one message for the ideation gate");
     /* the client's info line is batched (written within 10 ms): wait for it */
-    char *log = NULL;
-    for (deadline = h_now_ms() + 5000;;) {
-        free(log);
-        log = server_log(&s);
-        if (strstr(log, "sendMessage\",\"status\":200") || h_now_ms() > deadline)
-            break;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    char *log = server_log_wait(&s, "sendMessage\",\"status\":200", 5000);
     cr_assert(strstr(log, "sendMessage\",\"status\":200"),
               "the message reached the (fake) Bot API");
     cr_assert_null(strstr(log, "123:test-token"), "the bot token is never logged");

@@ -47,6 +47,18 @@ char *server_log(const struct server *s) {
     return p;
 }
 
+char *server_log_wait(const struct server *s, const char *needle, int ms) {
+    int64_t deadline = h_now_ms() + ms;
+    for (;;) {
+        char *log = server_log(s);
+        if (strstr(log, needle) || h_now_ms() > deadline)
+            return log;
+        free(log);
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL); /* polling interval of a deadline-bounded wait */
+    }
+}
+
 void server_check_log(const struct server *s) {
     static const char *bad[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
                                 "runtime error:", "WARNING: ThreadSanitizer", "fatal:"};

@@ -57,6 +57,8 @@ bool server_alive(struct server *s);
 int run_cmd(const char *const *args, const char *const *env, char *out, size_t cap);
 /* The log file as a string (malloc'd). */
 char *server_log(const struct server *s);
+/* The log file once it holds needle, or at the deadline (ms from now) without it (malloc'd). */
+char *server_log_wait(const struct server *s, const char *needle, int ms);
 
 /* A connected blocking socket with a 10 s receive timeout, or -1. */
 int h_connect(int port);

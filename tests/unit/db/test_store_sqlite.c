@@ -214,11 +214,7 @@ static int c_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(
 static int c_reserved(sqlite3_file *f, int *r) {
     return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r);
 }
-static int c_fcntl(sqlite3_file *f, int op, void *a) {
-    if (op == SQLITE_FCNTL_FILE_POINTER) { /* the caller gets this file, as SQLite's own would */
-        *(sqlite3_file **)a = f;
-        return SQLITE_OK;
-    }
+static int c_fcntl(sqlite3_file *f, int op, void *a) { /* FILE_POINTER: SQLite gives this file */
     return REAL(f)->pMethods->xFileControl(REAL(f), op, a);
 }
 static int c_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
